@@ -1,0 +1,109 @@
+// The engine facade: starts the actor system (scheduler, block manager, executors) from the options
+// and offers submit / cancel / stats. Used by `troupe generate`, the HTTP listener and embedding
+// programs. Thread-safe; never blocks the caller on generation. Callbacks run on actor threads:
+// hand the work to your own executor (the listener uses asio::post).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/error.h"
+#include "config/memory_plan.h"
+#include "config/options.h"
+#include "runtime/model_config.h"
+#include "runtime/sampling_params.h"
+
+namespace troupe {
+
+class tokenizer;
+class chat_template;
+
+enum class finish_reason : uint8_t { none = 0, stop = 1, length = 2, cancelled = 3, error = 4 };
+const char* finish_reason_name(finish_reason r);  // "stop", "length", ...
+
+struct generation_request {
+  std::string request_id;           // unique per engine; the engine makes one if empty
+  std::vector<int32_t> prompt_ids;  // already tokenized (chat template applied by the caller)
+  sampling_params params;
+  int32_t n = 1;                    // independent choices sharing the prompt's KV blocks
+};
+
+struct top_logprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+struct token_logprobs {
+  int32_t token = 0;
+  float logprob = 0.0f;
+  std::vector<top_logprob> top;  // k most likely, best first (k = params.logprobs)
+};
+
+struct usage_info {
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  int32_t cached_prompt_tokens = 0;  // prompt tokens served from the prefix cache
+};
+
+struct generation_event {
+  std::string request_id;
+  int32_t index = 0;                  // which choice (0..n-1)
+  std::vector<int32_t> token_ids;     // tokens sampled since the previous event of this choice
+  std::string text;                   // their text; complete UTF-8; stop strings held back/cut
+  std::vector<token_logprobs> logprobs;  // one per token when params.logprobs >= 0
+  finish_reason finish = finish_reason::none;  // != none: last event of this choice
+  usage_info usage;                   // filled on each choice's final event (whole request)
+  double queue_time_s = 0.0;          // time spent waiting for admission (first event)
+};
+
+using event_callback = std::function<void(const generation_event&)>;
+using error_callback = std::function<void(const error&)>;
+
+struct engine_stats {
+  int64_t num_requests_running = 0;
+  int64_t num_requests_waiting = 0;
+  int64_t num_blocks_total = 0;
+  int64_t num_blocks_used = 0;    // leased by live sequences
+  int64_t num_blocks_cached = 0;  // reference count 0, kept for prefix hits
+  int64_t prefix_cache_queries = 0;  // tokens looked up
+  int64_t prefix_cache_hits = 0;     // tokens found
+  int64_t num_preemptions = 0;
+  int64_t prompt_tokens_total = 0;
+  int64_t generation_tokens_total = 0;
+  int64_t num_steps = 0;
+  int64_t num_step_failures = 0;
+  double last_step_age_s = 0.0;  // seconds since the last completed step (health)
+  bool busy = false;             // work is pending
+};
+
+class engine {
+ public:
+  // Loads the model, plans memory, starts the actors. Fails with a clear error (bad model file,
+  // plan that does not fit, ...).
+  static result<std::unique_ptr<engine>> start(const troupe_options& opts);
+  virtual ~engine() = default;
+
+  virtual const model_config& model() const = 0;
+  virtual const tokenizer* tok() const = 0;          // null for models without one
+  virtual const chat_template* chat() const = 0;     // null if the model has no template
+  virtual const memory_plan& plan() const = 0;
+  virtual const troupe_options& options() const = 0;
+
+  // Submits a request. Exactly one of: every choice ends with an event whose finish != none, or
+  // on_error is called once (overloaded, invalid, context_too_long, device_error, draining...).
+  virtual void submit(generation_request req, event_callback on_event, error_callback on_error) = 0;
+  // Cancels a request wherever it is (queued, prefilling, decoding); its blocks return at once.
+  // Its choices end with finish_reason::cancelled. Unknown ids are ignored.
+  virtual void cancel(const std::string& request_id) = 0;
+  // A snapshot of the counters (asks the actors; bounded wait).
+  virtual result<engine_stats> stats(std::chrono::milliseconds timeout) = 0;
+  // Stops admitting (submit answers `draining`), waits up to `timeout` for in-flight requests,
+  // then cancels the rest.
+  virtual void drain(std::chrono::milliseconds timeout) = 0;
+};
+
+}  // namespace troupe

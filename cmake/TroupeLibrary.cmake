@@ -1,0 +1,10 @@
+# troupe_library(NAME DIR ...): one static library per top-level folder, made of every .cpp in it.
+# Folders grow by adding files; no list to keep in sync.
+function(troupe_folder_library name)
+  cmake_parse_arguments(ARG "" "" "LINK;CUDA_SOURCES" ${ARGN})
+  file(GLOB _srcs CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/*.cpp")
+  add_library(${name} STATIC ${_srcs} ${ARG_CUDA_SOURCES})
+  target_include_directories(${name} PUBLIC "${PROJECT_SOURCE_DIR}")
+  target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+  target_link_libraries(${name} PUBLIC ${ARG_LINK})
+endfunction()

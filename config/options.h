@@ -1,0 +1,62 @@
+// Every option of troupe in one place, with LMDeploy's names where they exist. Filled from defaults,
+// then a config file (JSON; same keys as the long flags with '-' or '_'), then the command line.
+// The three limits are different things:
+//   max_concurrent_requests - requests admitted into the scheduler at once (others wait in a
+//                             bounded queue: max_queued_requests, queue_timeout, then HTTP 429);
+//   max_batch_size          - sequences in one forward step;
+//   KV blocks               - tokens resident in the cache (from the memory plan).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct model_options {
+  std::string model;          // GGUF file, HF folder, or config.json; empty = the default model
+  std::string dtype = "auto"; // auto|float32|bfloat16|float16 (runtime dtype on the device)
+  std::string load_format = "auto";  // auto|dummy (random weights from config.json)
+};
+
+struct engine_options {
+  model_options model;
+  std::string device = "cpu";  // cpu|cuda
+  int32_t tp = 1;
+  int32_t session_len = 0;                 // max tokens per sequence; 0 = model's max positions
+  int32_t max_batch_size = 128;            // sequences per forward step
+  int32_t max_prefill_token_num = 2048;    // prefill tokens per forward step
+  double cache_max_entry_count = 0.8;      // (0,1]: fraction of free memory; > 1: number of blocks
+  int32_t cache_block_seq_len = 64;        // tokens per KV block
+  std::optional<uint64_t> kv_cache_memory; // bytes; overrides cache_max_entry_count
+  bool enable_prefix_caching = true;
+  int32_t max_concurrent_requests = 256;   // requests in flight
+  int32_t max_queued_requests = 1024;      // admission queue bound
+  double queue_timeout_s = 30.0;           // longest wait in the admission queue
+  int32_t num_threads = 0;                 // CPU compute threads; 0 = hardware concurrency
+  std::optional<uint64_t> device_memory;   // plan for a device of this size (simulation)
+  int32_t step_timeout_ms = 600000;        // a forward step longer than this fails the step
+};
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;
+  std::string api_key;                // empty = no auth
+  std::string served_model_name;      // empty = derived from the model file
+  uint64_t max_body_bytes = 1 << 20;  // larger bodies get 413
+  int32_t max_connections = 1024;
+  double header_timeout_s = 10.0;     // the whole header must arrive within this
+  double idle_timeout_s = 60.0;       // an idle keep-alive connection is closed after this
+  double drain_timeout_s = 30.0;      // on SIGTERM: finish in-flight work for at most this long
+  int32_t max_n = 16;                 // largest `n` accepted
+};
+
+struct troupe_options {
+  engine_options engine;
+  server_options server;
+  std::string log_level = "info";
+  std::string config_file;
+};
+
+}  // namespace troupe

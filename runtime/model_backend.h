@@ -1,0 +1,26 @@
+// The interface every executor computes through: the CPU forward pass (runtime/) and the CUDA one
+// (kernels/) implement it; the executor actor owns one. The backend owns its weights and its pool of
+// KV blocks, sized once from the memory plan; forward() never allocates KV memory.
+#pragma once
+
+#include <cstdint>
+
+#include "config/error.h"
+#include "runtime/model_config.h"
+#include "runtime/step_batch.h"
+
+namespace troupe {
+
+class model_backend {
+ public:
+  virtual ~model_backend() = default;
+  virtual const model_config& config() const = 0;
+  // Number of KV blocks this backend holds; block ids in step batches are in [0, num_kv_blocks()).
+  virtual int64_t num_kv_blocks() const = 0;
+  virtual int64_t block_seq_len() const = 0;
+  // Runs one forward pass over `batch`, appending the new tokens' K/V into their blocks, and fills
+  // `out` with the requested logits. A failure fails the whole step (the executor reports it).
+  virtual status forward(const step_batch& batch, step_logits& out) = 0;
+};
+
+}  // namespace troupe

@@ -1,0 +1,39 @@
+// One forward step's input and output. A step mixes prefill chunks of some sequences with single
+// decode tokens of others; each sequence addresses its KV cache through a block table of block ids
+// leased from the block manager (cache_block_seq_len tokens per block).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace troupe {
+
+struct seq_step {
+  int64_t seq_id = 0;
+  std::vector<int32_t> tokens;       // [n] new tokens: a prefill chunk, or 1 decode token
+  int32_t start_pos = 0;             // position of tokens[0]; positions [0, start_pos) are in KV
+  std::vector<int32_t> block_table;  // block ids covering positions [0, start_pos + n)
+  bool want_logits = true;           // logits of the last new token (false: mid-prompt chunk)
+  bool want_all_logits = false;      // logits of every new token (tests, prompt logprobs)
+};
+
+struct step_batch {
+  std::vector<seq_step> seqs;
+  int64_t num_tokens() const {
+    int64_t n = 0;
+    for (const auto& s : seqs) n += static_cast<int64_t>(s.tokens.size());
+    return n;
+  }
+};
+
+struct step_logits {
+  // For each seq with want_logits: one row; with want_all_logits: one row per new token.
+  // rows[i] belongs to seqs[row_seq[i]]; each row is [vocab_size] float32.
+  std::vector<int32_t> row_seq;
+  std::vector<float> data;  // [num_rows, vocab_size]
+  int64_t vocab_size = 0;
+  int64_t num_rows() const { return vocab_size ? static_cast<int64_t>(data.size()) / vocab_size : 0; }
+  const float* row(int64_t i) const { return data.data() + i * vocab_size; }
+};
+
+}  // namespace troupe

@@ -1,0 +1,2 @@
+// PLACEHOLDER: replaced by the CLI (subcommands serve, generate, plan).
+int main() { return 0; }
