@@ -1,0 +1,226 @@
+// The `troupe` command line: CLI11 subcommands built from the option table, a JSON config file
+// applied first (pre-scanned from argv) so that flags given on the command line override it.
+#include "config/cli.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "config/option_table.h"
+
+namespace troupe {
+namespace {
+
+const char* kLimitsFooter =
+    "Three limits, three meanings:\n"
+    "  --max-concurrent-requests  requests in flight (admitted into the scheduler); more wait in a\n"
+    "                             bounded queue (--max-queued-requests, --queue-timeout), then HTTP 429\n"
+    "  --max-batch-size           sequences computed in one forward step\n"
+    "  KV blocks                  tokens resident in the cache, from the memory plan\n"
+    "                             (--cache-max-entry-count, --kv-cache-memory; see `troupe plan`)\n";
+
+std::string flag_key(std::string key) {
+  for (auto& c : key)
+    if (c == '_') c = '-';
+  return key;
+}
+
+std::string json_scalar_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  if (v.is_number_float()) {
+    std::ostringstream os;
+    os.precision(17);
+    os << v.get<double>();
+    return os.str();
+  }
+  return {};
+}
+
+void add_engine_options(CLI::App* app, troupe_options& opts) {
+  for (const auto& def : option_table()) {
+    app->add_option_function<std::string>(
+           "--" + def.name,
+           [&opts, &def](const std::string& v) {
+             auto st = def.set(opts, v);
+             if (!st) throw CLI::ValidationError(st.err().message);
+           },
+           def.help + (def.default_text.empty() ? "" : " [default: " + def.default_text + "]"))
+        ->group(def.group);
+  }
+  app->add_option("--config", opts.config_file, "JSON config file; keys are the long flag names")->group("config");
+}
+
+void add_sampling_options(CLI::App* app, sampling_params& params) {
+  for (const auto& def : sampling_option_table()) {
+    if (def.name == "stop") {  // repeatable: --stop a --stop b
+      app->add_option_function<std::vector<std::string>>(
+             "--stop",
+             [&params, &def](const std::vector<std::string>& vs) {
+               for (const auto& v : vs) (void)def.set(params, v);
+             },
+             def.help)
+          ->group("sampling");
+      continue;
+    }
+    app->add_option_function<std::string>(
+           "--" + def.name,
+           [&params, &def](const std::string& v) {
+             auto st = def.set(params, v);
+             if (!st) throw CLI::ValidationError(st.err().message);
+           },
+           def.help + (def.default_text.empty() ? "" : " [default: " + def.default_text + "]"))
+        ->group("sampling");
+  }
+}
+
+std::vector<int32_t> parse_id_list(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    size_t pos = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &pos);
+    } catch (...) {
+      throw CLI::ValidationError("--prompt-ids: '" + item + "' is not a token id");
+    }
+    if (pos != item.size() || v < 0 || v > INT32_MAX)
+      throw CLI::ValidationError("--prompt-ids: '" + item + "' is not a token id");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  if (ids.empty()) throw CLI::ValidationError("--prompt-ids: no token ids given");
+  return ids;
+}
+
+}  // namespace
+
+status apply_config_json(const std::string& json_text, const std::string& origin, troupe_options& opts) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(errc::invalid_argument, origin + ": invalid JSON: " + e.what());
+  }
+  if (!j.is_object()) return make_error(errc::invalid_argument, origin + ": the config file must hold a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    const std::string name = flag_key(key);
+    const option_def* def = nullptr;
+    for (const auto& d : option_table())
+      if (d.name == name) def = &d;
+    if (!def) return make_error(errc::invalid_argument, origin + ": unknown key '" + key + "'");
+    if (value.is_null()) continue;
+    const std::string text = json_scalar_text(value);
+    if (text.empty() && !value.is_string())
+      return make_error(errc::invalid_argument, origin + ": key '" + key + "' must be a string, number or boolean");
+    auto st = def->set(opts, text);
+    if (!st) return make_error(errc::invalid_argument, origin + ": " + st.err().message);
+  }
+  return ok_status();
+}
+
+status validate_options(const troupe_options& o) {
+  const auto& e = o.engine;
+  if (e.max_prefill_token_num < e.cache_block_seq_len)
+    return make_error(errc::invalid_argument, "--max-prefill-token-num (" + std::to_string(e.max_prefill_token_num) +
+                                                  ") must be at least --cache-block-seq-len (" +
+                                                  std::to_string(e.cache_block_seq_len) + ")");
+  if (e.session_len > 0 && e.session_len < 2)
+    return make_error(errc::invalid_argument, "--session-len must be at least 2 tokens");
+  if (e.device == "cuda" && e.model.dtype == "float32")
+    return make_error(errc::invalid_argument, "--device cuda runs bfloat16 or float16 weights; use --dtype bfloat16");
+  return ok_status();
+}
+
+cli_result parse_command_line(int argc, const char* const* argv) {
+  cli_result res;
+  // The config file first, so the command line overrides it.
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    std::string path;
+    if (a == "--config" && i + 1 < argc) path = argv[i + 1];
+    else if (a.rfind("--config=", 0) == 0) path = a.substr(9);
+    if (path.empty()) continue;
+    std::ifstream in(path);
+    if (!in) {
+      res.exit_code = 2;
+      res.output = "error: cannot open config file " + path + "\n";
+      return res;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto st = apply_config_json(ss.str(), path, res.options);
+    if (!st) {
+      res.exit_code = 2;
+      res.output = "error: " + st.err().message + "\n";
+      return res;
+    }
+  }
+
+  CLI::App app{"troupe - an LLM serving runtime built from actors"};
+  app.footer(kLimitsFooter);
+  app.require_subcommand(0, 1);
+  bool version = false;
+  app.add_flag("--version", version, "print the version and exit");
+
+  auto* serve = app.add_subcommand("serve", "serve the OpenAI-compatible HTTP/WebSocket API");
+  add_engine_options(serve, res.options);
+  serve->footer(kLimitsFooter);
+
+  auto* gen = app.add_subcommand("generate", "generate text from a prompt and print it as it comes");
+  add_engine_options(gen, res.options);
+  add_sampling_options(gen, res.generate.sampling);
+  gen->add_option("--prompt", res.generate.prompt, "the prompt text")->group("input");
+  gen->add_option_function<std::string>(
+         "--prompt-ids", [&res](const std::string& v) { res.generate.prompt_ids = parse_id_list(v); },
+         "token ids instead of text, e.g. 1,2,3 (for models without a tokenizer)")
+      ->group("input");
+  gen->add_flag("--chat", res.generate.chat, "apply the model's chat template to --prompt")->group("input");
+  gen->add_flag("--json", res.generate.json, "print {\"token_ids\": [...], \"text\": ...} at the end")->group("output");
+
+  auto* plan = app.add_subcommand("plan", "print the memory plan without starting anything");
+  add_engine_options(plan, res.options);
+  plan->add_flag("--json", res.plan.json, "print the plan as JSON");
+  plan->footer(kLimitsFooter);
+
+  std::ostringstream out, err;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    res.exit_code = app.exit(e, out, err);
+    res.output = out.str() + err.str();
+    res.command.clear();
+    return res;
+  }
+  if (version) {
+    res.output = "troupe " TROUPE_VERSION_STRING "\n";
+    return res;
+  }
+  if (serve->parsed()) res.command = "serve";
+  else if (gen->parsed()) res.command = "generate";
+  else if (plan->parsed()) res.command = "plan";
+  else {
+    res.output = app.help();
+    return res;
+  }
+  if (res.command == "generate" && res.generate.prompt.empty() && res.generate.prompt_ids.empty()) {
+    res.command.clear();
+    res.exit_code = 2;
+    res.output = "error: generate needs --prompt TEXT or --prompt-ids 1,2,3\n";
+    return res;
+  }
+  auto st = validate_options(res.options);
+  if (!st) {
+    res.command.clear();
+    res.exit_code = 2;
+    res.output = "error: " + st.err().message + "\n";
+  }
+  return res;
+}
+
+}  // namespace troupe

@@ -1,0 +1,214 @@
+// The table of every troupe option with its parser. Values are parsed strictly: "12abc" is not a
+// number, and every range error names the option and the allowed range.
+#include "config/option_table.h"
+
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+#include "config/memory_plan.h"
+
+namespace troupe {
+namespace {
+
+status bad(const std::string& name, const std::string& v, const std::string& why) {
+  return make_error(errc::invalid_argument, "--" + name + " " + v + ": " + why);
+}
+
+template <class T>
+status parse_int(const std::string& name, const std::string& v, T& out, long long lo, long long hi) {
+  long long x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec != std::errc() || p != v.data() + v.size()) return bad(name, v, "not an integer");
+  if (x < lo || x > hi) return bad(name, v, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  out = static_cast<T>(x);
+  return ok_status();
+}
+
+status parse_double(const std::string& name, const std::string& v, double& out, double lo, double hi) {
+  char* end = nullptr;
+  double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x)) return bad(name, v, "not a number");
+  if (x < lo || x > hi) {
+    std::ostringstream os;
+    os << "must be in [" << lo << ", " << hi << "]";
+    return bad(name, v, os.str());
+  }
+  out = x;
+  return ok_status();
+}
+
+status parse_float(const std::string& name, const std::string& v, float& out, double lo, double hi) {
+  double d = 0;
+  TROUPE_TRY(parse_double(name, v, d, lo, hi));
+  out = static_cast<float>(d);
+  return ok_status();
+}
+
+status parse_bool(const std::string& name, const std::string& v, bool& out) {
+  if (v == "true" || v == "1" || v == "on" || v == "yes") out = true;
+  else if (v == "false" || v == "0" || v == "off" || v == "no") out = false;
+  else return bad(name, v, "expected true or false");
+  return ok_status();
+}
+
+status one_of(const std::string& name, const std::string& v, std::string& out, std::vector<std::string> allowed) {
+  for (const auto& a : allowed)
+    if (v == a) {
+      out = v;
+      return ok_status();
+    }
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : "|") + a;
+  return bad(name, v, "expected " + list);
+}
+
+std::vector<option_def> build_table() {
+  using o = troupe_options;
+  std::vector<option_def> t;
+  auto add = [&](std::string name, std::string group, std::string help, std::string def,
+                 std::function<status(o&, const std::string&)> set) {
+    t.push_back({std::move(name), std::move(group), std::move(help), std::move(def), std::move(set)});
+  };
+  add("model", "model", "GGUF file, Hugging Face folder or config.json (default: SmolLM2-135M-Instruct)", "",
+      [](o& x, const std::string& v) -> status { x.engine.model.model = v; return ok_status(); });
+  add("dtype", "model", "runtime dtype of weights and activations: auto|float32|bfloat16|float16", "auto",
+      [](o& x, const std::string& v) -> status { return one_of("dtype", v, x.engine.model.dtype, {"auto", "float32", "bfloat16", "float16"}); });
+  add("load-format", "model", "auto (read the weights) or dummy (random weights from config.json, for benchmarks)",
+      "auto", [](o& x, const std::string& v) -> status { return one_of("load-format", v, x.engine.model.load_format, {"auto", "dummy"}); });
+  add("device", "engine", "where the model runs: cpu|cuda", "cpu",
+      [](o& x, const std::string& v) -> status { return one_of("device", v, x.engine.device, {"cpu", "cuda"}); });
+  add("tp", "engine", "tensor-parallel ranks (one executor per rank); must divide the attention heads", "1",
+      [](o& x, const std::string& v) -> status { return parse_int("tp", v, x.engine.tp, 1, 64); });
+  add("num-threads", "engine", "CPU compute threads (0 = all cores)", "0",
+      [](o& x, const std::string& v) -> status { return parse_int("num-threads", v, x.engine.num_threads, 0, 1024); });
+  add("session-len", "engine", "longest sequence, prompt + output, in tokens (0 = the model's max positions)", "0",
+      [](o& x, const std::string& v) -> status { return parse_int("session-len", v, x.engine.session_len, 0, 1 << 24); });
+  add("max-batch-size", "limits", "sequences in one forward step (not requests in flight)", "128",
+      [](o& x, const std::string& v) -> status { return parse_int("max-batch-size", v, x.engine.max_batch_size, 1, 65536); });
+  add("max-prefill-token-num", "limits", "prompt tokens computed in one step (chunked prefill); sizes the reserve",
+      "2048", [](o& x, const std::string& v) -> status { return parse_int("max-prefill-token-num", v, x.engine.max_prefill_token_num, 1, 1 << 20); });
+  add("cache-max-entry-count", "memory",
+      "KV cache: 0<x<=1 a fraction of the memory left after weights and reserve; x>1 a number of blocks", "0.8",
+      [](o& x, const std::string& v) -> status {
+        TROUPE_TRY(parse_double("cache-max-entry-count", v, x.engine.cache_max_entry_count, 0, 1e12));
+        if (x.engine.cache_max_entry_count <= 0) return bad("cache-max-entry-count", v, "must be > 0");
+        if (x.engine.cache_max_entry_count > 1 && std::floor(x.engine.cache_max_entry_count) != x.engine.cache_max_entry_count)
+          return bad("cache-max-entry-count", v, "above 1 it is a block count and must be an integer");
+        return ok_status();
+      });
+  add("cache-block-seq-len", "memory", "tokens per KV block", "64",
+      [](o& x, const std::string& v) -> status { return parse_int("cache-block-seq-len", v, x.engine.cache_block_seq_len, 1, 4096); });
+  add("kv-cache-memory", "memory", "KV cache as an absolute size (e.g. 20GiB); overrides cache-max-entry-count", "",
+      [](o& x, const std::string& v) -> status {
+        auto r = parse_byte_size(v);
+        if (!r) return bad("kv-cache-memory", v, r.err().message);
+        x.engine.kv_cache_memory = *r;
+        return ok_status();
+      });
+  add("device-memory", "memory", "plan for a device of this size instead of asking the device (e.g. 80GiB)", "",
+      [](o& x, const std::string& v) -> status {
+        auto r = parse_byte_size(v);
+        if (!r) return bad("device-memory", v, r.err().message);
+        x.engine.device_memory = *r;
+        return ok_status();
+      });
+  add("enable-prefix-caching", "memory", "reuse KV blocks of identical prompt prefixes", "true",
+      [](o& x, const std::string& v) -> status { return parse_bool("enable-prefix-caching", v, x.engine.enable_prefix_caching); });
+  add("max-concurrent-requests", "limits", "requests in flight at once (admitted into the scheduler)", "256",
+      [](o& x, const std::string& v) -> status { return parse_int("max-concurrent-requests", v, x.engine.max_concurrent_requests, 1, 1 << 20); });
+  add("max-queued-requests", "limits", "requests waiting for admission; beyond this: HTTP 429", "1024",
+      [](o& x, const std::string& v) -> status { return parse_int("max-queued-requests", v, x.engine.max_queued_requests, 0, 1 << 24); });
+  add("queue-timeout", "limits", "seconds a request may wait for admission before HTTP 429", "30",
+      [](o& x, const std::string& v) -> status { return parse_double("queue-timeout", v, x.engine.queue_timeout_s, 0, 86400); });
+  add("host", "server", "address to bind", "127.0.0.1",
+      [](o& x, const std::string& v) -> status {
+        if (v.empty()) return bad("host", v, "must not be empty");
+        x.server.host = v;
+        return ok_status();
+      });
+  add("port", "server", "TCP port (0 = any free port)", "8000",
+      [](o& x, const std::string& v) -> status { return parse_int("port", v, x.server.port, 0, 65535); });
+  add("api-key", "server", "require 'Authorization: Bearer KEY' on every /v1 route", "",
+      [](o& x, const std::string& v) -> status { x.server.api_key = v; return ok_status(); });
+  add("served-model-name", "server", "model name in the API (default: from the model file)", "",
+      [](o& x, const std::string& v) -> status { x.server.served_model_name = v; return ok_status(); });
+  add("max-body-bytes", "server", "largest request body; larger gets HTTP 413", "1MiB",
+      [](o& x, const std::string& v) -> status {
+        auto r = parse_byte_size(v);
+        if (!r) return bad("max-body-bytes", v, r.err().message);
+        x.server.max_body_bytes = *r;
+        return ok_status();
+      });
+  add("max-connections", "server", "open connections at most", "1024",
+      [](o& x, const std::string& v) -> status { return parse_int("max-connections", v, x.server.max_connections, 1, 1 << 20); });
+  add("header-timeout", "server", "seconds for a request's headers to arrive (slow clients are cut)", "10",
+      [](o& x, const std::string& v) -> status { return parse_double("header-timeout", v, x.server.header_timeout_s, 0.1, 3600); });
+  add("idle-timeout", "server", "seconds an idle keep-alive connection stays open", "60",
+      [](o& x, const std::string& v) -> status { return parse_double("idle-timeout", v, x.server.idle_timeout_s, 0.1, 86400); });
+  add("drain-timeout", "server", "on SIGTERM, seconds to finish in-flight requests before cancelling them", "30",
+      [](o& x, const std::string& v) -> status { return parse_double("drain-timeout", v, x.server.drain_timeout_s, 0, 86400); });
+  add("max-n", "server", "largest n (choices per request) accepted", "16",
+      [](o& x, const std::string& v) -> status { return parse_int("max-n", v, x.server.max_n, 1, 1024); });
+  add("log-level", "logging", "trace|debug|info|warn|error|off", "info",
+      [](o& x, const std::string& v) -> status { return one_of("log-level", v, x.log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"}); });
+  return t;
+}
+
+std::vector<sampling_option_def> build_sampling_table() {
+  using s = sampling_params;
+  std::vector<sampling_option_def> t;
+  auto add = [&](std::string name, std::string help, std::string def, std::function<status(s&, const std::string&)> set) {
+    t.push_back({std::move(name), std::move(help), std::move(def), std::move(set)});
+  };
+  add("max-tokens", "tokens to generate at most", "16", [](s& x, const std::string& v) -> status { return parse_int("max-tokens", v, x.max_tokens, 1, 1 << 24); });
+  add("temperature", "0 = greedy", "1.0", [](s& x, const std::string& v) -> status { return parse_float("temperature", v, x.temperature, 0, 100); });
+  add("top-p", "nucleus sampling mass in (0, 1]", "1.0", [](s& x, const std::string& v) -> status {
+    TROUPE_TRY(parse_float("top-p", v, x.top_p, 0, 1));
+    return x.top_p > 0 ? ok_status() : bad("top-p", v, "must be > 0");
+  });
+  add("top-k", "keep the k most likely tokens (-1 = off)", "-1", [](s& x, const std::string& v) -> status { return parse_int("top-k", v, x.top_k, -1, 1 << 24); });
+  add("min-p", "drop tokens below min_p x the top probability", "0", [](s& x, const std::string& v) -> status { return parse_float("min-p", v, x.min_p, 0, 1); });
+  add("repetition-penalty", "> 1 discourages tokens already present", "1.0", [](s& x, const std::string& v) -> status {
+    TROUPE_TRY(parse_float("repetition-penalty", v, x.repetition_penalty, 0, 100));
+    return x.repetition_penalty > 0 ? ok_status() : bad("repetition-penalty", v, "must be > 0");
+  });
+  add("presence-penalty", "[-2, 2], OpenAI semantics", "0", [](s& x, const std::string& v) -> status { return parse_float("presence-penalty", v, x.presence_penalty, -2, 2); });
+  add("frequency-penalty", "[-2, 2], OpenAI semantics", "0", [](s& x, const std::string& v) -> status { return parse_float("frequency-penalty", v, x.frequency_penalty, -2, 2); });
+  add("seed", "random seed (same seed, same output)", "", [](s& x, const std::string& v) -> status {
+    uint64_t seed = 0;
+    TROUPE_TRY(parse_int("seed", v, seed, 0, std::numeric_limits<long long>::max()));
+    x.seed = seed;
+    return ok_status();
+  });
+  add("ignore-eos", "keep generating past the end-of-sequence token", "false", [](s& x, const std::string& v) -> status { return parse_bool("ignore-eos", v, x.ignore_eos); });
+  add("stop", "stop string (repeatable)", "", [](s& x, const std::string& v) -> status { x.stop.push_back(v); return ok_status(); });
+  add("logprobs", "return the chosen token's logprob and the top k (0..20)", "-1", [](s& x, const std::string& v) -> status { return parse_int("logprobs", v, x.logprobs, -1, 20); });
+  return t;
+}
+
+}  // namespace
+
+const std::vector<option_def>& option_table() {
+  static const std::vector<option_def> t = build_table();
+  return t;
+}
+
+const std::vector<sampling_option_def>& sampling_option_table() {
+  static const std::vector<sampling_option_def> t = build_sampling_table();
+  return t;
+}
+
+std::string options_markdown() {
+  std::string out = "| option | config key | default | meaning |\n|---|---|---|---|\n";
+  for (const auto& d : option_table()) {
+    std::string key = d.name;
+    for (auto& c : key)
+      if (c == '-') c = '_';
+    out += "| `--" + d.name + "` | `" + key + "` | " + (d.default_text.empty() ? "" : "`" + d.default_text + "`") +
+           " | " + d.help + " |\n";
+  }
+  return out;
+}
+
+}  // namespace troupe

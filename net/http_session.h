@@ -1,0 +1,90 @@
+// http_session: one HTTP/1.1 connection on its own strand (Beast chat-multi style: do_x/on_x
+// halves, a single-writer queue fed by asio::post from engine callbacks). Owns the header, idle
+// and body timeouts, body limits, SSE streaming, and cancel-on-disconnect (a read stays pending
+// while a generation runs, so a closed socket is noticed at once). Upgrades to ws_session.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "net/openai_response.h"
+#include "net/server_context.h"
+
+namespace troupe {
+
+namespace beast = boost::beast;
+using tcp = boost::asio::ip::tcp;
+
+class http_session final : public session_base, public std::enable_shared_from_this<http_session> {
+ public:
+  http_session(tcp::socket socket, std::shared_ptr<server_context> ctx);
+  ~http_session() override;
+
+  void run();                               // serve requests
+  void reject(const http_response& resp);   // answer once and close (too many connections)
+  void shutdown() override;
+
+ private:
+  // idle: waiting for the first byte of a request; header/body: reading it; busy: handling it
+  // (a generation runs or a response is being written); closing: lingering after the last write.
+  enum class phase { idle, header, body, busy, closing, closed };
+
+  struct generation;  // the request in flight
+
+  void do_read_some();
+  void on_read_some(beast::error_code ec, std::size_t n);
+  void do_read_header();
+  void on_read_header(beast::error_code ec, std::size_t n);
+  void do_read_body();
+  void on_read_body(beast::error_code ec, std::size_t n);
+
+  void handle_request();
+  void run_blocking(route_id id);
+  void start_generation(openai_request req);
+  void on_event(uint64_t seq, const generation_event& ev);
+  void on_error(uint64_t seq, const error& e);
+  void finish_generation();
+  void client_gone();
+
+  void send(std::string bytes);
+  void respond(const http_response& r);           // a whole response, then complete_response
+  void complete_response(bool keep_alive);       // after the queued bytes: next request or close
+  void do_write();
+  void on_write(beast::error_code ec, std::size_t n);
+  void after_response();
+
+  void arm_timer(double seconds);
+  void on_timer(uint64_t seq);
+  void linger_close();
+  void close();
+
+  tcp::socket socket_;
+  std::shared_ptr<server_context> ctx_;
+  boost::asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
+  std::deque<std::string> queue_;  // bytes to write, front is being written
+  phase phase_ = phase::idle;
+  bool reading_ = false;           // an async read is outstanding
+  bool writing_ = false;
+  bool response_complete_ = false; // the response's last bytes are queued
+  bool keep_alive_ = true;
+  bool shutting_down_ = false;     // listener stop: close after the current response
+  bool first_request_ = true;
+  bool head_request_ = false;
+  unsigned version_ = 11;
+  uint64_t timer_seq_ = 0;
+  uint64_t gen_seq_ = 0;
+  uint64_t registry_id_ = 0;
+  std::unique_ptr<generation> gen_;
+};
+
+}  // namespace troupe

@@ -1,0 +1,83 @@
+// Prometheus metrics of the server: histograms the listener fills from event arrival times, the
+// rejection counters, and render_metrics, which writes the text exposition format (vLLM's names
+// with a `troupe:` prefix) from those plus an engine_stats snapshot and the memory plan.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "actors/engine.h"
+#include "config/memory_plan.h"
+
+namespace troupe {
+
+// A Prometheus histogram with fixed upper bounds (seconds). Thread-safe.
+class histogram {
+ public:
+  struct snapshot {
+    std::vector<double> bounds;    // [num_buckets] upper bounds, ascending (+Inf implied)
+    std::vector<uint64_t> counts;  // [num_buckets + 1] per bucket (not cumulative), last = +Inf
+    double sum = 0.0;
+    uint64_t count = 0;
+  };
+
+  explicit histogram(std::vector<double> bounds);
+  void observe(double value);
+  snapshot snap() const;
+
+ private:
+  mutable std::mutex mu_;
+  snapshot s_;
+};
+
+class server_metrics {
+ public:
+  server_metrics();
+
+  histogram time_to_first_token;
+  histogram inter_token_latency;
+  histogram e2e_request_latency;
+  histogram request_queue_time;
+
+  void count_rejection(const std::string& reason);
+  std::map<std::string, uint64_t> rejections() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> rejections_;
+};
+
+// Turns one request's event arrival times into histogram observations. Not thread-safe: lives on
+// its session's strand.
+class request_timing {
+ public:
+  using clock = std::chrono::steady_clock;
+  request_timing(server_metrics& m, int32_t n);
+  void on_event(const generation_event& ev);
+  void on_done();  // the whole request ended (all choices)
+
+ private:
+  server_metrics& m_;
+  clock::time_point start_;
+  std::vector<clock::time_point> last_;  // [n] last token arrival per choice
+  bool first_ = true;
+  bool queue_observed_ = false;
+  bool done_ = false;
+};
+
+struct metrics_view {
+  const engine_stats* stats = nullptr;  // null when the engine did not answer in time
+  const memory_plan* plan = nullptr;
+  std::string model_name;
+};
+
+std::string render_metrics(const server_metrics& m, const metrics_view& v);
+
+// Prometheus number formatting (shortest round-trip; +Inf, -Inf, NaN).
+std::string prom_number(double v);
+
+}  // namespace troupe

@@ -1,0 +1,380 @@
+// OpenAI request mapping and validation (see openai_api.h). Ranges follow the OpenAI API where it
+// has one and vLLM otherwise; the runtime validates again, this layer names the field.
+#include "net/openai_api.h"
+
+#include <cmath>
+#include <optional>
+
+namespace troupe {
+namespace {
+
+using json = nlohmann::json;
+using maybe_error = std::optional<api_error>;
+
+constexpr int32_t k_max_logprobs = 20;
+constexpr size_t k_max_stop_strings = 16;
+
+const json* field(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+std::string num_str(double v) {
+  std::string s = json(v).dump();
+  return s;
+}
+
+maybe_error read_float(const json& body, const char* key, float& out, double lo, double hi,
+                       bool lo_open = false) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) return bad_request(std::string(key) + " must be a number", key);
+  double d = v->get<double>();
+  bool below = lo_open ? !(d > lo) : !(d >= lo);
+  if (!std::isfinite(d) || below || d > hi) {
+    return bad_request(std::string(key) + " must be in " + (lo_open ? "(" : "[") + num_str(lo) +
+                           ", " + num_str(hi) + "], got " + num_str(d), key);
+  }
+  out = static_cast<float>(d);
+  return std::nullopt;
+}
+
+maybe_error read_int(const json& body, const char* key, int32_t& out, int64_t lo, int64_t hi) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  if (!v->is_number_integer()) return bad_request(std::string(key) + " must be an integer", key);
+  const bool too_big = v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+  if (too_big || v->get<int64_t>() < lo || v->get<int64_t>() > hi) {
+    return bad_request(std::string(key) + " must be in [" + std::to_string(lo) + ", " +
+                           std::to_string(hi) + "], got " + v->dump(), key);
+  }
+  out = static_cast<int32_t>(v->get<int64_t>());
+  return std::nullopt;
+}
+
+maybe_error read_bool(const json& body, const char* key, bool& out) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  if (!v->is_boolean()) return bad_request(std::string(key) + " must be a boolean", key);
+  out = v->get<bool>();
+  return std::nullopt;
+}
+
+maybe_error check_token_id(const json& v, const api_context& ctx, const char* param) {
+  if (!v.is_number_integer()) return bad_request(std::string(param) + " must hold token ids (integers)", param);
+  int64_t id = v.get<int64_t>();
+  if (id < 0 || (ctx.vocab_size > 0 && id >= ctx.vocab_size)) {
+    return bad_request("token id " + v.dump() + " in " + param + " is outside the vocabulary [0, " +
+                           std::to_string(ctx.vocab_size) + ")", param);
+  }
+  return std::nullopt;
+}
+
+maybe_error read_ids(const json& arr, const api_context& ctx, const char* param,
+                     std::vector<int32_t>& out) {
+  out.clear();
+  out.reserve(arr.size());
+  for (const json& v : arr) {
+    if (auto e = check_token_id(v, ctx, param)) return e;
+    out.push_back(static_cast<int32_t>(v.get<int64_t>()));
+  }
+  return std::nullopt;
+}
+
+maybe_error encode_text(const std::string& text, const api_context& ctx, bool add_special,
+                        bool parse_special, const char* param, std::vector<int32_t>& out) {
+  if (!ctx.codec || !ctx.codec->has_tokenizer()) {
+    return bad_request("this model has no tokenizer: send " + std::string(param) + " as token ids",
+                       param, "unsupported");
+  }
+  auto ids = ctx.codec->encode(text, add_special, parse_special);
+  if (!ids.ok()) return bad_request(ids.err().message, param);
+  out = std::move(ids).value();
+  return std::nullopt;
+}
+
+// prompt: "text" | [ids] | ["text"] | [[ids]] (one prompt per request).
+maybe_error read_prompt(const json& body, const api_context& ctx, std::vector<int32_t>& out) {
+  const json* p = field(body, "prompt");
+  if (!p) return bad_request("prompt is required", "prompt");
+  if (p->is_string()) {
+    if (p->get_ref<const std::string&>().empty()) return bad_request("prompt must not be empty", "prompt");
+    return encode_text(p->get<std::string>(), ctx, true, false, "prompt", out);
+  }
+  if (!p->is_array()) return bad_request("prompt must be a string or a list of token ids", "prompt");
+  if (p->empty()) return bad_request("prompt must not be empty", "prompt");
+  if (p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) {
+    json single = json::object({{"prompt", (*p)[0]}});
+    return read_prompt(single, ctx, out);
+  }
+  for (const json& v : *p) {
+    if (v.is_string() || v.is_array()) {
+      return bad_request("batched prompts are not supported: send one prompt per request", "prompt");
+    }
+  }
+  return read_ids(*p, ctx, "prompt", out);
+}
+
+// messages -> [{"role", "content": string}], text parts joined.
+maybe_error normalize_messages(const json& body, json& out) {
+  const json* m = field(body, "messages");
+  if (!m) return bad_request("messages is required", "messages");
+  if (!m->is_array() || m->empty()) return bad_request("messages must be a non-empty list", "messages");
+  out = json::array();
+  for (const json& msg : *m) {
+    if (!msg.is_object()) return bad_request("each message must be an object", "messages");
+    const json* role = field(msg, "role");
+    if (!role || !role->is_string()) return bad_request("each message needs a string role", "messages");
+    std::string content;
+    const json* c = field(msg, "content");
+    if (c && c->is_string()) {
+      content = c->get<std::string>();
+    } else if (c && c->is_array()) {
+      for (const json& part : *c) {
+        const json* type = part.is_object() ? field(part, "type") : nullptr;
+        const json* text = part.is_object() ? field(part, "text") : nullptr;
+        if (!type || *type != "text" || !text || !text->is_string()) {
+          return bad_request("only text content parts are supported", "messages");
+        }
+        content += text->get<std::string>();
+      }
+    } else if (c) {
+      return bad_request("message content must be a string or a list of parts", "messages");
+    }
+    json n = {{"role", *role}, {"content", content}};
+    if (const json* name = field(msg, "name"); name && name->is_string()) n["name"] = *name;
+    out.push_back(std::move(n));
+  }
+  return std::nullopt;
+}
+
+maybe_error read_chat_prompt(const json& body, const api_context& ctx, std::vector<int32_t>& out) {
+  json messages;
+  if (auto e = normalize_messages(body, messages)) return e;
+  bool add_generation_prompt = true;
+  if (auto e = read_bool(body, "add_generation_prompt", add_generation_prompt)) return e;
+  json extra = json::object();
+  if (const json* kw = field(body, "chat_template_kwargs")) {
+    if (!kw->is_object()) return bad_request("chat_template_kwargs must be an object", "chat_template_kwargs");
+    extra = *kw;
+  }
+  if (!ctx.codec || !ctx.codec->has_chat_template()) {
+    return bad_request("this model has no chat template: use /v1/completions", "messages", "unsupported");
+  }
+  auto text = ctx.codec->render_chat(messages, add_generation_prompt, extra);
+  if (!text.ok()) return bad_request(text.err().message, "messages");
+  return encode_text(text.value(), ctx, false, true, "messages", out);
+}
+
+maybe_error read_stop(const json& body, sampling_params& p) {
+  const json* s = field(body, "stop");
+  if (!s) return std::nullopt;
+  if (s->is_string()) {
+    if (!s->get_ref<const std::string&>().empty()) p.stop.push_back(s->get<std::string>());
+    return std::nullopt;
+  }
+  if (!s->is_array()) return bad_request("stop must be a string or a list of strings", "stop");
+  if (s->size() > k_max_stop_strings) {
+    return bad_request("stop holds at most " + std::to_string(k_max_stop_strings) + " strings", "stop");
+  }
+  for (const json& v : *s) {
+    if (!v.is_string()) return bad_request("stop must be a string or a list of strings", "stop");
+    if (!v.get_ref<const std::string&>().empty()) p.stop.push_back(v.get<std::string>());
+  }
+  return std::nullopt;
+}
+
+maybe_error read_logit_bias(const json& body, const api_context& ctx, sampling_params& p) {
+  const json* b = field(body, "logit_bias");
+  if (!b) return std::nullopt;
+  if (!b->is_object()) return bad_request("logit_bias must map token ids to numbers", "logit_bias");
+  for (auto it = b->begin(); it != b->end(); ++it) {
+    int64_t id = -1;
+    try {
+      size_t used = 0;
+      id = std::stoll(it.key(), &used);
+      if (used != it.key().size()) id = -1;
+    } catch (const std::exception&) {
+      id = -1;
+    }
+    if (id < 0 || (ctx.vocab_size > 0 && id >= ctx.vocab_size)) {
+      return bad_request("logit_bias key '" + it.key() + "' is not a token id of this model", "logit_bias");
+    }
+    if (!it.value().is_number() || !std::isfinite(it.value().get<double>()) ||
+        std::fabs(it.value().get<double>()) > 100.0) {
+      return bad_request("logit_bias values must be numbers in [-100, 100]", "logit_bias");
+    }
+    p.logit_bias.emplace_back(static_cast<int32_t>(id), it.value().get<float>());
+  }
+  return std::nullopt;
+}
+
+maybe_error read_sampling(const json& body, api_kind kind, const api_context& ctx,
+                          openai_request& r) {
+  sampling_params& p = r.gen.params;
+  maybe_error e;
+  if ((e = read_float(body, "temperature", p.temperature, 0.0, 1e6))) return e;
+  if ((e = read_float(body, "top_p", p.top_p, 0.0, 1.0, true))) return e;
+  if ((e = read_int(body, "top_k", p.top_k, -1, INT32_MAX))) return e;
+  if ((e = read_float(body, "min_p", p.min_p, 0.0, 1.0))) return e;
+  if ((e = read_float(body, "presence_penalty", p.presence_penalty, -2.0, 2.0))) return e;
+  if ((e = read_float(body, "frequency_penalty", p.frequency_penalty, -2.0, 2.0))) return e;
+  if ((e = read_float(body, "repetition_penalty", p.repetition_penalty, 0.0, 1e6, true))) return e;
+  if ((e = read_int(body, "min_tokens", p.min_tokens, 0, INT32_MAX))) return e;
+  if ((e = read_bool(body, "ignore_eos", p.ignore_eos))) return e;
+  if ((e = read_stop(body, p))) return e;
+  if ((e = read_logit_bias(body, ctx, p))) return e;
+  if (const json* s = field(body, "seed")) {
+    if (!s->is_number_integer()) return bad_request("seed must be an integer", "seed");
+    p.seed = s->is_number_unsigned() ? s->get<uint64_t>() : static_cast<uint64_t>(s->get<int64_t>());
+  }
+  if (const json* ids = field(body, "stop_token_ids")) {
+    if (!ids->is_array()) return bad_request("stop_token_ids must be a list of token ids", "stop_token_ids");
+    if ((e = read_ids(*ids, ctx, "stop_token_ids", p.stop_token_ids))) return e;
+  }
+  if (kind == api_kind::completion) {
+    int32_t k = -1;
+    if ((e = read_int(body, "logprobs", k, 0, k_max_logprobs))) return e;
+    p.logprobs = k;
+  } else {
+    if ((e = read_bool(body, "logprobs", r.chat_logprobs))) return e;
+    int32_t top = 0;
+    if ((e = read_int(body, "top_logprobs", top, 0, k_max_logprobs))) return e;
+    if (field(body, "top_logprobs") && !r.chat_logprobs) {
+      return bad_request("top_logprobs requires logprobs to be true", "top_logprobs");
+    }
+    p.logprobs = r.chat_logprobs ? top : -1;
+  }
+  return std::nullopt;
+}
+
+maybe_error read_stream(const json& body, openai_request& r) {
+  if (auto e = read_bool(body, "stream", r.stream)) return e;
+  if (const json* so = field(body, "stream_options")) {
+    if (!so->is_object()) return bad_request("stream_options must be an object", "stream_options");
+    if (!r.stream) return bad_request("stream_options is only allowed with stream: true", "stream_options");
+    if (auto e = read_bool(*so, "include_usage", r.include_usage)) {
+      e->param = "stream_options.include_usage";
+      return e;
+    }
+  }
+  return std::nullopt;
+}
+
+// max_tokens defaults to what is left of session_len; prompt + max_tokens must fit.
+maybe_error read_max_tokens(const json& body, api_kind kind, const api_context& ctx,
+                            openai_request& r) {
+  const int64_t num_prompt = static_cast<int64_t>(r.gen.prompt_ids.size());
+  const char* key = "max_tokens";
+  if (kind == api_kind::chat && field(body, "max_completion_tokens")) key = "max_completion_tokens";
+  int32_t max_tokens = -1;
+  if (auto e = read_int(body, key, max_tokens, 1, INT32_MAX)) return e;
+  if (ctx.session_len > 0 && num_prompt >= ctx.session_len) {
+    return bad_request("This model's maximum context length is " + std::to_string(ctx.session_len) +
+                           " tokens. However, your prompt has " + std::to_string(num_prompt) +
+                           " tokens, which leaves no room for completion tokens.",
+                       "prompt", "context_too_long");
+  }
+  if (max_tokens < 0) {
+    int64_t left = ctx.session_len > 0 ? ctx.session_len - num_prompt : 16;
+    max_tokens = static_cast<int32_t>(std::min<int64_t>(left, INT32_MAX));
+  } else if (ctx.session_len > 0 && num_prompt + max_tokens > ctx.session_len) {
+    return bad_request("This model's maximum context length is " + std::to_string(ctx.session_len) +
+                           " tokens. However, you requested " + std::to_string(num_prompt + max_tokens) +
+                           " tokens (" + std::to_string(num_prompt) + " in the prompt, " +
+                           std::to_string(max_tokens) + " in the completion).",
+                       key, "context_too_long");
+  }
+  r.gen.params.max_tokens = max_tokens;
+  if (r.gen.params.min_tokens > max_tokens) {
+    return bad_request("min_tokens (" + std::to_string(r.gen.params.min_tokens) +
+                           ") must not exceed max_tokens (" + std::to_string(max_tokens) + ")", "min_tokens");
+  }
+  return std::nullopt;
+}
+
+maybe_error reject_unsupported(const json& body, api_kind kind) {
+  bool echo = false;
+  if (auto e = read_bool(body, "echo", echo)) return e;
+  if (echo) return bad_request("echo is not supported", "echo", "unsupported");
+  if (const json* b = field(body, "best_of"); b && !(b->is_number_integer() && b->get<int64_t>() == 1)) {
+    return bad_request("best_of is not supported", "best_of", "unsupported");
+  }
+  if (const json* s = field(body, "suffix"); s && !(s->is_string() && s->get<std::string>().empty())) {
+    return bad_request("suffix is not supported", "suffix", "unsupported");
+  }
+  if (kind == api_kind::chat && field(body, "tools") && !field(body, "tools")->empty()) {
+    return bad_request("tools are not supported", "tools", "unsupported");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+api_result<json> parse_json_body(const std::string& text) {
+  json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return bad_request("the request body is not valid JSON");
+  if (!body.is_object()) return bad_request("the request body must be a JSON object");
+  return body;
+}
+
+api_result<openai_request> parse_openai_request(api_kind kind, const json& body, const api_context& ctx) {
+  try {
+    if (!body.is_object()) return bad_request("the request body must be a JSON object");
+    openai_request r;
+    r.kind = kind;
+    r.model = ctx.model_name;
+    if (const json* m = field(body, "model")) {
+      if (!m->is_string()) return bad_request("model must be a string", "model");
+      // Any name is accepted (one model is served); responses report the served name.
+    }
+    maybe_error e;
+    if ((e = reject_unsupported(body, kind))) return *e;
+    if ((e = read_stream(body, r))) return *e;
+    if ((e = read_int(body, "n", r.gen.n, 1, ctx.max_n))) return *e;
+    if ((e = read_sampling(body, kind, ctx, r))) return *e;
+    e = kind == api_kind::completion ? read_prompt(body, ctx, r.gen.prompt_ids)
+                                     : read_chat_prompt(body, ctx, r.gen.prompt_ids);
+    if (e) return *e;
+    if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
+    return r;
+  } catch (const std::exception& ex) {  // nlohmann type errors we did not foresee
+    return bad_request(std::string("bad request: ") + ex.what());
+  }
+}
+
+api_result<std::vector<int32_t>> tokenize_body(const json& body, const api_context& ctx) {
+  try {
+    std::vector<int32_t> ids;
+    maybe_error e;
+    if (field(body, "messages")) {
+      e = read_chat_prompt(body, ctx, ids);
+    } else {
+      bool add_special = true;
+      if ((e = read_bool(body, "add_special_tokens", add_special))) return *e;
+      const json* p = field(body, "prompt");
+      if (p && p->is_string()) {
+        e = encode_text(p->get<std::string>(), ctx, add_special, false, "prompt", ids);
+      } else {
+        e = read_prompt(body, ctx, ids);
+      }
+    }
+    if (e) return *e;
+    return ids;
+  } catch (const std::exception& ex) {
+    return bad_request(std::string("bad request: ") + ex.what());
+  }
+}
+
+const char* openai_finish_reason(finish_reason r) {
+  switch (r) {
+    case finish_reason::stop: return "stop";
+    case finish_reason::length: return "length";
+    case finish_reason::cancelled: return "abort";
+    case finish_reason::error: return "error";
+    default: return nullptr;
+  }
+}
+
+}  // namespace troupe

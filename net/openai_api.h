@@ -1,0 +1,58 @@
+// OpenAI-compatible request mapping: the JSON bodies of /v1/completions and /v1/chat/completions
+// (and WebSocket "generate" frames) -> a validated generation_request. Every bad type, range or
+// length is a 400 api_error naming the field; nothing here throws.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/engine.h"
+#include "net/api_error.h"
+#include "net/text_codec.h"
+
+namespace troupe {
+
+enum class api_kind : uint8_t { completion, chat };
+
+// What the mapping needs to know about the served model.
+struct api_context {
+  const text_codec* codec = nullptr;  // may be null: token-id prompts only
+  int64_t session_len = 0;            // prompt + max_tokens must fit
+  int64_t vocab_size = 0;             // token ids must be below; 0 = unchecked
+  int32_t max_n = 16;
+  std::string model_name;
+};
+
+struct openai_request {
+  api_kind kind = api_kind::completion;
+  generation_request gen;
+  std::string model;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool chat_logprobs = false;  // chat: "logprobs": true
+};
+
+template <class T>
+using api_result = std::variant<T, api_error>;
+
+template <class T>
+bool is_error(const api_result<T>& r) { return r.index() == 1; }
+
+// Parses a request body; malformed JSON or a non-object -> 400.
+api_result<nlohmann::json> parse_json_body(const std::string& text);
+
+// Maps and validates a completion or chat request.
+api_result<openai_request> parse_openai_request(api_kind kind, const nlohmann::json& body,
+                                                const api_context& ctx);
+
+// The prompt of a /tokenize body: {"prompt": "..." | [ids]} or {"messages": [...]}.
+api_result<std::vector<int32_t>> tokenize_body(const nlohmann::json& body, const api_context& ctx);
+
+// The OpenAI name of a finish reason: stop, length; "abort" for cancelled, "error" for error.
+const char* openai_finish_reason(finish_reason r);
+
+}  // namespace troupe

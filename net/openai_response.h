@@ -1,0 +1,79 @@
+// OpenAI response bodies: streaming chunks (text_completion / chat.completion.chunk), the final
+// non-streaming body, usage and logprobs objects; and generation_tracker, which follows one
+// request's choices to their end (used by HTTP and WebSocket sessions alike).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/engine.h"
+#include "net/openai_api.h"
+#include "net/text_codec.h"
+
+namespace troupe {
+
+struct response_meta {
+  api_kind kind = api_kind::completion;
+  std::string id;       // "cmpl-..." / "chatcmpl-..."
+  int64_t created = 0;  // unix seconds
+  std::string model;
+  int32_t logprobs = -1;  // params.logprobs: -1 none, else top k
+};
+
+response_meta make_response_meta(const openai_request& r, const std::string& request_id);
+
+// Follows the events of one request: which choices ended, how many tokens each produced, and
+// (when keep_output) the text, token ids and logprobs of each choice for a non-streaming answer.
+class generation_tracker {
+ public:
+  struct choice {
+    std::string text;
+    std::vector<int32_t> token_ids;
+    std::vector<token_logprobs> logprobs;
+    int32_t num_tokens = 0;
+    finish_reason finish = finish_reason::none;
+  };
+
+  generation_tracker(int32_t n, int32_t num_prompt_tokens, bool keep_output);
+
+  // Returns false for an event of an unknown or already finished choice (ignored).
+  bool add(const generation_event& ev);
+  bool done() const { return num_finished_ == static_cast<int32_t>(choices_.size()); }
+  bool any_tokens() const { return any_tokens_; }
+  usage_info usage() const;
+  const std::vector<choice>& choices() const { return choices_; }
+
+ private:
+  std::vector<choice> choices_;  // [n]
+  int32_t num_finished_ = 0;
+  int32_t num_prompt_tokens_ = 0;
+  bool keep_output_ = false;
+  bool any_tokens_ = false;
+  usage_info engine_usage_;  // from the last final event
+};
+
+nlohmann::json usage_json(const usage_info& u);
+
+// The text of one token for logprobs ("token_id:N" when there is no tokenizer).
+std::string token_text(const text_codec* codec, int32_t token);
+
+// completions: {"tokens","token_logprobs","top_logprobs","text_offset"}; chat: {"content": [...]}.
+nlohmann::json logprobs_json(api_kind kind, const std::vector<token_logprobs>& lps,
+                             const text_codec* codec, int64_t text_offset);
+
+// One streaming chunk for an event (JSON text, no SSE framing). first_of_choice adds the chat role.
+std::string stream_chunk(const response_meta& meta, const generation_event& ev, const text_codec* codec,
+                         bool first_of_choice, bool include_usage, int64_t text_offset);
+// The last chunk when stream_options.include_usage: empty choices, usage filled.
+std::string usage_chunk(const response_meta& meta, const usage_info& usage);
+
+// The whole non-streaming body.
+nlohmann::json final_response(const response_meta& meta, const generation_tracker& tracker,
+                              const text_codec* codec);
+
+std::string dump_json(const nlohmann::json& j);  // compact; invalid UTF-8 replaced, never throws
+
+}  // namespace troupe

@@ -1,0 +1,176 @@
+// Route handlers without sockets (see routes.h). Nothing here throws: JSON errors become 400s.
+#include "net/routes.h"
+
+#include <ctime>
+
+#include "net/auth.h"
+#include "net/openai_response.h"
+
+namespace troupe {
+
+using json = nlohmann::json;
+
+namespace {
+
+int64_t resolve_session_len(const engine& eng) {
+  if (eng.plan().session_len > 0) return eng.plan().session_len;
+  if (eng.options().engine.session_len > 0) return eng.options().engine.session_len;
+  return eng.model().max_position_embeddings;
+}
+
+constexpr auto k_stats_timeout = std::chrono::milliseconds(1000);
+
+}  // namespace
+
+api_routes::api_routes(engine& eng, const server_options& opts, std::shared_ptr<const text_codec> codec,
+                       server_metrics& metrics, server_state& state, double health_stall_s)
+    : eng_(eng), opts_(opts), codec_(std::move(codec)), metrics_(metrics), state_(state),
+      health_stall_s_(health_stall_s) {
+  ctx_.codec = codec_.get();
+  ctx_.session_len = resolve_session_len(eng_);
+  ctx_.vocab_size = codec_ ? codec_->vocab_size() : eng_.model().vocab_size;
+  ctx_.max_n = opts_.max_n;
+  ctx_.model_name = !opts_.served_model_name.empty() ? opts_.served_model_name
+                    : !eng_.model().name.empty()     ? eng_.model().name
+                                                     : std::string("troupe");
+}
+
+route_match api_routes::match(std::string_view path) const {
+  if (path == "/v1/completions") return {route_id::completions, "POST", true, false};
+  if (path == "/v1/chat/completions") return {route_id::chat_completions, "POST", true, false};
+  if (path == "/v1/models") return {route_id::models, "GET", true, false};
+  if (path == "/tokenize") return {route_id::tokenize, "POST", true, false};
+  if (path == "/detokenize") return {route_id::detokenize, "POST", true, false};
+  if (path == "/health") return {route_id::health, "GET", false, true};
+  if (path == "/ready") return {route_id::ready, "GET", false, false};
+  if (path == "/metrics") return {route_id::metrics, "GET", false, true};
+  if (path == "/v1/ws") return {route_id::websocket, "GET", true, false};
+  return {};
+}
+
+http_response api_routes::reject(const api_error& e) const {
+  metrics_.count_rejection(rejection_reason(e));
+  return http_response::error(e);
+}
+
+std::optional<http_response> api_routes::admit(const route_match& m, const http_request& req) const {
+  if (m.id == route_id::unknown) {
+    api_error e{404, "no route " + req.path, "not_found_error", {}, "not_found"};
+    return reject(e);
+  }
+  const bool head_ok = req.method == "HEAD" && std::string_view(m.method) == "GET";
+  if (req.method != m.method && !head_ok) {
+    api_error e{405, "method " + req.method + " is not allowed on " + req.path + "; use " + m.method,
+                "invalid_request_error", {}, "method_not_allowed"};
+    http_response r = reject(e);
+    r.headers.emplace_back("Allow", m.method);
+    return r;
+  }
+  if (m.needs_auth && !authorized(opts_.api_key, req.authorization)) {
+    api_error e{401, "invalid or missing API key (Authorization: Bearer <key>)", "authentication_error",
+                {}, "invalid_api_key"};
+    return reject(e);
+  }
+  return std::nullopt;
+}
+
+http_response api_routes::handle_quick(route_id id, const http_request& req) const {
+  switch (id) {
+    case route_id::models: return models();
+    case route_id::tokenize: return tokenize(req);
+    case route_id::detokenize: return detokenize(req);
+    case route_id::ready: return ready();
+    default: return reject(api_error{500, "route is not a quick route", "internal_error", {}, {}});
+  }
+}
+
+http_response api_routes::handle_blocking(route_id id) {
+  try {
+    return id == route_id::health ? health() : metrics_text();
+  } catch (const std::exception& e) {
+    return reject(api_error{500, e.what(), "internal_error", {}, {}});
+  }
+}
+
+api_result<openai_request> api_routes::parse_generation(route_id id, const std::string& body) const {
+  auto parsed = parse_json_body(body);
+  if (is_error(parsed)) return std::get<api_error>(parsed);
+  return parse_openai_request(id == route_id::chat_completions ? api_kind::chat : api_kind::completion,
+                              std::get<json>(parsed), ctx_);
+}
+
+http_response api_routes::models() const {
+  json model = {{"id", ctx_.model_name},       {"object", "model"},
+                {"created", static_cast<int64_t>(std::time(nullptr))},
+                {"owned_by", "troupe"},        {"root", ctx_.model_name},
+                {"max_model_len", ctx_.session_len}};
+  return http_response::json(200, dump_json(json{{"object", "list"}, {"data", json::array({model})}}));
+}
+
+http_response api_routes::tokenize(const http_request& req) const {
+  auto body = parse_json_body(req.body);
+  if (is_error(body)) return reject(std::get<api_error>(body));
+  auto ids = tokenize_body(std::get<json>(body), ctx_);
+  if (is_error(ids)) return reject(std::get<api_error>(ids));
+  const auto& tokens = std::get<std::vector<int32_t>>(ids);
+  return http_response::json(200, dump_json(json{{"tokens", tokens},
+                                                 {"count", tokens.size()},
+                                                 {"max_model_len", ctx_.session_len}}));
+}
+
+http_response api_routes::detokenize(const http_request& req) const {
+  auto body = parse_json_body(req.body);
+  if (is_error(body)) return reject(std::get<api_error>(body));
+  const json& b = std::get<json>(body);
+  auto it = b.find("tokens");
+  if (it == b.end() || !it->is_array()) return reject(bad_request("tokens must be a list of token ids", "tokens"));
+  std::vector<int32_t> ids;
+  for (const json& v : *it) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+        (ctx_.vocab_size > 0 && v.get<int64_t>() >= ctx_.vocab_size)) {
+      return reject(bad_request("token id " + v.dump() + " is not in the vocabulary", "tokens"));
+    }
+    ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
+  }
+  if (!codec_ || !codec_->has_tokenizer()) {
+    return reject(bad_request("this model has no tokenizer", "tokens", "unsupported"));
+  }
+  auto text = codec_->decode(ids, false);
+  if (!text.ok()) return reject(to_api_error(text.err()));
+  return http_response::json(200, dump_json(json{{"prompt", text.value()}}));
+}
+
+http_response api_routes::ready() const {
+  if (state_.started.load() && !state_.draining.load()) {
+    return http_response::json(200, R"({"status":"ready"})");
+  }
+  http_response r = http_response::json(
+      503, state_.draining.load() ? R"({"status":"draining"})" : R"({"status":"starting"})");
+  r.headers.emplace_back("Retry-After", "5");
+  return r;
+}
+
+http_response api_routes::health() {
+  auto stats = eng_.stats(k_stats_timeout);
+  if (!stats.ok()) {
+    return http_response::json(503, dump_json(json{{"status", "unhealthy"}, {"reason", stats.err().to_string()}}));
+  }
+  const engine_stats& s = stats.value();
+  if (s.busy && s.last_step_age_s > health_stall_s_) {
+    return http_response::json(503, dump_json(json{{"status", "unhealthy"},
+                                                   {"reason", "no forward step completed for " +
+                                                                  prom_number(s.last_step_age_s) + " s"}}));
+  }
+  return http_response::json(200, R"({"status":"ok"})");
+}
+
+http_response api_routes::metrics_text() {
+  auto stats = eng_.stats(k_stats_timeout);
+  metrics_view v;
+  if (stats.ok()) v.stats = &stats.value();
+  v.plan = &eng_.plan();
+  v.model_name = ctx_.model_name;
+  return http_response::text(200, render_metrics(metrics_, v), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+}  // namespace troupe

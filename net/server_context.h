@@ -1,0 +1,88 @@
+// What every session of one listener shares: the engine, options, routes, metrics, the blocking
+// executor for engine.stats(), and the registry of live sessions (for graceful stop).
+// Internal to net/: included by listener.cpp, http_session.cpp and ws_session.cpp only.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "net/listener.h"
+#include "net/routes.h"
+
+namespace troupe {
+
+namespace asio = boost::asio;
+
+class session_base {
+ public:
+  virtual ~session_base() = default;
+  // Thread-safe: close when idle, or after the response in progress (WebSocket: close frame).
+  virtual void shutdown() = 0;
+};
+
+struct server_context {
+  server_context(engine& e, listener_options o, std::shared_ptr<const text_codec> codec)
+      : eng(e), opts(std::move(o)),
+        routes(e, opts.server, std::move(codec), metrics, state, opts.health_stall_s) {}
+
+  engine& eng;
+  listener_options opts;
+  server_metrics metrics;
+  server_state state;
+  api_routes routes;
+  asio::thread_pool blocking{1};  // engine.stats() callers (/health, /metrics)
+  std::atomic<int32_t> num_connections{0};
+
+  std::string new_request_id() {
+    static const uint64_t boot = static_cast<uint64_t>(
+        std::chrono::steady_clock::now().time_since_epoch().count());
+    char buf[40];
+    std::snprintf(buf, sizeof(buf), "%08llx%08llx", static_cast<unsigned long long>(boot & 0xffffffffu),
+                  static_cast<unsigned long long>(next_request.fetch_add(1) + 1));
+    return buf;
+  }
+
+  void request_done() {
+    if (!first_done.exchange(true) && on_first_request_done) on_first_request_done();
+  }
+
+  uint64_t add_session(std::weak_ptr<session_base> s) {
+    std::lock_guard<std::mutex> lock(mu);
+    sessions.emplace(++next_session, std::move(s));
+    return next_session;
+  }
+  void remove_session(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    sessions.erase(id);
+  }
+  void shutdown_all() {
+    std::vector<std::shared_ptr<session_base>> live;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (auto& [id, w] : sessions) {
+        if (auto s = w.lock()) live.push_back(std::move(s));
+      }
+    }
+    for (auto& s : live) s->shutdown();
+  }
+
+  std::function<void()> on_first_request_done;
+
+ private:
+  std::atomic<uint64_t> next_request{0};
+  std::atomic<bool> first_done{false};
+  std::mutex mu;
+  std::unordered_map<uint64_t, std::weak_ptr<session_base>> sessions;
+  uint64_t next_session = 0;
+};
+
+}  // namespace troupe

@@ -1,0 +1,216 @@
+// cpu_model: the Llama-family forward pass over a step_batch on the CPU, in float32, with a paged
+// KV pool addressed through each sequence's block table. Kernels live in cpu_kernels.cpp.
+#include "runtime/cpu_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+
+#include "config/log.h"
+#include "runtime/cpu_kernels.h"
+
+namespace troupe {
+namespace {
+
+status check_weights(const model_config& c, const model_weights& w) {
+  const size_t h = static_cast<size_t>(c.hidden_size), q = static_cast<size_t>(c.q_size()),
+               kv = static_cast<size_t>(c.kv_size()), inter = static_cast<size_t>(c.intermediate_size),
+               vocab = static_cast<size_t>(c.vocab_size);
+  auto bad = [&](const std::string& what) {
+    return make_error(errc::invalid_argument, "weights do not match the config of '" + c.name + "': " + what);
+  };
+  if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 || c.head_dim <= 0 ||
+      c.head_dim % 2 != 0 || c.num_heads % c.num_kv_heads != 0)
+    return bad("bad head/size configuration");
+  if (w.embed.size() != vocab * h) return bad("embed_tokens");
+  if (w.final_norm.size() != h) return bad("norm");
+  if (!w.lm_head.empty() && w.lm_head.size() != vocab * h) return bad("lm_head");
+  if (w.lm_head.empty() && !c.tie_word_embeddings) return bad("lm_head missing and embeddings not tied");
+  if (w.layers.size() != static_cast<size_t>(c.num_layers)) return bad("layer count");
+  for (const auto& l : w.layers) {
+    if (l.attn_norm.size() != h || l.mlp_norm.size() != h || l.w_qkv.size() != (q + 2 * kv) * h ||
+        (!l.b_qkv.empty() && l.b_qkv.size() != q + 2 * kv) || l.w_o.size() != h * q ||
+        l.w_gate_up.size() != 2 * inter * h || l.w_down.size() != h * inter)
+      return bad("a decoder layer's tensor sizes");
+  }
+  return ok_status();
+}
+
+void add_in_place(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace
+
+cpu_model::cpu_model(model_config cfg, model_weights weights, const cpu_model_options& opts)
+    : cfg_(std::move(cfg)),
+      w_(std::move(weights)),
+      num_blocks_(opts.num_kv_blocks),
+      block_seq_len_(opts.block_seq_len),
+      block_stride_(cfg_.num_layers * 2 * cfg_.num_kv_heads * opts.block_seq_len * cfg_.head_dim),
+      inv_freq_(rope_inv_freq(cfg_.rope, cfg_.head_dim)),
+      pool_(std::make_unique<cpu_thread_pool>(opts.num_threads)) {}
+
+result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_weights weights,
+                                                     const cpu_model_options& opts) {
+  TROUPE_TRY(check_weights(cfg, weights));
+  if (opts.num_kv_blocks <= 0 || opts.block_seq_len <= 0)
+    return make_error(errc::invalid_argument, "cpu_model needs num_kv_blocks > 0 and block_seq_len > 0");
+  std::unique_ptr<cpu_model> m(new cpu_model(std::move(cfg), std::move(weights), opts));
+  const int64_t floats = m->num_blocks_ * m->block_stride_;
+  try {
+    m->kv_.assign(static_cast<size_t>(floats), 0.0f);
+  } catch (const std::bad_alloc&) {
+    return make_error(errc::out_of_memory, "cannot allocate the CPU KV pool: " + std::to_string(m->num_blocks_) +
+                                               " blocks of " + std::to_string(m->block_stride_ * 4) + " bytes");
+  }
+  logger("runtime")->info("cpu_model '{}': {} layers, weights {:.1f} MiB, KV pool {} blocks x {} tokens ({:.1f} MiB), {} threads",
+                          m->cfg_.name, m->cfg_.num_layers, m->w_.num_bytes() / 1048576.0, m->num_blocks_,
+                          m->block_seq_len_, floats * 4 / 1048576.0, m->pool_->num_threads());
+  return m;
+}
+
+status cpu_model::check_batch(const step_batch& batch) const {
+  for (const auto& s : batch.seqs) {
+    auto bad = [&](const std::string& what) {
+      return make_error(errc::invalid_argument, "step for seq " + std::to_string(s.seq_id) + ": " + what);
+    };
+    if (s.tokens.empty()) return bad("no tokens");
+    if (s.start_pos < 0) return bad("negative start_pos");
+    for (int32_t t : s.tokens)
+      if (t < 0 || t >= cfg_.vocab_size)
+        return bad("token " + std::to_string(t) + " outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) + ")");
+    const int64_t end = static_cast<int64_t>(s.start_pos) + static_cast<int64_t>(s.tokens.size());
+    const int64_t needed = (end + block_seq_len_ - 1) / block_seq_len_;
+    if (static_cast<int64_t>(s.block_table.size()) < needed)
+      return bad("block table has " + std::to_string(s.block_table.size()) + " blocks, positions up to " +
+                 std::to_string(end) + " need " + std::to_string(needed));
+    for (int64_t b = 0; b < needed; ++b)
+      if (s.block_table[b] < 0 || s.block_table[b] >= num_blocks_)
+        return bad("block id " + std::to_string(s.block_table[b]) + " outside [0, " + std::to_string(num_blocks_) + ")");
+  }
+  return ok_status();
+}
+
+void cpu_model::prepare_tokens(const step_batch& batch) {
+  const int64_t n = batch.num_tokens(), hd = cfg_.head_dim, half = hd / 2, hidden = cfg_.hidden_size;
+  tok_seq_.resize(n);
+  tok_pos_.resize(n);
+  cos_.resize(n * half);
+  sin_.resize(n * half);
+  x_.resize(n * hidden);
+  h_.resize(n * hidden);
+  qkv_.resize(n * (cfg_.q_size() + 2 * cfg_.kv_size()));
+  attn_.resize(n * cfg_.q_size());
+  gate_up_.resize(n * 2 * cfg_.intermediate_size);
+  act_.resize(n * cfg_.intermediate_size);
+  int64_t t = 0;
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    const seq_step& s = batch.seqs[i];
+    for (size_t j = 0; j < s.tokens.size(); ++j, ++t) {
+      tok_seq_[t] = static_cast<int32_t>(i);
+      tok_pos_[t] = s.start_pos + static_cast<int32_t>(j);
+      rope_cos_sin(inv_freq_, tok_pos_[t], cos_.data() + t * half, sin_.data() + t * half);
+      std::copy_n(w_.embed.data() + static_cast<int64_t>(s.tokens[j]) * hidden, hidden, x_.data() + t * hidden);
+    }
+  }
+}
+
+void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
+  const int64_t n = static_cast<int64_t>(tok_seq_.size());
+  const int64_t hd = cfg_.head_dim, half = hd / 2, nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
+  const int64_t q_size = cfg_.q_size(), kv_size = cfg_.kv_size(), row = q_size + 2 * kv_size;
+  const int64_t head_stride = block_seq_len_ * hd;           // floats per [block_seq_len, head_dim]
+  const int64_t layer_off = layer * 2 * nkv * head_stride;   // K of this layer inside a block
+  const int64_t v_off = nkv * head_stride;                   // V after K
+
+  // Rotary on q and k, then append k and v at each token's slot.
+  for (int64_t t = 0; t < n; ++t) {
+    float* q = qkv_.data() + t * row;
+    rope_apply(q, nh, hd, cos_.data() + t * half, sin_.data() + t * half);
+    rope_apply(q + q_size, nkv, hd, cos_.data() + t * half, sin_.data() + t * half);
+    const seq_step& s = batch.seqs[tok_seq_[t]];
+    const int64_t pos = tok_pos_[t];
+    float* block = kv_.data() + static_cast<int64_t>(s.block_table[pos / block_seq_len_]) * block_stride_;
+    for (int64_t g = 0; g < nkv; ++g) {
+      float* slot = block + layer_off + g * head_stride + (pos % block_seq_len_) * hd;
+      std::copy_n(q + q_size + g * hd, hd, slot);
+      std::copy_n(q + q_size + kv_size + g * hd, hd, slot + v_off);
+    }
+  }
+
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  const int64_t group = nh / nkv;
+  const int64_t window = cfg_.sliding_window;
+  pool_->parallel_for(n * nh, [&](int64_t task) {
+    thread_local std::vector<float> scores;
+    const int64_t t = task / nh, h = task % nh, g = h / group;
+    const int64_t pos = tok_pos_[t];
+    const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    if (static_cast<int64_t>(scores.size()) < pos - lo + 1) scores.resize(pos - lo + 1);
+    paged_kv_view kv;
+    kv.pool = kv_.data();
+    kv.block_table = batch.seqs[tok_seq_[t]].block_table.data();
+    kv.block_stride = block_stride_;
+    kv.k_offset = layer_off + g * head_stride;
+    kv.v_offset = kv.k_offset + v_off;
+    kv.block_seq_len = block_seq_len_;
+    kv.head_dim = hd;
+    paged_attention_row(qkv_.data() + t * row + h * hd, kv, lo, pos, scale, scores.data(),
+                        attn_.data() + t * q_size + h * hd);
+  });
+}
+
+void cpu_model::compute_logits(const step_batch& batch, step_logits& out) {
+  const int64_t hidden = cfg_.hidden_size, vocab = cfg_.vocab_size;
+  out.row_seq.clear();
+  out.vocab_size = vocab;
+  // Gather the rows asked for into h_: [num_rows, hidden].
+  int64_t t = 0, rows = 0;
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    const seq_step& s = batch.seqs[i];
+    const int64_t n = static_cast<int64_t>(s.tokens.size());
+    const int64_t first = s.want_all_logits ? 0 : (s.want_logits ? n - 1 : n);
+    for (int64_t j = first; j < n; ++j, ++rows) {
+      std::copy_n(x_.data() + (t + j) * hidden, hidden, h_.data() + rows * hidden);
+      out.row_seq.push_back(static_cast<int32_t>(i));
+    }
+    t += n;
+  }
+  out.data.resize(static_cast<size_t>(rows * vocab));
+  if (rows == 0) return;
+  rmsnorm(h_.data(), w_.final_norm.data(), rows, hidden, cfg_.rms_norm_eps, h_.data());
+  matmul_nt(h_.data(), rows, hidden, w_.lm_head_data(), vocab, nullptr, out.data.data(), *pool_);
+}
+
+status cpu_model::forward(const step_batch& batch, step_logits& out) {
+  TROUPE_TRY(check_batch(batch));
+  const int64_t n = batch.num_tokens();
+  if (n == 0) {
+    out.row_seq.clear();
+    out.data.clear();
+    out.vocab_size = cfg_.vocab_size;
+    return ok_status();
+  }
+  const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size;
+  const int64_t q_size = cfg_.q_size(), qkv_rows = q_size + 2 * cfg_.kv_size();
+  prepare_tokens(batch);
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    const layer_weights& lw = w_.layers[static_cast<size_t>(l)];
+    rmsnorm(x_.data(), lw.attn_norm.data(), n, hidden, cfg_.rms_norm_eps, h_.data());
+    matmul_nt(h_.data(), n, hidden, lw.w_qkv.data(), qkv_rows, lw.b_qkv.empty() ? nullptr : lw.b_qkv.data(),
+              qkv_.data(), *pool_);
+    attention_layer(batch, l);
+    matmul_nt(attn_.data(), n, q_size, lw.w_o.data(), hidden, nullptr, h_.data(), *pool_);
+    add_in_place(x_.data(), h_.data(), n * hidden);
+    rmsnorm(x_.data(), lw.mlp_norm.data(), n, hidden, cfg_.rms_norm_eps, h_.data());
+    matmul_nt(h_.data(), n, hidden, lw.w_gate_up.data(), 2 * inter, nullptr, gate_up_.data(), *pool_);
+    silu_mul(gate_up_.data(), n, inter, act_.data());
+    matmul_nt(act_.data(), n, inter, lw.w_down.data(), hidden, nullptr, h_.data(), *pool_);
+    add_in_place(x_.data(), h_.data(), n * hidden);
+  }
+  compute_logits(batch, out);
+  return ok_status();
+}
+
+}  // namespace troupe

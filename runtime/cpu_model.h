@@ -1,0 +1,79 @@
+// The CPU forward pass of a Llama-family decoder (Llama, Mistral, Qwen2, SmolLM2): a model_backend
+// owning float32 weights, a paged KV pool and a thread pool. The reference executor: it makes the
+// server usable without a GPU, and its logits are batch-invariant (see forward()).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "config/error.h"
+#include "runtime/cpu_thread_pool.h"
+#include "runtime/model_backend.h"
+#include "runtime/model_weights.h"
+
+namespace troupe {
+
+struct cpu_model_options {
+  int64_t num_kv_blocks = 0;   // blocks in the KV pool
+  int64_t block_seq_len = 16;  // tokens per block (cache_block_seq_len)
+  int num_threads = 0;         // threads for matmuls and attention, the caller included; 0 = all cores
+};
+
+class cpu_model : public model_backend {
+ public:
+  // Checks the config against the weights and allocates the KV pool (errc::out_of_memory when it
+  // cannot). `weights` must match `cfg` (load_model_weights / make_dummy_weights guarantee it).
+  static result<std::unique_ptr<cpu_model>> create(model_config cfg, model_weights weights,
+                                                   const cpu_model_options& opts);
+
+  const model_config& config() const override { return cfg_; }
+  int64_t num_kv_blocks() const override { return num_blocks_; }
+  int64_t block_seq_len() const override { return block_seq_len_; }
+
+  // Design note: one step runs the decoder over all new tokens of all sequences as one [T, hidden]
+  // activation matrix. Per layer: RMSNorm, fused q/k/v matmul (+bias), rotary by each token's
+  // position, K/V appended into each sequence's blocks, then attention per (token, head) over the
+  // cached positions [0, pos] read through the block table, o_proj, residual, RMSNorm, fused
+  // gate/up, SiLU-and-mul, down, residual. Logits are computed only for the rows asked for.
+  // Batch invariance: each row's matmuls reduce in a fixed order independent of T (cpu_kernels.h),
+  // and attention for a token at position p always reduces over cached positions 0..p in order,
+  // whether its K/V were written in this step or earlier, so a sequence's logits are bit-identical
+  // whatever shares the step and however its prompt was chunked.
+  // Not reentrant: one forward() at a time (the executor is the only caller).
+  status forward(const step_batch& batch, step_logits& out) override;
+
+  // KV block layout: [num_layers][2 (K, V)][num_kv_heads][block_seq_len][head_dim] float32.
+  int64_t block_floats() const { return block_stride_; }
+  int64_t kv_pool_bytes() const { return static_cast<int64_t>(kv_.size() * sizeof(float)); }
+  int num_threads() const { return pool_->num_threads(); }
+
+ private:
+  cpu_model(model_config cfg, model_weights weights, const cpu_model_options& opts);
+  status check_batch(const step_batch& batch) const;
+  void prepare_tokens(const step_batch& batch);
+  void attention_layer(const step_batch& batch, int64_t layer);
+  void compute_logits(const step_batch& batch, step_logits& out);
+
+  model_config cfg_;
+  model_weights w_;
+  int64_t num_blocks_ = 0;
+  int64_t block_seq_len_ = 0;
+  int64_t block_stride_ = 0;  // floats per block
+  std::vector<float> kv_;     // [num_blocks, num_layers, 2, num_kv_heads, block_seq_len, head_dim]
+  std::vector<float> inv_freq_;  // [head_dim / 2]
+  std::unique_ptr<cpu_thread_pool> pool_;
+
+  // Per-step workspaces, grown on demand (T = tokens in the step).
+  std::vector<int32_t> tok_seq_;  // [T] index into batch.seqs
+  std::vector<int32_t> tok_pos_;  // [T] absolute position
+  std::vector<float> cos_, sin_;  // [T, head_dim / 2]
+  std::vector<float> x_;          // [T, hidden] residual stream
+  std::vector<float> h_;          // [T, hidden] normed input / projection output
+  std::vector<float> qkv_;        // [T, q_size + 2 * kv_size]
+  std::vector<float> attn_;       // [T, q_size]
+  std::vector<float> gate_up_;    // [T, 2 * intermediate]
+  std::vector<float> act_;        // [T, intermediate]
+};
+
+}  // namespace troupe

@@ -1,0 +1,46 @@
+// A small fork-join thread pool for the CPU forward pass: parallel_for hands task indices to the
+// workers and the calling thread, and returns when every task is done. Which thread runs which task
+// never affects results: every kernel computes each output element entirely inside one task.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace troupe {
+
+class cpu_thread_pool {
+ public:
+  // `num_threads` counts the caller: 1 runs everything inline. 0 means hardware_concurrency.
+  explicit cpu_thread_pool(int num_threads);
+  ~cpu_thread_pool();
+  cpu_thread_pool(const cpu_thread_pool&) = delete;
+  cpu_thread_pool& operator=(const cpu_thread_pool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs fn(task) for every task in [0, num_tasks). `fn` must not throw. Not reentrant: one
+  // parallel_for at a time (the forward pass is single-caller).
+  void parallel_for(int64_t num_tasks, const std::function<void(int64_t)>& fn);
+
+ private:
+  void worker_loop();
+  void run_tasks();
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable start_cv_;
+  std::condition_variable done_cv_;
+  uint64_t generation_ = 0;   // bumped per parallel_for; workers wake on change
+  int busy_workers_ = 0;      // workers still inside the current generation
+  bool stop_ = false;
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  int64_t num_tasks_ = 0;
+  std::atomic<int64_t> next_task_{0};
+};
+
+}  // namespace troupe

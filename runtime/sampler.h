@@ -1,0 +1,85 @@
+// Sampling one token from a float32 logits row, per request: logit bias, penalties, greedy or
+// temperature + min_p + top_k + top_p sampling with a per-request RNG, and logprobs. Also
+// validate_sampling_params, the one place request knobs are checked. Pure C++ (the CPU path and the
+// reference for the CUDA sampling kernels).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "config/error.h"
+#include "runtime/sampling_params.h"
+
+namespace troupe {
+
+// Checks every knob against its range, naming the knob and the bad value (errc::invalid_argument).
+status validate_sampling_params(const sampling_params& p, int64_t vocab_size);
+
+struct logprob_entry {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+struct sampled_token {
+  int32_t token = 0;
+  float logprob = 0.0f;            // log-softmax of the processed logits (see sampler); 0 if not asked
+  std::vector<logprob_entry> top;  // [params.logprobs] most likely, best first (ties: lower id)
+};
+
+// Design note: the order of operations is vLLM v1's:
+//   1. logit_bias (and, while fewer than min_tokens tokens exist, EOS/stop_token_ids masked to -inf);
+//   2. penalties: repetition over prompt + generated tokens (positive logits divided, negative ones
+//      multiplied), then frequency and presence over generated tokens only (OpenAI: l -= f * count +
+//      p * (count > 0));
+//   3. logprobs, if asked, from the log-softmax of these processed logits: after bias and penalties,
+//      before temperature and filtering. This is our documented choice: the numbers describe the
+//      model's (penalized) distribution, do not depend on top_k/top_p, and match greedy decoding;
+//   4. temperature == 0: greedy argmax (ties: lowest id). Otherwise temperature, then min_p (relative
+//      to the most likely token), then top_k, then top_p over what is left, then one draw.
+// Costs: O(vocab) passes only; top_k uses nth_element; top_p sorts only a growing head of the
+// candidates until it holds top_p of the mass (never a full sort of the vocabulary in practice).
+//
+// Mutation contract: sample() is the only mutating call; it records the token it returns as
+// generated (for the penalties and min_tokens) and advances the RNG. One sampler per sequence.
+class sampler {
+ public:
+  // `prompt_ids`: the prompt (for the repetition penalty). `eos_ids`: masked with stop_token_ids
+  // while fewer than params.min_tokens tokens are generated (unless ignore_eos). Without a seed the
+  // RNG is seeded from std::random_device.
+  sampler(const sampling_params& params, std::span<const int32_t> prompt_ids,
+          std::span<const int32_t> eos_ids = {});
+
+  // Samples the next token from `logits` [vocab]. The row is scratch: bias and penalties are
+  // applied in place.
+  sampled_token sample(std::span<float> logits);
+
+  int32_t num_generated() const { return num_generated_; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  void apply_bias_and_penalties(std::span<float> logits) const;
+  int32_t sample_filtered(std::span<const float> logits);
+  double uniform01();
+
+  sampling_params params_;
+  uint64_t seed_ = 0;
+  std::mt19937_64 rng_;
+  std::vector<int32_t> masked_until_min_;           // EOS + stop_token_ids
+  std::unordered_set<int32_t> seen_;                // prompt + generated (repetition penalty)
+  std::unordered_map<int32_t, int32_t> out_counts_;  // generated token -> count
+  int32_t num_generated_ = 0;
+  std::vector<int32_t> cand_;  // [vocab] scratch: candidate ids
+  std::vector<float> weight_;  // [vocab] scratch: unnormalized probabilities
+};
+
+// Log-softmax helpers, exposed for tests and the CUDA reference.
+// Returns log(sum(exp(logits))) computed stably.
+double log_sum_exp(std::span<const float> logits);
+// The k largest logits [k] as (token, logit - lse), best first, ties to the lower id.
+std::vector<logprob_entry> top_logprobs(std::span<const float> logits, int32_t k, double lse);
+
+}  // namespace troupe

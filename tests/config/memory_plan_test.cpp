@@ -1,0 +1,169 @@
+// The memory planner against hand-computed cases (design.md §1).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "config/memory_plan.h"
+
+namespace troupe {
+namespace {
+
+constexpr uint64_t GiB = 1ull << 30;
+constexpr uint64_t MiB = 1ull << 20;
+
+plan_model_shape llama3_8b() {
+  plan_model_shape m;
+  m.vocab_size = 128256;
+  m.hidden_size = 4096;
+  m.intermediate_size = 14336;
+  m.num_layers = 32;
+  m.num_heads = 32;
+  m.num_kv_heads = 8;
+  m.head_dim = 128;
+  m.max_position_embeddings = 131072;
+  return m;
+}
+
+engine_options opts_with(int tp, double ratio) {
+  engine_options o;
+  o.device = "cuda";
+  o.tp = tp;
+  o.session_len = 8192;
+  o.cache_max_entry_count = ratio;
+  return o;
+}
+
+TEST(memory_plan, llama3_8b_bf16_weights_are_exact) {
+  // 8,030,261,248 parameters x 2 bytes (embedding and LM head untied).
+  EXPECT_EQ(weight_bytes_per_rank(llama3_8b(), "bfloat16", 1), 16060522496ull);
+}
+
+TEST(memory_plan, weights_shard_over_ranks_with_embeddings_replicated) {
+  // Sharded: per layer 218,103,808 of 218,112,000 params (all but the two norms) halve at tp=2.
+  const uint64_t tp1 = weight_bytes_per_rank(llama3_8b(), "bfloat16", 1);
+  const uint64_t tp2 = weight_bytes_per_rank(llama3_8b(), "bfloat16", 2);
+  const uint64_t replicated = 2ull * (2 * 128256ull * 4096 + 4096 + 32 * 2 * 4096);
+  EXPECT_EQ(tp2, (tp1 - replicated) / 2 + replicated);
+}
+
+TEST(memory_plan, block_of_64_tokens_is_8mib_at_tp1_and_4mib_per_rank_at_tp2) {
+  auto p1 = make_memory_plan(llama3_8b(), opts_with(1, 0.5), "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p1.ok()) << p1.err().message;
+  EXPECT_EQ(p1->block_bytes, 8 * MiB);
+  auto p2 = make_memory_plan(llama3_8b(), opts_with(2, 0.5), "bfloat16", {{80 * GiB, 80 * GiB}, {80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p2.ok()) << p2.err().message;
+  EXPECT_EQ(p2->block_bytes, 4 * MiB);
+}
+
+TEST(memory_plan, ratio_takes_that_fraction_of_what_remains) {
+  auto p = make_memory_plan(llama3_8b(), opts_with(1, 0.5), "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok());
+  const auto& r = p->ranks[0];
+  EXPECT_EQ(r.available_for_kv, 80 * GiB - r.weights_bytes - r.reserve_bytes);
+  EXPECT_EQ(p->num_blocks, static_cast<int64_t>((r.available_for_kv / 2) / (8 * MiB)));
+  EXPECT_EQ(r.kv_bytes, static_cast<uint64_t>(p->num_blocks) * 8 * MiB);
+  EXPECT_EQ(p->token_capacity, p->num_blocks * 64);
+  EXPECT_EQ(p->max_full_sessions, p->num_blocks / (8192 / 64));
+  EXPECT_EQ(r.free_after_bytes, 80 * GiB - r.weights_bytes - r.reserve_bytes - r.kv_bytes);
+}
+
+TEST(memory_plan, count_above_one_is_a_number_of_blocks) {
+  auto p = make_memory_plan(llama3_8b(), opts_with(1, 1000), "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->num_blocks, 1000);
+  EXPECT_EQ(p->ranks[0].kv_bytes, 1000 * 8 * MiB);
+}
+
+TEST(memory_plan, kv_cache_memory_is_an_absolute_size) {
+  auto o = opts_with(1, 0.5);
+  o.kv_cache_memory = 20 * GiB;
+  auto p = make_memory_plan(llama3_8b(), o, "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->num_blocks, 20 * 1024 / 8);  // 2560 blocks of 8 MiB
+}
+
+TEST(memory_plan, ranks_use_the_minimum_over_unequal_free_memory) {
+  // Rank 1 has 10 GiB less free; both ranks end with rank 1's block count.
+  auto p = make_memory_plan(llama3_8b(), opts_with(2, 0.9), "bfloat16", {{80 * GiB, 80 * GiB}, {80 * GiB, 70 * GiB}});
+  ASSERT_TRUE(p.ok());
+  const auto& r1 = p->ranks[1];
+  EXPECT_EQ(p->num_blocks, static_cast<int64_t>(static_cast<uint64_t>(0.9 * r1.available_for_kv) / (4 * MiB)));
+  EXPECT_EQ(p->ranks[0].kv_bytes, p->ranks[1].kv_bytes);
+  EXPECT_GT(p->ranks[0].free_after_bytes, p->ranks[1].free_after_bytes);
+}
+
+TEST(memory_plan, warns_above_095) {
+  auto p = make_memory_plan(llama3_8b(), opts_with(1, 0.97), "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->warnings.size(), 1u);
+  EXPECT_NE(p->warnings[0].find("0.95"), std::string::npos);
+}
+
+TEST(memory_plan, weights_that_do_not_fit_are_an_error_with_numbers) {
+  auto p = make_memory_plan(llama3_8b(), opts_with(1, 0.5), "bfloat16", {{16 * GiB, 12 * GiB}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.err().code, errc::out_of_memory);
+  EXPECT_NE(p.err().message.find("14.96 GiB"), std::string::npos) << p.err().message;
+  EXPECT_NE(p.err().message.find("--tp"), std::string::npos);
+}
+
+TEST(memory_plan, reserve_that_leaves_nothing_names_the_knobs) {
+  auto o = opts_with(1, 0.5);
+  o.max_prefill_token_num = 1 << 20;
+  auto p = make_memory_plan(llama3_8b(), o, "bfloat16", {{24 * GiB, 24 * GiB}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.err().message.find("--max-prefill-token-num"), std::string::npos) << p.err().message;
+}
+
+TEST(memory_plan, one_session_must_fit) {
+  // 18 GiB: ~2.5 GiB left after weights and reserve; 1% of it is 3 blocks, session 8192 needs 128.
+  auto p = make_memory_plan(llama3_8b(), opts_with(1, 0.01), "bfloat16", {{18 * GiB, 18 * GiB}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.err().message.find("not even one session_len"), std::string::npos) << p.err().message;
+  EXPECT_NE(p.err().message.find("--session-len"), std::string::npos);
+}
+
+TEST(memory_plan, block_count_beyond_memory_is_refused) {
+  auto p = make_memory_plan(llama3_8b(), opts_with(1, 100000), "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.err().code, errc::out_of_memory);
+}
+
+TEST(memory_plan, tp_must_divide_heads) {
+  auto p = make_memory_plan(llama3_8b(), opts_with(3, 0.5), "bfloat16", std::vector<device_memory>(3, {80 * GiB, 80 * GiB}));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.err().code, errc::invalid_argument);
+}
+
+TEST(memory_plan, json_has_the_documented_keys) {
+  auto p = make_memory_plan(llama3_8b(), opts_with(2, 0.5), "bfloat16", {{80 * GiB, 80 * GiB}, {80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok());
+  auto j = nlohmann::json::parse(memory_plan_json(*p));
+  for (const char* k : {"block_bytes", "num_blocks", "token_capacity", "max_full_sessions", "ranks"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  ASSERT_EQ(j["ranks"].size(), 2u);
+  for (const char* k : {"weights_bytes", "reserve_bytes", "kv_bytes", "free_after_bytes"})
+    EXPECT_TRUE(j["ranks"][0].contains(k)) << k;
+}
+
+TEST(memory_plan, table_names_the_three_limits) {
+  auto p = make_memory_plan(llama3_8b(), opts_with(1, 0.5), "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok());
+  const std::string t = format_memory_plan(*p);
+  EXPECT_NE(t.find("max_concurrent_requests"), std::string::npos);
+  EXPECT_NE(t.find("max_batch_size"), std::string::npos);
+  EXPECT_NE(t.find("KV capacity"), std::string::npos);
+}
+
+TEST(byte_size, parses_units) {
+  EXPECT_EQ(*parse_byte_size("80GiB"), 80 * GiB);
+  EXPECT_EQ(*parse_byte_size("20 GB"), 20000000000ull);
+  EXPECT_EQ(*parse_byte_size("512MiB"), 512 * MiB);
+  EXPECT_EQ(*parse_byte_size("1073741824"), GiB);
+  EXPECT_FALSE(parse_byte_size("lots").ok());
+  EXPECT_FALSE(parse_byte_size("12 parsecs").ok());
+  EXPECT_FALSE(parse_byte_size("").ok());
+}
+
+}  // namespace
+}  // namespace troupe

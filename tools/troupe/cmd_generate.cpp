@@ -1,0 +1,7 @@
+// PLACEHOLDER until the engine lands.
+#include <cstdio>
+#include "tools/troupe/commands.h"
+namespace troupe {
+int run_generate(const cli_result&) { std::fprintf(stderr, "generate: not built yet\n"); return 1; }
+int run_serve(const cli_result&) { std::fprintf(stderr, "serve: not built yet\n"); return 1; }
+}  // namespace troupe
