@@ -62,11 +62,13 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void after_response();
 
   void arm_timer(double seconds);
+  void cancel_timer();
   void on_timer(uint64_t seq);
   void linger_close();
   void close();
 
   tcp::socket socket_;
+  boost::asio::any_io_executor strand_;  // the socket's strand (kept across the WebSocket upgrade)
   std::shared_ptr<server_context> ctx_;
   boost::asio::steady_timer timer_;
   beast::flat_buffer buffer_;

@@ -1,25 +1,17 @@
-// Float32 kernels of the CPU forward pass: matmul against [out, in] weights, RMSNorm, rotary
+// Float32 kernels of the CPU forward pass besides the matmul (cpu_matmul.h): RMSNorm, rotary
 // embedding (HF rotate_half), SiLU-and-mul and paged attention for one query row. Every kernel
-// reduces each output element in one fixed order that does not depend on the batch size, the
-// tiling or the thread count, so results are bit-identical however a step is composed.
+// reduces each output element in one fixed order that does not depend on the batch size or the
+// thread count, so results are bit-identical however a step is composed.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
-#include "runtime/cpu_thread_pool.h"
+#include "runtime/cpu_matmul.h"
 #include "runtime/model_config.h"
 
 namespace troupe {
-
-// y[i, j] = Σ_k x[i, k] · w[j, k]  (+ bias[j] when bias != nullptr).
-// x: [m, k] row-major; w: [n, k] row-major (nn.Linear layout); y: [m, n] row-major.
-void matmul_nt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* bias, float* y,
-               cpu_thread_pool& pool);
-
-// The dot product matmul_nt uses for one element: 8 lanes over k in order, a fixed lane reduction,
-// then the k % 8 tail in order.
-float dot_f32(const float* a, const float* b, int64_t n);
 
 // y += a · x over n floats (lane-wise, so the order per element is simply the call order).
 void axpy_f32(float a, const float* x, float* y, int64_t n);
@@ -28,8 +20,9 @@ void axpy_f32(float a, const float* x, float* y, int64_t n);
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y);
 
 // Rotary inverse frequencies [head_dim / 2] for the config's rope type (default, linear, llama3),
-// computed as Hugging Face does (float32).
-std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim);
+// computed as Hugging Face does: float32, then rounded to the checkpoint's dtype when that is
+// "bfloat16" or "float16" (transformers holds inv_freq as a buffer in the model's dtype).
+std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim, const std::string& weights_dtype);
 
 // cos/sin [head_dim / 2] of position `pos`.
 void rope_cos_sin(const std::vector<float>& inv_freq, int64_t pos, float* cos_out, float* sin_out);

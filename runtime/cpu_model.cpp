@@ -22,16 +22,21 @@ status check_weights(const model_config& c, const model_weights& w) {
   if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 || c.head_dim <= 0 ||
       c.head_dim % 2 != 0 || c.num_heads % c.num_kv_heads != 0)
     return bad("bad head/size configuration");
-  if (w.embed.size() != vocab * h) return bad("embed_tokens");
+  auto shape_is = [](const weight_matrix& m, size_t rows, size_t cols) {
+    const size_t n = static_cast<size_t>(m.rows * m.cols);
+    return static_cast<size_t>(m.rows) == rows && static_cast<size_t>(m.cols) == cols &&
+           (m.dtype == weight_dtype::f32 ? m.f32.size() : m.half.size()) == n;
+  };
+  if (!shape_is(w.embed, vocab, h)) return bad("embed_tokens");
   if (w.final_norm.size() != h) return bad("norm");
-  if (!w.lm_head.empty() && w.lm_head.size() != vocab * h) return bad("lm_head");
+  if (!w.lm_head.empty() && !shape_is(w.lm_head, vocab, h)) return bad("lm_head");
   if (w.lm_head.empty() && !c.tie_word_embeddings) return bad("lm_head missing and embeddings not tied");
   if (w.layers.size() != static_cast<size_t>(c.num_layers)) return bad("layer count");
   for (const auto& l : w.layers) {
-    if (l.attn_norm.size() != h || l.mlp_norm.size() != h || l.w_qkv.size() != (q + 2 * kv) * h ||
-        (!l.b_qkv.empty() && l.b_qkv.size() != q + 2 * kv) || l.w_o.size() != h * q ||
-        l.w_gate_up.size() != 2 * inter * h || l.w_down.size() != h * inter)
-      return bad("a decoder layer's tensor sizes");
+    if (l.attn_norm.size() != h || l.mlp_norm.size() != h || !shape_is(l.w_qkv, q + 2 * kv, h) ||
+        (!l.b_qkv.empty() && l.b_qkv.size() != q + 2 * kv) || !shape_is(l.w_o, h, q) ||
+        !shape_is(l.w_gate_up, 2 * inter, h) || !shape_is(l.w_down, h, inter))
+      return bad("a decoder layer's tensor shapes");
   }
   return ok_status();
 }
@@ -48,7 +53,7 @@ cpu_model::cpu_model(model_config cfg, model_weights weights, const cpu_model_op
       num_blocks_(opts.num_kv_blocks),
       block_seq_len_(opts.block_seq_len),
       block_stride_(cfg_.num_layers * 2 * cfg_.num_kv_heads * opts.block_seq_len * cfg_.head_dim),
-      inv_freq_(rope_inv_freq(cfg_.rope, cfg_.head_dim)),
+      inv_freq_(rope_inv_freq(cfg_.rope, cfg_.head_dim, cfg_.source_dtype)),
       pool_(std::make_unique<cpu_thread_pool>(opts.num_threads)) {}
 
 result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_weights weights,
@@ -64,8 +69,9 @@ result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_wei
     return make_error(errc::out_of_memory, "cannot allocate the CPU KV pool: " + std::to_string(m->num_blocks_) +
                                                " blocks of " + std::to_string(m->block_stride_ * 4) + " bytes");
   }
-  logger("runtime")->info("cpu_model '{}': {} layers, weights {:.1f} MiB, KV pool {} blocks x {} tokens ({:.1f} MiB), {} threads",
-                          m->cfg_.name, m->cfg_.num_layers, m->w_.num_bytes() / 1048576.0, m->num_blocks_,
+  logger("runtime")->info("cpu_model '{}': {} layers, weights {:.1f} MiB ({}), KV pool {} blocks x {} tokens ({:.1f} MiB), {} threads",
+                          m->cfg_.name, m->cfg_.num_layers, m->w_.num_bytes() / 1048576.0,
+                          weight_dtype_name(m->w_.layers[0].w_qkv.dtype), m->num_blocks_,
                           m->block_seq_len_, floats * 4 / 1048576.0, m->pool_->num_threads());
   return m;
 }
@@ -111,7 +117,7 @@ void cpu_model::prepare_tokens(const step_batch& batch) {
       tok_seq_[t] = static_cast<int32_t>(i);
       tok_pos_[t] = s.start_pos + static_cast<int32_t>(j);
       rope_cos_sin(inv_freq_, tok_pos_[t], cos_.data() + t * half, sin_.data() + t * half);
-      std::copy_n(w_.embed.data() + static_cast<int64_t>(s.tokens[j]) * hidden, hidden, x_.data() + t * hidden);
+      w_.embed.row_f32(s.tokens[j], x_.data() + t * hidden);
     }
   }
 }
@@ -180,7 +186,7 @@ void cpu_model::compute_logits(const step_batch& batch, step_logits& out) {
   out.data.resize(static_cast<size_t>(rows * vocab));
   if (rows == 0) return;
   rmsnorm(h_.data(), w_.final_norm.data(), rows, hidden, cfg_.rms_norm_eps, h_.data());
-  matmul_nt(h_.data(), rows, hidden, w_.lm_head_data(), vocab, nullptr, out.data.data(), *pool_);
+  matmul_nt(h_.data(), rows, w_.lm_head_matrix(), nullptr, out.data.data(), *pool_);
 }
 
 status cpu_model::forward(const step_batch& batch, step_logits& out) {
@@ -193,20 +199,18 @@ status cpu_model::forward(const step_batch& batch, step_logits& out) {
     return ok_status();
   }
   const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size;
-  const int64_t q_size = cfg_.q_size(), qkv_rows = q_size + 2 * cfg_.kv_size();
   prepare_tokens(batch);
   for (int64_t l = 0; l < cfg_.num_layers; ++l) {
     const layer_weights& lw = w_.layers[static_cast<size_t>(l)];
     rmsnorm(x_.data(), lw.attn_norm.data(), n, hidden, cfg_.rms_norm_eps, h_.data());
-    matmul_nt(h_.data(), n, hidden, lw.w_qkv.data(), qkv_rows, lw.b_qkv.empty() ? nullptr : lw.b_qkv.data(),
-              qkv_.data(), *pool_);
+    matmul_nt(h_.data(), n, lw.w_qkv, lw.b_qkv.empty() ? nullptr : lw.b_qkv.data(), qkv_.data(), *pool_);
     attention_layer(batch, l);
-    matmul_nt(attn_.data(), n, q_size, lw.w_o.data(), hidden, nullptr, h_.data(), *pool_);
+    matmul_nt(attn_.data(), n, lw.w_o, nullptr, h_.data(), *pool_);
     add_in_place(x_.data(), h_.data(), n * hidden);
     rmsnorm(x_.data(), lw.mlp_norm.data(), n, hidden, cfg_.rms_norm_eps, h_.data());
-    matmul_nt(h_.data(), n, hidden, lw.w_gate_up.data(), 2 * inter, nullptr, gate_up_.data(), *pool_);
+    matmul_nt(h_.data(), n, lw.w_gate_up, nullptr, gate_up_.data(), *pool_);
     silu_mul(gate_up_.data(), n, inter, act_.data());
-    matmul_nt(act_.data(), n, inter, lw.w_down.data(), hidden, nullptr, h_.data(), *pool_);
+    matmul_nt(act_.data(), n, lw.w_down, nullptr, h_.data(), *pool_);
     add_in_place(x_.data(), h_.data(), n * hidden);
   }
   compute_logits(batch, out);

@@ -29,6 +29,11 @@ result<json> load_json(const std::filesystem::path& path, bool required) {
   return j;
 }
 
+const json& member(const json& j, const char* key) {
+  static const json null_json;
+  return j.is_object() && j.contains(key) ? j[key] : null_json;
+}
+
 // Walks a (possibly nested Sequence) pre-tokenizer or decoder and collects node types and patterns.
 void collect(const json& node, std::vector<const json*>& out) {
   if (!node.is_object()) return;
@@ -60,8 +65,8 @@ int32_t find_token(const tokenizer_data& d, const std::string& text) {
 }
 
 status read_model(const json& tj, tokenizer_data& d) {
-  const json& model = tj.value("model", json::object());
-  if (model.value("type", std::string("BPE")) != "BPE" || !model.contains("vocab") || !model["vocab"].is_object())
+  const json& model = member(tj, "model");
+  if (!model.is_object() || model.value("type", std::string("BPE")) != "BPE" || !model.contains("vocab") || !model["vocab"].is_object())
     return make_error(errc::unsupported, "tokenizer.json: only BPE models are supported");
   const json& vocab = model["vocab"];
   d.tokens.assign(vocab.size(), std::string());
@@ -86,10 +91,10 @@ status read_model(const json& tj, tokenizer_data& d) {
 }
 
 void read_pre_tokenizer(const json& tj, tokenizer_data& d) {
-  std::vector<const json*> nodes;
-  collect(tj.value("pre_tokenizer", json()), nodes);
-  collect(tj.value("decoder", json()), nodes);
-  collect(tj.value("normalizer", json()), nodes);
+  std::vector<const json*> nodes;  // pointers into tj
+  collect(member(tj, "pre_tokenizer"), nodes);
+  collect(member(tj, "decoder"), nodes);
+  collect(member(tj, "normalizer"), nodes);
   bool byte_level = false, digits = false, metaspace = false;
   std::string pattern;
   for (const json* n : nodes) {
@@ -102,7 +107,7 @@ void read_pre_tokenizer(const json& tj, tokenizer_data& d) {
   }
   d.model = byte_level ? "gpt2" : "llama";
   if (metaspace) {
-    const json& pre = tj.value("pre_tokenizer", json());
+    const json& pre = member(tj, "pre_tokenizer");
     d.add_space_prefix = pre.value("prepend_scheme", std::string("always")) != "never" && pre.value("add_prefix_space", true);
   }
   if (!byte_level) { d.pre = "default"; return; }
@@ -119,7 +124,7 @@ void read_pre_tokenizer(const json& tj, tokenizer_data& d) {
 // Llama 3's tokenizer.json adds BOS through a TemplateProcessing post-processor.
 bool post_processor_adds(const json& tj, const std::string& token) {
   std::vector<const json*> nodes;
-  const json& pp = tj.value("post_processor", json());
+  const json& pp = member(tj, "post_processor");
   nodes.push_back(&pp);
   if (pp.is_object() && pp.contains("processors"))
     for (const auto& p : pp["processors"]) nodes.push_back(&p);

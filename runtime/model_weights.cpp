@@ -1,5 +1,6 @@
 // Loads a Llama-family model's tensors (HF names) into model_weights, checking each shape against
-// the config, fusing q/k/v and gate/up; and builds seeded random weights for benchmarks.
+// the config, fusing q/k/v and gate/up and choosing each matrix's storage dtype; and builds seeded
+// random weights for benchmarks.
 #include "runtime/model_weights.h"
 
 #include <cmath>
@@ -68,75 +69,109 @@ struct splitmix {
   }
 };
 
-void fill_random(std::vector<float>& v, size_t n, float scale, splitmix& rng) {
-  v.resize(n);
+std::vector<float> random_values(size_t n, float scale, splitmix& rng) {
+  std::vector<float> v(n);
   for (auto& x : v) x = rng.uniform(scale);
+  return v;
+}
+
+// The storage dtype of a matrix made of `parts` (see weight_load_options).
+weight_dtype storage_dtype(const weight_source& src, std::initializer_list<std::string> parts,
+                           const weight_load_options& opts) {
+  if (opts.dtype) return *opts.dtype;
+  std::string common;
+  for (const auto& name : parts) {
+    const tensor_info* t = src.find(name);
+    const std::string d = t ? t->dtype : "";
+    if (!common.empty() && d != common) return weight_dtype::f32;
+    common = d;
+  }
+  if (common == "BF16") return weight_dtype::bf16;
+  if (common == "F16") return weight_dtype::f16;
+  return weight_dtype::f32;
 }
 
 }  // namespace
 
 int64_t model_weights::num_bytes() const {
-  size_t n = embed.size() + final_norm.size() + lm_head.size();
+  int64_t n = embed.num_bytes() + lm_head.num_bytes() + static_cast<int64_t>(final_norm.size() * 4);
   for (const auto& l : layers)
-    n += l.attn_norm.size() + l.w_qkv.size() + l.b_qkv.size() + l.w_o.size() + l.mlp_norm.size() +
-         l.w_gate_up.size() + l.w_down.size();
-  return static_cast<int64_t>(n * sizeof(float));
+    n += l.w_qkv.num_bytes() + l.w_o.num_bytes() + l.w_gate_up.num_bytes() + l.w_down.num_bytes() +
+         static_cast<int64_t>((l.attn_norm.size() + l.b_qkv.size() + l.mlp_norm.size()) * 4);
+  return n;
 }
 
-result<model_weights> load_model_weights(const model_config& c, const weight_source& src) {
+result<model_weights> load_model_weights(const model_config& c, const weight_source& src,
+                                         const weight_load_options& opts) {
   TROUPE_TRY(check_config(c));
   const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), inter = c.intermediate_size;
   tensor_reader r(src);
   model_weights w;
-  TROUPE_TRY(r.read("model.embed_tokens.weight", {c.vocab_size, h}, w.embed));
+  std::vector<float> buf;  // float32 staging of one (fused) matrix
+  auto matrix = [&](std::initializer_list<std::string> parts, int64_t rows, int64_t cols) {
+    return weight_matrix::from_f32(std::move(buf), rows, cols, storage_dtype(src, parts, opts));
+  };
+  const std::string embed = "model.embed_tokens.weight", head = "lm_head.weight";
+  TROUPE_TRY(r.read(embed, {c.vocab_size, h}, buf));
+  w.embed = matrix({embed}, c.vocab_size, h);
   TROUPE_TRY(r.read("model.norm.weight", {h}, w.final_norm));
   // Tied models may still carry lm_head.weight (a copy); the config decides.
-  if (!c.tie_word_embeddings) TROUPE_TRY(r.read("lm_head.weight", {c.vocab_size, h}, w.lm_head));
+  if (!c.tie_word_embeddings) {
+    TROUPE_TRY(r.read(head, {c.vocab_size, h}, buf));
+    w.lm_head = matrix({head}, c.vocab_size, h);
+  }
   w.layers.resize(static_cast<size_t>(c.num_layers));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     layer_weights& l = w.layers[static_cast<size_t>(i)];
     TROUPE_TRY(r.read(p + "input_layernorm.weight", {h}, l.attn_norm));
     TROUPE_TRY(r.read(p + "post_attention_layernorm.weight", {h}, l.mlp_norm));
-    l.w_qkv.resize(static_cast<size_t>((q + 2 * kv) * h));
-    TROUPE_TRY(r.read(p + "self_attn.q_proj.weight", {q, h}, l.w_qkv, 0));
-    TROUPE_TRY(r.read(p + "self_attn.k_proj.weight", {kv, h}, l.w_qkv, static_cast<size_t>(q * h)));
-    TROUPE_TRY(r.read(p + "self_attn.v_proj.weight", {kv, h}, l.w_qkv, static_cast<size_t>((q + kv) * h)));
+    const std::string wq = p + "self_attn.q_proj.weight", wk = p + "self_attn.k_proj.weight",
+                      wv = p + "self_attn.v_proj.weight";
+    TROUPE_TRY(r.read(wq, {q, h}, buf, 0));
+    TROUPE_TRY(r.read(wk, {kv, h}, buf, static_cast<size_t>(q * h)));
+    TROUPE_TRY(r.read(wv, {kv, h}, buf, static_cast<size_t>((q + kv) * h)));
+    l.w_qkv = matrix({wq, wk, wv}, q + 2 * kv, h);
     if (c.attention_bias) {
-      l.b_qkv.resize(static_cast<size_t>(q + 2 * kv));
       TROUPE_TRY(r.read(p + "self_attn.q_proj.bias", {q}, l.b_qkv, 0));
       TROUPE_TRY(r.read(p + "self_attn.k_proj.bias", {kv}, l.b_qkv, static_cast<size_t>(q)));
       TROUPE_TRY(r.read(p + "self_attn.v_proj.bias", {kv}, l.b_qkv, static_cast<size_t>(q + kv)));
     }
-    TROUPE_TRY(r.read(p + "self_attn.o_proj.weight", {h, q}, l.w_o));
-    l.w_gate_up.resize(static_cast<size_t>(2 * inter * h));
-    TROUPE_TRY(r.read(p + "mlp.gate_proj.weight", {inter, h}, l.w_gate_up, 0));
-    TROUPE_TRY(r.read(p + "mlp.up_proj.weight", {inter, h}, l.w_gate_up, static_cast<size_t>(inter * h)));
-    TROUPE_TRY(r.read(p + "mlp.down_proj.weight", {h, inter}, l.w_down));
+    const std::string wo = p + "self_attn.o_proj.weight";
+    TROUPE_TRY(r.read(wo, {h, q}, buf));
+    l.w_o = matrix({wo}, h, q);
+    const std::string wg = p + "mlp.gate_proj.weight", wu = p + "mlp.up_proj.weight", wd = p + "mlp.down_proj.weight";
+    TROUPE_TRY(r.read(wg, {inter, h}, buf, 0));
+    TROUPE_TRY(r.read(wu, {inter, h}, buf, static_cast<size_t>(inter * h)));
+    l.w_gate_up = matrix({wg, wu}, 2 * inter, h);
+    TROUPE_TRY(r.read(wd, {h, inter}, buf));
+    l.w_down = matrix({wd}, h, inter);
   }
   return w;
 }
 
-result<model_weights> make_dummy_weights(const model_config& c, uint64_t seed) {
+result<model_weights> make_dummy_weights(const model_config& c, uint64_t seed, weight_dtype dtype) {
   TROUPE_TRY(check_config(c));
-  const size_t h = static_cast<size_t>(c.hidden_size), q = static_cast<size_t>(c.q_size()),
-               kv = static_cast<size_t>(c.kv_size()), inter = static_cast<size_t>(c.intermediate_size),
-               vocab = static_cast<size_t>(c.vocab_size);
+  const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), inter = c.intermediate_size,
+                vocab = c.vocab_size;
   splitmix rng{seed ^ 0x7472'6f75'7065ull};
-  const float sh = 0.5f / std::sqrt(static_cast<float>(h));
+  auto matrix = [&](int64_t rows, int64_t cols, float scale) {
+    return weight_matrix::from_f32(random_values(static_cast<size_t>(rows * cols), scale, rng), rows, cols, dtype);
+  };
+  auto inv_sqrt = [](int64_t n) { return 0.5f / std::sqrt(static_cast<float>(n)); };
   model_weights w;
-  fill_random(w.embed, vocab * h, 1.0f, rng);
-  w.final_norm.assign(h, 1.0f);
-  if (!c.tie_word_embeddings) fill_random(w.lm_head, vocab * h, sh, rng);
+  w.embed = matrix(vocab, h, 1.0f);
+  w.final_norm.assign(static_cast<size_t>(h), 1.0f);
+  if (!c.tie_word_embeddings) w.lm_head = matrix(vocab, h, inv_sqrt(h));
   w.layers.resize(static_cast<size_t>(c.num_layers));
   for (auto& l : w.layers) {
-    l.attn_norm.assign(h, 1.0f);
-    l.mlp_norm.assign(h, 1.0f);
-    fill_random(l.w_qkv, (q + 2 * kv) * h, sh, rng);
-    if (c.attention_bias) fill_random(l.b_qkv, q + 2 * kv, 0.02f, rng);
-    fill_random(l.w_o, h * q, 0.5f / std::sqrt(static_cast<float>(q)), rng);
-    fill_random(l.w_gate_up, 2 * inter * h, sh, rng);
-    fill_random(l.w_down, h * inter, 0.5f / std::sqrt(static_cast<float>(inter)), rng);
+    l.attn_norm.assign(static_cast<size_t>(h), 1.0f);
+    l.mlp_norm.assign(static_cast<size_t>(h), 1.0f);
+    l.w_qkv = matrix(q + 2 * kv, h, inv_sqrt(h));
+    if (c.attention_bias) l.b_qkv = random_values(static_cast<size_t>(q + 2 * kv), 0.02f, rng);
+    l.w_o = matrix(h, q, inv_sqrt(q));
+    l.w_gate_up = matrix(2 * inter, h, inv_sqrt(h));
+    l.w_down = matrix(h, inter, inv_sqrt(inter));
   }
   return w;
 }

@@ -1,13 +1,15 @@
-// A Llama-family model's weights in float32, laid out for the CPU forward pass: one struct per
-// decoder layer with q/k/v and gate/up fused into single row-major matrices. Loaded from a
+// A Llama-family model's weights laid out for the CPU forward pass: one struct per decoder layer,
+// q/k/v and gate/up fused into single row-major matrices (float32, bf16 or f16). Loaded from a
 // weight_source with every shape checked against model_config, or filled with seeded random values.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "config/error.h"
 #include "runtime/model_config.h"
+#include "runtime/weight_matrix.h"
 #include "runtime/weight_source.h"
 
 namespace troupe {
@@ -17,33 +19,42 @@ enum class load_format {
   dummy,    // random weights of the config's shapes (benchmarks, planning), seeded
 };
 
+struct weight_load_options {
+  // How matrices are stored. Unset ("auto"): a matrix whose checkpoint tensors are all BF16 (F16)
+  // stays bf16 (f16), losslessly; anything else (F32, GGUF) becomes float32. Set: that dtype for
+  // every matrix (lossy when narrower than the checkpoint). Norms and biases are always float32.
+  std::optional<weight_dtype> dtype;
+};
+
 // Matrices are [out, in] row-major (Hugging Face nn.Linear layout): y = x · Wᵀ.
 struct layer_weights {
   std::vector<float> attn_norm;  // [hidden]
-  std::vector<float> w_qkv;      // [q_size + 2 * kv_size, hidden]: q rows, then k, then v
+  weight_matrix w_qkv;           // [q_size + 2 * kv_size, hidden]: q rows, then k, then v
   std::vector<float> b_qkv;      // [q_size + 2 * kv_size], empty unless attention_bias (Qwen2)
-  std::vector<float> w_o;        // [hidden, q_size]
+  weight_matrix w_o;             // [hidden, q_size]
   std::vector<float> mlp_norm;   // [hidden]
-  std::vector<float> w_gate_up;  // [2 * intermediate, hidden]: gate rows, then up rows
-  std::vector<float> w_down;     // [hidden, intermediate]
+  weight_matrix w_gate_up;       // [2 * intermediate, hidden]: gate rows, then up rows
+  weight_matrix w_down;          // [hidden, intermediate]
 };
 
 struct model_weights {
-  std::vector<float> embed;       // [vocab, hidden]
+  weight_matrix embed;                // [vocab, hidden]
   std::vector<layer_weights> layers;  // [num_layers]
-  std::vector<float> final_norm;  // [hidden]
-  std::vector<float> lm_head;     // [vocab, hidden]; empty when tied to embed
+  std::vector<float> final_norm;      // [hidden]
+  weight_matrix lm_head;              // [vocab, hidden]; empty when tied to embed
 
-  const float* lm_head_data() const { return lm_head.empty() ? embed.data() : lm_head.data(); }
+  const weight_matrix& lm_head_matrix() const { return lm_head.empty() ? embed : lm_head; }
   int64_t num_bytes() const;
 };
 
 // Reads every tensor the config needs from `src`. A missing tensor is errc::not_found and a shape
 // that disagrees with the config is errc::corrupt_file; both name the tensor and the file.
-result<model_weights> load_model_weights(const model_config& cfg, const weight_source& src);
+result<model_weights> load_model_weights(const model_config& cfg, const weight_source& src,
+                                         const weight_load_options& opts = {});
 
-// Random weights with the config's shapes: matrices uniform in ±0.5/sqrt(in), norms 1, biases
-// small. Same seed, same weights.
-result<model_weights> make_dummy_weights(const model_config& cfg, uint64_t seed = 0);
+// Random weights with the config's shapes: matrices uniform in ±0.5/sqrt(in) (the embedding in
+// ±1), norms 1, biases small. Same seed, same weights.
+result<model_weights> make_dummy_weights(const model_config& cfg, uint64_t seed = 0,
+                                         weight_dtype dtype = weight_dtype::f32);
 
 }  // namespace troupe

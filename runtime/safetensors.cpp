@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/weight_matrix.h"
+
 namespace troupe {
 namespace {
 
@@ -72,33 +74,6 @@ struct tensor_loc {
   int64_t bytes = 0;
 };
 
-float f16_to_f32(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: renormalize
-      exp = 127 - 15 + 1;
-      while ((mant & 0x400u) == 0) {
-        mant <<= 1;
-        --exp;
-      }
-      mant &= 0x3ffu;
-      bits = sign | (exp << 23) | (mant << 13);
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::ostringstream s;
   s << '[';
@@ -128,14 +103,13 @@ class safetensors_source : public weight_source {
       for (int64_t i = 0; i < n; ++i) {
         uint16_t b;
         std::memcpy(&b, loc.data + 2 * i, 2);
-        uint32_t bits = static_cast<uint32_t>(b) << 16;
-        std::memcpy(&out[i], &bits, 4);
+        out[i] = bf16_bits_to_f32(b);
       }
     } else if (info.dtype == "F16") {
       for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, loc.data + 2 * i, 2);
-        out[i] = f16_to_f32(h);
+        out[i] = f16_bits_to_f32(h);
       }
     } else {
       return make_error(errc::unsupported, files_[loc.file]->path() + ": tensor '" + name +

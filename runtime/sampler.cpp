@@ -3,8 +3,10 @@
 #include "runtime/sampler.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <queue>
 #include <string>
 
@@ -30,12 +32,114 @@ struct better {
   bool operator()(int32_t a, int32_t b) const { return l[a] > l[b] || (l[a] == l[b] && a < b); }
 };
 
-int32_t argmax(std::span<const float> l) {
-  int32_t best = 0;
-  for (size_t i = 1; i < l.size(); ++i) {
-    if (l[i] > l[static_cast<size_t>(best)]) best = static_cast<int32_t>(i);
+// Largest value (NaN ignored; -inf for an empty or all-NaN row). Eight independent lanes so the
+// compiler can overlap the compares instead of chaining one maxss per token.
+float row_max(std::span<const float> l) {
+  float lane[8];
+  std::fill(std::begin(lane), std::end(lane), kNegInf);
+  const size_t n8 = l.size() / 8 * 8;
+  for (size_t i = 0; i < n8; i += 8) {
+    for (size_t j = 0; j < 8; ++j) lane[j] = l[i + j] > lane[j] ? l[i + j] : lane[j];
   }
-  return best;
+  float mx = kNegInf;
+  for (float v : lane) mx = v > mx ? v : mx;
+  for (size_t i = n8; i < l.size(); ++i) mx = l[i] > mx ? l[i] : mx;
+  return mx;
+}
+
+// c ? a : b without a branch: keeps the row loops below vectorizable under strict IEEE flags
+// (GCC will not if-convert a float compare that guards a value without -fno-trapping-math).
+inline float pick(bool c, float a, float b) {
+  const uint32_t m = 0u - static_cast<uint32_t>(c);
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(a) & m) | (std::bit_cast<uint32_t>(b) & ~m));
+}
+
+// exp(x) for x <= 0 (arguments are l - lmax), relative error < 1e-7 (Cephes' expf polynomial);
+// x below -87 (and -inf, NaN) gives exp(-87) ~ 1.6e-38. Plain float ops: loops over a row vectorize.
+inline float exp_nonpos(float x) {
+  x = pick(x > -87.0f, x, -87.0f);
+  const int n = static_cast<int>(x * 1.44269504f - 0.5f);  // round(x / ln 2), truncation toward 0
+  const auto fn = static_cast<float>(n);
+  const float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;  // x - n ln 2, two-part ln 2
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  return y * std::bit_cast<float>(static_cast<uint32_t>(n + 127) << 23);
+}
+
+// Sum of w[0..n) with eight float lanes (vectorizable), returned as a double.
+double lane_sum(const float* w, size_t n) {
+  float lane[8] = {};
+  const size_t n8 = n / 8 * 8;
+  for (size_t i = 0; i < n8; i += 8) {
+    for (size_t j = 0; j < 8; ++j) lane[j] += w[i + j];
+  }
+  double sum = 0.0;
+  for (float v : lane) sum += v;
+  for (size_t i = n8; i < n; ++i) sum += w[i];
+  return sum;
+}
+
+// Draws an index with probability w[i] / sum(w) for uniform u in [0, 1). Block sums first, then a
+// scan inside one block: O(vocab) but mostly vectorized. Returns -1 when every weight is 0.
+int32_t draw_index(std::span<const float> w, double u) {
+  constexpr size_t kBlock = 512;
+  const size_t num_blocks = (w.size() + kBlock - 1) / kBlock;
+  std::vector<double> block_sum(num_blocks);
+  double total = 0.0;
+  for (size_t b = 0; b < num_blocks; ++b) {
+    const size_t begin = b * kBlock;
+    total += block_sum[b] = lane_sum(w.data() + begin, std::min(kBlock, w.size() - begin));
+  }
+  const double target = u * total;
+  double cum = 0.0;
+  int32_t last = -1;
+  for (size_t b = 0; b < num_blocks; ++b) {
+    if (block_sum[b] <= 0.0) continue;
+    if (cum + block_sum[b] <= target && b + 1 < num_blocks) {
+      cum += block_sum[b];
+      continue;
+    }
+    const size_t end = std::min(w.size(), (b + 1) * kBlock);
+    for (size_t i = b * kBlock; i < end; ++i) {
+      if (w[i] <= 0.0f) continue;
+      cum += w[i];
+      last = static_cast<int32_t>(i);
+      if (cum > target) return last;
+    }
+  }
+  return last;  // rounding put the target past the end: the last token with any mass
+}
+
+// Index of the largest value, the lowest on ties (0 when nothing compares).
+int32_t argmax(std::span<const float> l) {
+  const float mx = row_max(l);
+  for (size_t i = 0; i < l.size(); ++i) {
+    if (l[i] == mx) return static_cast<int32_t>(i);
+  }
+  return 0;
+}
+
+// The best k tokens (any order) for small k: a heap of the best seen so far, worst on top, so most
+// tokens cost one compare.
+void best_k(std::span<const float> l, size_t k, std::vector<int32_t>& out) {
+  const better cmp{l};
+  out.clear();
+  for (size_t i = 0; i < l.size(); ++i) {
+    const auto id = static_cast<int32_t>(i);
+    if (out.size() < k) {
+      out.push_back(id);
+      std::push_heap(out.begin(), out.end(), cmp);
+    } else if (cmp(id, out.front())) {
+      std::pop_heap(out.begin(), out.end(), cmp);
+      out.back() = id;
+      std::push_heap(out.begin(), out.end(), cmp);
+    }
+  }
 }
 
 }  // namespace
@@ -93,11 +197,17 @@ status validate_sampling_params(const sampling_params& p, int64_t vocab_size) {
 }
 
 double log_sum_exp(std::span<const float> logits) {
-  float mx = kNegInf;
-  for (float v : logits) mx = std::max(mx, v);
+  const float mx = row_max(logits);
   if (mx == kNegInf) return -std::numeric_limits<double>::infinity();
+  // Blocks of exponentials summed in lanes: vectorizable, and no [vocab] scratch.
+  constexpr size_t kBlock = 256;
+  float e[kBlock];
   double sum = 0.0;
-  for (float v : logits) sum += std::exp(v - mx);
+  for (size_t begin = 0; begin < logits.size(); begin += kBlock) {
+    const size_t n = std::min(kBlock, logits.size() - begin);
+    for (size_t i = 0; i < n; ++i) e[i] = exp_nonpos(logits[begin + i] - mx);
+    sum += lane_sum(e, n);
+  }
   return static_cast<double>(mx) + std::log(sum);
 }
 
@@ -189,84 +299,95 @@ sampled_token sampler::sample(std::span<float> logits) {
 }
 
 // Temperature, min_p, top_k, top_p, then one draw. `l` is the processed row [vocab].
+// Design note: every filter becomes a zeroed weight in weight_ [vocab] (the unnormalized
+// probability exp((l - lmax) / t)), so the draw is one blocked scan in id order. top_k selects its
+// k tokens on the logits first. top_p avoids sorting the row: candidates are bucketed by
+// (lmax - l) / t, a monotone key, and only the bucket where the cumulative mass crosses top_p is
+// sorted. The kept set is the same as a full sort's (best first, ties to the lower id).
 int32_t sampler::sample_filtered(std::span<const float> l) {
   const size_t vocab = l.size();
-  float lmax = kNegInf;
-  for (float v : l) lmax = std::max(lmax, v);
+  const float lmax = row_max(l);
   if (lmax == kNegInf) return argmax(l);  // everything masked: nothing sensible to draw
   const float inv_t = 1.0f / params_.temperature;
-  const bool use_top_k = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab;
-  const bool use_top_p = params_.top_p < 1.0f;
-  const bool use_min_p = params_.min_p > 0.0f;
-
-  cand_.clear();
-  weight_.clear();
-  if (!use_top_k && !use_top_p && !use_min_p) {
-    // The common fast path: one pass of exp over the whole row, one draw.
-    weight_.resize(vocab);
-    double sum = 0.0;
-    for (size_t i = 0; i < vocab; ++i) sum += weight_[i] = std::exp((l[i] - lmax) * inv_t);
-    const double target = uniform01() * sum;
-    double cum = 0.0;
-    int32_t last = argmax(l);
-    for (size_t i = 0; i < vocab; ++i) {
-      if (weight_[i] <= 0.0f) continue;
-      cum += weight_[i];
-      last = static_cast<int32_t>(i);
-      if (cum > target) return last;
-    }
-    return last;  // rounding: the last token with any mass
-  }
-
-  // min_p: p / p_max >= min_p  <=>  (l - lmax) / t >= log(min_p).
-  const float thr = use_min_p ? lmax + params_.temperature * std::log(params_.min_p) : kNegInf;
-  cand_.reserve(vocab);
-  for (size_t i = 0; i < vocab; ++i) {
-    if (l[i] >= thr && l[i] > kNegInf) cand_.push_back(static_cast<int32_t>(i));
-  }
   const better cmp{l};
-  bool sorted = false;
-  if (use_top_k && cand_.size() > static_cast<size_t>(params_.top_k)) {
+  // min_p: p / p_max >= min_p  <=>  l >= lmax + t * log(min_p). -inf (masked) never passes.
+  float thr = params_.min_p > 0.0f ? lmax + params_.temperature * std::log(params_.min_p) : kNegInf;
+  thr = std::max(thr, std::numeric_limits<float>::lowest());
+  weight_.resize(vocab);
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab) {
+    // top_k first, on the logits, so only its k survivors pay for an exp; min_p then applies to them.
     const auto k = static_cast<size_t>(params_.top_k);
-    std::nth_element(cand_.begin(), cand_.begin() + static_cast<long>(k - 1), cand_.end(), cmp);
-    cand_.resize(k);
-  }
-  if (use_top_k) {
-    std::sort(cand_.begin(), cand_.end(), cmp);  // k is small; also makes the draw order canonical
-    sorted = true;
-  }
-  auto w = [&](int32_t id) { return std::exp((l[static_cast<size_t>(id)] - lmax) * inv_t); };
-  if (use_top_p) {
-    double total = 0.0;
-    for (int32_t id : cand_) total += w(id);
-    const double keep_mass = static_cast<double>(params_.top_p) * total;
-    // Sort a growing head until it holds top_p of the mass: a full sort only for flat rows.
-    size_t head = 0, kept = 0;
-    double cum = 0.0;
-    while (true) {
-      const size_t next = sorted ? cand_.size() : std::min(cand_.size(), std::max<size_t>(64, head * 4));
-      if (!sorted) {
-        auto first = cand_.begin() + static_cast<long>(head);
-        if (next < cand_.size()) std::nth_element(first, cand_.begin() + static_cast<long>(next), cand_.end(), cmp);
-        std::sort(first, cand_.begin() + static_cast<long>(next), cmp);
-      }
-      // Keep a token while the mass strictly before it is below top_p (at least one is kept).
-      for (; kept < next && (kept == 0 || cum < keep_mass); ++kept) cum += w(cand_[kept]);
-      if (cum >= keep_mass || next == cand_.size()) break;
-      head = next;
+    if (k <= 1024) {
+      best_k(l, k, cand_);
+    } else {
+      cand_.resize(vocab);
+      std::iota(cand_.begin(), cand_.end(), 0);
+      std::nth_element(cand_.begin(), cand_.begin() + static_cast<long>(k - 1), cand_.end(), cmp);
+      cand_.resize(k);
     }
-    cand_.resize(kept);
+    std::fill(weight_.begin(), weight_.end(), 0.0f);
+    for (int32_t id : cand_) {
+      const float v = l[static_cast<size_t>(id)];
+      if (v >= thr) weight_[static_cast<size_t>(id)] = exp_nonpos((v - lmax) * inv_t);
+    }
+  } else {
+    for (size_t i = 0; i < vocab; ++i) weight_[i] = pick(l[i] >= thr, exp_nonpos((l[i] - lmax) * inv_t), 0.0f);
   }
-  double sum = 0.0;
-  weight_.resize(cand_.size());
-  for (size_t j = 0; j < cand_.size(); ++j) sum += weight_[j] = w(cand_[j]);
-  const double target = uniform01() * sum;
-  double cum = 0.0;
-  for (size_t j = 0; j < cand_.size(); ++j) {
-    cum += weight_[j];
-    if (cum > target) return cand_[j];
+  // Keeps tokens at least as good as `cut` (in the `better` order).
+  auto keep_up_to = [&](int32_t cut) {
+    const float lc = l[static_cast<size_t>(cut)];
+    const auto ic = static_cast<size_t>(cut);
+    for (size_t i = 0; i < vocab; ++i) {
+      weight_[i] = pick((l[i] > lc) | ((l[i] == lc) & (i <= ic)), weight_[i], 0.0f);
+    }
+  };
+  if (params_.top_p < 1.0f) {
+    const double total = lane_sum(weight_.data(), vocab);
+    const double keep_mass = static_cast<double>(params_.top_p) * total;
+    // Candidates: tokens with weight >= tau for the largest tau whose tokens already hold top_p of
+    // the mass (weights are <= 1: the best token has weight 1). Every kept token is among them: a
+    // lighter token comes after all of them in the order, with at least keep_mass before it.
+    float tau = 0.0f;
+    for (float t : {1e-4f, 1e-8f}) {
+      float above[8] = {};
+      for (size_t i = 0; i < vocab; i += 8) {
+        for (size_t j = 0; j < 8 && i + j < vocab; ++j) above[j] += pick(weight_[i + j] >= t, weight_[i + j], 0.0f);
+      }
+      if (lane_sum(above, 8) >= keep_mass) {
+        tau = t;
+        break;
+      }
+    }
+    cand_.clear();
+    for (size_t i = 0; i < vocab; ++i) {
+      if (weight_[i] > 0.0f && weight_[i] >= tau) cand_.push_back(static_cast<int32_t>(i));
+    }
+    // Bucket the candidates by (lmax - l) / t, a monotone key; bucket masses find the bucket where
+    // the cumulative mass crosses top_p; only that bucket is sorted.
+    constexpr int kBuckets = 2048;
+    constexpr float kMaxDist = 32.0f;  // exp(-32) ~ 1e-14: everything further shares the last bucket
+    auto bucket_of = [&](int32_t id) {
+      const float d = (lmax - l[static_cast<size_t>(id)]) * inv_t * (kBuckets / kMaxDist);
+      return d >= kBuckets - 1 ? kBuckets - 1 : static_cast<int>(d);
+    };
+    std::vector<double> mass(kBuckets, 0.0);
+    for (int32_t id : cand_) mass[static_cast<size_t>(bucket_of(id))] += weight_[static_cast<size_t>(id)];
+    double before = 0.0;  // mass of all buckets better than `b`
+    int b = 0;
+    while (b < kBuckets - 1 && before + mass[static_cast<size_t>(b)] < keep_mass) {
+      before += mass[static_cast<size_t>(b++)];
+    }
+    std::erase_if(cand_, [&](int32_t id) { return bucket_of(id) != b; });
+    std::sort(cand_.begin(), cand_.end(), cmp);
+    // Keep a token while the mass strictly before it is below top_p (at least one is kept).
+    size_t kept = 0;
+    while (kept < cand_.size() && (kept == 0 || before < keep_mass)) {
+      before += weight_[static_cast<size_t>(cand_[kept++])];
+    }
+    if (kept > 0) keep_up_to(cand_[kept - 1]);
   }
-  return cand_.empty() ? argmax(l) : cand_.back();
+  const int32_t token = draw_index(weight_, uniform01());
+  return token >= 0 ? token : argmax(l);
 }
 
 }  // namespace troupe

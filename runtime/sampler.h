@@ -40,8 +40,9 @@ struct sampled_token {
 //      model's (penalized) distribution, do not depend on top_k/top_p, and match greedy decoding;
 //   4. temperature == 0: greedy argmax (ties: lowest id). Otherwise temperature, then min_p (relative
 //      to the most likely token), then top_k, then top_p over what is left, then one draw.
-// Costs: O(vocab) passes only; top_k uses nth_element; top_p sorts only a growing head of the
-// candidates until it holds top_p of the mass (never a full sort of the vocabulary in practice).
+// Costs: a few vectorized O(vocab) passes (a polynomial exp, rel. error < 1e-7); top_k selects with a
+// k-heap (nth_element above k = 1024) before any exp; top_p buckets tokens by probability and sorts
+// only the bucket where the cumulative mass crosses top_p (no full sort of the vocabulary).
 //
 // Mutation contract: sample() is the only mutating call; it records the token it returns as
 // generated (for the penalties and min_tokens) and advances the RNG. One sampler per sequence.

@@ -305,8 +305,8 @@ TEST(cpu_model, dummy_weights_are_seeded_and_run) {
   c.rope.original_max_position_embeddings = 64;
   auto w1 = make_dummy_weights(c, 3), w2 = make_dummy_weights(c, 3), w3 = make_dummy_weights(c, 4);
   ASSERT_TRUE(w1.ok() && w2.ok() && w3.ok());
-  EXPECT_EQ(w1->layers[1].w_down, w2->layers[1].w_down);
-  EXPECT_NE(w1->layers[1].w_down, w3->layers[1].w_down);
+  EXPECT_EQ(w1->layers[1].w_down.f32, w2->layers[1].w_down.f32);
+  EXPECT_NE(w1->layers[1].w_down.f32, w3->layers[1].w_down.f32);
   auto m = cpu_model::create(c, std::move(*w1), {8, 16, 2});
   ASSERT_TRUE(m.ok()) << m.err().to_string();
   step_batch b;

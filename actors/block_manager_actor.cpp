@@ -1,0 +1,70 @@
+// The block-manager actor's behaviour (see block_manager_actor.h). Holders belong to the actor that
+// asked for their blocks; a down message from that actor releases all of them.
+#include "actors/block_manager_actor.h"
+
+#include <map>
+#include <set>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "config/log.h"
+#include "runtime/block_manager_core.h"
+
+namespace troupe {
+namespace {
+
+struct block_manager_state {
+  std::unique_ptr<block_pool> pool;
+  std::map<caf::actor_addr, std::set<uint64_t>> holders_of;  // owner -> holders it leased for
+  static inline const char* name = "block_manager";
+};
+
+using bm_pointer = block_manager_actor::stateful_pointer<block_manager_state>;
+
+void remember_owner(bm_pointer self, const block_request& req) {
+  auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  if (!sender) return;
+  auto [it, inserted] = self->state.holders_of.try_emplace(sender);
+  if (inserted) self->monitor(sender);
+  for (const auto& s : req.starts) it->second.insert(s.holder);
+}
+
+block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_options opts) {
+  self->state.pool = std::make_unique<block_pool>(std::move(opts));
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto it = self->state.holders_of.find(dm.source);
+    if (it == self->state.holders_of.end()) return;
+    std::vector<holder_id> holders(it->second.begin(), it->second.end());
+    const int32_t n = self->state.pool->release_all_of_holders(holders);
+    logger("block_manager")->warn("lease owner went down: released {} holders ({} blocks)", holders.size(), n);
+    self->state.holders_of.erase(it);
+  });
+  return {
+      [self](alloc_atom, const block_request& req) -> block_reply {
+        remember_owner(self, req);
+        return apply_block_request(*self->state.pool, req);
+      },
+      [self](release_atom, const std::vector<uint64_t>& holders) {
+        self->state.pool->release_all_of_holders(holders);
+        auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        auto it = self->state.holders_of.find(sender);
+        if (it != self->state.holders_of.end())
+          for (auto h : holders) it->second.erase(h);
+      },
+      [self](commit_atom, const std::vector<block_commit>& commits) {
+        apply_block_commits(*self->state.pool, commits);
+      },
+      [self](stats_atom) -> block_pool_usage { return self->state.pool->usage(); },
+  };
+}
+
+}  // namespace
+
+block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts) {
+  return sys.spawn(block_manager, std::move(opts));
+}
+
+}  // namespace troupe

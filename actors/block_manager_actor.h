@@ -1,0 +1,15 @@
+// The block-manager actor: owns the block pool of the memory plan. Leases, extends, releases,
+// prefix matches and commits arrive as messages; it monitors whoever leases (the scheduler) and
+// returns every block of an owner that goes down.
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include "actors/messages.h"
+#include "runtime/block_pool.h"
+
+namespace troupe {
+
+block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts);
+
+}  // namespace troupe

@@ -1,0 +1,112 @@
+// The engine facade: loads the model, starts the actor system (block manager, executor, scheduler)
+// and turns submit/cancel/stats/drain into messages. Each submit gets its own sink actor.
+#include "actors/engine.h"
+
+#include <atomic>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/block_manager_actor.h"
+#include "actors/executor_actor.h"
+#include "actors/model_loader.h"
+#include "actors/scheduler_actor.h"
+#include "actors/sink_actor.h"
+#include "config/log.h"
+
+namespace troupe {
+namespace {
+
+class engine_impl final : public engine {
+ public:
+  engine_impl(troupe_options opts, loaded_model model) : opts_(std::move(opts)), m_(std::move(model)) {
+    cfg_.add_message_types<caf::id_block::troupe>();
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    block_pool_options bp;
+    bp.num_blocks = static_cast<int32_t>(m_.plan.num_blocks);
+    bp.block_seq_len = static_cast<int32_t>(m_.plan.block_seq_len);
+    bp.enable_prefix_caching = opts_.engine.enable_prefix_caching;
+    bm_ = spawn_block_manager(*sys_, bp);
+    scheduler_config sc;
+    sc.limits.max_batch_size = opts_.engine.max_batch_size;
+    sc.limits.max_prefill_tokens = opts_.engine.max_prefill_token_num;
+    sc.limits.block_seq_len = static_cast<int32_t>(m_.plan.block_seq_len);
+    sc.limits.session_len = m_.plan.session_len;
+    sc.limits.num_blocks = m_.plan.num_blocks;
+    sc.limits.prefix_caching = opts_.engine.enable_prefix_caching;
+    sc.max_concurrent_requests = opts_.engine.max_concurrent_requests;
+    sc.max_queued_requests = opts_.engine.max_queued_requests;
+    sc.queue_timeout_s = opts_.engine.queue_timeout_s;
+    sc.step_timeout_ms = opts_.engine.step_timeout_ms;
+    sc.max_n = opts_.server.max_n;
+    sc.vocab_size = m_.config.vocab_size;
+    sc.eos_ids = m_.eos_ids;
+    auto backend = m_.backend;
+    caf::actor_system* sys = sys_.get();
+    sched_ = spawn_scheduler(*sys_, sc, m_.tok, bm_, [sys, backend] { return spawn_executor(*sys, backend); });
+  }
+
+  ~engine_impl() override {
+    anon_send(sched_, drain_atom_v, true);
+    anon_send_exit(sched_, caf::exit_reason::user_shutdown);
+    anon_send_exit(bm_, caf::exit_reason::user_shutdown);
+    sys_.reset();  // waits for every actor (sinks quit when the scheduler goes down)
+  }
+
+  const model_config& model() const override { return m_.config; }
+  const tokenizer* tok() const override { return m_.tok.get(); }
+  const chat_template* chat() const override { return m_.chat.get(); }
+  const memory_plan& plan() const override { return m_.plan; }
+  const troupe_options& options() const override { return opts_; }
+
+  void submit(generation_request req, event_callback on_event, error_callback on_error) override {
+    if (req.request_id.empty()) req.request_id = "req-" + std::to_string(next_id_.fetch_add(1));
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(opts_.engine.queue_timeout_s * 1000) + 30000);
+    spawn_sink(*sys_, sched_, std::move(req), std::move(on_event), std::move(on_error), timeout);
+  }
+
+  void cancel(const std::string& request_id) override { anon_send(sched_, cancel_atom_v, request_id); }
+
+  result<engine_stats> stats(std::chrono::milliseconds timeout) override {
+    caf::scoped_actor self{*sys_};
+    result<engine_stats> out = make_error(errc::timeout, "no answer from the scheduler");
+    self->request(sched_, timeout, stats_atom_v)
+        .receive([&](engine_stats& s) { out = s; }, [&](caf::error& e) { out = from_caf_error(e); });
+    return out;
+  }
+
+  void drain(std::chrono::milliseconds timeout) override {
+    anon_send(sched_, drain_atom_v, false);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto s = stats(std::chrono::milliseconds(1000));
+      if (s && s->num_requests_running == 0 && s->num_requests_waiting == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    logger("engine")->warn("drain timeout: cancelling the requests still in flight");
+    anon_send(sched_, drain_atom_v, true);
+  }
+
+ private:
+  troupe_options opts_;
+  loaded_model m_;
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  block_manager_actor bm_;
+  scheduler_actor sched_;
+  std::atomic<uint64_t> next_id_{1};
+};
+
+}  // namespace
+
+result<std::unique_ptr<engine>> engine::start(const troupe_options& opts) {
+  auto m = load_model(opts);
+  if (!m) return m.err();
+  logger("engine")->info("model {} ({}, {} layers), {} KV blocks of {} tokens", m->path, m->config.architecture,
+                         m->config.num_layers, m->plan.num_blocks, m->plan.block_seq_len);
+  return std::unique_ptr<engine>(new engine_impl(opts, std::move(*m)));
+}
+
+}  // namespace troupe

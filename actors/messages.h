@@ -1,0 +1,224 @@
+// Every message the actors exchange: atoms, CAF 0.17 inspectors for the plain structs of runtime/
+// (so each message can cross nodes unchanged), the type-ID block, and the typed actor interfaces.
+// Errors travel as caf::error in the "troupe" category carrying troupe::error's code and message.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/type_id.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/engine.h"
+#include "runtime/block_messages.h"
+#include "runtime/block_pool.h"
+#include "runtime/generation.h"
+#include "runtime/step_batch.h"
+
+namespace troupe {
+
+// Atoms (text <= 10 characters).
+using submit_atom = caf::atom_constant<caf::atom("submit")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using event_atom = caf::atom_constant<caf::atom("event")>;
+using fail_atom = caf::atom_constant<caf::atom("fail")>;
+using alloc_atom = caf::atom_constant<caf::atom("alloc")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using step_atom = caf::atom_constant<caf::atom("step")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+
+constexpr submit_atom submit_atom_v{};
+constexpr cancel_atom cancel_atom_v{};
+constexpr event_atom event_atom_v{};
+constexpr fail_atom fail_atom_v{};
+constexpr alloc_atom alloc_atom_v{};
+constexpr release_atom release_atom_v{};
+constexpr commit_atom commit_atom_v{};
+constexpr stats_atom stats_atom_v{};
+constexpr step_atom step_atom_v{};
+constexpr drain_atom drain_atom_v{};
+constexpr wake_atom wake_atom_v{};
+
+// --- inspectors ------------------------------------------------------------------------------
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, error& x) {
+  uint8_t code = static_cast<uint8_t>(x.code);
+  return f(caf::meta::type_name("troupe_error"), code, x.message,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.code = static_cast<errc>(code);
+             return caf::none;
+           }));
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
+  bool has_seed = x.seed.has_value();
+  uint64_t seed = x.seed.value_or(0);
+  return f(caf::meta::type_name("sampling_params"), x.temperature, x.top_p, x.top_k, x.min_p,
+           x.repetition_penalty, x.presence_penalty, x.frequency_penalty, has_seed, seed, x.logit_bias, x.logprobs,
+           x.max_tokens, x.min_tokens, x.ignore_eos, x.stop, x.stop_token_ids,
+           caf::meta::load_callback([&]() -> caf::error {
+             x.seed = has_seed ? std::optional<uint64_t>(seed) : std::nullopt;
+             return caf::none;
+           }));
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, generation_request& x) {
+  return f(caf::meta::type_name("generation_request"), x.request_id, x.prompt_ids, x.params, x.n);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, top_logprob& x) {
+  return f(caf::meta::type_name("top_logprob"), x.token, x.logprob);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, token_logprobs& x) {
+  return f(caf::meta::type_name("token_logprobs"), x.token, x.logprob, x.top);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_info& x) {
+  return f(caf::meta::type_name("usage_info"), x.prompt_tokens, x.completion_tokens, x.cached_prompt_tokens);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, generation_event& x) {
+  uint8_t fin = static_cast<uint8_t>(x.finish);
+  return f(caf::meta::type_name("generation_event"), x.request_id, x.index, x.token_ids, x.text, x.logprobs, fin,
+           x.usage, x.queue_time_s, caf::meta::load_callback([&]() -> caf::error {
+             x.finish = static_cast<finish_reason>(fin);
+             return caf::none;
+           }));
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, seq_step& x) {
+  return f(caf::meta::type_name("seq_step"), x.seq_id, x.tokens, x.start_pos, x.block_table, x.want_logits,
+           x.want_all_logits);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_batch& x) {
+  return f(caf::meta::type_name("step_batch"), x.seqs);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_logits& x) {
+  return f(caf::meta::type_name("step_logits"), x.row_seq, x.data, x.vocab_size);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_start& x) {
+  return f(caf::meta::type_name("block_start"), x.holder, x.tokens, x.chunk_budget, x.match_prefix, x.fork_from,
+           x.fork_blocks);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_extend& x) {
+  return f(caf::meta::type_name("block_extend"), x.holder, x.num_blocks);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_request& x) {
+  return f(caf::meta::type_name("block_request"), x.extends, x.starts);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_start_reply& x) {
+  return f(caf::meta::type_name("block_start_reply"), x.holder, x.ok, x.blocks, x.num_cached_tokens);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_extend_reply& x) {
+  return f(caf::meta::type_name("block_extend_reply"), x.holder, x.ok, x.blocks);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_reply& x) {
+  return f(caf::meta::type_name("block_reply"), x.extends, x.starts, x.num_available);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_commit& x) {
+  return f(caf::meta::type_name("block_commit"), x.holder, x.tokens);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_pool_usage& x) {
+  return f(caf::meta::type_name("block_pool_usage"), x.num_total, x.num_used, x.num_cached, x.num_free,
+           x.prefix_queries, x.prefix_hits, x.num_evictions);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
+  return f(caf::meta::type_name("engine_stats"), x.num_requests_running, x.num_requests_waiting, x.num_blocks_total,
+           x.num_blocks_used, x.num_blocks_cached, x.prefix_cache_queries, x.prefix_cache_hits, x.num_preemptions,
+           x.prompt_tokens_total, x.generation_tokens_total, x.num_steps, x.num_step_failures, x.last_step_age_s,
+           x.busy);
+}
+
+// --- typed interfaces ------------------------------------------------------------------------
+
+// A request's sink: receives its events, or one failure; quits when every choice has finished.
+using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>,
+                                    caf::reacts_to<fail_atom, error>>;
+
+// The block manager: one alloc per step (extends, then starts), releases, commits, usage.
+using block_manager_actor =
+    caf::typed_actor<caf::replies_to<alloc_atom, block_request>::with<block_reply>,
+                     caf::reacts_to<release_atom, std::vector<uint64_t>>,
+                     caf::reacts_to<commit_atom, std::vector<block_commit>>,
+                     caf::replies_to<stats_atom>::with<block_pool_usage>>;
+
+// An executor: one forward pass per step.
+using executor_actor = caf::typed_actor<caf::replies_to<step_atom, step_batch>::with<step_logits>>;
+
+// The scheduler: admission (answers with the request's handle once admitted, or an error),
+// cancellation by request id, statistics, drain (true: also cancel everything in flight).
+using scheduler_actor = caf::typed_actor<caf::replies_to<submit_atom, generation_request, sink_actor>::with<uint64_t>,
+                                         caf::reacts_to<cancel_atom, std::string>,
+                                         caf::replies_to<stats_atom>::with<engine_stats>,
+                                         caf::reacts_to<drain_atom, bool>,
+                                         caf::reacts_to<wake_atom>>;
+
+// troupe::error <-> caf::error.
+caf::error to_caf_error(const error& e);
+error from_caf_error(const caf::error& e);
+
+}  // namespace troupe
+
+CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
+CAF_ADD_TYPE_ID(troupe, (troupe::error))
+CAF_ADD_TYPE_ID(troupe, (troupe::sampling_params))
+CAF_ADD_TYPE_ID(troupe, (troupe::generation_request))
+CAF_ADD_TYPE_ID(troupe, (troupe::top_logprob))
+CAF_ADD_TYPE_ID(troupe, (troupe::token_logprobs))
+CAF_ADD_TYPE_ID(troupe, (troupe::usage_info))
+CAF_ADD_TYPE_ID(troupe, (troupe::generation_event))
+CAF_ADD_TYPE_ID(troupe, (troupe::seq_step))
+CAF_ADD_TYPE_ID(troupe, (troupe::step_batch))
+CAF_ADD_TYPE_ID(troupe, (troupe::step_logits))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_start))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_extend))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_request))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_start_reply))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_extend_reply))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_reply))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_commit))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_pool_usage))
+CAF_ADD_TYPE_ID(troupe, (troupe::engine_stats))
+CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit>))
+CAF_ADD_TYPE_ID(troupe, (troupe::sink_actor))
+CAF_END_TYPE_ID_BLOCK(troupe)

@@ -1,0 +1,35 @@
+// Loads what an engine serves: the architecture, the tokenizer and chat template (when the model
+// has them), the memory plan, and the backend (CPU forward pass or CUDA model) with its KV pool of
+// exactly the plan's block count.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/error.h"
+#include "config/memory_plan.h"
+#include "config/options.h"
+#include "runtime/chat_template.h"
+#include "runtime/model_backend.h"
+#include "runtime/model_config.h"
+#include "runtime/tokenizer.h"
+
+namespace troupe {
+
+struct loaded_model {
+  std::string path;
+  model_config config;
+  memory_plan plan;
+  std::shared_ptr<const tokenizer> tok;        // null: the model has no tokenizer (ids only)
+  std::shared_ptr<const chat_template> chat;   // null: no chat template
+  std::vector<int32_t> eos_ids;
+  std::shared_ptr<model_backend> backend;
+};
+
+// `opts.engine.model.model` empty means the default model. Errors name the file and the knob.
+result<loaded_model> load_model(const troupe_options& opts);
+
+// Reads only the tokenizer and chat template of a model (for tools and tests).
+status load_tokenizer(const std::string& path, loaded_model& out);
+
+}  // namespace troupe

@@ -1,0 +1,323 @@
+// The scheduler actor's behaviour (see scheduler_actor.h). Design note: every submit is consumed
+// at once; admitted requests go to scheduler_core, the others wait in this actor's bounded queue of
+// response promises (FIFO, linear, observable) until a slot frees, their wait expires or the queue
+// overflows — the backpressure lives here and nowhere else. One step is in flight at a time:
+// plan -> alloc at the block manager -> forward at the executor -> dispatch events -> next step.
+#include "actors/scheduler_actor.h"
+
+#include <chrono>
+#include <deque>
+#include <map>
+
+#include <caf/actor_system.hpp>
+#include <caf/sec.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "config/log.h"
+#include "runtime/sampler.h"
+
+namespace troupe {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct queued_request {
+  generation_request req;
+  sink_actor sink;
+  caf::typed_response_promise<uint64_t> rp;
+  clock_type::time_point since;
+};
+
+struct scheduler_state {
+  scheduler_config cfg;
+  std::unique_ptr<scheduler_core> core;
+  block_manager_actor bm;
+  executor_actor exec;
+  std::function<executor_actor()> make_exec;
+  std::deque<queued_request> queue;
+  std::map<uint64_t, sink_actor> sinks;  // admitted requests (in flight) -> sink
+  std::map<std::string, uint64_t> by_id;
+  std::map<uint64_t, std::string> id_of;
+  std::map<caf::actor_addr, uint64_t> by_sink;
+  int64_t available = 0;
+  bool step_in_flight = false;
+  bool tick_armed = false;
+  bool draining = false;
+  uint64_t next_auto_id = 1;
+  int64_t num_steps = 0;
+  int64_t num_step_failures = 0;
+  clock_type::time_point last_step = clock_type::now();
+  static inline const char* name = "scheduler";
+};
+
+using sched_pointer = scheduler_actor::stateful_pointer<scheduler_state>;
+
+void maybe_step(sched_pointer self);
+
+void arm_tick(sched_pointer self, std::chrono::milliseconds after) {
+  if (self->state.tick_armed) return;
+  self->state.tick_armed = true;
+  self->delayed_send(self, after, wake_atom_v);
+}
+
+void flush_blocks(sched_pointer self) {
+  auto& st = self->state;
+  auto commits = st.core->take_commits();
+  if (!commits.empty()) self->send(st.bm, commit_atom_v, std::move(commits));
+  auto releases = st.core->take_releases();
+  if (!releases.empty()) self->send(st.bm, release_atom_v, std::move(releases));
+}
+
+uint64_t admit(sched_pointer self, generation_request req, sink_actor sink, double queue_time_s) {
+  auto& st = self->state;
+  const std::string id = req.request_id;
+  const uint64_t handle = st.core->add_request(std::move(req), queue_time_s);
+  st.sinks[handle] = sink;
+  st.by_id[id] = handle;
+  st.id_of[handle] = id;
+  st.by_sink[caf::actor_cast<caf::actor_addr>(sink)] = handle;
+  self->monitor(sink);
+  return handle;
+}
+
+void admit_from_queue(sched_pointer self) {
+  auto& st = self->state;
+  while (!st.draining && !st.queue.empty() &&
+         static_cast<int32_t>(st.sinks.size()) < st.cfg.max_concurrent_requests) {
+    queued_request q = std::move(st.queue.front());
+    st.queue.pop_front();
+    const double waited = std::chrono::duration<double>(clock_type::now() - q.since).count();
+    const uint64_t handle = admit(self, std::move(q.req), q.sink, waited);
+    q.rp.deliver(handle);
+  }
+}
+
+void dispatch(sched_pointer self) {
+  auto& st = self->state;
+  for (auto& out : st.core->take_outputs()) {
+    auto it = st.sinks.find(out.request);
+    if (it == st.sinks.end()) continue;
+    if (out.failure) self->send(it->second, fail_atom_v, *out.failure);
+    else self->send(it->second, event_atom_v, std::move(out.event));
+  }
+  flush_blocks(self);
+  for (uint64_t h : st.core->take_finished_requests()) {
+    auto it = st.sinks.find(h);
+    if (it != st.sinks.end()) {
+      auto addr = caf::actor_cast<caf::actor_addr>(it->second);
+      self->demonitor(addr);
+      st.by_sink.erase(addr);
+      st.sinks.erase(it);
+    }
+    auto id = st.id_of.find(h);
+    if (id != st.id_of.end()) {
+      st.by_id.erase(id->second);
+      st.id_of.erase(id);
+    }
+  }
+  admit_from_queue(self);
+}
+
+void run_step(sched_pointer self, step_batch batch) {
+  auto& st = self->state;
+  self->request(st.exec, std::chrono::milliseconds(st.cfg.step_timeout_ms), step_atom_v, std::move(batch))
+      .then(
+          [self](step_logits& out) {
+            auto& st = self->state;
+            ++st.num_steps;
+            st.last_step = clock_type::now();
+            st.core->on_step_output(out);
+            st.step_in_flight = false;
+            dispatch(self);
+            maybe_step(self);
+          },
+          [self](caf::error& e) {
+            auto& st = self->state;
+            ++st.num_step_failures;
+            st.last_step = clock_type::now();
+            const error err = from_caf_error(e);
+            logger("scheduler")->error("step failed, failing its requests: {}", err.to_string());
+            if (e == caf::sec::request_receiver_down) {  // the executor died: restart it
+              st.exec = st.make_exec();
+              self->monitor(st.exec);
+            }
+            st.core->on_step_failed(err);
+            st.step_in_flight = false;
+            dispatch(self);
+            maybe_step(self);
+          });
+}
+
+void maybe_step(sched_pointer self) {
+  auto& st = self->state;
+  if (st.step_in_flight || !st.core->has_work()) return;
+  auto plan = st.core->plan_step(st.available);
+  flush_blocks(self);  // preemptions release before the alloc (same mailbox order at the block manager)
+  st.step_in_flight = true;
+  const bool refresh_only = !plan.has_value();
+  self->request(st.bm, std::chrono::seconds(30), alloc_atom_v, plan ? std::move(*plan) : block_request{})
+      .then(
+          [self, refresh_only](block_reply& reply) {
+            auto& st = self->state;
+            const int64_t before = st.available;
+            st.available = reply.num_available;
+            step_batch batch = refresh_only ? step_batch{} : st.core->apply_blocks(reply);
+            flush_blocks(self);
+            if (batch.seqs.empty()) {
+              st.step_in_flight = false;
+              dispatch(self);
+              if (refresh_only && st.available <= before) arm_tick(self, std::chrono::milliseconds(5));
+              else maybe_step(self);
+              return;
+            }
+            run_step(self, std::move(batch));
+          },
+          [self](caf::error& e) {
+            auto& st = self->state;
+            st.step_in_flight = false;
+            st.core->on_step_failed(from_caf_error(e));
+            dispatch(self);
+          });
+}
+
+caf::result<uint64_t> on_submit(sched_pointer self, generation_request& req, sink_actor& sink) {
+  auto& st = self->state;
+  auto reject = [](errc code, std::string msg) -> caf::result<uint64_t> { return to_caf_error({code, std::move(msg)}); };
+  if (st.draining) return reject(errc::draining, "the server is shutting down");
+  if (req.request_id.empty()) req.request_id = "req-" + std::to_string(st.next_auto_id++);
+  if (st.by_id.count(req.request_id)) return reject(errc::invalid_argument, "duplicate request id " + req.request_id);
+  if (req.n < 1 || req.n > st.cfg.max_n)
+    return reject(errc::invalid_argument, "n must be in [1, " + std::to_string(st.cfg.max_n) + "]");
+  if (req.prompt_ids.empty()) return reject(errc::invalid_argument, "the prompt is empty");
+  for (int32_t id : req.prompt_ids)
+    if (id < 0 || id >= st.cfg.vocab_size)
+      return reject(errc::invalid_argument, "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                                std::to_string(st.cfg.vocab_size) + ")");
+  if (auto v = validate_sampling_params(req.params, st.cfg.vocab_size); !v) return to_caf_error(v.err());
+  const int64_t session = st.cfg.limits.session_len;
+  const int64_t len = static_cast<int64_t>(req.prompt_ids.size());
+  if (session > 0 && len + req.params.max_tokens > session)
+    return reject(errc::context_too_long, "the prompt (" + std::to_string(len) + " tokens) plus max_tokens (" +
+                                              std::to_string(req.params.max_tokens) + ") exceeds session_len " +
+                                              std::to_string(session));
+  if (static_cast<int32_t>(st.sinks.size()) < st.cfg.max_concurrent_requests && st.queue.empty()) {
+    const uint64_t h = admit(self, std::move(req), sink, 0.0);
+    dispatch(self);
+    maybe_step(self);
+    return h;
+  }
+  if (static_cast<int32_t>(st.queue.size()) >= st.cfg.max_queued_requests)
+    return reject(errc::overloaded, "the admission queue is full (" + std::to_string(st.queue.size()) +
+                                        " waiting, " + std::to_string(st.sinks.size()) + " in flight)");
+  auto rp = self->make_response_promise<uint64_t>();
+  st.queue.push_back({std::move(req), sink, rp, clock_type::now()});
+  arm_tick(self, std::chrono::milliseconds(20));
+  return rp;
+}
+
+void on_tick(sched_pointer self) {
+  auto& st = self->state;
+  st.tick_armed = false;
+  const auto now = clock_type::now();
+  const auto limit = std::chrono::duration<double>(st.cfg.queue_timeout_s);
+  while (!st.queue.empty() && now - st.queue.front().since > limit) {  // FIFO: the oldest expire first
+    st.queue.front().rp.deliver(to_caf_error(
+        {errc::overloaded, "waited " + std::to_string(st.cfg.queue_timeout_s) + " s for admission"}));
+    st.queue.pop_front();
+  }
+  maybe_step(self);
+  if (!st.queue.empty() || (st.core->has_work() && !st.step_in_flight)) arm_tick(self, std::chrono::milliseconds(20));
+}
+
+scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
+                                         block_manager_actor bm, std::function<executor_actor()> make_exec) {
+  auto& st = self->state;
+  st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
+  st.available = cfg.limits.num_blocks;
+  st.cfg = std::move(cfg);
+  st.bm = std::move(bm);
+  st.make_exec = std::move(make_exec);
+  st.exec = st.make_exec();
+  self->monitor(st.exec);
+  self->attach_functor([self] { anon_send_exit(self->state.exec, caf::exit_reason::user_shutdown); });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source == st.exec.address()) {
+      logger("scheduler")->error("executor went down ({}); restarting it", caf::to_string(dm.reason));
+      st.exec = st.make_exec();
+      self->monitor(st.exec);
+      return;
+    }
+    auto it = st.by_sink.find(dm.source);
+    if (it == st.by_sink.end()) return;
+    st.core->drop(it->second);  // the client is gone: stop its work, return its blocks
+    dispatch(self);
+  });
+  return {
+      [self](submit_atom, generation_request& req, sink_actor& sink) { return on_submit(self, req, sink); },
+      [self](cancel_atom, const std::string& id) {
+        auto& st = self->state;
+        if (auto it = st.by_id.find(id); it != st.by_id.end()) {
+          st.core->cancel(it->second);
+          dispatch(self);
+          return;
+        }
+        for (auto q = st.queue.begin(); q != st.queue.end(); ++q)
+          if (q->req.request_id == id) {
+            q->rp.deliver(to_caf_error({errc::cancelled, "cancelled while waiting for admission"}));
+            st.queue.erase(q);
+            return;
+          }
+      },
+      [self](stats_atom) -> caf::result<engine_stats> {
+        auto rp = self->make_response_promise<engine_stats>();
+        self->request(self->state.bm, std::chrono::seconds(5), stats_atom_v)
+            .then(
+                [self, rp](block_pool_usage& u) mutable {
+                  auto& st = self->state;
+                  engine_stats s;
+                  s.num_requests_running = static_cast<int64_t>(st.sinks.size());
+                  s.num_requests_waiting = static_cast<int64_t>(st.queue.size());
+                  s.num_blocks_total = u.num_total;
+                  s.num_blocks_used = u.num_used;
+                  s.num_blocks_cached = u.num_cached;
+                  s.prefix_cache_queries = u.prefix_queries;
+                  s.prefix_cache_hits = u.prefix_hits;
+                  s.num_preemptions = st.core->num_preemptions();
+                  s.prompt_tokens_total = st.core->prompt_tokens_total();
+                  s.generation_tokens_total = st.core->generation_tokens_total();
+                  s.num_steps = st.num_steps;
+                  s.num_step_failures = st.num_step_failures;
+                  s.busy = st.core->has_work() || st.step_in_flight;
+                  s.last_step_age_s =
+                      s.busy ? std::chrono::duration<double>(clock_type::now() - st.last_step).count() : 0.0;
+                  rp.deliver(s);
+                },
+                [rp](caf::error& e) mutable { rp.deliver(e); });
+        return rp;
+      },
+      [self](drain_atom, bool cancel_all) {
+        auto& st = self->state;
+        st.draining = true;
+        for (auto& q : st.queue) q.rp.deliver(to_caf_error({errc::draining, "the server is shutting down"}));
+        st.queue.clear();
+        if (cancel_all) {
+          std::vector<uint64_t> handles;
+          for (auto& [h, s] : st.sinks) handles.push_back(h);
+          for (uint64_t h : handles) st.core->cancel(h);
+          dispatch(self);
+        }
+      },
+      [self](wake_atom) { on_tick(self); },
+  };
+}
+
+}  // namespace
+
+scheduler_actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
+                                block_manager_actor bm, std::function<executor_actor()> make_executor) {
+  return sys.spawn(scheduler, std::move(cfg), std::move(tok), std::move(bm), std::move(make_executor));
+}
+
+}  // namespace troupe

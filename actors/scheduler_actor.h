@@ -1,0 +1,34 @@
+// The scheduler actor: admission with backpressure at its own inbox (at most
+// max_concurrent_requests in flight; a bounded admission queue of response promises with a wait
+// limit; `overloaded` beyond), and the step loop: plan with scheduler_core, one block request to the
+// block manager, one forward pass on the executor, then events to each request's sink actor.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "actors/messages.h"
+#include "runtime/scheduler_core.h"
+
+namespace troupe {
+
+class tokenizer;
+
+struct scheduler_config {
+  scheduler_limits limits;
+  int32_t max_concurrent_requests = 256;
+  int32_t max_queued_requests = 1024;
+  double queue_timeout_s = 30.0;
+  int32_t step_timeout_ms = 600000;
+  int32_t max_n = 64;
+  int64_t vocab_size = 0;
+  std::vector<int32_t> eos_ids;
+};
+
+// `make_executor` spawns (and, after a crash, respawns) the executor the scheduler monitors.
+scheduler_actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
+                                block_manager_actor bm, std::function<executor_actor()> make_executor);
+
+}  // namespace troupe

@@ -1,0 +1,62 @@
+// The sink actor's behaviour (see sink_actor.h).
+#include "actors/sink_actor.h"
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+namespace troupe {
+namespace {
+
+struct sink_state {
+  int32_t num_choices = 1;
+  int32_t num_finished = 0;
+  bool done = false;
+  event_callback on_event;
+  error_callback on_error;
+  static inline const char* name = "sink";
+};
+
+using sink_pointer = sink_actor::stateful_pointer<sink_state>;
+
+void finish_with_error(sink_pointer self, const error& e) {
+  if (!self->state.done) {
+    self->state.done = true;
+    self->state.on_error(e);
+  }
+  self->quit();
+}
+
+sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generation_request req, event_callback on_event,
+                               error_callback on_error, std::chrono::milliseconds submit_timeout) {
+  self->state.num_choices = std::max(1, req.n);
+  self->state.on_event = std::move(on_event);
+  self->state.on_error = std::move(on_error);
+  self->monitor(sched);
+  self->set_down_handler([self](caf::down_msg&) {
+    finish_with_error(self, error{errc::draining, "the scheduler stopped"});
+  });
+  self->request(sched, submit_timeout, submit_atom_v, std::move(req), caf::actor_cast<sink_actor>(self))
+      .then([](uint64_t) {}, [self](caf::error& e) { finish_with_error(self, from_caf_error(e)); });
+  return {
+      [self](event_atom, const generation_event& ev) {
+        auto& st = self->state;
+        if (st.done) return;
+        st.on_event(ev);
+        if (ev.finish != finish_reason::none && ++st.num_finished >= st.num_choices) {
+          st.done = true;
+          self->quit();
+        }
+      },
+      [self](fail_atom, const error& e) { finish_with_error(self, e); },
+  };
+}
+
+}  // namespace
+
+sink_actor spawn_sink(caf::actor_system& sys, scheduler_actor scheduler, generation_request req,
+                      event_callback on_event, error_callback on_error, std::chrono::milliseconds submit_timeout) {
+  return sys.spawn(sink, std::move(scheduler), std::move(req), std::move(on_event), std::move(on_error),
+                   submit_timeout);
+}
+
+}  // namespace troupe

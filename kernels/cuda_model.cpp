@@ -1,0 +1,519 @@
+// cuda_model: start-up (memory check, the three arenas, weights, warm-up) and the forward pass.
+#include "kernels/cuda_model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "config/log.h"
+#include "kernels/activation.h"
+#include "kernels/embedding.h"
+#include "kernels/host_dtype.h"
+#include "kernels/norm.h"
+#include "kernels/rotary.h"
+
+namespace troupe {
+namespace {
+
+constexpr uint64_t kAlign = 256;
+constexpr uint64_t kCublasWorkspace = 32ull << 20;
+
+uint64_t align_up(uint64_t v, uint64_t a = kAlign) { return (v + a - 1) / a * a; }
+
+std::string layer_name(int64_t i, const char* rest) { return "model.layers." + std::to_string(i) + "." + rest; }
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+struct model_dims {
+  int64_t V, H, I, L, Hq, Hkv, D, qkv;
+  explicit model_dims(const model_config& c)
+      : V(c.vocab_size), H(c.hidden_size), I(c.intermediate_size), L(c.num_layers), Hq(c.num_heads),
+        Hkv(c.num_kv_heads), D(c.head_dim), qkv((c.num_heads + 2 * c.num_kv_heads) * c.head_dim) {}
+};
+
+int64_t tokens_per_step(const cuda_model_options& o) {
+  return std::max<int64_t>(o.max_prefill_token_num, o.max_batch_size);
+}
+
+int64_t blocks_per_seq(const model_config& cfg, const cuda_model_options& o) {
+  const int64_t len = o.session_len > 0 ? o.session_len : std::max<int64_t>(cfg.max_position_embeddings, 1);
+  return (len + o.block_seq_len - 1) / o.block_seq_len;
+}
+
+// int32 entries of the per-step metadata: token ids, positions, slots, logit rows (T each), the
+// attention seqs (4 per seq) and work items (2 per item, at most T + B), the block tables, and
+// 4-int alignment padding of each of the 7 sections.
+int64_t meta_ints(const model_config& cfg, const cuda_model_options& o) {
+  const int64_t T = tokens_per_step(o), B = o.max_batch_size;
+  return 4 * T + 4 * B + 2 * (T + B) + B * blocks_per_seq(cfg, o) + 7 * 4;
+}
+
+// Reserve without split-K partials.
+uint64_t base_reserve_bytes(const model_config& cfg, const cuda_model_options& o) {
+  const model_dims d(cfg);
+  const uint64_t T = tokens_per_step(o), act = 2;
+  uint64_t r = 0;
+  for (uint64_t width : {d.H, d.H, d.qkv, d.Hq * d.D, 2 * d.I, d.I}) r += align_up(T * width * act);
+  r += align_up(static_cast<uint64_t>(o.max_batch_size) * d.V * 4);
+  r += align_up(d.D / 2 * 4);
+  r += align_up(meta_ints(cfg, o) * 4);
+  r += kCublasWorkspace;
+  return r + 2 * kAlign;  // the partial buffers' alignment
+}
+
+}  // namespace
+
+uint64_t cuda_model::reserve_bytes_needed(const model_config& cfg, const cuda_model_options& o) {
+  const uint64_t partial = static_cast<uint64_t>(o.max_batch_size) * cfg.num_heads * std::max(o.max_splits, 1) *
+                           (cfg.head_dim + 2) * 4;
+  return base_reserve_bytes(cfg, o) + (o.max_splits > 1 ? partial : 0);
+}
+
+cuda_model_options cuda_model::options_from_plan(const memory_plan& plan, const engine_options& engine) {
+  cuda_model_options o;
+  o.dtype = plan.dtype == "float16" ? kernel_dtype::f16 : kernel_dtype::bf16;
+  o.dummy_weights = engine.model.load_format == "dummy";
+  o.block_seq_len = static_cast<int32_t>(plan.block_seq_len);
+  o.num_kv_blocks = plan.num_blocks;
+  o.reserve_bytes = plan.ranks.empty() ? 0 : plan.ranks.front().reserve_bytes;
+  o.max_batch_size = plan.max_batch_size;
+  o.max_prefill_token_num = plan.max_prefill_token_num;
+  o.session_len = plan.session_len;
+  return o;
+}
+
+result<std::unique_ptr<cuda_model>> cuda_model::create(const model_config& cfg, const weight_source* weights,
+                                                       const cuda_model_options& opts) {
+  std::unique_ptr<cuda_model> m(new cuda_model());
+  TROUPE_TRY(m->init(cfg, weights, opts));
+  return m;
+}
+
+cuda_model::~cuda_model() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (host_meta_) cudaFreeHost(host_meta_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+status cuda_model::init(const model_config& cfg, const weight_source* weights, const cuda_model_options& opts) {
+  cfg_ = cfg;
+  opts_ = opts;
+  const model_dims d(cfg);
+  if (d.V <= 0 || d.H <= 0 || d.I <= 0 || d.L <= 0 || d.Hq <= 0 || d.Hkv <= 0 || d.Hq % d.Hkv != 0)
+    return make_error(errc::invalid_argument, "cuda_model: invalid model shape");
+  if (!attention_head_dim_supported(d.D))
+    return make_error(errc::unsupported, "cuda_model: head_dim " + std::to_string(d.D) +
+                                             " is not supported by the CUDA attention (16, 32, 64, 96, 128)");
+  if (opts.block_seq_len <= 0 || opts.max_batch_size <= 0 || opts.max_prefill_token_num <= 0)
+    return make_error(errc::invalid_argument, "cuda_model: block_seq_len, max_batch_size and "
+                                              "max_prefill_token_num must be positive");
+  if (!opts.dummy_weights && !weights)
+    return make_error(errc::invalid_argument, "cuda_model: no weights given and load format is not dummy");
+  if (cfg.sliding_window > 0)
+    logger("kernels")->warn("cuda_model: sliding_window {} is ignored (full attention)", cfg.sliding_window);
+
+  TROUPE_CUDA_TRY(cudaSetDevice(opts.device), "cudaSetDevice");
+  cudaDeviceProp prop{};
+  TROUPE_CUDA_TRY(cudaGetDeviceProperties(&prop, opts.device), "cudaGetDeviceProperties");
+  num_sms_ = prop.multiProcessorCount;
+  TROUPE_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+
+  max_tokens_ = tokens_per_step(opts);
+  max_blocks_per_seq_ = blocks_per_seq(cfg, opts);
+  logit_rows_ = opts.max_batch_size;
+  meta_ints_ = meta_ints(cfg, opts);
+
+  // Sizes first, then one check against the free memory, then the three allocations.
+  const bool has_bias =
+      cfg.attention_bias || (weights && weights->find(layer_name(0, "self_attn.q_proj.bias")) != nullptr);
+  const bool tied = cfg.tie_word_embeddings || (weights && !weights->find("lm_head.weight"));
+  const uint64_t e = 2;
+  uint64_t wbytes = align_up(d.V * d.H * e) + align_up(d.H * e) + (tied ? 0 : align_up(d.V * d.H * e));
+  wbytes += d.L * (2 * align_up(d.H * e) + align_up(d.qkv * d.H * e) + (has_bias ? align_up(d.qkv * e) : 0) +
+                   align_up(d.H * d.Hq * d.D * e) + align_up(2 * d.I * d.H * e) + align_up(d.H * d.I * e));
+  const uint64_t needed = base_reserve_bytes(cfg, opts);
+  const uint64_t rbytes = opts.reserve_bytes ? opts.reserve_bytes : reserve_bytes_needed(cfg, opts);
+  if (rbytes < needed)
+    return make_error(errc::out_of_memory, "cuda_model: the plan's runtime reserve (" + format_bytes(rbytes) +
+                                               ") is below what the CUDA forward pass carves (" +
+                                               format_bytes(needed) + "); lower --max-prefill-token-num or "
+                                                                      "--max-batch-size");
+  kv_layout_.num_layers = static_cast<int32_t>(d.L);
+  kv_layout_.num_kv_heads = static_cast<int32_t>(d.Hkv);
+  kv_layout_.block_seq_len = opts.block_seq_len;
+  kv_layout_.head_dim = static_cast<int32_t>(d.D);
+  const uint64_t block_bytes = paged_kv_block_bytes(kv_layout_, opts.dtype);
+  size_t free_b = 0, total_b = 0;
+  TROUPE_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  int64_t blocks = opts.num_kv_blocks;
+  if (blocks <= 0) {
+    const uint64_t left = free_b > wbytes + rbytes ? free_b - wbytes - rbytes : 0;
+    blocks = static_cast<int64_t>(static_cast<double>(left) * opts.kv_fraction) / static_cast<int64_t>(block_bytes);
+  }
+  const uint64_t kbytes = static_cast<uint64_t>(blocks) * block_bytes;
+  if (blocks <= 0 || wbytes + rbytes + kbytes > free_b)
+    return make_error(errc::out_of_memory,
+                      "cuda_model: weights " + format_bytes(wbytes) + " + reserve " + format_bytes(rbytes) +
+                          " + KV " + format_bytes(kbytes) + " (" + std::to_string(blocks) + " blocks) do not fit in " +
+                          format_bytes(free_b) + " free of " + format_bytes(total_b) +
+                          "; lower --cache-max-entry-count or the batch limits");
+  logger("kernels")->info("cuda_model on {} ({} SMs): weights {}, reserve {}, KV {} ({} blocks of {} tokens), {} free",
+                          prop.name, num_sms_, format_bytes(wbytes), format_bytes(rbytes), format_bytes(kbytes), blocks,
+                          opts.block_seq_len, format_bytes(free_b));
+
+  auto w = device_arena::create("weights", wbytes);
+  if (!w) return w.err();
+  weights_ = std::move(*w);
+  auto r = device_arena::create("reserve", rbytes);
+  if (!r) return r.err();
+  reserve_ = std::move(*r);
+  auto k = device_arena::create("kv", kbytes);
+  if (!k) return k.err();
+  kv_ = std::move(*k);
+  kv_layout_.pool = kv_.base();
+  kv_layout_.num_blocks = blocks;
+  TROUPE_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&host_meta_), meta_ints_ * sizeof(int32_t)), "cudaMallocHost (step metadata)");
+
+  TROUPE_TRY(carve_reserve());
+  TROUPE_TRY(gemm_.init(stream_, buf_.cublas_ws, kCublasWorkspace));
+  TROUPE_TRY(allocate_weights(opts.dummy_weights ? nullptr : weights));
+  const std::vector<float> inv_freq = rotary_inv_freq(cfg.rope, d.D);
+  TROUPE_CUDA_TRY(cudaMemcpyAsync(buf_.inv_freq, inv_freq.data(), inv_freq.size() * 4, cudaMemcpyHostToDevice, stream_),
+                  "upload inv_freq");
+  if (opts.warm_up) TROUPE_TRY(run_warm_up());
+  return cuda_status(cudaStreamSynchronize(stream_), "cuda_model start-up");
+}
+
+status cuda_model::carve_reserve() {
+  const model_dims d(cfg_);
+  const uint64_t T = max_tokens_, e = 2;
+  auto take = [&](uint64_t bytes, void** out) -> status {
+    auto p = reserve_.allocate(bytes, kAlign);
+    if (!p) return p.err();
+    *out = *p;
+    return ok_status();
+  };
+  TROUPE_TRY(take(T * d.H * e, &buf_.residual));
+  TROUPE_TRY(take(T * d.H * e, &buf_.h));
+  TROUPE_TRY(take(T * d.qkv * e, &buf_.qkv));
+  TROUPE_TRY(take(T * d.Hq * d.D * e, &buf_.attn));
+  TROUPE_TRY(take(T * 2 * d.I * e, &buf_.gate_up));
+  TROUPE_TRY(take(T * d.I * e, &buf_.act));
+  TROUPE_TRY(take(logit_rows_ * d.V * 4, reinterpret_cast<void**>(&buf_.logits)));
+  TROUPE_TRY(take(d.D / 2 * 4, reinterpret_cast<void**>(&buf_.inv_freq)));
+  TROUPE_TRY(take(meta_ints_ * 4, reinterpret_cast<void**>(&buf_.meta)));
+  TROUPE_TRY(take(kCublasWorkspace, &buf_.cublas_ws));
+  // Whatever is left holds split-K partials: (D + 2) floats per (token, head, split).
+  const uint64_t left = reserve_.capacity() - reserve_.used();
+  const uint64_t cap_max = static_cast<uint64_t>(opts_.max_batch_size) * d.Hq * std::max(opts_.max_splits, 1);
+  partial_capacity_ = static_cast<int64_t>(std::min<uint64_t>(cap_max, left > 2 * kAlign ? (left - 2 * kAlign) / ((d.D + 2) * 4) : 0));
+  if (partial_capacity_ > 0) {
+    TROUPE_TRY(take(partial_capacity_ * d.D * 4, reinterpret_cast<void**>(&buf_.partial_o)));
+    TROUPE_TRY(take(partial_capacity_ * 2 * 4, reinterpret_cast<void**>(&buf_.partial_ml)));
+  }
+  return ok_status();
+}
+
+status cuda_model::upload_tensor(const weight_source& src, const std::string& name, const std::vector<int64_t>& shape,
+                                 void* dst) {
+  const tensor_info* t = src.find(name);
+  if (!t) return make_error(errc::not_found, src.origin() + ": missing tensor " + name);
+  if (t->shape != shape)
+    return make_error(errc::invalid_argument, src.origin() + ": tensor " + name + " has shape " +
+                                                  shape_str(t->shape) + ", the config implies " + shape_str(shape));
+  std::vector<float> f32;
+  TROUPE_TRY(src.read_f32(name, f32));
+  std::vector<uint16_t> bits(f32.size());
+  for (size_t i = 0; i < f32.size(); ++i) bits[i] = float_to_device_bits(opts_.dtype, f32[i]);
+  return cuda_status(cudaMemcpy(dst, bits.data(), bits.size() * 2, cudaMemcpyHostToDevice), "upload " + name);
+}
+
+status cuda_model::allocate_weights(const weight_source* src) {
+  const model_dims d(cfg_);
+  const bool has_bias = cfg_.attention_bias || (src && src->find(layer_name(0, "self_attn.q_proj.bias")));
+  const bool tied = cfg_.tie_word_embeddings || (src && !src->find("lm_head.weight"));
+  uint64_t seed = opts_.dummy_seed;
+  // Places one tensor (`rows` x `cols`, possibly the concatenation of several HF tensors along rows)
+  // and fills it from the source, or randomly for dummy weights (norm weights 1, biases 0).
+  auto place = [&](void** out, int64_t rows, int64_t cols, std::vector<std::pair<std::string, int64_t>> parts,
+                   float dummy_scale, float dummy_offset) -> status {
+    auto p = weights_.allocate(static_cast<uint64_t>(rows * cols) * 2, kAlign);
+    if (!p) return p.err();
+    *out = *p;
+    if (!src) {
+      random_fill_args a;
+      a.out = *out;
+      a.num_elements = rows * cols;
+      a.scale = dummy_scale;
+      a.offset = dummy_offset;
+      a.seed = ++seed * 0x9E3779B97F4A7C15ull;
+      a.dtype = opts_.dtype;
+      return cuda_status(launch_random_fill(a, stream_), "dummy weights");
+    }
+    char* dst = static_cast<char*>(*out);
+    for (auto& [name, part_rows] : parts) {
+      std::vector<int64_t> shape = cols == 1 ? std::vector<int64_t>{part_rows} : std::vector<int64_t>{part_rows, cols};
+      TROUPE_TRY(upload_tensor(*src, name, shape, dst));
+      dst += part_rows * cols * 2;
+    }
+    return ok_status();
+  };
+  const float wscale = 0.02f;
+  TROUPE_TRY(place(&embed_, d.V, d.H, {{"model.embed_tokens.weight", d.V}}, wscale, 0.f));
+  layers_.assign(d.L, {});
+  for (int64_t i = 0; i < d.L; ++i) {
+    layer_weights& l = layers_[i];
+    TROUPE_TRY(place(&l.input_norm, d.H, 1, {{layer_name(i, "input_layernorm.weight"), d.H}}, 0.f, 1.f));
+    TROUPE_TRY(place(&l.post_norm, d.H, 1, {{layer_name(i, "post_attention_layernorm.weight"), d.H}}, 0.f, 1.f));
+    TROUPE_TRY(place(&l.qkv, d.qkv, d.H,
+                     {{layer_name(i, "self_attn.q_proj.weight"), d.Hq * d.D},
+                      {layer_name(i, "self_attn.k_proj.weight"), d.Hkv * d.D},
+                      {layer_name(i, "self_attn.v_proj.weight"), d.Hkv * d.D}},
+                     wscale, 0.f));
+    if (has_bias)
+      TROUPE_TRY(place(&l.qkv_bias, d.qkv, 1,
+                       {{layer_name(i, "self_attn.q_proj.bias"), d.Hq * d.D},
+                        {layer_name(i, "self_attn.k_proj.bias"), d.Hkv * d.D},
+                        {layer_name(i, "self_attn.v_proj.bias"), d.Hkv * d.D}},
+                       0.f, 0.f));
+    TROUPE_TRY(place(&l.o, d.H, d.Hq * d.D, {{layer_name(i, "self_attn.o_proj.weight"), d.H}}, wscale, 0.f));
+    TROUPE_TRY(place(&l.gate_up, 2 * d.I, d.H,
+                     {{layer_name(i, "mlp.gate_proj.weight"), d.I}, {layer_name(i, "mlp.up_proj.weight"), d.I}},
+                     wscale, 0.f));
+    TROUPE_TRY(place(&l.down, d.H, d.I, {{layer_name(i, "mlp.down_proj.weight"), d.H}}, wscale, 0.f));
+  }
+  TROUPE_TRY(place(&final_norm_, d.H, 1, {{"model.norm.weight", d.H}}, 0.f, 1.f));
+  if (tied)
+    lm_head_ = embed_;
+  else
+    TROUPE_TRY(place(&lm_head_, d.V, d.H, {{"lm_head.weight", d.V}}, wscale, 0.f));
+  return ok_status();
+}
+
+status cuda_model::validate(const step_batch& batch) const {
+  if (static_cast<int64_t>(batch.seqs.size()) > opts_.max_batch_size)
+    return make_error(errc::invalid_argument, "step has " + std::to_string(batch.seqs.size()) +
+                                                  " sequences, max_batch_size is " +
+                                                  std::to_string(opts_.max_batch_size));
+  if (batch.num_tokens() > max_tokens_)
+    return make_error(errc::invalid_argument, "step has " + std::to_string(batch.num_tokens()) +
+                                                  " tokens, the reserve holds " + std::to_string(max_tokens_));
+  const int64_t bs = kv_layout_.block_seq_len;
+  for (const auto& s : batch.seqs) {
+    const int64_t end = static_cast<int64_t>(s.start_pos) + static_cast<int64_t>(s.tokens.size());
+    const int64_t need = (end + bs - 1) / bs;
+    if (s.tokens.empty() || s.start_pos < 0 || need > max_blocks_per_seq_ ||
+        static_cast<int64_t>(s.block_table.size()) < need ||
+        static_cast<int64_t>(s.block_table.size()) > max_blocks_per_seq_)
+      return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": " +
+                                                    std::to_string(s.tokens.size()) + " tokens at " +
+                                                    std::to_string(s.start_pos) + " with " +
+                                                    std::to_string(s.block_table.size()) + " blocks (max " +
+                                                    std::to_string(max_blocks_per_seq_) + ")");
+    for (int32_t b : s.block_table)
+      if (b < 0 || b >= kv_layout_.num_blocks)
+        return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": block id " +
+                                                      std::to_string(b) + " out of range");
+    for (int32_t t : s.tokens)
+      if (t < 0 || t >= cfg_.vocab_size)
+        return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": token id " +
+                                                      std::to_string(t) + " out of range");
+  }
+  return ok_status();
+}
+
+// Design note: the step's metadata is packed into one pinned buffer (sections 16-byte aligned),
+// uploaded with one copy; the block tables are packed with the step's widest table as row stride.
+status cuda_model::forward(const step_batch& batch, step_logits& out) {
+  TROUPE_TRY(validate(batch));
+  out.row_seq.clear();
+  out.data.clear();
+  out.vocab_size = cfg_.vocab_size;
+  const int64_t T = batch.num_tokens();
+  const int32_t nseq = static_cast<int32_t>(batch.seqs.size());
+  if (T == 0) return ok_status();
+
+  int64_t off = 0;
+  auto take = [&](int64_t n) {
+    const int64_t o = off;
+    off += (n + 3) / 4 * 4;
+    return o;
+  };
+  int64_t max_bt = 1;
+  for (const auto& s : batch.seqs) max_bt = std::max<int64_t>(max_bt, s.block_table.size());
+  seqs_host_.resize(nseq);
+  std::vector<int32_t> rows;
+  int32_t row = 0;
+  for (int32_t i = 0; i < nseq; ++i) {
+    const auto& s = batch.seqs[i];
+    const int32_t n = static_cast<int32_t>(s.tokens.size());
+    seqs_host_[i] = {row, n, s.start_pos, 0};
+    for (int32_t t = 0; t < n; ++t)
+      if (s.want_all_logits || (s.want_logits && t == n - 1)) {
+        rows.push_back(row + t);
+        out.row_seq.push_back(i);
+      }
+    row += n;
+  }
+  attention_schedule_options so;
+  so.num_heads = static_cast<int32_t>(cfg_.num_heads);
+  so.num_kv_heads = static_cast<int32_t>(cfg_.num_kv_heads);
+  so.num_sms = num_sms_;
+  so.max_splits = partial_capacity_ > 0 ? opts_.max_splits : 1;
+  so.partial_capacity = partial_capacity_;
+  make_attention_schedule(seqs_host_.data(), nseq, so, schedule_);
+
+  const int64_t tok_off = take(T), pos_off = take(T), slot_off = take(T), rows_off = take(rows.size());
+  const int64_t seq_off = take(4 * nseq), work_off = take(2 * schedule_.work.size()), bt_off = take(nseq * max_bt);
+  if (off > meta_ints_) return make_error(errc::internal, "step metadata exceeds its reserve");
+  int32_t* h = host_meta_;
+  const int64_t bs = kv_layout_.block_seq_len;
+  int64_t t = 0;
+  for (int32_t i = 0; i < nseq; ++i) {
+    const auto& s = batch.seqs[i];
+    for (size_t j = 0; j < s.tokens.size(); ++j, ++t) {
+      const int64_t p = s.start_pos + static_cast<int64_t>(j);
+      h[tok_off + t] = s.tokens[j];
+      h[pos_off + t] = static_cast<int32_t>(p);
+      h[slot_off + t] = static_cast<int32_t>(s.block_table[p / bs] * bs + p % bs);
+    }
+    std::copy(s.block_table.begin(), s.block_table.end(), h + bt_off + i * max_bt);
+  }
+  std::copy(rows.begin(), rows.end(), h + rows_off);
+  std::memcpy(h + seq_off, seqs_host_.data(), nseq * sizeof(attention_seq));
+  std::memcpy(h + work_off, schedule_.work.data(), schedule_.work.size() * sizeof(attention_work));
+  TROUPE_CUDA_TRY(cudaMemcpyAsync(buf_.meta, h, off * 4, cudaMemcpyHostToDevice, stream_), "upload step metadata");
+
+  paged_attention_args attn;
+  attn.out = buf_.attn;
+  attn.q = buf_.qkv;
+  attn.q_stride = (cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim;
+  attn.cache = kv_layout_;
+  attn.block_tables = buf_.meta + bt_off;
+  attn.max_blocks_per_seq = static_cast<int32_t>(max_bt);
+  attn.seqs = reinterpret_cast<const attention_seq*>(buf_.meta + seq_off);
+  attn.work = reinterpret_cast<const attention_work*>(buf_.meta + work_off);
+  attn.num_tokens = T;
+  attn.num_heads = static_cast<int32_t>(cfg_.num_heads);
+  attn.set_schedule(schedule_);
+  attn.partial_o = buf_.partial_o;
+  attn.partial_ml = buf_.partial_ml;
+  attn.dtype = opts_.dtype;
+  TROUPE_TRY(run_layers(T, buf_.meta + tok_off, buf_.meta + pos_off, buf_.meta + slot_off, attn));
+  TROUPE_TRY(run_lm_head(rows, buf_.meta + rows_off, out));
+  return cuda_status(cudaStreamSynchronize(stream_), "forward step");
+}
+
+status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t* d_pos, const int32_t* d_slots,
+                              const paged_attention_args& attn_template) {
+  const model_dims d(cfg_);
+  const kernel_dtype dt = opts_.dtype;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  TROUPE_CUDA_TRY(launch_gather_rows({buf_.residual, embed_, d_tokens, T, d.V, d.H, dt}, stream_), "embedding");
+  for (int64_t i = 0; i < d.L; ++i) {
+    const layer_weights& l = layers_[i];
+    if (i == 0)
+      TROUPE_CUDA_TRY(launch_rms_norm({buf_.h, buf_.residual, l.input_norm, T, d.H, eps, dt}, stream_), "rms_norm");
+    else
+      TROUPE_CUDA_TRY(
+          launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, l.input_norm, T, d.H, eps, dt}, stream_),
+          "fused_add_rms_norm");
+    gemm_args g;
+    g.dtype = dt;
+    g.m = T;
+    g.y = buf_.qkv, g.x = buf_.h, g.w = l.qkv, g.n = d.qkv, g.k = d.H;
+    TROUPE_TRY(gemm_.run(g));
+    rotary_args r;
+    r.qkv = buf_.qkv;
+    r.bias = l.qkv_bias;
+    r.positions = d_pos;
+    r.inv_freq = buf_.inv_freq;
+    r.num_tokens = T;
+    r.num_heads = static_cast<int32_t>(d.Hq);
+    r.num_kv_heads = static_cast<int32_t>(d.Hkv);
+    r.head_dim = static_cast<int32_t>(d.D);
+    r.dtype = dt;
+    TROUPE_CUDA_TRY(launch_rotary(r, stream_), "rotary");
+    append_kv_args kv;
+    kv.cache = kv_layout_;
+    kv.layer = static_cast<int32_t>(i);
+    kv.k = static_cast<const char*>(buf_.qkv) + d.Hq * d.D * 2;
+    kv.v = static_cast<const char*>(buf_.qkv) + (d.Hq + d.Hkv) * d.D * 2;
+    kv.row_stride = d.qkv;
+    kv.slots = d_slots;
+    kv.num_tokens = T;
+    kv.dtype = dt;
+    TROUPE_CUDA_TRY(launch_append_kv(kv, stream_), "append_kv");
+    paged_attention_args a = attn_template;
+    a.layer = static_cast<int32_t>(i);
+    TROUPE_CUDA_TRY(launch_paged_attention(a, stream_), "paged_attention");
+    g.y = buf_.h, g.x = buf_.attn, g.w = l.o, g.n = d.H, g.k = d.Hq * d.D;
+    TROUPE_TRY(gemm_.run(g));
+    TROUPE_CUDA_TRY(launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, l.post_norm, T, d.H, eps, dt}, stream_),
+                    "fused_add_rms_norm");
+    g.y = buf_.gate_up, g.x = buf_.h, g.w = l.gate_up, g.n = 2 * d.I, g.k = d.H;
+    TROUPE_TRY(gemm_.run(g));
+    TROUPE_CUDA_TRY(launch_silu_and_mul({buf_.act, buf_.gate_up, T, d.I, dt}, stream_), "silu_and_mul");
+    g.y = buf_.h, g.x = buf_.act, g.w = l.down, g.n = d.H, g.k = d.I;
+    TROUPE_TRY(gemm_.run(g));
+  }
+  return cuda_status(
+      launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, final_norm_, T, d.H, eps, dt}, stream_),
+      "final norm");
+}
+
+// The wanted rows of the normed hidden states are gathered into the (now free) residual buffer
+// and projected in chunks of logit_rows_ rows into the float32 logits buffer.
+status cuda_model::run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out) {
+  const model_dims d(cfg_);
+  const int64_t n = static_cast<int64_t>(rows.size());
+  out.data.resize(static_cast<size_t>(n * d.V));
+  for (int64_t r0 = 0; r0 < n; r0 += logit_rows_) {
+    const int64_t m = std::min(logit_rows_, n - r0);
+    TROUPE_CUDA_TRY(launch_gather_rows({buf_.residual, buf_.h, d_rows + r0, m, max_tokens_, d.H, opts_.dtype}, stream_),
+                    "gather logit rows");
+    gemm_args g;
+    g.dtype = opts_.dtype;
+    g.y = buf_.logits, g.x = buf_.residual, g.w = lm_head_, g.m = m, g.n = d.V, g.k = d.H;
+    g.y_float32 = true;
+    TROUPE_TRY(gemm_.run(g));
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(out.data.data() + r0 * d.V, buf_.logits, m * d.V * 4, cudaMemcpyDeviceToHost,
+                                    stream_),
+                    "copy logits");
+  }
+  return ok_status();
+}
+
+// Runs the largest prefill the reserve allows, then a full decode batch at a long context, so that
+// every kernel, cuBLAS algorithm and split-K path is loaded before the first request. It writes
+// garbage into the first blocks, which no sequence owns yet.
+status cuda_model::run_warm_up() {
+  const int64_t bs = kv_layout_.block_seq_len;
+  const int64_t len = std::min<int64_t>(max_tokens_, std::min<int64_t>(kv_layout_.num_blocks, max_blocks_per_seq_) * bs);
+  if (len <= 0) return ok_status();
+  step_batch b;
+  seq_step s;
+  s.tokens.assign(static_cast<size_t>(len), 0);
+  for (int64_t i = 0; i < (len + bs - 1) / bs; ++i) s.block_table.push_back(static_cast<int32_t>(i));
+  b.seqs.push_back(s);
+  step_logits out;
+  TROUPE_TRY(forward(b, out));
+  b.seqs.clear();
+  const int64_t ctx = len - 1;
+  for (int32_t i = 0; i < opts_.max_batch_size; ++i) {
+    seq_step dseq;
+    dseq.tokens = {0};
+    dseq.start_pos = static_cast<int32_t>(ctx);
+    dseq.block_table = s.block_table;
+    b.seqs.push_back(dseq);
+  }
+  TROUPE_TRY(forward(b, out));
+  b.seqs.resize(1);
+  return forward(b, out);
+}
+
+}  // namespace troupe

@@ -1,0 +1,129 @@
+// The CUDA forward pass: a model_backend owning bf16/fp16 weights, the runtime reserve and the
+// paged KV pool on one device, each one cudaMalloc made at construction from the memory plan.
+// forward() allocates nothing: it stages the step's metadata into pinned memory, uploads it with
+// one copy, runs embedding -> layers -> final norm -> LM head and copies the wanted logits back.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "config/error.h"
+#include "config/memory_plan.h"
+#include "config/options.h"
+#include "kernels/attention.h"
+#include "kernels/cublas_gemm.h"
+#include "kernels/device_memory.h"
+#include "kernels/kernel_types.h"
+#include "kernels/kv_cache.h"
+#include "runtime/model_backend.h"
+#include "runtime/weight_source.h"
+
+namespace troupe {
+
+struct cuda_model_options {
+  int32_t device = 0;
+  kernel_dtype dtype = kernel_dtype::bf16;
+  bool dummy_weights = false;     // --load-format dummy: random weights generated on the device
+  uint64_t dummy_seed = 0;
+  int32_t block_seq_len = 64;     // tokens per KV block
+  int64_t num_kv_blocks = 0;      // from the plan; 0: kv_fraction of the memory left
+  double kv_fraction = 0.9;       // only when num_kv_blocks == 0
+  uint64_t reserve_bytes = 0;     // from the plan; 0: reserve_bytes_needed()
+  int32_t max_batch_size = 128;   // sequences per step
+  int32_t max_prefill_token_num = 2048;  // tokens per step = max(this, max_batch_size)
+  int64_t session_len = 0;        // longest sequence; 0: max_position_embeddings
+  int32_t max_splits = 16;        // split-K bound for decode attention
+  bool warm_up = true;            // run a step at the largest shapes at start-up
+};
+
+class cuda_model final : public model_backend {
+ public:
+  // Uploads `weights` (ignored with dummy_weights) converted to the dtype. Fails with
+  // out_of_memory (with the numbers) when weights + reserve + KV do not fit, device_error on CUDA
+  // failures, not_found / invalid_argument on missing or misshapen tensors.
+  static result<std::unique_ptr<cuda_model>> create(const model_config& cfg, const weight_source* weights,
+                                                    const cuda_model_options& opts);
+
+  // The options a plan implies (block size, blocks, reserve, batch limits, dtype).
+  static cuda_model_options options_from_plan(const memory_plan& plan, const engine_options& engine);
+
+  // Reserve bytes this backend carves (activations, logits, block tables, cuBLAS workspace,
+  // metadata, split-K partials for max_splits); the planner's formula must not be smaller.
+  static uint64_t reserve_bytes_needed(const model_config& cfg, const cuda_model_options& opts);
+
+  ~cuda_model() override;
+
+  const model_config& config() const override { return cfg_; }
+  int64_t num_kv_blocks() const override { return kv_layout_.num_blocks; }
+  int64_t block_seq_len() const override { return kv_layout_.block_seq_len; }
+  status forward(const step_batch& batch, step_logits& out) override;
+
+  const paged_kv_layout& kv_layout() const { return kv_layout_; }
+  cudaStream_t stream() const { return stream_; }
+  uint64_t weights_bytes() const { return weights_.capacity(); }
+  uint64_t reserve_bytes() const { return reserve_.capacity(); }
+  uint64_t kv_bytes() const { return kv_.capacity(); }
+
+ private:
+  struct layer_weights {
+    void* input_norm = nullptr;  // [hidden]
+    void* post_norm = nullptr;   // [hidden]
+    void* qkv = nullptr;         // [(Hq + 2 Hkv) * D, hidden]: q_proj | k_proj | v_proj rows
+    void* qkv_bias = nullptr;    // [(Hq + 2 Hkv) * D] or null
+    void* o = nullptr;           // [hidden, Hq * D]
+    void* gate_up = nullptr;     // [2 * inter, hidden]: gate_proj | up_proj rows
+    void* down = nullptr;        // [hidden, inter]
+  };
+  struct buffers {  // activations for max_tokens_ rows, from the reserve
+    void* residual = nullptr;  // [T, hidden]
+    void* h = nullptr;         // [T, hidden] normed input / branch output
+    void* qkv = nullptr;       // [T, (Hq + 2 Hkv) * D]
+    void* attn = nullptr;      // [T, Hq * D]
+    void* gate_up = nullptr;   // [T, 2 * inter]
+    void* act = nullptr;       // [T, inter]
+    float* logits = nullptr;   // [logit_rows_, vocab]
+    float* inv_freq = nullptr; // [D / 2]
+    float* partial_o = nullptr;   // [partial_capacity_, D]
+    float* partial_ml = nullptr;  // [partial_capacity_, 2]
+    int32_t* meta = nullptr;      // [meta_ints_] step metadata (see forward)
+    void* cublas_ws = nullptr;
+  };
+
+  cuda_model() = default;
+  status init(const model_config& cfg, const weight_source* weights, const cuda_model_options& opts);
+  status allocate_weights(const weight_source* weights);
+  status upload_tensor(const weight_source& src, const std::string& name, const std::vector<int64_t>& shape,
+                       void* dst);
+  status carve_reserve();
+  status run_warm_up();
+  status validate(const step_batch& batch) const;
+  status run_layers(int64_t num_tokens, const int32_t* d_tokens, const int32_t* d_pos, const int32_t* d_slots,
+                    const paged_attention_args& attn);
+  status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
+
+  model_config cfg_;
+  cuda_model_options opts_;
+  int64_t max_tokens_ = 0;
+  int64_t max_blocks_per_seq_ = 0;
+  int64_t logit_rows_ = 0;
+  int64_t partial_capacity_ = 0;
+  int64_t meta_ints_ = 0;
+  int32_t num_sms_ = 0;
+  cudaStream_t stream_ = nullptr;
+  device_arena weights_, reserve_, kv_;
+  int32_t* host_meta_ = nullptr;  // pinned [meta_ints_]
+  cublas_gemm gemm_;
+  void* embed_ = nullptr;     // [vocab, hidden]
+  void* final_norm_ = nullptr;
+  void* lm_head_ = nullptr;   // [vocab, hidden]; == embed_ when tied
+  std::vector<layer_weights> layers_;
+  buffers buf_;
+  paged_kv_layout kv_layout_;
+  attention_schedule schedule_;
+  std::vector<attention_seq> seqs_host_;
+};
+
+}  // namespace troupe

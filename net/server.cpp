@@ -1,0 +1,68 @@
+// run_server (see server.h): start the listener, log its URL, wait for SIGINT/SIGTERM on a private
+// io_context (signal_set catches the signal whichever thread it hits), then drain and stop. After
+// the first request completes, logs measured memory against the plan.
+#include "net/server.h"
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "config/log.h"
+
+namespace troupe {
+
+uint64_t process_rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size_pages = 0, rss_pages = 0;
+  if (!(statm >> size_pages >> rss_pages)) return 0;
+  return rss_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+namespace {
+
+void log_memory_vs_plan(const memory_plan& plan) {
+  uint64_t planned = 0;
+  for (const rank_plan& r : plan.ranks) planned += r.weights_bytes + r.reserve_bytes + r.kv_bytes;
+  const uint64_t rss = process_rss_bytes();
+  logger("net")->info("first request done: process RSS {} vs planned {} (weights + reserve + KV, {} rank(s) on {})",
+                      format_bytes(rss), format_bytes(planned), plan.ranks.size(), plan.device);
+}
+
+}  // namespace
+
+int run_server(engine& eng, const server_options& opts) {
+  listener_options lo;
+  lo.server = opts;
+  lo.num_threads = static_cast<int32_t>(std::clamp(std::thread::hardware_concurrency(), 2u, 4u));
+  return run_server(eng, lo);
+}
+
+int run_server(engine& eng, const listener_options& opts) {
+  auto log = logger("net");
+  boost::asio::io_context signals_ioc;
+  boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);  // before the I/O threads start
+  listener server(eng, opts, make_engine_codec(eng));
+  const memory_plan plan = eng.plan();
+  server.on_first_request_done([plan] { log_memory_vs_plan(plan); });
+  status st = server.start();
+  if (!st.ok()) {
+    log->error("{}", st.err().to_string());
+    return 1;
+  }
+  log->info("troupe is serving {} at {}/v1 (Ctrl-C to stop)", eng.model().name, server.url());
+  int received = 0;
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (!ec) received = sig;
+  });
+  signals_ioc.run();
+  log->info("received {}: draining for at most {} s", received == SIGINT ? "SIGINT" : "SIGTERM",
+            opts.server.drain_timeout_s);
+  server.stop(std::chrono::milliseconds(static_cast<int64_t>(opts.server.drain_timeout_s * 1000.0)));
+  return 0;
+}
+
+}  // namespace troupe

@@ -1,0 +1,280 @@
+// ws_session: a WebSocket connection on its own strand running several generations at once
+// (docs/websocket.md). Engine callbacks are posted onto the strand; frames leave through a
+// single-writer queue; a closed socket cancels every generation of the connection.
+#include "net/ws_session.h"
+
+#include <deque>
+#include <string>
+#include <unordered_map>
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "config/log.h"
+#include "net/openai_response.h"
+
+namespace troupe {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = boost::asio::ip::tcp;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr size_t k_max_id_bytes = 256;
+
+class ws_session final : public session_base, public std::enable_shared_from_this<ws_session> {
+ public:
+  ws_session(tcp::socket socket, std::shared_ptr<server_context> ctx)
+      : ws_(std::move(socket)), strand_(ws_.get_executor()), ctx_(std::move(ctx)) {
+    ctx_->num_connections.fetch_add(1);
+  }
+  ~ws_session() override {
+    ctx_->remove_session(registry_id_);
+    ctx_->num_connections.fetch_sub(1);
+  }
+
+  void run(beast::http::request<beast::http::string_body> req) {
+    registry_id_ = ctx_->add_session(weak_from_this());
+    websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    t.handshake_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(ctx_->opts.server.header_timeout_s));
+    ws_.set_option(t);
+    ws_.read_message_max(ctx_->opts.server.max_body_bytes);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(beast::http::field::server, "troupe"); }));
+    ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
+  }
+
+  void shutdown() override {
+    boost::asio::post(strand_, [self = shared_from_this()] {
+      self->shutting_down_ = true;
+      if (self->gens_.empty()) self->do_close();
+    });
+  }
+
+ private:
+  struct generation {
+    generation(server_metrics& m, const openai_request& r, std::string rid, uint64_t s)
+        : request_id(std::move(rid)), seq(s), meta(make_response_meta(r, request_id)),
+          tracker(r.gen.n, static_cast<int32_t>(r.gen.prompt_ids.size()), false), timing(m, r.gen.n) {}
+    std::string request_id;
+    uint64_t seq;
+    response_meta meta;
+    generation_tracker tracker;
+    request_timing timing;
+  };
+
+  void on_accept(beast::error_code ec) {
+    if (ec) {
+      closed_ = true;
+      return;
+    }
+    do_read();
+  }
+
+  void do_read() {
+    ws_.async_read(buffer_, beast::bind_front_handler(&ws_session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) {  // closed, reset, too big, timed out: the client is gone
+      closed_ = true;
+      for (auto& [id, g] : gens_) ctx_->eng.cancel(g->request_id);
+      return;
+    }
+    std::string text = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    handle_message(text);
+    if (!closed_) do_read();
+  }
+
+  void handle_message(const std::string& text) {
+    json msg = json::parse(text, nullptr, false);
+    if (msg.is_discarded() || !msg.is_object()) {
+      send_error(nullptr, bad_request("a message must be a JSON object"));
+      return;
+    }
+    auto type = msg.find("type");
+    if (type == msg.end() || !type->is_string()) {
+      send_error(id_of(msg), bad_request("type must be \"generate\" or \"cancel\"", "type"));
+      return;
+    }
+    if (*type == "generate") {
+      generate(msg);
+    } else if (*type == "cancel") {
+      cancel(msg);
+    } else {
+      send_error(id_of(msg), bad_request("unknown message type " + type->dump(), "type"));
+    }
+  }
+
+  static json id_of(const json& msg) {
+    auto it = msg.find("id");
+    return it != msg.end() && it->is_string() ? *it : json(nullptr);
+  }
+
+  void generate(const json& msg) {
+    json id = id_of(msg);
+    if (id.is_null() || id.get_ref<const std::string&>().empty() || id.get_ref<const std::string&>().size() > k_max_id_bytes) {
+      send_error(nullptr, bad_request("generate needs a non-empty string id", "id"));
+      return;
+    }
+    const std::string cid = id.get<std::string>();
+    if (gens_.count(cid)) {
+      send_error(id, bad_request("a generation with id '" + cid + "' is already running", "id", "duplicate_id"));
+      return;
+    }
+    if (shutting_down_) {
+      send_error(id, to_api_error(make_error(errc::draining, "the server is shutting down")));
+      return;
+    }
+    if (static_cast<int32_t>(gens_.size()) >= ctx_->opts.ws_max_generations) {
+      send_error(id, api_error{429, "at most " + std::to_string(ctx_->opts.ws_max_generations) +
+                                        " generations run at once on one connection",
+                               "rate_limit_error", {}, "too_many_generations"});
+      return;
+    }
+    const api_kind kind = msg.contains("messages") ? api_kind::chat : api_kind::completion;
+    auto parsed = parse_openai_request(kind, msg, ctx_->routes.context());
+    if (is_error(parsed)) {
+      send_error(id, std::get<api_error>(parsed));
+      return;
+    }
+    openai_request& r = std::get<openai_request>(parsed);
+    std::string rid = ctx_->new_request_id();
+    r.gen.request_id = rid;
+    const uint64_t seq = ++seq_;
+    gens_[cid] = std::make_unique<generation>(ctx_->metrics, r, rid, seq);
+    auto self = shared_from_this();
+    ctx_->eng.submit(
+        std::move(r.gen),
+        [self, cid, seq](const generation_event& ev) {
+          boost::asio::post(self->strand_, [self, cid, seq, ev] { self->on_event(cid, seq, ev); });
+        },
+        [self, cid, seq](const error& e) {
+          boost::asio::post(self->strand_, [self, cid, seq, e] { self->on_error(cid, seq, e); });
+        });
+  }
+
+  void cancel(const json& msg) {
+    json id = id_of(msg);
+    auto it = id.is_null() ? gens_.end() : gens_.find(id.get<std::string>());
+    if (it == gens_.end()) {
+      send_error(id, api_error{404, "no running generation with this id", "not_found_error", "id", "not_found"});
+      return;
+    }
+    ctx_->eng.cancel(it->second->request_id);  // its choices end with finish_reason "abort"
+  }
+
+  generation* find(const std::string& cid, uint64_t seq) {
+    auto it = gens_.find(cid);
+    return it != gens_.end() && it->second->seq == seq ? it->second.get() : nullptr;
+  }
+
+  void on_event(const std::string& cid, uint64_t seq, const generation_event& ev) {
+    generation* g = find(cid, seq);
+    if (!g || !g->tracker.add(ev)) return;
+    g->timing.on_event(ev);
+    const char* finish = openai_finish_reason(ev.finish);
+    if (!ev.token_ids.empty() || !ev.text.empty() || finish) {
+      json frame = {{"type", "token"}, {"id", cid}, {"index", ev.index}, {"text", ev.text},
+                    {"token_ids", ev.token_ids}};
+      if (g->meta.logprobs >= 0 && !ev.logprobs.empty()) {
+        frame["logprobs"] = logprobs_json(api_kind::chat, ev.logprobs, ctx_->routes.codec(), 0)["content"];
+      }
+      if (finish) frame["finish_reason"] = finish;
+      send(frame);
+    }
+    if (!g->tracker.done()) return;
+    g->timing.on_done();
+    json choices = json::array();
+    for (const auto& c : g->tracker.choices()) {
+      const char* r = openai_finish_reason(c.finish);
+      choices.push_back({{"index", choices.size()}, {"finish_reason", r ? json(r) : json(nullptr)}});
+    }
+    json done = {{"type", "done"}, {"id", cid}, {"finish_reason", choices[0]["finish_reason"]},
+                 {"choices", std::move(choices)}, {"usage", usage_json(g->tracker.usage())}};
+    send(done);
+    gens_.erase(cid);
+    ctx_->request_done();
+    if (shutting_down_ && gens_.empty()) do_close();
+  }
+
+  void on_error(const std::string& cid, uint64_t seq, const error& e) {
+    if (!find(cid, seq)) return;
+    gens_.erase(cid);
+    send_error(cid, to_api_error(e));
+    if (shutting_down_ && gens_.empty()) do_close();
+  }
+
+  void send_error(const json& id, const api_error& e) {
+    ctx_->metrics.count_rejection(rejection_reason(e));
+    json frame = api_error_json(e);
+    frame["type"] = "error";
+    frame["id"] = id;
+    send(frame);
+  }
+
+  void send(const json& frame) {
+    if (closed_) return;
+    queue_.push_back(dump_json(frame));
+    if (!writing_) do_write();
+  }
+
+  void do_write() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(boost::asio::buffer(queue_.front()),
+                    beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    writing_ = false;
+    if (ec) {
+      queue_.clear();
+      closed_ = true;
+      return;
+    }
+    queue_.pop_front();
+    if (!queue_.empty()) {
+      do_write();
+    } else if (close_pending_) {
+      do_close();
+    }
+  }
+
+  void do_close() {
+    if (closed_) return;
+    if (writing_) {  // let the last frames out first
+      close_pending_ = true;
+      return;
+    }
+    closed_ = true;
+    ws_.async_close(websocket::close_code::going_away, [self = shared_from_this()](beast::error_code) {});
+  }
+
+  websocket::stream<tcp::socket> ws_;
+  boost::asio::any_io_executor strand_;
+  std::shared_ptr<server_context> ctx_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> queue_;
+  std::unordered_map<std::string, std::unique_ptr<generation>> gens_;  // by client id
+  uint64_t seq_ = 0;
+  uint64_t registry_id_ = 0;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool close_pending_ = false;
+  bool shutting_down_ = false;
+};
+
+}  // namespace
+
+void start_ws_session(tcp::socket socket, std::shared_ptr<server_context> ctx,
+                      beast::http::request<beast::http::string_body> upgrade) {
+  std::make_shared<ws_session>(std::move(socket), std::move(ctx))->run(std::move(upgrade));
+}
+
+}  // namespace troupe

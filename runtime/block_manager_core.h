@@ -1,0 +1,16 @@
+// Applies the scheduler's per-step block request to a block_pool: extends first (running
+// sequences), then starts (prefix match or fork, then a lease for the step's chunk). Each item is
+// all-or-nothing; a refusal is a normal answer. Pure C++: the block-manager actor and tests share it.
+#pragma once
+
+#include "runtime/block_messages.h"
+#include "runtime/block_pool.h"
+
+namespace troupe {
+
+block_reply apply_block_request(block_pool& pool, const block_request& req);
+
+// Registers the full blocks of each commit in the prefix cache (unknown holders are ignored).
+void apply_block_commits(block_pool& pool, const std::vector<block_commit>& commits);
+
+}  // namespace troupe

@@ -1,0 +1,408 @@
+// The scheduling policy (see scheduler_core.h for the three phases of a step). Sequences are block
+// holders: their id is the holder id the block manager knows them by.
+#include "runtime/scheduler_core.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "runtime/incremental_decoder.h"
+#include "runtime/sampler.h"
+#include "runtime/tokenizer.h"
+
+namespace troupe {
+
+struct scheduler_core::request_state {
+  uint64_t handle = 0;
+  generation_request req;
+  double queue_time_s = 0;
+  std::vector<std::unique_ptr<sequence>> seqs;
+  int32_t num_done = 0;
+  usage_info usage;
+};
+
+struct scheduler_core::sequence {
+  enum class phase { waiting, running, done };
+  uint64_t id = 0;
+  request_state* req = nullptr;
+  int32_t index = 0;
+  std::vector<int32_t> tokens;   // prompt, then generated
+  int32_t num_prompt = 0;
+  int32_t num_computed = 0;      // tokens[0, num_computed) are in blocks
+  int32_t num_committed = 0;     // full blocks registered for prefix caching
+  int32_t num_generated = 0;
+  bool started_once = false;
+  bool waits_for_parent = false; // choice > 0: starts from its parent's prompt blocks
+  std::vector<int32_t> blocks;
+  phase ph = phase::waiting;
+  uint64_t order = 0;            // admission order: the newest is preempted first
+  std::unique_ptr<sampler> smp;
+  std::unique_ptr<incremental_decoder> dec;
+  std::unique_ptr<stop_checker> stop;
+  bool first_event = true;
+};
+
+namespace {
+
+int32_t blocks_for(int64_t tokens, int32_t bs) { return static_cast<int32_t>((tokens + bs - 1) / bs); }
+
+}  // namespace
+
+scheduler_core::scheduler_core(scheduler_limits limits, std::shared_ptr<const tokenizer> tok,
+                               std::vector<int32_t> eos_ids)
+    : limits_(limits), tok_(std::move(tok)) {
+  stop_rules_.eos_ids = std::move(eos_ids);
+  stop_rules_.session_len = limits_.session_len;
+}
+
+scheduler_core::~scheduler_core() = default;
+
+uint64_t scheduler_core::add_request(generation_request req, double queue_time_s) {
+  auto r = std::make_unique<request_state>();
+  r->handle = next_request_++;
+  r->queue_time_s = queue_time_s;
+  r->req = std::move(req);
+  const uint64_t handle = r->handle;
+  request_state& rr = *r;
+  requests_.emplace(handle, std::move(r));
+
+  const int64_t prompt_len = static_cast<int64_t>(rr.req.prompt_ids.size());
+  int64_t longest = prompt_len + rr.req.params.max_tokens;
+  if (limits_.session_len > 0) longest = std::min(longest, limits_.session_len);
+  if (prompt_len == 0) {
+    fail_request(rr, make_error(errc::invalid_argument, "the prompt is empty"));
+    return handle;
+  }
+  if (blocks_for(longest, limits_.block_seq_len) > limits_.num_blocks) {
+    fail_request(rr, make_error(errc::context_too_long,
+                                "the request needs up to " + std::to_string(longest) + " tokens of KV cache but the "
+                                "whole cache holds " + std::to_string(limits_.num_blocks * limits_.block_seq_len) +
+                                    "; lower max_tokens or raise the KV cache"));
+    return handle;
+  }
+  rr.usage.prompt_tokens = static_cast<int32_t>(prompt_len);
+  prompt_tokens_total_ += prompt_len;
+  const int32_t n = std::max(1, rr.req.n);
+  for (int32_t i = 0; i < n; ++i) {
+    auto s = std::make_unique<sequence>();
+    s->id = next_seq_++;
+    s->req = &rr;
+    s->index = i;
+    s->tokens = rr.req.prompt_ids;
+    s->num_prompt = static_cast<int32_t>(prompt_len);
+    s->order = next_order_++;
+    s->waits_for_parent = i > 0;
+    sampling_params p = rr.req.params;
+    if (p.seed && i > 0) p.seed = *p.seed + static_cast<uint64_t>(i);  // distinct but reproducible choices
+    s->smp = std::make_unique<sampler>(p, rr.req.prompt_ids, stop_rules_.eos_ids);
+    if (tok_) s->dec = std::make_unique<incremental_decoder>(*tok_, true);
+    s->stop = std::make_unique<stop_checker>(rr.req.params.stop);
+    seqs_[s->id] = s.get();
+    to_start_.push_back(s.get());
+    rr.seqs.push_back(std::move(s));
+  }
+  return handle;
+}
+
+scheduler_core::sequence* scheduler_core::find_seq(uint64_t seq_id) {
+  auto it = seqs_.find(seq_id);
+  return it == seqs_.end() ? nullptr : it->second;
+}
+
+std::optional<block_request> scheduler_core::plan_step(int64_t available) {
+  assert(in_step_.empty());
+  const int32_t bs = limits_.block_seq_len;
+  block_request br;
+  int32_t batch = 0;
+  int32_t prefill_budget = limits_.max_prefill_tokens;
+  step_chunk_.clear();
+
+  // 1. Running sequences, oldest first; preempt the newest when their next blocks do not fit.
+  for (size_t i = 0; i < running_.size() && batch < limits_.max_batch_size; ++i) {
+    sequence* s = running_[i];
+    const int32_t remaining = static_cast<int32_t>(s->tokens.size()) - s->num_computed;
+    const int32_t chunk = remaining <= 1 ? remaining : std::min(remaining, prefill_budget);
+    if (chunk <= 0) continue;
+    int32_t need = blocks_for(s->num_computed + chunk, bs) - static_cast<int32_t>(s->blocks.size());
+    while (need > available && running_.back() != s) {
+      sequence* victim = running_.back();
+      available += static_cast<int64_t>(victim->blocks.size());
+      preempt(*victim);
+    }
+    if (need > available) {  // s is the newest and still does not fit: it waits (recompute later)
+      available += static_cast<int64_t>(s->blocks.size());
+      preempt(*s);
+      break;
+    }
+    available -= need;
+    if (need > 0) br.extends.push_back({s->id, need});
+    if (chunk > 1) prefill_budget -= chunk;
+    in_step_.push_back(s);
+    step_chunk_.push_back(chunk);
+    ++batch;
+  }
+
+  // 2. Sequences waiting for blocks, FIFO, while the batch, the prefill budget and the blocks allow.
+  for (sequence* s : to_start_) {
+    if (batch >= limits_.max_batch_size || prefill_budget <= 0) break;
+    if (s->waits_for_parent) continue;
+    const int32_t len = static_cast<int32_t>(s->tokens.size());
+    block_start st;
+    st.holder = s->id;
+    st.tokens = s->tokens;
+    st.chunk_budget = std::min(len, prefill_budget);
+    st.match_prefix = limits_.prefix_caching;
+    int32_t need = blocks_for(st.chunk_budget, bs);
+    if (s->index > 0 && !s->started_once) {
+      sequence* parent = s->req->seqs[0].get();
+      if (parent->ph == sequence::phase::running && parent->num_computed >= parent->num_prompt) {
+        st.fork_from = parent->id;
+        st.fork_blocks = (s->num_prompt - 1) / bs;  // full prompt blocks only; the tail is recomputed
+        st.match_prefix = false;
+        st.chunk_budget = std::min(len - st.fork_blocks * bs, prefill_budget);
+        need = blocks_for(st.fork_blocks * bs + st.chunk_budget, bs) - st.fork_blocks;
+      }
+    }
+    if (need > available) break;
+    available -= need;
+    prefill_budget -= st.chunk_budget;
+    br.starts.push_back(std::move(st));
+    ++batch;
+  }
+  if (in_step_.empty() && br.starts.empty()) return std::nullopt;
+  return br;
+}
+
+step_batch scheduler_core::apply_blocks(const block_reply& reply) {
+  const int32_t bs = limits_.block_seq_len;
+  // Running sequences whose extension was refused sit this step out.
+  std::vector<sequence*> planned;
+  std::vector<int32_t> chunks;
+  for (size_t i = 0; i < in_step_.size(); ++i) {
+    sequence* s = in_step_[i];
+    if (!s) continue;  // its request ended while the blocks were asked for
+    bool ok = true;
+    for (const auto& e : reply.extends)
+      if (e.holder == s->id) {
+        ok = e.ok;
+        if (ok) s->blocks.insert(s->blocks.end(), e.blocks.begin(), e.blocks.end());
+      }
+    if (!ok) continue;
+    planned.push_back(s);
+    chunks.push_back(step_chunk_[i]);
+  }
+  for (const auto& st : reply.starts) {
+    sequence* s = find_seq(st.holder);
+    if (st.ok && (!s || s->ph != sequence::phase::waiting)) {
+      releases_.push_back(st.holder);  // granted to a sequence that ended meanwhile
+      continue;
+    }
+    if (!s || !st.ok) continue;
+    s->blocks = st.blocks;
+    s->num_computed = st.num_cached_tokens;
+    s->num_committed = st.num_cached_tokens / bs;
+    if (!s->started_once && s->index == 0) s->req->usage.cached_prompt_tokens = st.num_cached_tokens;
+    s->started_once = true;
+    s->ph = sequence::phase::running;
+    to_start_.erase(std::find(to_start_.begin(), to_start_.end(), s));
+    auto pos = std::upper_bound(running_.begin(), running_.end(), s,
+                                [](const sequence* a, const sequence* b) { return a->order < b->order; });
+    running_.insert(pos, s);
+    const int32_t len = static_cast<int32_t>(s->tokens.size());
+    const int32_t capacity = static_cast<int32_t>(s->blocks.size()) * bs;
+    const int32_t chunk = std::min(len, capacity) - s->num_computed;
+    if (chunk <= 0) continue;
+    planned.push_back(s);
+    chunks.push_back(chunk);
+  }
+  in_step_ = planned;
+  step_chunk_ = chunks;
+  step_batch batch;
+  for (size_t i = 0; i < in_step_.size(); ++i) {
+    sequence* s = in_step_[i];
+    seq_step ss;
+    ss.seq_id = static_cast<int64_t>(s->id);
+    ss.start_pos = s->num_computed;
+    ss.tokens.assign(s->tokens.begin() + s->num_computed, s->tokens.begin() + s->num_computed + step_chunk_[i]);
+    ss.block_table = s->blocks;
+    ss.want_logits = s->num_computed + step_chunk_[i] == static_cast<int32_t>(s->tokens.size());
+    assert(static_cast<int64_t>(s->blocks.size()) * bs >= s->num_computed + step_chunk_[i]);
+    batch.seqs.push_back(std::move(ss));
+  }
+  return batch;
+}
+
+void scheduler_core::on_step_output(const step_logits& logits) {
+  const int32_t bs = limits_.block_seq_len;
+  std::vector<float> row;
+  for (size_t i = 0; i < in_step_.size(); ++i) {
+    sequence* s = in_step_[i];  // entries turn null when their request ends during this loop
+    if (!s || s->ph != sequence::phase::running) continue;  // cancelled mid-step
+    s->num_computed += step_chunk_[i];
+    if (s->num_computed < static_cast<int32_t>(s->tokens.size())) {
+      // A prompt chunk short of the end: nothing to sample yet.
+    } else {
+      int64_t r = -1;
+      for (int64_t k = 0; k < logits.num_rows(); ++k)
+        if (logits.row_seq[k] == static_cast<int32_t>(i)) r = k;
+      if (r < 0) {
+        fail_request(*s->req, make_error(errc::internal, "the executor returned no logits for a sequence"));
+        continue;
+      }
+      row.assign(logits.row(r), logits.row(r) + logits.vocab_size);
+      sampled_token t = s->smp->sample(row);
+      s->tokens.push_back(t.token);
+      ++s->num_generated;
+      ++generation_tokens_total_;
+      ++s->req->usage.completion_tokens;
+      std::vector<token_logprobs> lp;
+      if (s->req->req.params.logprobs >= 0) {
+        token_logprobs tl{t.token, t.logprob, {}};
+        for (const auto& e : t.top) tl.top.push_back({e.token, e.logprob});
+        lp.push_back(std::move(tl));
+      }
+      token_finish tf = check_token_finish(s->req->req.params, stop_rules_, t.token, s->num_generated,
+                                           static_cast<int64_t>(s->tokens.size()));
+      finish_reason fin = tf == token_finish::none ? finish_reason::none
+                          : is_length_finish(tf)    ? finish_reason::length
+                                                    : finish_reason::stop;
+      std::string text;
+      const bool token_is_stop = tf == token_finish::eos || tf == token_finish::stop_token;
+      if (s->dec && !token_is_stop) {
+        stop_output so = s->stop->feed(s->dec->push(t.token), s->num_generated >= s->req->req.params.min_tokens);
+        text = std::move(so.text);
+        if (so.stopped) fin = finish_reason::stop;
+      }
+      if (fin != finish_reason::none && s->dec && !s->stop->stopped()) {
+        stop_output so = s->stop->feed(s->dec->flush());
+        text += so.text;
+        if (!so.stopped) text += s->stop->flush();
+      }
+      if (s->index == 0 && s->num_generated == 1)
+        for (auto& c : s->req->seqs)
+          if (c->waits_for_parent) c->waits_for_parent = false;
+      emit(*s, {t.token}, std::move(text), std::move(lp), fin);
+      if (fin != finish_reason::none) {
+        finish_sequence(*s, fin);
+        continue;
+      }
+    }
+    if (limits_.prefix_caching && s->num_computed / bs > s->num_committed) {
+      commits_.push_back({s->id, std::vector<int32_t>(s->tokens.begin(), s->tokens.begin() + s->num_computed)});
+      s->num_committed = s->num_computed / bs;
+    }
+  }
+  in_step_.clear();
+  step_chunk_.clear();
+}
+
+void scheduler_core::on_step_failed(const error& err) {
+  for (size_t i = 0; i < in_step_.size(); ++i)
+    if (sequence* s = in_step_[i]) fail_request(*s->req, err);  // nulls the request's other entries
+  in_step_.clear();
+  step_chunk_.clear();
+}
+
+void scheduler_core::emit(sequence& s, std::vector<int32_t> ids, std::string text, std::vector<token_logprobs> lp,
+                          finish_reason fin) {
+  core_output out;
+  out.request = s.req->handle;
+  generation_event& ev = out.event;
+  ev.request_id = s.req->req.request_id;
+  ev.index = s.index;
+  ev.token_ids = std::move(ids);
+  ev.text = std::move(text);
+  ev.logprobs = std::move(lp);
+  ev.finish = fin;
+  if (s.first_event) ev.queue_time_s = s.req->queue_time_s;
+  s.first_event = false;
+  if (fin != finish_reason::none) ev.usage = s.req->usage;
+  outputs_.push_back(std::move(out));
+}
+
+void scheduler_core::finish_sequence(sequence& s, finish_reason why) {
+  if (s.ph == sequence::phase::done) return;
+  release_sequence(s);
+  s.ph = sequence::phase::done;
+  ++s.req->num_done;
+  erase_if_done(*s.req);
+}
+
+void scheduler_core::release_sequence(sequence& s) {
+  if (s.ph == sequence::phase::running) {
+    running_.erase(std::find(running_.begin(), running_.end(), &s));
+    releases_.push_back(s.id);
+  } else if (s.ph == sequence::phase::waiting) {
+    auto it = std::find(to_start_.begin(), to_start_.end(), &s);
+    if (it != to_start_.end()) to_start_.erase(it);
+  }
+  s.blocks.clear();
+}
+
+void scheduler_core::preempt(sequence& s) {
+  running_.erase(std::find(running_.begin(), running_.end(), &s));
+  releases_.push_back(s.id);
+  s.blocks.clear();
+  s.num_computed = 0;
+  s.num_committed = 0;
+  s.ph = sequence::phase::waiting;
+  to_start_.push_front(&s);
+  ++num_preemptions_;
+}
+
+void scheduler_core::cancel(uint64_t handle) {
+  auto it = requests_.find(handle);
+  if (it == requests_.end()) return;
+  request_state& r = *it->second;
+  std::vector<sequence*> live;
+  for (auto& s : r.seqs)
+    if (s->ph != sequence::phase::done) live.push_back(s.get());
+  for (sequence* s : live) {
+    emit(*s, {}, {}, {}, finish_reason::cancelled);
+    finish_sequence(*s, finish_reason::cancelled);  // may erase the request on the last one
+  }
+}
+
+void scheduler_core::drop(uint64_t handle) {
+  auto it = requests_.find(handle);
+  if (it == requests_.end()) return;
+  request_state& r = *it->second;
+  for (auto& s : r.seqs)
+    if (s->ph != sequence::phase::done) {
+      release_sequence(*s);
+      s->ph = sequence::phase::done;
+      ++r.num_done;
+    }
+  erase_if_done(r);
+}
+
+void scheduler_core::fail_request(request_state& r, const error& err) {
+  core_output out;
+  out.request = r.handle;
+  out.event.request_id = r.req.request_id;
+  out.failure = err;
+  outputs_.push_back(std::move(out));
+  for (auto& s : r.seqs)
+    if (s->ph != sequence::phase::done) {
+      release_sequence(*s);
+      s->ph = sequence::phase::done;
+    }
+  r.num_done = static_cast<int32_t>(r.seqs.size());
+  erase_if_done(r);
+}
+
+void scheduler_core::erase_if_done(request_state& r) {
+  if (r.num_done < static_cast<int32_t>(r.seqs.size())) return;
+  for (auto& s : r.seqs) seqs_.erase(s->id);
+  // Sequences of the step in flight become tombstones: the batch keeps its row order.
+  for (auto& s : in_step_)
+    if (s && s->req == &r) s = nullptr;
+  finished_requests_.push_back(r.handle);
+  requests_.erase(r.handle);
+}
+
+std::vector<core_output> scheduler_core::take_outputs() { return std::exchange(outputs_, {}); }
+std::vector<uint64_t> scheduler_core::take_releases() { return std::exchange(releases_, {}); }
+std::vector<block_commit> scheduler_core::take_commits() { return std::exchange(commits_, {}); }
+std::vector<uint64_t> scheduler_core::take_finished_requests() { return std::exchange(finished_requests_, {}); }
+
+}  // namespace troupe

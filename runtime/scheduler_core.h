@@ -1,0 +1,121 @@
+// The scheduling policy, pure C++ (no actors): requests and their sequences, chunked prefill,
+// continuous batching, preemption by recompute, stop rules, detokenized token events. The scheduler
+// actor drives it; the block manager answers its block requests; tests drive it synchronously.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/generation.h"
+#include "config/error.h"
+#include "runtime/block_messages.h"
+#include "runtime/step_batch.h"
+#include "runtime/stop_checker.h"
+
+namespace troupe {
+
+class tokenizer;
+class sampler;
+class incremental_decoder;
+
+struct scheduler_limits {
+  int32_t max_batch_size = 128;      // sequences per step
+  int32_t max_prefill_tokens = 2048; // prompt tokens per step (chunked prefill)
+  int32_t block_seq_len = 64;
+  int64_t session_len = 0;           // 0 = unlimited
+  int64_t num_blocks = 0;            // the whole pool
+  bool prefix_caching = true;
+};
+
+// One output of the core: an event for a request's sink, or the request's error (terminal).
+struct core_output {
+  uint64_t request = 0;  // the handle add_request returned
+  generation_event event;
+  std::optional<error> failure;
+};
+
+class scheduler_core {
+ public:
+  scheduler_core(scheduler_limits limits, std::shared_ptr<const tokenizer> tok, std::vector<int32_t> eos_ids);
+  ~scheduler_core();
+
+  // Takes an admitted request (validated by the caller: params, n, lengths). Returns its handle.
+  // Requests that can never fit the cache fail at once with context_too_long (in outputs).
+  uint64_t add_request(generation_request req, double queue_time_s);
+  // Cancels by handle: every choice ends with finish_reason::cancelled; its blocks are released.
+  void cancel(uint64_t request);
+  // Fails a request (its sink died, ...): no more events for it; blocks released.
+  void drop(uint64_t request);
+
+  bool has_work() const { return !running_.empty() || !to_start_.empty(); }
+  int64_t num_requests() const { return static_cast<int64_t>(requests_.size()); }
+  int64_t num_running_seqs() const { return static_cast<int64_t>(running_.size()); }
+
+  // Design note, one step in three phases:
+  //  1. plan_step(available): choose this step's work — every running sequence's next token or prompt
+  //     chunk (oldest first), then new sequences while the batch and the prefill budget allow —
+  //     preempting the newest running sequences when their next blocks do not fit `available`.
+  //     Returns the block request for the block manager (nullopt: nothing to do).
+  //  2. apply_blocks(reply): takes the granted blocks; refused sequences sit this step out. Returns
+  //     the forward batch (possibly empty).
+  //  3. on_step_output(logits) / on_step_failed(err): samples, detokenizes, applies stop rules and
+  //     emits events; finished sequences release their blocks; newly full blocks are committed.
+  // Invariant: a sequence's tokens[0, num_computed) are in its blocks; each step computes
+  // tokens[num_computed, num_computed + chunk) and samples when that reaches the end of tokens.
+  std::optional<block_request> plan_step(int64_t available_blocks);
+  step_batch apply_blocks(const block_reply& reply);
+  void on_step_output(const step_logits& logits);
+  void on_step_failed(const error& err);
+
+  // What the actor must forward: events/errors to sinks, holders to release, blocks to commit.
+  std::vector<core_output> take_outputs();
+  std::vector<uint64_t> take_releases();
+  std::vector<block_commit> take_commits();
+  // Requests whose every choice ended since the last call (the actor frees their admission slot).
+  std::vector<uint64_t> take_finished_requests();
+
+  int64_t num_preemptions() const { return num_preemptions_; }
+  int64_t prompt_tokens_total() const { return prompt_tokens_total_; }
+  int64_t generation_tokens_total() const { return generation_tokens_total_; }
+
+ private:
+  struct request_state;
+  struct sequence;
+
+  void start_children_after_prefill(sequence& parent);
+  void finish_sequence(sequence& s, finish_reason why);
+  void release_sequence(sequence& s);
+  void preempt(sequence& s);
+  void emit(sequence& s, std::vector<int32_t> ids, std::string text, std::vector<token_logprobs> lp,
+            finish_reason fin);
+  void fail_request(request_state& r, const error& err);
+  void erase_if_done(request_state& r);
+  sequence* find_seq(uint64_t seq_id);
+
+  scheduler_limits limits_;
+  std::shared_ptr<const tokenizer> tok_;
+  token_stop_rules stop_rules_;
+  uint64_t next_request_ = 1;
+  uint64_t next_seq_ = 1;
+  uint64_t next_order_ = 1;
+  std::map<uint64_t, std::unique_ptr<request_state>> requests_;
+  std::map<uint64_t, sequence*> seqs_;  // every live sequence by id (= block holder id)
+  std::vector<sequence*> running_;      // holding blocks, in admission order (oldest first)
+  std::deque<sequence*> to_start_;      // waiting for blocks (new or preempted), FIFO
+  std::vector<sequence*> in_step_;      // sequences of the step in flight
+  std::vector<int32_t> step_chunk_;     // [in_step_] tokens computed for each
+  std::vector<core_output> outputs_;
+  std::vector<uint64_t> releases_;
+  std::vector<block_commit> commits_;
+  std::vector<uint64_t> finished_requests_;
+  int64_t num_preemptions_ = 0;
+  int64_t prompt_tokens_total_ = 0;
+  int64_t generation_tokens_total_ = 0;
+};
+
+}  // namespace troupe

@@ -1,0 +1,146 @@
+// WebSocket /v1/ws over loopback: two generations at once on one connection, a cancel, protocol
+// errors that leave the connection usable, limits, auth, and socket close cancelling everything.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "listener_test_fixture.h"
+
+namespace troupe::test {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+struct ws_run {
+  std::string text;
+  std::vector<int32_t> token_ids;
+  json done;
+  json error;
+};
+
+// Reads frames until every id in `ids` has a done or error frame.
+std::map<std::string, ws_run> collect(conn& c, std::vector<std::string> ids) {
+  std::map<std::string, ws_run> runs;
+  size_t finished = 0;
+  while (finished < ids.size()) {
+    auto msg = c.ws_recv(5000ms);
+    if (!msg) {
+      ADD_FAILURE() << "no frame";
+      break;
+    }
+    json f = json::parse(*msg);
+    ws_run& r = runs[f["id"].is_string() ? f["id"].get<std::string>() : ""];
+    if (f["type"] == "token") {
+      r.text += f["text"].get<std::string>();
+      for (auto& t : f["token_ids"]) r.token_ids.push_back(t.get<int32_t>());
+    } else if (f["type"] == "done") {
+      r.done = f;
+      ++finished;
+    } else if (f["type"] == "error") {
+      r.error = f["error"];
+      ++finished;
+    }
+  }
+  return runs;
+}
+
+TEST_F(listener_test, websocket_runs_two_generations_at_once_and_cancels_one) {
+  eng.pieces.assign(40, "q");
+  eng.delay = 5ms;
+  start();
+  conn c(port);
+  ASSERT_TRUE(c.ws_handshake());
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"a","prompt":"hi","max_tokens":30})"));
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"b","messages":[{"role":"user","content":"x"}],"max_tokens":3})"));
+  // Wait for a's first token, then cancel it.
+  for (;;) {
+    auto msg = c.ws_recv(5000ms);
+    ASSERT_TRUE(msg);
+    json f = json::parse(*msg);
+    if (f["id"] == "a" && f["type"] == "token") break;
+  }
+  ASSERT_TRUE(c.ws_send(R"({"type":"cancel","id":"a"})"));
+  auto runs = collect(c, {"a", "b"});
+  EXPECT_EQ(runs["b"].text, "qqq");
+  EXPECT_EQ(runs["b"].done["finish_reason"], "length");
+  EXPECT_EQ(runs["b"].done["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(runs["a"].done["finish_reason"], "abort");
+  EXPECT_LT(runs["a"].text.size(), 30u);
+  EXPECT_EQ(eng.num_cancelled(), 1u);
+  EXPECT_EQ(eng.submitted().size(), 2u);
+}
+
+TEST_F(listener_test, websocket_protocol_errors_keep_the_connection) {
+  opts.ws_max_generations = 1;
+  eng.pieces.assign(40, "q");
+  eng.delay = 5ms;
+  start();
+  conn c(port);
+  ASSERT_TRUE(c.ws_handshake());
+  const std::pair<const char*, const char*> bad[] = {
+      {"not json", ""},
+      {R"({"type":"dance","id":"x"})", "type"},
+      {R"({"type":"generate","prompt":"hi"})", "id"},
+      {R"({"type":"generate","id":"x","prompt":"hi","top_p":7})", "top_p"},
+      {R"({"type":"cancel","id":"nobody"})", "id"},
+  };
+  for (const auto& [text, param] : bad) {
+    SCOPED_TRACE(text);
+    ASSERT_TRUE(c.ws_send(text));
+    auto msg = c.ws_recv();
+    ASSERT_TRUE(msg);
+    json f = json::parse(*msg);
+    EXPECT_EQ(f["type"], "error");
+    EXPECT_EQ(f["error"]["param"].is_null() ? "" : f["error"]["param"].get<std::string>(), param);
+  }
+  // Limit: one generation at a time on this connection; a duplicate id is refused too.
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"g","prompt":"hi","max_tokens":20})"));
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"h","prompt":"hi"})"));
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"g","prompt":"hi"})"));
+  std::vector<std::string> codes;
+  json g_done;
+  while (g_done.is_null()) {
+    auto msg = c.ws_recv();
+    ASSERT_TRUE(msg);
+    json f = json::parse(*msg);
+    if (f["type"] == "error") codes.push_back(f["error"]["code"]);
+    if (f["type"] == "done") g_done = f;
+  }
+  EXPECT_EQ(codes, (std::vector<std::string>{"too_many_generations", "duplicate_id"}));
+  EXPECT_EQ(g_done["id"], "g");
+  EXPECT_EQ(g_done["finish_reason"], "length");
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"ok","prompt":"hi","max_tokens":2})"));
+  auto last = collect(c, {"ok"});
+  EXPECT_EQ(last["ok"].text, "qq");
+}
+
+TEST_F(listener_test, websocket_close_cancels_every_generation) {
+  eng.pieces.assign(200, "q");
+  eng.delay = 10ms;
+  start();
+  {
+    conn c(port);
+    ASSERT_TRUE(c.ws_handshake());
+    ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"a","prompt":"hi","max_tokens":50})"));
+    ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"b","prompt":"hi","max_tokens":50})"));
+    ASSERT_TRUE(c.ws_recv());
+  }
+  for (int i = 0; i < 300 && eng.num_cancelled() < 2; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(eng.num_cancelled(), 2u);
+}
+
+TEST_F(listener_test, websocket_needs_the_api_key_and_bounds_message_size) {
+  opts.server.api_key = "k";
+  opts.server.max_body_bytes = 256;
+  start();
+  conn anonymous(port);
+  EXPECT_FALSE(anonymous.ws_handshake());
+  conn c(port);
+  ASSERT_TRUE(c.ws_handshake("Authorization: Bearer k\r\n"));
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"a","prompt":")" + std::string(1000, 'x') + "\"}"));
+  EXPECT_FALSE(c.ws_recv(2000ms).has_value());  // closed: message too big
+}
+
+}  // namespace
+}  // namespace troupe::test

@@ -1,0 +1,274 @@
+// JSON -> generation_request mapping: every parameter lands in the right field, every bad type or
+// range is a 400 naming the field, and the response builders produce OpenAI-shaped bodies.
+#include "net/openai_api.h"
+
+#include <gtest/gtest.h>
+
+#include "fake_engine.h"
+#include "net/openai_response.h"
+
+namespace troupe {
+namespace {
+
+using json = nlohmann::json;
+
+class openai_api_test : public ::testing::Test {
+ protected:
+  test::fake_codec codec;
+  api_context ctx{&codec, 64, 512, 4, "m"};
+
+  openai_request ok(api_kind kind, const json& body) {
+    auto r = parse_openai_request(kind, body, ctx);
+    if (is_error(r)) ADD_FAILURE() << std::get<api_error>(r).message;
+    return is_error(r) ? openai_request{} : std::get<openai_request>(r);
+  }
+  api_error bad(api_kind kind, const json& body) {
+    auto r = parse_openai_request(kind, body, ctx);
+    EXPECT_TRUE(is_error(r)) << body.dump();
+    return is_error(r) ? std::get<api_error>(r) : api_error{};
+  }
+};
+
+TEST_F(openai_api_test, maps_every_completion_parameter) {
+  json body = {{"model", "x"}, {"prompt", "hi"}, {"max_tokens", 5}, {"temperature", 0.5}, {"top_p", 0.9},
+               {"top_k", 40}, {"min_p", 0.05}, {"presence_penalty", 0.5}, {"frequency_penalty", -0.5},
+               {"repetition_penalty", 1.1}, {"stop", {"x", "yz"}}, {"seed", 7}, {"logit_bias", {{"65", 2.5}}},
+               {"logprobs", 3}, {"ignore_eos", true}, {"min_tokens", 2}, {"stop_token_ids", {5, 6}},
+               {"n", 2}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+  openai_request r = ok(api_kind::completion, body);
+  const sampling_params& p = r.gen.params;
+  EXPECT_EQ(r.gen.prompt_ids, (std::vector<int32_t>{test::fake_codec::bos, 'h', 'i'}));
+  EXPECT_EQ(p.max_tokens, 5);
+  EXPECT_FLOAT_EQ(p.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(p.top_p, 0.9f);
+  EXPECT_EQ(p.top_k, 40);
+  EXPECT_FLOAT_EQ(p.min_p, 0.05f);
+  EXPECT_FLOAT_EQ(p.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(p.frequency_penalty, -0.5f);
+  EXPECT_FLOAT_EQ(p.repetition_penalty, 1.1f);
+  EXPECT_EQ(p.stop, (std::vector<std::string>{"x", "yz"}));
+  EXPECT_EQ(p.seed, 7u);
+  ASSERT_EQ(p.logit_bias.size(), 1u);
+  EXPECT_EQ(p.logit_bias[0].first, 65);
+  EXPECT_FLOAT_EQ(p.logit_bias[0].second, 2.5f);
+  EXPECT_EQ(p.logprobs, 3);
+  EXPECT_TRUE(p.ignore_eos);
+  EXPECT_EQ(p.min_tokens, 2);
+  EXPECT_EQ(p.stop_token_ids, (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(r.gen.n, 2);
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_EQ(r.model, "m");  // the served name, whatever the client sent
+}
+
+TEST_F(openai_api_test, defaults_max_tokens_to_what_is_left_of_session_len) {
+  openai_request r = ok(api_kind::completion, {{"prompt", "abc"}});  // BOS + 3 tokens
+  EXPECT_EQ(r.gen.params.max_tokens, 64 - 4);
+  EXPECT_EQ(r.gen.params.logprobs, -1);
+  EXPECT_FALSE(r.stream);
+}
+
+TEST_F(openai_api_test, accepts_token_id_prompts_and_single_string_lists) {
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", {1, 2, 3}}}).gen.prompt_ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", {"a"}}}).gen.prompt_ids.size(), 2u);
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", {{7, 8}}}}).gen.prompt_ids, (std::vector<int32_t>{7, 8}));
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", "x"}, {"stop", "s"}}).gen.params.stop,
+            std::vector<std::string>{"s"});
+}
+
+TEST_F(openai_api_test, chat_renders_the_template_and_maps_logprobs) {
+  json body = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"logprobs", true}, {"top_logprobs", 2},
+               {"max_completion_tokens", 3}};
+  openai_request r = ok(api_kind::chat, body);
+  std::string text = codec.decode(r.gen.prompt_ids, false).value();
+  EXPECT_EQ(text, "<|user|>hi\n<|assistant|>");  // no BOS added: the template owns special tokens
+  EXPECT_EQ(r.gen.params.logprobs, 2);
+  EXPECT_EQ(r.gen.params.max_tokens, 3);
+  EXPECT_TRUE(r.chat_logprobs);
+  json parts = {{"messages", {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}}}}}}};
+  EXPECT_EQ(codec.decode(ok(api_kind::chat, parts).gen.prompt_ids, false).value(), "<|user|>ab\n<|assistant|>");
+  EXPECT_EQ(ok(api_kind::chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"logprobs", false}})
+                .gen.params.logprobs, -1);
+}
+
+struct bad_case {
+  const char* name;
+  api_kind kind;
+  const char* body;
+  const char* param;  // expected error param ("" = null)
+};
+
+TEST_F(openai_api_test, rejects_every_bad_value_with_the_field_name) {
+  const bad_case cases[] = {
+      {"missing prompt", api_kind::completion, R"({})", "prompt"},
+      {"empty prompt", api_kind::completion, R"({"prompt": ""})", "prompt"},
+      {"empty id list", api_kind::completion, R"({"prompt": []})", "prompt"},
+      {"prompt type", api_kind::completion, R"({"prompt": 5})", "prompt"},
+      {"batched", api_kind::completion, R"({"prompt": ["a", "b"]})", "prompt"},
+      {"id range", api_kind::completion, R"({"prompt": [1, 600]})", "prompt"},
+      {"negative id", api_kind::completion, R"({"prompt": [-1]})", "prompt"},
+      {"temperature type", api_kind::completion, R"({"prompt": "a", "temperature": "hot"})", "temperature"},
+      {"temperature range", api_kind::completion, R"({"prompt": "a", "temperature": -1})", "temperature"},
+      {"top_p zero", api_kind::completion, R"({"prompt": "a", "top_p": 0})", "top_p"},
+      {"top_p range", api_kind::completion, R"({"prompt": "a", "top_p": 1.5})", "top_p"},
+      {"top_k range", api_kind::completion, R"({"prompt": "a", "top_k": -2})", "top_k"},
+      {"top_k type", api_kind::completion, R"({"prompt": "a", "top_k": 1.5})", "top_k"},
+      {"min_p range", api_kind::completion, R"({"prompt": "a", "min_p": 2})", "min_p"},
+      {"presence range", api_kind::completion, R"({"prompt": "a", "presence_penalty": 3})", "presence_penalty"},
+      {"frequency range", api_kind::completion, R"({"prompt": "a", "frequency_penalty": -3})", "frequency_penalty"},
+      {"repetition zero", api_kind::completion, R"({"prompt": "a", "repetition_penalty": 0})", "repetition_penalty"},
+      {"max_tokens zero", api_kind::completion, R"({"prompt": "a", "max_tokens": 0})", "max_tokens"},
+      {"max_tokens type", api_kind::completion, R"({"prompt": "a", "max_tokens": "5"})", "max_tokens"},
+      {"min_tokens > max", api_kind::completion, R"({"prompt": "a", "max_tokens": 2, "min_tokens": 3})", "min_tokens"},
+      {"n zero", api_kind::completion, R"({"prompt": "a", "n": 0})", "n"},
+      {"n above max_n", api_kind::completion, R"({"prompt": "a", "n": 5})", "n"},
+      {"stop type", api_kind::completion, R"({"prompt": "a", "stop": 5})", "stop"},
+      {"stop element", api_kind::completion, R"({"prompt": "a", "stop": ["a", 1]})", "stop"},
+      {"seed type", api_kind::completion, R"({"prompt": "a", "seed": "x"})", "seed"},
+      {"logit_bias key", api_kind::completion, R"({"prompt": "a", "logit_bias": {"x": 1}})", "logit_bias"},
+      {"logit_bias range", api_kind::completion, R"({"prompt": "a", "logit_bias": {"5": 101}})", "logit_bias"},
+      {"logit_bias vocab", api_kind::completion, R"({"prompt": "a", "logit_bias": {"9999": 1}})", "logit_bias"},
+      {"logprobs range", api_kind::completion, R"({"prompt": "a", "logprobs": 21})", "logprobs"},
+      {"logprobs bool", api_kind::completion, R"({"prompt": "a", "logprobs": true})", "logprobs"},
+      {"stop_token_ids", api_kind::completion, R"({"prompt": "a", "stop_token_ids": [1, "x"]})", "stop_token_ids"},
+      {"ignore_eos type", api_kind::completion, R"({"prompt": "a", "ignore_eos": 1})", "ignore_eos"},
+      {"stream type", api_kind::completion, R"({"prompt": "a", "stream": "yes"})", "stream"},
+      {"stream_options w/o stream", api_kind::completion, R"({"prompt": "a", "stream_options": {"include_usage": true}})", "stream_options"},
+      {"include_usage type", api_kind::completion, R"({"prompt": "a", "stream": true, "stream_options": {"include_usage": 1}})", "stream_options.include_usage"},
+      {"echo", api_kind::completion, R"({"prompt": "a", "echo": true})", "echo"},
+      {"best_of", api_kind::completion, R"({"prompt": "a", "best_of": 2})", "best_of"},
+      {"model type", api_kind::completion, R"({"prompt": "a", "model": 1})", "model"},
+      {"missing messages", api_kind::chat, R"({})", "messages"},
+      {"empty messages", api_kind::chat, R"({"messages": []})", "messages"},
+      {"message role", api_kind::chat, R"({"messages": [{"content": "x"}]})", "messages"},
+      {"message content", api_kind::chat, R"({"messages": [{"role": "user", "content": 5}]})", "messages"},
+      {"image part", api_kind::chat, R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "messages"},
+      {"chat logprobs int", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 2})", "logprobs"},
+      {"top_logprobs alone", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", "top_logprobs"},
+      {"top_logprobs range", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 30})", "top_logprobs"},
+      {"max_completion_tokens", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -1})", "max_completion_tokens"},
+      {"template kwargs", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": 1})", "chat_template_kwargs"},
+  };
+  for (const bad_case& c : cases) {
+    SCOPED_TRACE(c.name);
+    api_error e = bad(c.kind, json::parse(c.body));
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.type, "invalid_request_error");
+    EXPECT_EQ(e.param, c.param);
+    EXPECT_FALSE(e.message.empty());
+  }
+}
+
+TEST_F(openai_api_test, prompt_beyond_session_len_is_a_400_with_the_numbers) {
+  api_error e = bad(api_kind::completion, {{"prompt", "0123456789"}, {"max_tokens", 60}});
+  EXPECT_EQ(e.code, "context_too_long");
+  EXPECT_NE(e.message.find("64"), std::string::npos);
+  EXPECT_NE(e.message.find("71"), std::string::npos);  // 11 prompt + 60
+  std::vector<int32_t> long_prompt(64, 5);
+  EXPECT_EQ(bad(api_kind::completion, {{"prompt", long_prompt}}).code, "context_too_long");
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", "0123456789"}, {"max_tokens", 53}}).gen.params.max_tokens, 53);
+}
+
+TEST_F(openai_api_test, malformed_json_and_non_objects_are_400) {
+  EXPECT_TRUE(is_error(parse_json_body("{")));
+  EXPECT_TRUE(is_error(parse_json_body("[1]")));
+  EXPECT_FALSE(is_error(parse_json_body("{}")));
+  EXPECT_EQ(std::get<api_error>(parse_json_body("nope")).status, 400);
+}
+
+TEST_F(openai_api_test, text_prompts_need_a_tokenizer) {
+  api_context no_tok{nullptr, 64, 512, 4, "m"};
+  auto r = parse_openai_request(api_kind::completion, {{"prompt", "hi"}}, no_tok);
+  ASSERT_TRUE(is_error(r));
+  EXPECT_EQ(std::get<api_error>(r).code, "unsupported");
+  EXPECT_FALSE(is_error(parse_openai_request(api_kind::completion, {{"prompt", {1, 2}}}, no_tok)));
+}
+
+TEST_F(openai_api_test, tokenize_body_takes_prompt_or_messages) {
+  auto a = tokenize_body({{"prompt", "ab"}}, ctx);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(a).size(), 3u);
+  auto b = tokenize_body({{"prompt", "ab"}, {"add_special_tokens", false}}, ctx);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(b).size(), 2u);
+  auto c = tokenize_body({{"messages", {{{"role", "user"}, {"content", "x"}}}}}, ctx);
+  EXPECT_FALSE(is_error(c));
+  EXPECT_TRUE(is_error(tokenize_body({{"prompt", 3}}, ctx)));
+}
+
+TEST(openai_error, maps_errc_to_http_status) {
+  EXPECT_EQ(to_api_error(make_error(errc::invalid_argument, "x")).status, 400);
+  EXPECT_EQ(to_api_error(make_error(errc::context_too_long, "x")).status, 400);
+  EXPECT_EQ(to_api_error(make_error(errc::unauthorized, "x")).status, 401);
+  EXPECT_EQ(to_api_error(make_error(errc::not_found, "x")).status, 404);
+  api_error busy = to_api_error(make_error(errc::overloaded, "x"));
+  EXPECT_EQ(busy.status, 429);
+  EXPECT_GT(busy.retry_after_s, 0);
+  api_error drain = to_api_error(make_error(errc::draining, "x"));
+  EXPECT_EQ(drain.status, 503);
+  EXPECT_GT(drain.retry_after_s, 0);
+  EXPECT_EQ(to_api_error(make_error(errc::device_error, "x")).status, 500);
+  json body = api_error_json(bad_request("m", "p"));
+  EXPECT_EQ(body["error"]["message"], "m");
+  EXPECT_EQ(body["error"]["param"], "p");
+  EXPECT_TRUE(body["error"]["code"].is_null());
+  EXPECT_EQ(body["error"]["type"], "invalid_request_error");
+}
+
+TEST(openai_response, final_body_has_choices_usage_and_logprobs) {
+  test::fake_codec codec;
+  openai_request req;
+  req.kind = api_kind::completion;
+  req.model = "m";
+  req.gen.n = 2;
+  req.gen.params.logprobs = 1;
+  req.gen.prompt_ids = {1, 2, 3};
+  response_meta meta = make_response_meta(req, "abc");
+  EXPECT_EQ(meta.id, "cmpl-abc");
+  generation_tracker t(2, 3, true);
+  generation_event e0{"abc", 0, {'h'}, "h", {{'h', -0.1f, {{'h', -0.1f}}}}, finish_reason::none, {}, 0.0};
+  generation_event e1{"abc", 1, {'x'}, "x", {{'x', -0.2f, {{'x', -0.2f}}}}, finish_reason::length, {}, 0.0};
+  generation_event e2{"abc", 0, {'i'}, "i", {{'i', -0.3f, {{'i', -0.3f}}}}, finish_reason::stop, {3, 3, 1}, 0.0};
+  EXPECT_TRUE(t.add(e0));
+  EXPECT_TRUE(t.add(e1));
+  EXPECT_FALSE(t.done());
+  EXPECT_TRUE(t.add(e2));
+  EXPECT_FALSE(t.add(e2));  // a finished choice ignores further events
+  EXPECT_TRUE(t.done());
+  json body = final_response(meta, t, &codec);
+  EXPECT_EQ(body["object"], "text_completion");
+  EXPECT_EQ(body["choices"][0]["text"], "hi");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(body["choices"][1]["finish_reason"], "length");
+  EXPECT_EQ(body["choices"][0]["logprobs"]["tokens"], json({"h", "i"}));
+  EXPECT_EQ(body["choices"][0]["logprobs"]["text_offset"], json({0, 1}));
+  EXPECT_EQ(body["usage"]["prompt_tokens"], 3);
+  EXPECT_EQ(body["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(body["usage"]["total_tokens"], 6);
+  EXPECT_EQ(body["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
+}
+
+TEST(openai_response, chat_chunks_carry_role_once_and_logprob_content) {
+  test::fake_codec codec;
+  openai_request req;
+  req.kind = api_kind::chat;
+  req.model = "m";
+  req.gen.params.logprobs = 0;
+  response_meta meta = make_response_meta(req, "q");
+  generation_event ev{"q", 0, {'o'}, "o", {{'o', -1.0f, {}}}, finish_reason::none, {}, 0.0};
+  json first = json::parse(stream_chunk(meta, ev, &codec, true, true, 0));
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(first["choices"][0]["delta"]["content"], "o");
+  EXPECT_TRUE(first["choices"][0]["finish_reason"].is_null());
+  EXPECT_TRUE(first.contains("usage") && first["usage"].is_null());
+  EXPECT_EQ(first["choices"][0]["logprobs"]["content"][0]["token"], "o");
+  EXPECT_EQ(first["choices"][0]["logprobs"]["content"][0]["bytes"], json({111}));
+  json next = json::parse(stream_chunk(meta, ev, &codec, false, false, 1));
+  EXPECT_FALSE(next["choices"][0]["delta"].contains("role"));
+  EXPECT_FALSE(next.contains("usage"));
+  json usage = json::parse(usage_chunk(meta, {4, 2, 0}));
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["total_tokens"], 6);
+}
+
+}  // namespace
+}  // namespace troupe

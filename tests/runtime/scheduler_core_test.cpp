@@ -1,0 +1,238 @@
+// The scheduling policy driven synchronously over a real block pool and the real CPU forward pass
+// of the tiny-llama fixture: greedy outputs must equal transformers' whatever the batching,
+// chunking, preemption or prefix caching, and every block must come back.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "runtime/block_manager_core.h"
+#include "runtime/scheduler_core.h"
+#include "support/fixture_model.h"
+
+namespace troupe {
+namespace {
+
+using testing::fixture_backend;
+using testing::fixture_prompts;
+
+struct outcome {
+  std::vector<std::vector<int32_t>> tokens;  // per choice
+  std::vector<finish_reason> finish;
+  std::optional<error> failure;
+  usage_info usage;
+};
+
+// Runs the core to completion the way the scheduler actor does, with the block manager's work done
+// in-process. `on_step` may act between steps (cancel, ...).
+struct harness {
+  block_pool pool;
+  std::shared_ptr<cpu_model> model;
+  scheduler_core core;
+  std::map<uint64_t, outcome> out;
+  int steps = 0;
+
+  harness(int32_t num_blocks, int32_t bs, scheduler_limits lim)
+      : pool(block_pool_options{num_blocks, bs, lim.prefix_caching, {}}),
+        model(fixture_backend("tiny-llama", num_blocks, bs)),
+        core(with(lim, num_blocks, bs), nullptr, {2}) {}
+
+  static scheduler_limits with(scheduler_limits l, int32_t n, int32_t bs) {
+    l.num_blocks = n;
+    l.block_seq_len = bs;
+    return l;
+  }
+
+  void collect() {
+    for (auto& o : core.take_outputs()) {
+      auto& r = out[o.request];
+      if (o.failure) {
+        r.failure = o.failure;
+        continue;
+      }
+      const auto i = static_cast<size_t>(o.event.index);
+      if (r.tokens.size() <= i) r.tokens.resize(i + 1), r.finish.resize(i + 1, finish_reason::none);
+      r.tokens[i].insert(r.tokens[i].end(), o.event.token_ids.begin(), o.event.token_ids.end());
+      if (o.event.finish != finish_reason::none) {
+        r.finish[i] = o.event.finish;
+        r.usage = o.event.usage;
+      }
+    }
+    apply_block_commits(pool, core.take_commits());
+    auto rel = core.take_releases();
+    pool.release_all_of_holders(rel);
+  }
+
+  void run(const std::function<void(int)>& on_step = {}) {
+    while (core.has_work()) {
+      ASSERT_LT(++steps, 5000) << "no progress";
+      if (on_step) on_step(steps);
+      auto plan = core.plan_step(pool.num_available());
+      collect();  // preemptions release before the alloc
+      ASSERT_TRUE(plan.has_value()) << "work but nothing schedulable";
+      block_reply reply = apply_block_request(pool, *plan);
+      step_batch batch = core.apply_blocks(reply);
+      collect();
+      if (batch.seqs.empty()) continue;
+      step_logits logits;
+      ASSERT_TRUE(model->forward(batch, logits).ok());
+      core.on_step_output(logits);
+      collect();
+      ASSERT_TRUE(pool.check_invariants().ok());
+    }
+    collect();  // failures decided at add_request
+  }
+
+  uint64_t add(const std::vector<int32_t>& prompt, int32_t max_tokens = 24, int32_t n = 1) {
+    generation_request r;
+    r.prompt_ids = prompt;
+    r.params.temperature = 0;
+    r.params.max_tokens = max_tokens;
+    r.params.ignore_eos = true;
+    r.n = n;
+    return core.add_request(r, 0.0);
+  }
+
+  void expect_all_blocks_back() {
+    auto u = pool.usage();
+    EXPECT_EQ(u.num_used, 0) << "blocks still leased";
+    EXPECT_EQ(u.num_used + u.num_cached + u.num_free, u.num_total);
+    EXPECT_TRUE(pool.check_invariants().ok());
+  }
+};
+
+scheduler_limits limits(int32_t batch = 64, int32_t prefill = 512, bool caching = true) {
+  scheduler_limits l;
+  l.max_batch_size = batch;
+  l.max_prefill_tokens = prefill;
+  l.prefix_caching = caching;
+  return l;
+}
+
+TEST(scheduler_core, each_prompt_alone_matches_transformers) {
+  for (const auto& p : fixture_prompts("tiny-llama")) {
+    harness h(64, 16, limits());
+    const auto id = h.add(p.input_ids);
+    h.run();
+    ASSERT_FALSE(h.out[id].failure);
+    EXPECT_EQ(h.out[id].tokens[0], p.greedy);
+    EXPECT_EQ(h.out[id].finish[0], finish_reason::length);  // max_tokens reached
+    EXPECT_EQ(h.out[id].usage.prompt_tokens, static_cast<int32_t>(p.input_ids.size()));
+    EXPECT_EQ(h.out[id].usage.completion_tokens, 24);
+    h.expect_all_blocks_back();
+  }
+}
+
+TEST(scheduler_core, batched_and_chunked_prompts_match_alone) {
+  // Four prompts in one batch; prefill chunks of at most 16 tokens, so the 300-token prompt takes
+  // 19 steps of prefill while the others decode beside it.
+  harness h(128, 16, limits(64, 16));
+  auto prompts = fixture_prompts("tiny-llama");
+  std::vector<uint64_t> ids;
+  for (const auto& p : prompts) ids.push_back(h.add(p.input_ids));
+  h.run();
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(h.out[ids[i]].tokens[0], prompts[i].greedy) << "prompt " << i;
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, a_small_cache_completes_every_request_by_preemption) {
+  // 26 blocks of 16 tokens: the 300-token prompt alone needs 21 with its output; the other three
+  // cannot all stay resident beside it, so sequences are preempted and recomputed.
+  harness h(26, 16, limits(64, 512, false));
+  auto prompts = fixture_prompts("tiny-llama");
+  std::vector<uint64_t> ids;
+  for (int rep = 0; rep < 2; ++rep)
+    for (const auto& p : prompts) ids.push_back(h.add(p.input_ids));
+  h.run();
+  EXPECT_GT(h.core.num_preemptions(), 0);
+  for (size_t i = 0; i < ids.size(); ++i)
+    EXPECT_EQ(h.out[ids[i]].tokens[0], prompts[i % prompts.size()].greedy) << "request " << i;
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, prefix_cache_hits_give_the_same_tokens) {
+  harness h(64, 16, limits());
+  auto p = fixture_prompts("tiny-llama")[3];  // 300 tokens
+  const auto first = h.add(p.input_ids);
+  h.run();
+  const auto second = h.add(p.input_ids);
+  h.run();
+  EXPECT_EQ(h.out[first].usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(h.out[second].usage.cached_prompt_tokens, 288);  // 18 full blocks; the tail is recomputed
+  EXPECT_GT(h.pool.usage().prefix_hits, 0);
+  EXPECT_EQ(h.out[second].tokens[0], p.greedy);
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, n_choices_share_the_prompt_blocks) {
+  harness h(64, 16, limits(64, 512, false));
+  auto p = fixture_prompts("tiny-llama")[2];  // 33 tokens: 2 full blocks shared by fork
+  const auto id = h.add(p.input_ids, 24, 3);
+  h.run();
+  ASSERT_EQ(h.out[id].tokens.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(h.out[id].tokens[i], p.greedy) << "choice " << i;  // greedy: identical
+  EXPECT_EQ(h.out[id].usage.completion_tokens, 72);
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, cancel_mid_decode_returns_every_block) {
+  harness h(64, 16, limits());
+  auto prompts = fixture_prompts("tiny-llama");
+  const auto a = h.add(prompts[3].input_ids, 200);
+  const auto b = h.add(prompts[1].input_ids, 24);
+  h.run([&](int step) {
+    if (step == 5) h.core.cancel(a);
+  });
+  EXPECT_EQ(h.out[a].finish[0], finish_reason::cancelled);
+  EXPECT_LT(h.out[a].tokens[0].size(), 200u);
+  EXPECT_EQ(h.out[b].tokens[0], prompts[1].greedy);  // the other request is untouched
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, a_request_longer_than_the_cache_fails_clearly) {
+  harness h(8, 16, limits());
+  const auto id = h.add(fixture_prompts("tiny-llama")[3].input_ids);  // 324 tokens > 128
+  h.run();
+  ASSERT_TRUE(h.out[id].failure.has_value());
+  EXPECT_EQ(h.out[id].failure->code, errc::context_too_long);
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, a_failed_step_fails_only_its_requests) {
+  harness h(64, 16, limits());
+  auto prompts = fixture_prompts("tiny-llama");
+  const auto a = h.add(prompts[1].input_ids);
+  auto plan = h.core.plan_step(h.pool.num_available());
+  ASSERT_TRUE(plan);
+  auto batch = h.core.apply_blocks(apply_block_request(h.pool, *plan));
+  ASSERT_EQ(batch.seqs.size(), 1u);
+  h.core.on_step_failed(error{errc::device_error, "injected"});
+  h.collect();
+  ASSERT_TRUE(h.out[a].failure);
+  EXPECT_EQ(h.out[a].failure->code, errc::device_error);
+  const auto b = h.add(prompts[2].input_ids);
+  h.run();
+  EXPECT_EQ(h.out[b].tokens[0], prompts[2].greedy);
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, batch_size_bounds_each_step) {
+  harness h(64, 16, limits(2, 512));
+  auto prompts = fixture_prompts("tiny-llama");
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(h.add(prompts[1].input_ids, 4));
+  while (h.core.has_work()) {
+    auto plan = h.core.plan_step(h.pool.num_available());
+    h.collect();
+    auto batch = h.core.apply_blocks(apply_block_request(h.pool, *plan));
+    EXPECT_LE(batch.seqs.size(), 2u);
+    step_logits l;
+    ASSERT_TRUE(h.model->forward(batch, l).ok());
+    h.core.on_step_output(l);
+    h.collect();
+  }
+  for (auto id : ids) EXPECT_EQ(h.out[id].tokens[0].size(), 4u);
+  h.expect_all_blocks_back();
+}
+
+}  // namespace
+}  // namespace troupe
