@@ -35,6 +35,7 @@ struct scheduler_state {
   block_manager_actor bm;
   executor_actor exec;
   std::function<executor_actor()> make_exec;
+  std::shared_ptr<executor_actor> exec_handle;  // shared with the exit functor
   std::deque<queued_request> queue;
   std::map<uint64_t, sink_actor> sinks;  // admitted requests (in flight) -> sink
   std::map<std::string, uint64_t> by_id;
@@ -140,6 +141,7 @@ void run_step(sched_pointer self, step_batch batch) {
             logger("scheduler")->error("step failed, failing its requests: {}", err.to_string());
             if (e == caf::sec::request_receiver_down) {  // the executor died: restart it
               st.exec = st.make_exec();
+              *st.exec_handle = st.exec;
               self->monitor(st.exec);
             }
             st.core->on_step_failed(err);
@@ -240,12 +242,16 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
   st.make_exec = std::move(make_exec);
   st.exec = st.make_exec();
   self->monitor(st.exec);
-  self->attach_functor([self] { anon_send_exit(self->state.exec, caf::exit_reason::user_shutdown); });
+  // The executor outlives no scheduler. (The functor runs after the state is gone: keep a handle.)
+  auto exec_handle = std::make_shared<executor_actor>(st.exec);
+  st.exec_handle = exec_handle;
+  self->attach_functor([exec_handle] { anon_send_exit(*exec_handle, caf::exit_reason::user_shutdown); });
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     if (dm.source == st.exec.address()) {
       logger("scheduler")->error("executor went down ({}); restarting it", caf::to_string(dm.reason));
       st.exec = st.make_exec();
+      *st.exec_handle = st.exec;
       self->monitor(st.exec);
       return;
     }

@@ -1,6 +1,7 @@
 // bench_cpu_forward: prefill and decode tokens/s of the CPU forward pass at batch 1, 8 and 32, plus
 // a check of why cpu_kernels does not use BLAS (OpenBLAS sgemm rows vs M, and its speed).
-// Usage: bench_cpu_forward [model path] [--threads N] [--runs R] [--prompt L] [--batches 1,8,32]
+// Usage: bench_cpu_forward [model path | --dummy] [--dtype f32|bf16|f16] [--threads N] [--runs R]
+//                          [--prompt L] [--batches 1,8,32]
 // Default model: ~/.cache/troupe/models/SmolLM2-135M-Instruct.Q4_1.gguf, else dummy SmolLM2 weights.
 #include <cblas.h>
 
@@ -49,7 +50,7 @@ model_config smollm2_shape() {
   return c;
 }
 
-bool load(const std::string& path, model_config& cfg, model_weights& w) {
+bool load(const std::string& path, const weight_load_options& opts, model_config& cfg, model_weights& w) {
   auto c = read_model_config(path);
   if (!c) {
     std::fprintf(stderr, "cannot read %s (%s); using dummy SmolLM2-135M weights\n", path.c_str(),
@@ -61,7 +62,7 @@ bool load(const std::string& path, model_config& cfg, model_weights& w) {
     std::fprintf(stderr, "cannot open weights (%s); using dummy weights\n", src.err().to_string().c_str());
     return false;
   }
-  auto lw = load_model_weights(*c, **src);
+  auto lw = load_model_weights(*c, **src, opts);
   if (!lw) {
     std::fprintf(stderr, "cannot load weights (%s); using dummy weights\n", lw.err().to_string().c_str());
     return false;
@@ -73,14 +74,13 @@ bool load(const std::string& path, model_config& cfg, model_weights& w) {
 
 // OpenBLAS vs matmul_nt on a decoder-sized matmul: is row 0 of an M-row sgemm bit-identical to the
 // 1-row result, and how fast is each?
-void blas_check(int threads) {
-  const int64_t k = 576, n = 1536;
-  std::vector<float> x(32 * k), w(n * k), y1(n), ym(32 * n);
+void blas_check(int threads, int64_t k, int64_t n) {
+  std::vector<float> x(128 * k), w(n * k), y1(n), ym(128 * n);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
   for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.11f * static_cast<float>(i)) * 0.05f;
   openblas_set_num_threads(threads);
   cpu_thread_pool pool(threads);
-  for (int64_t m : {1, 8, 32}) {
+  for (int64_t m : {1, 8, 32, 128}) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y1.data(), n);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, ym.data(), n);
     const bool blas_same = std::memcmp(y1.data(), ym.data(), n * sizeof(float)) == 0;
@@ -97,7 +97,7 @@ void blas_check(int threads) {
       to.push_back(seconds_since(t0));
     }
     const double flops = 2.0 * m * n * k;
-    std::printf("matmul [%2ld x %ld] x [%ld x %ld]^T: openblas %6.1f GFLOP/s row0-invariant=%s | matmul_nt %6.1f GFLOP/s row0-invariant=%s\n",
+    std::printf("matmul [%3ld x %4ld] x [%4ld x %4ld]^T: openblas %6.1f GFLOP/s row0-invariant=%s | matmul_nt %6.1f GFLOP/s row0-invariant=%s\n",
                 static_cast<long>(m), static_cast<long>(k), static_cast<long>(n), static_cast<long>(k),
                 flops / median(tb) / 1e9, blas_same ? "yes" : "NO", flops / median(to) / 1e9, ours_same ? "yes" : "NO");
   }
@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
   std::string path = std::string(std::getenv("HOME") ? std::getenv("HOME") : "") +
                      "/.cache/troupe/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   int threads = 0, runs = 3;
+  weight_load_options opts;  // auto: checkpoint dtype (GGUF dequantizes to float32)
   int64_t prompt = 64;
   std::vector<int64_t> batches = {1, 8, 32};
   for (int i = 1; i < argc; ++i) {
@@ -122,15 +123,19 @@ int main(int argc, char** argv) {
         batches.push_back(std::strtol(s, &s, 10));
         if (*s == ',') ++s;
       }
+    } else if (a == "--dtype" && i + 1 < argc) {
+      auto d = parse_weight_dtype(argv[++i]);
+      if (!d) return std::fprintf(stderr, "%s\n", d.err().to_string().c_str()), 2;
+      opts.dtype = *d;
     } else if (a == "--dummy") path.clear();
     else path = a;
   }
   model_config cfg = smollm2_shape();
   model_weights w;
   auto t0 = clock_type::now();
-  if (path.empty() || !load(path, cfg, w)) w = std::move(*make_dummy_weights(cfg, 1));
-  std::printf("model: %s (%.1f MiB float32 weights, loaded in %.2f s)\n", cfg.name.c_str(),
-              w.num_bytes() / 1048576.0, seconds_since(t0));
+  if (path.empty() || !load(path, opts, cfg, w)) w = std::move(*make_dummy_weights(cfg, 1, opts.dtype.value_or(weight_dtype::f32)));
+  std::printf("model: %s (%.1f MiB of %s weights, loaded in %.2f s)\n", cfg.name.c_str(), w.num_bytes() / 1048576.0,
+              weight_dtype_name(w.layers[0].w_qkv.dtype), seconds_since(t0));
 
   const int64_t block_len = 16, decode_steps = 8;
   const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
@@ -143,7 +148,8 @@ int main(int argc, char** argv) {
   cpu_model& m = **made;
   std::printf("threads: %d, prompt: %ld tokens, block_seq_len %ld, median of %d runs\n", m.num_threads(),
               static_cast<long>(prompt), static_cast<long>(block_len), runs);
-  blas_check(m.num_threads());
+  blas_check(m.num_threads(), 576, 1536);
+  blas_check(m.num_threads(), 1536, 576);
 
   for (int64_t b : batches) {
     std::vector<double> prefill_s, decode_s;

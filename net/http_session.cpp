@@ -220,7 +220,17 @@ void http_session::handle_request() {
   req.version = msg.version();
   req.body = std::move(msg.body());
   keep_alive_ = msg.keep_alive() && !shutting_down_;
+  logger("net")->debug("{} {}", req.method, req.path);
 
+  try {
+    dispatch(req, msg);
+  } catch (const std::exception& e) {  // handlers never throw; this is the last line of defence
+    logger("net")->error("{} {} failed: {}", req.method, req.path, e.what());
+    if (phase_ == phase::busy && !gen_) respond(ctx_->routes.reject(api_error{500, e.what(), "internal_error", {}, {}}));
+  }
+}
+
+void http_session::dispatch(const http_request& req, request_message& msg) {
   const route_match m = ctx_->routes.match(req.path);
   if (auto denial = ctx_->routes.admit(m, req)) {
     respond(*denial);

@@ -46,7 +46,9 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void do_read_body();
   void on_read_body(beast::error_code ec, std::size_t n);
 
+  using request_message = beast::http::request<beast::http::string_body>;
   void handle_request();
+  void dispatch(const http_request& req, request_message& msg);
   void run_blocking(route_id id);
   void start_generation(openai_request req);
   void on_event(uint64_t seq, const generation_event& ev);

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include "config/log.h"
@@ -20,6 +21,7 @@ struct listener::impl {
   boost::asio::io_context ioc;
   std::shared_ptr<server_context> ctx;
   tcp::acceptor acceptor{ioc};
+  boost::asio::steady_timer accept_retry{ioc};  // after an accept error (EMFILE...), pause a bit
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   uint16_t port = 0;
@@ -45,6 +47,11 @@ struct listener::impl {
       }
     } else {
       logger("net")->warn("accept failed: {}", ec.message());
+      accept_retry.expires_after(std::chrono::milliseconds(100));
+      accept_retry.async_wait([this](beast::error_code e) {
+        if (!e && acceptor.is_open()) do_accept();
+      });
+      return;
     }
     do_accept();
   }
@@ -101,6 +108,7 @@ void listener::stop(std::chrono::milliseconds drain_timeout) {
   boost::asio::post(m.ioc, [&m] {
     beast::error_code ec;
     m.acceptor.close(ec);
+    m.accept_retry.cancel();
   });
   // In-flight requests finish (or are cancelled at the deadline) and their sessions answer.
   m.ctx->eng.drain(drain_timeout);

@@ -87,7 +87,11 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     }
     std::string text = beast::buffers_to_string(buffer_.data());
     buffer_.consume(buffer_.size());
-    handle_message(text);
+    try {
+      handle_message(text);
+    } catch (const std::exception& e) {  // never let a frame take the I/O thread down
+      send_error(nullptr, api_error{500, e.what(), "internal_error", {}, {}});
+    }
     if (!closed_) do_read();
   }
 

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 namespace troupe {
@@ -23,19 +22,6 @@ void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, dou
     for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * inv);
   }
 }
-
-namespace {
-
-float round_to_bf16(float f) {  // round to nearest even, as torch's .to(bfloat16)
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  if ((b & 0x7f800000u) != 0x7f800000u) b += 0x7fffu + ((b >> 16) & 1u);
-  b &= 0xffff0000u;
-  std::memcpy(&f, &b, 4);
-  return f;
-}
-
-}  // namespace
 
 std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim, const std::string& weights_dtype) {
   const int64_t half = head_dim / 2;
@@ -65,9 +51,9 @@ std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim, cons
   // to that dtype (and computes cos/sin in float32 from the rounded values). Match it: the
   // reference logits of a bf16 checkpoint depend on it (errors grow with position otherwise).
   if (weights_dtype == "bfloat16") {
-    for (auto& f : inv) f = round_to_bf16(f);
+    for (auto& f : inv) f = bf16_bits_to_f32(f32_to_bf16_bits(f));
   } else if (weights_dtype == "float16") {
-    for (auto& f : inv) f = static_cast<float>(static_cast<_Float16>(f));
+    for (auto& f : inv) f = f16_bits_to_f32(f32_to_f16_bits(f));
   }
   return inv;
 }

@@ -16,13 +16,15 @@ namespace {
 // computed as 8 lanes accumulated over k in increasing order (one FMA per lane per step), reduced
 // lanes 0..7 by a fixed tree, then the k % 8 tail added in order. Register tiles of up to 4 rows x 3
 // columns only share loads between such dot products; they never split one. Threads split the
-// columns (n) into blocks, so the per-element order is the same for any m, tiling or thread count.
+// output into [row block x column block] tasks, so the per-element order is the same for any m,
+// tiling or thread count.
 // 16-bit weights are widened exactly to float32 before the FMA, so a bf16 checkpoint stored as bf16
 // gives the same bits as the same checkpoint widened to float32. The AVX2+FMA(+F16C) path is chosen
 // once per process from the CPU, so one machine always uses one path.
 
 constexpr int tile_rows = 4;
 constexpr int tile_cols = 3;
+constexpr int wide_cols = 6;
 
 struct w_f32 {
   using type = float;
@@ -104,6 +106,7 @@ template <class W>
 struct micro_set {
   using fn = void (*)(const float*, int64_t, const typename W::type*, float*, int64_t);
   fn f[tile_rows][tile_cols];  // f[r - 1][c - 1]: the kernel for an r x c tile
+  fn row_wide;                 // 1 x wide_cols: a lone row (decode) keeps more weight rows in flight
 
   template <int R>
   void fill_row(bool avx) {
@@ -119,6 +122,7 @@ struct micro_set {
       m.fill_row<2>(avx);
       m.fill_row<3>(avx);
       m.fill_row<4>(avx);
+      m.row_wide = avx ? micro_avx2<1, wide_cols, W> : micro_generic<1, wide_cols, W>;
       return m;
     }();
     return s;
@@ -130,23 +134,29 @@ void matmul_impl(const float* x, int64_t m, int64_t k, const typename W::type* w
                  float* y, cpu_thread_pool& pool) {
   if (m <= 0 || n <= 0) return;
   const micro_set<W>& ms = micro_set<W>::get();
-  // Column blocks: enough tasks to balance threads, small enough that a block of w stays in L2
-  // while every row tile of x streams past it.
+  // Tasks are [row block x column block] tiles: a column block of w (≤ ~256 KiB) stays in L2
+  // while the row tiles of x stream past it; enough column blocks to balance the threads at m = 1.
   const int64_t want_tasks = static_cast<int64_t>(pool.num_threads()) * 8;
-  int64_t nb = (n + want_tasks - 1) / want_tasks;
+  const int64_t l2_cols = std::max<int64_t>(tile_cols, (256 * 1024) / (k * static_cast<int64_t>(sizeof(typename W::type))));
+  int64_t nb = std::min((n + want_tasks - 1) / want_tasks * 4, l2_cols);
   nb = std::clamp<int64_t>((nb + tile_cols - 1) / tile_cols * tile_cols, 12, 96);
-  const int64_t num_tasks = (n + nb - 1) / nb;
-  pool.parallel_for(num_tasks, [&](int64_t task) {
-    const int64_t n0 = task * nb, n1 = std::min(n, n0 + nb);
-    for (int64_t i = 0; i < m; i += tile_rows) {
-      const int r = static_cast<int>(std::min<int64_t>(tile_rows, m - i));
-      for (int64_t j = n0; j < n1; j += tile_cols) {
+  const int64_t mb = 64;
+  const int64_t num_nblocks = (n + nb - 1) / nb, num_mblocks = (m + mb - 1) / mb;
+  pool.parallel_for(num_nblocks * num_mblocks, [&](int64_t task) {
+    const int64_t n0 = (task % num_nblocks) * nb, n1 = std::min(n, n0 + nb);
+    const int64_t m0 = (task / num_nblocks) * mb, m1 = std::min(m, m0 + mb);
+    for (int64_t i = m0; i < m1; i += tile_rows) {
+      const int r = static_cast<int>(std::min<int64_t>(tile_rows, m1 - i));
+      int64_t j = n0;
+      if (r == 1)
+        for (; j + wide_cols <= n1; j += wide_cols) ms.row_wide(x + i * k, k, w + j * k, y + i * n + j, n);
+      for (; j < n1; j += tile_cols) {
         const int c = static_cast<int>(std::min<int64_t>(tile_cols, n1 - j));
         ms.f[r - 1][c - 1](x + i * k, k, w + j * k, y + i * n + j, n);
       }
     }
     if (bias)
-      for (int64_t i = 0; i < m; ++i)
+      for (int64_t i = m0; i < m1; ++i)
         for (int64_t j = n0; j < n1; ++j) y[i * n + j] += bias[j];
   });
 }

@@ -1,5 +1,5 @@
 // cpu_model: the Llama-family forward pass over a step_batch on the CPU, in float32, with a paged
-// KV pool addressed through each sequence's block table. Kernels live in cpu_kernels.cpp.
+// KV pool addressed through each sequence's block table. Kernels: cpu_matmul.cpp, cpu_kernels.cpp.
 #include "runtime/cpu_model.h"
 
 #include <algorithm>

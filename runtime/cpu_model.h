@@ -1,5 +1,5 @@
 // The CPU forward pass of a Llama-family decoder (Llama, Mistral, Qwen2, SmolLM2): a model_backend
-// owning float32 weights, a paged KV pool and a thread pool. The reference executor: it makes the
+// owning the weights (float32, bf16 or f16), a float32 paged KV pool and a thread pool. The reference executor: it makes the
 // server usable without a GPU, and its logits are batch-invariant (see forward()).
 #pragma once
 
@@ -36,7 +36,7 @@ class cpu_model : public model_backend {
   // position, K/V appended into each sequence's blocks, then attention per (token, head) over the
   // cached positions [0, pos] read through the block table, o_proj, residual, RMSNorm, fused
   // gate/up, SiLU-and-mul, down, residual. Logits are computed only for the rows asked for.
-  // Batch invariance: each row's matmuls reduce in a fixed order independent of T (cpu_kernels.h),
+  // Batch invariance: each row's matmuls reduce in a fixed order independent of T (cpu_matmul.h),
   // and attention for a token at position p always reduces over cached positions 0..p in order,
   // whether its K/V were written in this step or earlier, so a sequence's logits are bit-identical
   // whatever shares the step and however its prompt was chunked.

@@ -315,6 +315,7 @@ status dequantize_to_f32(uint32_t type, const uint8_t* src, int64_t num_elements
   if (num_elements < 0 || num_elements % e->traits.block_size != 0)
     return make_error(errc::invalid_argument, std::to_string(num_elements) + " elements is not a whole number of " +
                                                   e->traits.name + " blocks");
+  if (num_elements == 0) return ok_status();  // dst may be null for an empty tensor
   switch (static_cast<ggml_type>(type)) {
     case ggml_type::f32: std::memcpy(dst, src, static_cast<size_t>(num_elements) * 4); return ok_status();
     case ggml_type::f16:

@@ -150,6 +150,14 @@ result<model_weights> load_model_weights(const model_config& c, const weight_sou
   return w;
 }
 
+result<model_weights> load_model_weights(const model_config& cfg, const std::filesystem::path& path,
+                                         load_format format, const weight_load_options& opts) {
+  if (format == load_format::dummy) return make_dummy_weights(cfg, opts.seed, opts.dtype.value_or(weight_dtype::f32));
+  auto src = open_weights(path);
+  if (!src) return src.err();
+  return load_model_weights(cfg, **src, opts);
+}
+
 result<model_weights> make_dummy_weights(const model_config& c, uint64_t seed, weight_dtype dtype) {
   TROUPE_TRY(check_config(c));
   const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), inter = c.intermediate_size,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct weight_load_options {
   // stays bf16 (f16), losslessly; anything else (F32, GGUF) becomes float32. Set: that dtype for
   // every matrix (lossy when narrower than the checkpoint). Norms and biases are always float32.
   std::optional<weight_dtype> dtype;
+  uint64_t seed = 0;  // load_format::dummy only
 };
 
 // Matrices are [out, in] row-major (Hugging Face nn.Linear layout): y = x · Wᵀ.
@@ -51,6 +53,12 @@ struct model_weights {
 // that disagrees with the config is errc::corrupt_file; both name the tensor and the file.
 result<model_weights> load_model_weights(const model_config& cfg, const weight_source& src,
                                          const weight_load_options& opts = {});
+
+// The entry point for executors: load_format::weights opens `path` (open_weights: GGUF, safetensors
+// file or HF folder) and loads it; load_format::dummy ignores `path` and makes random weights
+// (opts.seed; opts.dtype or float32).
+result<model_weights> load_model_weights(const model_config& cfg, const std::filesystem::path& path,
+                                         load_format format, const weight_load_options& opts = {});
 
 // Random weights with the config's shapes: matrices uniform in ±0.5/sqrt(in) (the embedding in
 // ±1), norms 1, biases small. Same seed, same weights.

@@ -100,7 +100,7 @@ void tokenizer::byte_fallback(std::string_view raw, std::vector<int32_t>& out) c
   for (char c : raw) {
     int32_t id = spm_ ? byte_tokens_[static_cast<uint8_t>(c)] : bpe_.find(byte_to_unicode(static_cast<uint8_t>(c)));
     if (id >= 0) out.push_back(id);
-    else if (data_.unk_id >= 0) out.push_back(data_.unk_id);
+    else if (spm_ && data_.unk_id >= 0) out.push_back(data_.unk_id);  // byte-level: dropped, as HF does
   }
 }
 
@@ -135,8 +135,13 @@ std::vector<int32_t> tokenizer::encode(std::string_view text, bool add_special, 
       continue;
     }
     if (spm_) {
-      if (data_.add_space_prefix && prev_special) encode_spm(" " + std::string(f.text), out);
-      else encode_spm(f.text, out);
+      if (data_.add_space_prefix && prev_special) {
+        std::string prefixed(1, ' ');
+        prefixed.append(f.text);
+        encode_spm(prefixed, out);
+      } else {
+        encode_spm(f.text, out);
+      }
     } else {
       encode_byte_level(f.text, out);
     }

@@ -44,13 +44,8 @@ def run(llm, text):
         steps.append(top5(logits))
         llm.eval([tok])
         logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
-    vocab = llm._model.vocab if hasattr(llm._model, "vocab") else None
-    eos_index = -1
-    for k, tok in enumerate(greedy):
-        is_eog = llama_cpp.llama_vocab_is_eog(vocab, tok) if vocab is not None else tok == llm.token_eos()
-        if is_eog:
-            eos_index = k
-            break
+    vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+    eos_index = next((k for k, tok in enumerate(greedy) if llama_cpp.llama_vocab_is_eog(vocab, tok)), -1)
     shown = greedy if eos_index < 0 else greedy[:eos_index]
     result.update({
         "greedy_ids": greedy,
@@ -71,7 +66,7 @@ def main():
 
     import llama_cpp
     llm = llama_cpp.Llama(model_path=args.model, n_ctx=512, n_batch=512, n_threads=args.threads,
-                          n_threads_batch=args.threads, n_gpu_layers=0, seed=0, verbose=False)
+                          n_threads_batch=args.threads, n_gpu_layers=0, seed=0, logits_all=True, verbose=False)
     out = {
         "model": os.path.basename(args.model),
         "generator": f"llama-cpp-python {llama_cpp.__version__} (llama.cpp CPU backend)",

@@ -52,6 +52,7 @@ class fake_engine final : public engine {
   std::chrono::milliseconds delay{2};                      // between events
   std::optional<error> fail_with;                          // answer every submit with this error
   engine_stats stats_value;
+  mutable std::atomic<int> plan_calls{0};
   bool stats_fail = false;
 
   fake_engine() {
@@ -72,7 +73,10 @@ class fake_engine final : public engine {
   const model_config& model() const override { return model_; }
   const tokenizer* tok() const override { return nullptr; }
   const chat_template* chat() const override { return nullptr; }
-  const memory_plan& plan() const override { return plan_; }
+  const memory_plan& plan() const override {
+    ++plan_calls;
+    return plan_;
+  }
   const troupe_options& options() const override { return options_; }
 
   void submit(generation_request req, event_callback on_event, error_callback on_error) override {

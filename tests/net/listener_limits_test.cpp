@@ -49,7 +49,7 @@ TEST_F(listener_test, http10_streaming_is_raw_and_closes) {
   auto r = c.read_reply();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(r->headers.count("transfer-encoding"), 0u);
+  EXPECT_TRUE(r->headers["transfer-encoding"].empty());
   EXPECT_EQ(r->body.substr(0, 6), "data: ");
   EXPECT_EQ(r->body.substr(r->body.size() - 14), "data: [DONE]\n\n");
 }

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/cpu_kernels.h"
 #include "runtime/model_config.h"
 #include "runtime/model_weights.h"
 #include "runtime/weight_source.h"
@@ -52,12 +53,13 @@ std::vector<prompt_ref> load_reference(const std::string& dir) {
   return out;
 }
 
-std::unique_ptr<cpu_model> load_model(const std::string& dir, int num_threads = 2) {
+std::unique_ptr<cpu_model> load_model(const std::string& dir, int num_threads = 2,
+                                      const weight_load_options& opts = {}) {
   auto cfg = read_model_config(dir);
   EXPECT_TRUE(cfg.ok()) << cfg.err().to_string();
   auto src = open_weights(dir);
   EXPECT_TRUE(src.ok()) << src.err().to_string();
-  auto w = load_model_weights(*cfg, **src);
+  auto w = load_model_weights(*cfg, **src, opts);
   EXPECT_TRUE(w.ok()) << w.err().to_string();
   auto m = cpu_model::create(*cfg, std::move(*w), {kNumBlocks, kBlockLen, num_threads});
   EXPECT_TRUE(m.ok()) << m.err().to_string();
@@ -273,6 +275,96 @@ INSTANTIATE_TEST_SUITE_P(fixtures, cpu_model_fixture,
                            return s;
                          });
 
+TEST(cpu_model, bf16_checkpoints_stored_as_bf16_match_float32_storage_bit_for_bit) {
+  for (const char* name : {"tiny-llama-bf16", "tiny-qwen2-bf16"}) {
+    const std::string dir = std::string(TROUPE_FIXTURES_DIR) + "/" + name;
+    auto as_bf16 = load_model(dir);  // auto: BF16 tensors stay bf16
+    auto as_f32 = load_model(dir, 2, weight_load_options{weight_dtype::f32});
+    const auto refs = load_reference(dir);
+    const auto& p = refs[2].input_ids;
+    block_lender lender;
+    const auto table = lender.lease(p.size());
+    const auto a = run_chunked(*as_bf16, p, {p.size()}, table);
+    const auto b = run_chunked(*as_f32, p, {p.size()}, table);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << name;
+  }
+}
+
+TEST(cpu_model, float32_checkpoint_narrowed_to_16_bits_stays_close) {
+  const std::string dir = std::string(TROUPE_FIXTURES_DIR) + "/tiny-llama";
+  const auto refs = load_reference(dir);
+  const auto& p = refs[2].input_ids;
+  for (weight_dtype d : {weight_dtype::bf16, weight_dtype::f16}) {
+    auto m = load_model(dir, 2, weight_load_options{d});
+    block_lender lender;
+    const auto out = run_chunked(*m, p, {p.size()}, lender.lease(p.size()));
+    const int64_t vocab = m->config().vocab_size;
+    EXPECT_LT(rel_error(out.data() + (p.size() - 1) * vocab, refs[2].logits_last), d == weight_dtype::f16 ? 2e-3 : 2e-2)
+        << weight_dtype_name(d);
+  }
+}
+
+TEST(cpu_model, rope_inv_freq_follows_transformers_scaling_rules) {
+  rope_config r;
+  r.theta = 500000.0;
+  auto plain = rope_inv_freq(r, 128, "float32");
+  ASSERT_EQ(plain.size(), 64u);
+  EXPECT_FLOAT_EQ(plain[0], 1.0f);
+  EXPECT_FLOAT_EQ(plain[10], static_cast<float>(std::pow(500000.0, -20.0 / 128)));
+  r.type = "linear";
+  r.factor = 4.0;
+  EXPECT_FLOAT_EQ(rope_inv_freq(r, 128, "float32")[10], plain[10] / 4.0f);
+  // Llama 3.1: factor 8, low 1, high 4, original context 8192.
+  r.type = "llama3";
+  r.factor = 8.0;
+  auto l3 = rope_inv_freq(r, 128, "float32");
+  for (size_t i = 0; i < plain.size(); ++i) {
+    const double wavelen = 2 * M_PI / plain[i];
+    double want = plain[i];
+    if (wavelen > 8192.0) want = plain[i] / 8.0;                    // long: scaled down
+    else if (wavelen >= 2048.0) {                                   // band: interpolated
+      const double smooth = (8192.0 / wavelen - 1.0) / 3.0;
+      want = (1 - smooth) * plain[i] / 8.0 + smooth * plain[i];
+    }
+    EXPECT_NEAR(l3[i], want, 1e-6 * want) << "frequency " << i;
+  }
+  // bf16 checkpoints: inv_freq rounded to bf16, as transformers' buffer is.
+  r.type = "default";
+  EXPECT_EQ(rope_inv_freq(r, 128, "bfloat16")[10], bf16_bits_to_f32(f32_to_bf16_bits(plain[10])));
+}
+
+// With one layer and a sliding window of 4, the logits at position p depend only on tokens
+// p-3..p (rotary is relative), so two prompts that differ only before the window agree.
+TEST(cpu_model, sliding_window_limits_attention_to_the_last_positions) {
+  model_config c;
+  c.name = "window";
+  c.vocab_size = 64;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_layers = 1;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.head_dim = 16;
+  c.tie_word_embeddings = true;
+  const std::vector<int32_t> a = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, b = {11, 12, 13, 14, 15, 16, 7, 8, 9, 10};
+  auto last_logits = [&](int64_t window, const std::vector<int32_t>& tokens) {
+    model_config cw = c;
+    cw.sliding_window = window;
+    auto m = cpu_model::create(cw, std::move(*make_dummy_weights(cw, 5)), {4, 16, 1});
+    EXPECT_TRUE(m.ok());
+    step_batch batch;
+    batch.seqs.push_back(make_step(0, tokens, 0, tokens.size(), {2}, false));
+    step_logits out;
+    EXPECT_TRUE((*m)->forward(batch, out).ok());
+    return out.data;
+  };
+  const auto wa = last_logits(4, a), wb = last_logits(4, b);
+  EXPECT_LT(rel_error(wa.data(), wb), 1e-5);
+  const auto fa = last_logits(0, a), fb = last_logits(0, b);
+  EXPECT_GT(rel_error(fa.data(), fb), 1e-3);
+}
+
 TEST(cpu_model, rejects_bad_steps_with_clear_errors) {
   auto m = load_model(std::string(TROUPE_FIXTURES_DIR) + "/tiny-llama");
   step_logits out;
@@ -303,7 +395,10 @@ TEST(cpu_model, dummy_weights_are_seeded_and_run) {
   c.rope.type = "llama3";
   c.rope.factor = 8.0;
   c.rope.original_max_position_embeddings = 64;
-  auto w1 = make_dummy_weights(c, 3), w2 = make_dummy_weights(c, 3), w3 = make_dummy_weights(c, 4);
+  weight_load_options seeded;
+  seeded.seed = 3;
+  auto w1 = load_model_weights(c, "", load_format::dummy, seeded), w2 = make_dummy_weights(c, 3),
+       w3 = make_dummy_weights(c, 4);
   ASSERT_TRUE(w1.ok() && w2.ok() && w3.ok());
   EXPECT_EQ(w1->layers[1].w_down.f32, w2->layers[1].w_down.f32);
   EXPECT_NE(w1->layers[1].w_down.f32, w3->layers[1].w_down.f32);

@@ -1,0 +1,42 @@
+// run_server: fails cleanly when it cannot listen; on SIGTERM drains the engine and returns 0.
+#include "net/server.h"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <future>
+
+#include "fake_engine.h"
+
+namespace troupe {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(run_server, returns_1_when_it_cannot_listen) {
+  test::fake_engine eng;
+  server_options o;
+  o.host = "not-an-address";
+  EXPECT_EQ(run_server(eng, o), 1);
+}
+
+TEST(run_server, drains_and_returns_0_on_sigterm) {
+  test::fake_engine eng;
+  server_options o;
+  o.port = 0;
+  o.drain_timeout_s = 0.1;
+  auto done = std::async(std::launch::async, [&] { return run_server(eng, o); });
+  // The signal handler is installed before the listener reads the plan.
+  for (int i = 0; i < 500 && eng.plan_calls.load() == 0; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_GT(eng.plan_calls.load(), 0);
+  std::this_thread::sleep_for(50ms);
+  std::raise(SIGTERM);
+  ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(done.get(), 0);
+  EXPECT_TRUE(eng.drained());
+}
+
+TEST(process_rss_bytes, is_positive_on_linux) { EXPECT_GT(process_rss_bytes(), 0u); }
+
+}  // namespace
+}  // namespace troupe
