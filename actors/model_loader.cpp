@@ -65,6 +65,14 @@ result<loaded_model> load_model(const troupe_options& opts) {
     return err;
   }
   m.config = *cfg;
+  // The API's model id: the file stem of a GGUF, the folder name of a Hugging Face model (as the
+  // user named it, not the display name inside the file).
+  {
+    fs::path p(m.path);
+    std::error_code ec;
+    m.config.name = fs::is_directory(p, ec) ? p.filename().string() : p.stem().string();
+    if (m.config.name.empty() || m.config.name == "config") m.config.name = p.parent_path().filename().string();
+  }
   auto devices = devices_for_plan(e);
   if (!devices) return devices.err();
   auto plan = plan_for_model(m.config, e, *devices);

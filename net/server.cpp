@@ -4,23 +4,15 @@
 #include "net/server.h"
 
 #include <csignal>
-#include <fstream>
 #include <thread>
-#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include "config/log.h"
+#include "runtime/host_memory.h"
 
 namespace troupe {
-
-uint64_t process_rss_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  uint64_t size_pages = 0, rss_pages = 0;
-  if (!(statm >> size_pages >> rss_pages)) return 0;
-  return rss_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
 
 namespace {
 

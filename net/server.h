@@ -11,7 +11,5 @@ namespace troupe {
 int run_server(engine& eng, const server_options& opts);
 int run_server(engine& eng, const listener_options& opts);
 
-// Resident set size of this process in bytes (0 if unknown).
-uint64_t process_rss_bytes();
 
 }  // namespace troupe
