@@ -17,11 +17,14 @@ namespace troupe {
 namespace {
 
 void log_memory_vs_plan(const memory_plan& plan) {
-  uint64_t planned = 0;
-  for (const rank_plan& r : plan.ranks) planned += r.weights_bytes + r.reserve_bytes + r.kv_bytes;
-  const uint64_t rss = process_rss_bytes();
-  logger("net")->info("first request done: process RSS {} vs planned {} (weights + reserve + KV, {} rank(s) on {})",
-                      format_bytes(rss), format_bytes(planned), plan.ranks.size(), plan.device);
+  uint64_t weights = 0, reserve = 0, kv = 0;
+  for (const rank_plan& r : plan.ranks) weights += r.weights_bytes, reserve += r.reserve_bytes, kv += r.kv_bytes;
+  // On the CPU the KV pool is committed page by page as blocks are first used, so resident memory
+  // is weights + reserve + the blocks touched so far, never more than the planned total.
+  logger("net")->info("first request done: process RSS {} against the plan: weights {} + reserve {} + KV {} "
+                      "({} rank(s) on {}{})",
+                      format_bytes(process_rss_bytes()), format_bytes(weights), format_bytes(reserve), format_bytes(kv),
+                      plan.ranks.size(), plan.device, plan.device == "cpu" ? ", KV committed on use" : "");
 }
 
 }  // namespace

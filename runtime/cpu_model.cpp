@@ -63,12 +63,11 @@ result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_wei
     return make_error(errc::invalid_argument, "cpu_model needs num_kv_blocks > 0 and block_seq_len > 0");
   std::unique_ptr<cpu_model> m(new cpu_model(std::move(cfg), std::move(weights), opts));
   const int64_t floats = m->num_blocks_ * m->block_stride_;
-  try {
-    m->kv_.assign(static_cast<size_t>(floats), 0.0f);
-  } catch (const std::bad_alloc&) {
+  auto kv = host_buffer::allocate(static_cast<size_t>(floats));
+  if (!kv)
     return make_error(errc::out_of_memory, "cannot allocate the CPU KV pool: " + std::to_string(m->num_blocks_) +
                                                " blocks of " + std::to_string(m->block_stride_ * 4) + " bytes");
-  }
+  m->kv_ = std::move(*kv);
   logger("runtime")->info("cpu_model '{}': {} layers, weights {:.1f} MiB ({}), KV pool {} blocks x {} tokens ({:.1f} MiB), {} threads",
                           m->cfg_.name, m->cfg_.num_layers, m->w_.num_bytes() / 1048576.0,
                           weight_dtype_name(m->w_.layers[0].w_qkv.dtype), m->num_blocks_,

@@ -9,6 +9,7 @@
 
 #include "config/error.h"
 #include "runtime/cpu_thread_pool.h"
+#include "runtime/host_buffer.h"
 #include "runtime/model_backend.h"
 #include "runtime/model_weights.h"
 
@@ -60,7 +61,7 @@ class cpu_model : public model_backend {
   int64_t num_blocks_ = 0;
   int64_t block_seq_len_ = 0;
   int64_t block_stride_ = 0;  // floats per block
-  std::vector<float> kv_;     // [num_blocks, num_layers, 2, num_kv_heads, block_seq_len, head_dim]
+  host_buffer kv_;            // [num_blocks, num_layers, 2, num_kv_heads, block_seq_len, head_dim]
   std::vector<float> inv_freq_;  // [head_dim / 2]
   std::unique_ptr<cpu_thread_pool> pool_;
 
