@@ -192,7 +192,7 @@ cli_result parse_command_line(int argc, const char* const* argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    res.exit_code = app.exit(e, out, err);
+    res.exit_code = app.exit(e, out, err) == 0 ? 0 : 2;  // one usage-error code, whatever CLI11 says
     res.output = out.str() + err.str();
     res.command.clear();
     return res;

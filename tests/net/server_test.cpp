@@ -1,5 +1,6 @@
 // run_server: fails cleanly when it cannot listen; on SIGTERM drains the engine and returns 0.
 #include "net/server.h"
+#include "runtime/host_memory.h"
 
 #include <gtest/gtest.h>
 
