@@ -4,6 +4,7 @@
 Every wait here is bounded. Servers are kept small (512 KV blocks, session_len 2048, one compute
 thread) because these tests share two cores with the rest of ctest.
 """
+import atexit
 import os
 import re
 import signal
@@ -23,6 +24,17 @@ STOP_TIMEOUT_S = 20.0    # SIGTERM -> exit: drain-timeout (5 s) plus slack
 _LISTEN_RE = re.compile(r"listening on http://[^\s:]+:(\d+)")
 
 
+_live = []  # every server started by this process, stopped at exit whatever happened
+
+
+@atexit.register
+def _stop_leftovers():
+    for srv in _live:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait(timeout=STOP_TIMEOUT_S)
+
+
 class ServerProcess:
     """A running `troupe serve`. `url` is http://127.0.0.1:PORT (no trailing slash)."""
 
@@ -36,6 +48,7 @@ class ServerProcess:
         self.port = None
         self.url = None
         self.returncode = None
+        _live.append(self)
 
     def log(self):
         with open(self._log.name, "r", errors="replace") as f:
@@ -78,6 +91,7 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
         self.returncode = self.proc.returncode
+        self._log.close()
         return self.returncode
 
     def cleanup(self):
