@@ -172,8 +172,11 @@ typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
 // --- typed interfaces ------------------------------------------------------------------------
 
 // A request's sink: receives its events, or one failure; quits when every choice has finished.
+// A cancel sent to the sink reaches the scheduler after the sink's own submit (per-sender FIFO),
+// so a client that leaves at once can never be cancelled before its request exists.
 using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>,
-                                    caf::reacts_to<fail_atom, error>>;
+                                    caf::reacts_to<fail_atom, error>,
+                                    caf::reacts_to<cancel_atom>>;
 
 // The block manager: one alloc per step (extends, then starts), releases, commits, usage.
 using block_manager_actor =

@@ -13,6 +13,8 @@ struct sink_state {
   bool done = false;
   event_callback on_event;
   error_callback on_error;
+  std::string request_id;
+  scheduler_actor scheduler;
   static inline const char* name = "sink";
 };
 
@@ -31,6 +33,8 @@ sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generat
   self->state.num_choices = std::max(1, req.n);
   self->state.on_event = std::move(on_event);
   self->state.on_error = std::move(on_error);
+  self->state.request_id = req.request_id;
+  self->state.scheduler = sched;
   self->monitor(sched);
   self->set_down_handler([self](caf::down_msg&) {
     finish_with_error(self, error{errc::draining, "the scheduler stopped"});
@@ -48,6 +52,7 @@ sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generat
         }
       },
       [self](fail_atom, const error& e) { finish_with_error(self, e); },
+      [self](cancel_atom) { self->send(self->state.scheduler, cancel_atom_v, self->state.request_id); },
   };
 }
 
