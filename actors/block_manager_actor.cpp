@@ -19,6 +19,8 @@ namespace {
 struct block_manager_state {
   std::unique_ptr<block_pool> pool;
   std::map<caf::actor_addr, std::set<uint64_t>> holders_of;  // owner -> holders it leased for
+  fault_inject_options faults;  // test-only refusals (--fault-inject refuse_blocks_after=N)
+  int64_t num_allocs = 0;       // non-empty allocation requests seen
   static inline const char* name = "block_manager";
 };
 
@@ -32,8 +34,17 @@ void remember_owner(bm_pointer self, const block_request& req) {
   for (const auto& s : req.starts) it->second.insert(s.holder);
 }
 
-block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_options opts) {
+// Test-only: whether fault injection refuses this (non-empty) allocation request.
+bool refuse_by_fault(block_manager_state& st, const block_request& req) {
+  const auto& f = st.faults;
+  if (f.refuse_blocks_after <= 0 || (req.extends.empty() && req.starts.empty())) return false;
+  const int64_t n = ++st.num_allocs;
+  return n > f.refuse_blocks_after && (f.refuse_blocks_count < 0 || n <= f.refuse_blocks_after + f.refuse_blocks_count);
+}
+
+block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_options opts, fault_inject_options faults) {
   self->state.pool = std::make_unique<block_pool>(std::move(opts));
+  self->state.faults = faults;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto it = self->state.holders_of.find(dm.source);
     if (it == self->state.holders_of.end()) return;
@@ -43,7 +54,11 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
     self->state.holders_of.erase(it);
   });
   return {
-      [self](alloc_atom, const block_request& req) -> block_reply {
+      [self](alloc_atom, const block_request& req) -> caf::result<block_reply> {
+        if (refuse_by_fault(self->state, req)) {
+          logger("block_manager")->warn("fault injection: refusing allocation request {}", self->state.num_allocs);
+          return to_caf_error({errc::out_of_memory, "fault injection: the block manager refused the allocation"});
+        }
         remember_owner(self, req);
         return apply_block_request(*self->state.pool, req);
       },
@@ -64,7 +79,11 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
 }  // namespace
 
 block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts) {
-  return sys.spawn(block_manager, std::move(opts));
+  return sys.spawn(block_manager, std::move(opts), fault_inject_options{});
+}
+
+block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts, fault_inject_options faults) {
+  return sys.spawn(block_manager, std::move(opts), faults);
 }
 
 }  // namespace troupe

@@ -6,10 +6,14 @@
 #include <caf/fwd.hpp>
 
 #include "actors/messages.h"
+#include "config/options.h"
 #include "runtime/block_pool.h"
 
 namespace troupe {
 
 block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts);
+// Test-only: with --fault-inject refuse_blocks_after=N the allocation requests after the N-th
+// (non-empty ones) are answered with an out_of_memory error, refuse_blocks_count of them.
+block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts, fault_inject_options faults);
 
 }  // namespace troupe

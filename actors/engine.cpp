@@ -13,6 +13,7 @@
 
 #include "actors/block_manager_actor.h"
 #include "actors/executor_actor.h"
+#include "actors/fault_injection.h"
 #include "actors/model_loader.h"
 #include "actors/scheduler_actor.h"
 #include "actors/sink_actor.h"
@@ -30,7 +31,7 @@ class engine_impl final : public engine {
     bp.num_blocks = static_cast<int32_t>(m_.plan.num_blocks);
     bp.block_seq_len = static_cast<int32_t>(m_.plan.block_seq_len);
     bp.enable_prefix_caching = opts_.engine.enable_prefix_caching;
-    bm_ = spawn_block_manager(*sys_, bp);
+    bm_ = spawn_block_manager(*sys_, bp, opts_.engine.fault_inject);  // fault_inject: test-only, off by default
     scheduler_config sc;
     sc.limits.max_batch_size = opts_.engine.max_batch_size;
     sc.limits.max_prefill_tokens = opts_.engine.max_prefill_token_num;
@@ -45,7 +46,7 @@ class engine_impl final : public engine {
     sc.max_n = opts_.server.max_n;
     sc.vocab_size = m_.config.vocab_size;
     sc.eos_ids = m_.eos_ids;
-    auto backend = m_.backend;
+    auto backend = with_step_faults(m_.backend, opts_.engine.fault_inject);  // unchanged when unset
     caf::actor_system* sys = sys_.get();
     sched_ = spawn_scheduler(*sys_, sc, m_.tok, bm_, [sys, backend] { return spawn_executor(*sys, backend); });
   }

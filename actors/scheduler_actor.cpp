@@ -180,6 +180,7 @@ void maybe_step(sched_pointer self) {
             st.step_in_flight = false;
             st.core->on_step_failed(from_caf_error(e));
             dispatch(self);
+            arm_tick(self, std::chrono::milliseconds(5));  // sequences still waiting retry (else they stall)
           });
 }
 

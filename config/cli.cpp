@@ -115,7 +115,16 @@ status apply_config_json(const std::string& json_text, const std::string& origin
       if (d.name == name) def = &d;
     if (!def) return make_error(errc::invalid_argument, origin + ": unknown key '" + key + "'");
     if (value.is_null()) continue;
-    const std::string text = json_scalar_text(value);
+    std::string text = json_scalar_text(value);
+    if (value.is_array() && name == "extensions") {  // a list of names; joined as on the command line
+      for (const auto& item : value) {
+        if (!item.is_string()) return make_error(errc::invalid_argument, origin + ": 'extensions' must list names");
+        text += (text.empty() ? "" : ",") + item.get<std::string>();
+      }
+      auto st = def->set(opts, text);
+      if (!st) return make_error(errc::invalid_argument, origin + ": " + st.err().message);
+      continue;
+    }
     if (text.empty() && !value.is_string())
       return make_error(errc::invalid_argument, origin + ": key '" + key + "' must be a string, number or boolean");
     auto st = def->set(opts, text);
@@ -188,6 +197,11 @@ cli_result parse_command_line(int argc, const char* const* argv) {
   plan->add_flag("--json", res.plan.json, "print the plan as JSON");
   plan->footer(kLimitsFooter);
 
+  // `troupe options --markdown`: the option reference (docs/configuration.md is generated from it).
+  bool options_md = false;
+  auto* opts_cmd = app.add_subcommand("options", "print the option reference (--markdown: as docs/configuration.md)");
+  opts_cmd->add_flag("--markdown", options_md, "print it as a Markdown table")->required();
+
   std::ostringstream out, err;
   try {
     app.parse(argc, argv);
@@ -204,6 +218,7 @@ cli_result parse_command_line(int argc, const char* const* argv) {
   if (serve->parsed()) res.command = "serve";
   else if (gen->parsed()) res.command = "generate";
   else if (plan->parsed()) res.command = "plan";
+  else if (opts_cmd->parsed()) res.command = "options";
   else {
     res.output = app.help();
     return res;

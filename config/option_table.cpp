@@ -63,6 +63,36 @@ status one_of(const std::string& name, const std::string& v, std::string& out, s
   return bad(name, v, "expected " + list);
 }
 
+// "key=value,key=value" for --fault-inject (test-only).
+status parse_fault_inject(const std::string& v, fault_inject_options& out) {
+  fault_inject_options f;
+  size_t pos = 0;
+  while (pos < v.size()) {
+    size_t end = v.find(',', pos);
+    if (end == std::string::npos) end = v.size();
+    const std::string item = v.substr(pos, end - pos);
+    pos = end + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) return bad("fault-inject", v, "expected key=value, got '" + item + "'");
+    const std::string key = item.substr(0, eq), val = item.substr(eq + 1);
+    const std::string name = "fault-inject " + key;
+    if (key == "fail_step") TROUPE_TRY(parse_int(name, val, f.fail_step, 0, 1 << 30));
+    else if (key == "fail_steps") TROUPE_TRY(parse_int(name, val, f.fail_steps, 1, 1 << 30));
+    else if (key == "slow_ms") TROUPE_TRY(parse_int(name, val, f.slow_ms, 0, 600000));
+    else if (key == "refuse_blocks_after") TROUPE_TRY(parse_int(name, val, f.refuse_blocks_after, 0, 1 << 30));
+    else if (key == "refuse_blocks_count") {
+      TROUPE_TRY(parse_int(name, val, f.refuse_blocks_count, -1, 1 << 30));
+      if (f.refuse_blocks_count == 0) return bad(name, val, "must be -1 (for good) or >= 1");
+    } else {
+      return bad("fault-inject", v, "unknown key '" + key +
+                                        "' (fail_step, fail_steps, slow_ms, refuse_blocks_after, refuse_blocks_count)");
+    }
+  }
+  out = f;
+  return ok_status();
+}
+
 std::vector<option_def> build_table() {
   using o = troupe_options;
   std::vector<option_def> t;
@@ -131,6 +161,15 @@ std::vector<option_def> build_table() {
       [](o& x, const std::string& v) -> status { return parse_int("port", v, x.server.port, 0, 65535); });
   add("api-key", "server", "require 'Authorization: Bearer KEY' on every /v1 route", "",
       [](o& x, const std::string& v) -> status { x.server.api_key = v; return ok_status(); });
+  add("extensions", "server", "custom actors linked into the binary to enable, comma-separated, in order", "",
+      [](o& x, const std::string& v) -> status {
+        x.server.extensions.clear();
+        std::stringstream ss(v);
+        std::string name;
+        while (std::getline(ss, name, ','))
+          if (!name.empty()) x.server.extensions.push_back(name);
+        return ok_status();
+      });
   add("served-model-name", "server", "model name in the API (default: from the model file)", "",
       [](o& x, const std::string& v) -> status { x.server.served_model_name = v; return ok_status(); });
   add("max-body-bytes", "server", "largest request body; larger gets HTTP 413", "1MiB",
@@ -150,6 +189,9 @@ std::vector<option_def> build_table() {
       [](o& x, const std::string& v) -> status { return parse_double("drain-timeout", v, x.server.drain_timeout_s, 0, 86400); });
   add("max-n", "server", "largest n (choices per request) accepted", "16",
       [](o& x, const std::string& v) -> status { return parse_int("max-n", v, x.server.max_n, 1, 1024); });
+  add("fault-inject", "testing",
+      "TEST-ONLY fault injection: fail_step=N[,fail_steps=K],slow_ms=MS,refuse_blocks_after=N[,refuse_blocks_count=K|-1]",
+      "", [](o& x, const std::string& v) -> status { return parse_fault_inject(v, x.engine.fault_inject); });
   add("log-level", "logging", "trace|debug|info|warn|error|off", "info",
       [](o& x, const std::string& v) -> status { return one_of("log-level", v, x.log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"}); });
   return t;

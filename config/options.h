@@ -20,6 +20,16 @@ struct model_options {
   std::string load_format = "auto";  // auto|dummy (random weights from config.json)
 };
 
+// Test-only fault injection (--fault-inject); every field 0 = off, and all off changes nothing.
+struct fault_inject_options {
+  int32_t fail_step = 0;            // the forward step with this number (1-based) fails (device_error)
+  int32_t fail_steps = 1;           // ... and this many consecutive steps from it
+  int32_t slow_ms = 0;              // every forward step sleeps this long first
+  int32_t refuse_blocks_after = 0;  // after this many allocation requests the block manager refuses
+  int32_t refuse_blocks_count = 1;  // ... this many (then serves again); -1 = refuses for good
+  bool any() const { return fail_step > 0 || slow_ms > 0 || refuse_blocks_after > 0; }
+};
+
 struct engine_options {
   model_options model;
   std::string device = "cpu";  // cpu|cuda
@@ -37,6 +47,7 @@ struct engine_options {
   int32_t num_threads = 0;                 // CPU compute threads; 0 = hardware concurrency
   std::optional<uint64_t> device_memory;   // plan for a device of this size (simulation)
   int32_t step_timeout_ms = 600000;        // a forward step longer than this fails the step
+  fault_inject_options fault_inject;       // test-only (--fault-inject)
 };
 
 struct server_options {
@@ -50,6 +61,7 @@ struct server_options {
   double idle_timeout_s = 60.0;       // an idle keep-alive connection is closed after this
   double drain_timeout_s = 30.0;      // on SIGTERM: finish in-flight work for at most this long
   int32_t max_n = 16;                 // largest `n` accepted
+  std::vector<std::string> extensions;  // named extensions linked into the binary, in order
 };
 
 struct troupe_options {

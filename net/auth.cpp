@@ -29,4 +29,37 @@ bool authorized(std::string_view api_key, std::string_view header) {
   return constant_time_equal(api_key, token);
 }
 
+namespace {
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+std::string bearer_from_query(std::string_view target) {
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view param = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    constexpr std::string_view name = "api_key=";
+    if (!param.starts_with(name)) continue;
+    std::string key;
+    for (size_t i = name.size(); i < param.size(); ++i) {
+      if (param[i] == '%' && i + 2 < param.size() && hex_digit(param[i + 1]) >= 0 && hex_digit(param[i + 2]) >= 0) {
+        key.push_back(static_cast<char>(hex_digit(param[i + 1]) * 16 + hex_digit(param[i + 2])));
+        i += 2;
+      } else {
+        key.push_back(param[i] == '+' ? ' ' : param[i]);
+      }
+    }
+    return "Bearer " + key;
+  }
+  return {};
+}
+
 }  // namespace troupe

@@ -2,6 +2,8 @@
 // arrive on actor threads and are posted here. Responses are queued as bytes, written one at a time.
 #include "net/http_session.h"
 
+#include <cctype>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -10,6 +12,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include "config/log.h"
+#include "net/auth.h"  // bearer_from_query
 #include "net/ws_session.h"  // start_ws_session
 
 namespace troupe {
@@ -20,6 +23,36 @@ namespace {
 constexpr std::size_t k_header_limit = 16 * 1024;
 constexpr std::size_t k_max_buffered = 64 * 1024;  // pipelined bytes kept while a request runs
 constexpr double k_linger_s = 1.0;                 // drain unread input before closing
+
+// What extensions see of a request: method, path, bearer key, headers (names lower-cased).
+template <class Message>
+http_metadata extension_metadata(const http_request& req, const Message& msg) {
+  http_metadata m;
+  m.method = req.method;
+  m.path = req.path;
+  constexpr std::string_view bearer = "Bearer ";
+  if (req.authorization.compare(0, bearer.size(), bearer) == 0) m.api_key = req.authorization.substr(bearer.size());
+  for (const auto& field : msg) {
+    std::string name(field.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    m.headers.push_back({std::move(name), std::string(field.value())});
+  }
+  return m;
+}
+
+// A filter's rejection as an OpenAI error (type from the status, like the built-in errors).
+api_error filter_rejection(const filter_verdict& v) {
+  const int status = v.status;
+  const char* type = status == 429                  ? "rate_limit_error"
+                     : status == 401                ? "authentication_error"
+                     : status == 403                ? "permission_error"
+                     : status == 503 || status == 504 ? "service_unavailable_error"
+                     : status >= 500                ? "internal_error"
+                                                    : "invalid_request_error";
+  api_error e{status, v.message.empty() ? "rejected by a request filter" : v.message, type, {}, v.code};
+  if (status == 429 || status == 503) e.retry_after_s = 1;
+  return e;
+}
 }  // namespace
 
 struct http_session::generation {
@@ -217,10 +250,12 @@ void http_session::handle_request() {
   const std::string_view target(msg.target().data(), msg.target().size());
   req.path = std::string(target.substr(0, target.find('?')));
   req.authorization = std::string(msg[http::field::authorization]);
+  if (req.authorization.empty() && req.path == "/v1/ws") req.authorization = bearer_from_query(target);
   req.version = msg.version();
   req.body = std::move(msg.body());
   keep_alive_ = msg.keep_alive() && !shutting_down_;
   logger("net")->debug("{} {}", req.method, req.path);
+  if (ctx_->ext) http_meta_ = extension_metadata(req, msg);
 
   try {
     dispatch(req, msg);
@@ -232,6 +267,12 @@ void http_session::handle_request() {
 
 void http_session::dispatch(const http_request& req, request_message& msg) {
   const route_match m = ctx_->routes.match(req.path);
+  if (m.id == route_id::unknown && ctx_->ext) {  // built-in routes take precedence
+    if (const extension_route* xr = ctx_->ext->find_route(req.path)) {
+      run_extension_route(*xr, req);
+      return;
+    }
+  }
   if (auto denial = ctx_->routes.admit(m, req)) {
     respond(*denial);
     return;
@@ -278,7 +319,56 @@ void http_session::run_blocking(route_id id) {
 
 // -- generation ------------------------------------------------------------------------------
 
+void http_session::run_extension_route(const extension_route& r, const http_request& req) {
+  if (r.method != "*" && req.method != r.method) {
+    http_response resp = ctx_->routes.reject(api_error{405, "method " + req.method + " is not allowed on " + req.path +
+                                                                "; use " + r.method,
+                                                        "invalid_request_error", {}, "method_not_allowed"});
+    resp.headers.emplace_back("Allow", r.method);
+    respond(resp);
+    return;
+  }
+  if (r.needs_auth && !authorized(ctx_->opts.server.api_key, req.authorization)) {
+    respond(ctx_->routes.reject(api_error{401, "invalid or missing API key (Authorization: Bearer <key>)",
+                                          "authentication_error", {}, "invalid_api_key"}));
+    return;
+  }
+  auto self = shared_from_this();
+  ctx_->ext->route(r, route_request{http_meta_, req.body}, [self](route_response rr) {
+    boost::asio::post(self->strand_, [self, rr = std::move(rr)] {
+      if (self->phase_ != phase::busy) return;
+      http_response resp;
+      resp.status = rr.status;
+      resp.content_type = rr.content_type;
+      resp.body = rr.body;
+      self->respond(resp);
+    });
+  });
+}
+
 void http_session::start_generation(openai_request req) {
+  if (!ctx_->ext || !ctx_->ext->has_filters()) {
+    submit_generation(std::move(req));
+    return;
+  }
+  // The filters answer on an actor thread; the connection waits (phase busy) for their verdict.
+  auto self = shared_from_this();
+  auto pending = std::make_shared<openai_request>(std::move(req));
+  filter_request fr{pending->gen, http_meta_};
+  ctx_->ext->filter(std::move(fr), [self, pending](filter_verdict v) {
+    boost::asio::post(self->strand_, [self, pending, v = std::move(v)] {
+      if (self->phase_ != phase::busy || self->gen_) return;
+      if (!v.accept) {
+        self->respond(self->ctx_->routes.reject(filter_rejection(v)));
+        return;
+      }
+      if (v.rewrite) pending->gen.params = v.params;
+      self->submit_generation(std::move(*pending));
+    });
+  });
+}
+
+void http_session::submit_generation(openai_request req) {
   std::string id = ctx_->new_request_id();
   req.gen.request_id = id;
   gen_ = std::make_unique<generation>(ctx_->metrics, req, id);
@@ -287,8 +377,8 @@ void http_session::start_generation(openai_request req) {
   const uint64_t seq = ++gen_seq_;
   auto self = shared_from_this();
   try {
-    ctx_->eng.submit(
-        std::move(req.gen),
+    ctx_->submit(
+        std::move(req.gen), http_meta_,
         [self, seq](const generation_event& ev) {
           boost::asio::post(self->strand_, [self, seq, ev] { self->on_event(seq, ev); });
         },

@@ -50,7 +50,9 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void handle_request();
   void dispatch(const http_request& req, request_message& msg);
   void run_blocking(route_id id);
-  void start_generation(openai_request req);
+  void start_generation(openai_request req);   // through the request filters, if any
+  void submit_generation(openai_request req);  // to the engine
+  void run_extension_route(const extension_route& r, const http_request& req);
   void on_event(uint64_t seq, const generation_event& ev);
   void on_error(uint64_t seq, const error& e);
   void finish_generation();
@@ -89,6 +91,7 @@ class http_session final : public session_base, public std::enable_shared_from_t
   uint64_t gen_seq_ = 0;
   uint64_t registry_id_ = 0;
   std::unique_ptr<generation> gen_;
+  http_metadata http_meta_;  // of the request being handled (filled only when extensions run)
 };
 
 }  // namespace troupe

@@ -81,6 +81,11 @@ status listener::start() {
     return make_error(errc::io_error, "cannot listen on " + so.host + ":" + std::to_string(so.port) + ": " +
                                           ec.message());
   }
+  if (!so.extensions.empty() || m.ctx->opts.extension_set) {
+    auto host = extension_host::start(so.extensions, m.ctx->opts.extension_set.get());
+    if (!host) return host.err();
+    m.ctx->ext = std::move(*host);
+  }
   m.port = m.acceptor.local_endpoint().port();
   m.work.emplace(m.ioc.get_executor());
   m.do_accept();
@@ -122,6 +127,7 @@ void listener::stop(std::chrono::milliseconds drain_timeout) {
   for (auto& t : m.threads) t.join();
   m.threads.clear();
   m.ctx->blocking.join();
+  if (m.ctx->ext) m.ctx->ext->stop();  // here, on a thread that is none of the extension actors
   logger("net")->info("listener stopped");
 }
 

@@ -17,11 +17,15 @@
 
 namespace troupe {
 
+class extensions;  // <troupe/extension.h>
+
 struct listener_options {
   server_options server;
   int32_t num_threads = 2;           // Asio I/O threads
   int32_t ws_max_generations = 16;   // concurrent generations per WebSocket connection
   double health_stall_s = 60.0;      // /health fails when busy and no step finished for this long
+  // Custom actors registered in code; they run after those named in server.extensions.
+  std::shared_ptr<const extensions> extension_set;
 };
 
 class listener {

@@ -5,6 +5,7 @@
 
 #include "net/auth.h"
 #include "net/openai_response.h"
+#include "net/static_files.h"
 
 namespace troupe {
 
@@ -45,6 +46,7 @@ route_match api_routes::match(std::string_view path) const {
   if (path == "/ready") return {route_id::ready, "GET", false, false};
   if (path == "/metrics") return {route_id::metrics, "GET", false, true};
   if (path == "/v1/ws") return {route_id::websocket, "GET", true, false};
+  if (path == "/" || path.starts_with("/static/")) return {route_id::static_file, "GET", false, false};
   return {};
 }
 
@@ -80,6 +82,7 @@ http_response api_routes::handle_quick(route_id id, const http_request& req) con
     case route_id::tokenize: return tokenize(req);
     case route_id::detokenize: return detokenize(req);
     case route_id::ready: return ready();
+    case route_id::static_file: return static_page(req.path);
     default: return reject(api_error{500, "route is not a quick route", "internal_error", {}, {}});
   }
 }
@@ -138,6 +141,15 @@ http_response api_routes::detokenize(const http_request& req) const {
   auto text = codec_->decode(ids, false);
   if (!text.ok()) return reject(to_api_error(text.err()));
   return http_response::json(200, dump_json(json{{"prompt", text.value()}}));
+}
+
+http_response api_routes::static_page(std::string_view path) const {
+  auto f = find_static_file(path);
+  if (!f) return reject(api_error{404, "no file " + std::string(path), "not_found_error", {}, "not_found"});
+  http_response r = http_response::text(200, std::string(f->body), std::string(f->content_type));
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  return r;
 }
 
 http_response api_routes::ready() const {

