@@ -2,6 +2,7 @@
 // Accepts both the older top-level rope_theta/rope_scaling and transformers 5's rope_parameters.
 #include "runtime/model_config.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -13,6 +14,20 @@ namespace troupe {
 namespace {
 
 using json = nlohmann::json;
+
+// An integer key: absent or null gives `def`; a float or out-of-range number is an error naming the
+// key (json::value<int64_t> would convert 1e40 to int64_t, which is undefined behaviour).
+result<int64_t> int_key(const json& j, const char* key, int64_t def, const std::string& origin) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  const json& v = j[key];
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (d == std::floor(d) && d >= -9.0e15 && d <= 9.0e15)
+      return static_cast<int64_t>(d);
+  }
+  return make_error(errc::corrupt_file, origin + ": '" + key + "' must be an integer");
+}
 
 std::string arch_from(const json& j) {
   std::string type = j.value("model_type", "");
@@ -26,7 +41,7 @@ std::string arch_from(const json& j) {
   return type;
 }
 
-void read_rope(const json& j, rope_config& rope) {
+status read_rope(const json& j, rope_config& rope, const std::string& origin) {
   // transformers 5: "rope_parameters": {"rope_theta": ..., "rope_type": ..., "factor": ...}
   // older: "rope_theta": ..., "rope_scaling": {"rope_type"|"type": ..., "factor": ...}
   const json* scaling = nullptr;
@@ -36,14 +51,17 @@ void read_rope(const json& j, rope_config& rope) {
   }
   if (j.contains("rope_theta") && j["rope_theta"].is_number()) rope.theta = j["rope_theta"].get<double>();
   if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) scaling = &j["rope_scaling"];
-  if (!scaling) return;
+  if (!scaling) return ok_status();
   const json& s = *scaling;
   std::string type = s.value("rope_type", s.value("type", std::string("default")));
   rope.type = type;
   rope.factor = s.value("factor", 1.0);
   rope.low_freq_factor = s.value("low_freq_factor", 1.0);
   rope.high_freq_factor = s.value("high_freq_factor", 4.0);
-  rope.original_max_position_embeddings = s.value("original_max_position_embeddings", int64_t{8192});
+  auto original = int_key(s, "original_max_position_embeddings", 8192, origin);
+  if (!original) return original.err();
+  rope.original_max_position_embeddings = *original;
+  return ok_status();
 }
 
 std::vector<int64_t> ids_of(const json& v) {
@@ -85,12 +103,15 @@ result<model_config> parse_hf_config(const std::string& json_text, const std::st
     c.head_dim = j.contains("head_dim") && j["head_dim"].is_number_integer() ? j["head_dim"].get<int64_t>()
                  : c.num_heads > 0 ? c.hidden_size / c.num_heads
                                    : 0;
-    c.max_position_embeddings = j.value("max_position_embeddings", int64_t{2048});
+    auto max_pos = int_key(j, "max_position_embeddings", 2048, origin);
+    if (!max_pos) return max_pos.err();
+    c.max_position_embeddings = *max_pos;
     c.rms_norm_eps = j.value("rms_norm_eps", 1e-6);
-    read_rope(j, c.rope);
+    TROUPE_TRY(read_rope(j, c.rope, origin));
     c.tie_word_embeddings = j.value("tie_word_embeddings", false);
     c.attention_bias = c.architecture == "qwen2" ? true : j.value("attention_bias", false);
     if (j.contains("sliding_window") && j["sliding_window"].is_number_integer() &&
+        j["sliding_window"].get<int64_t>() > 0 &&
         j.value("use_sliding_window", c.architecture == "mistral"))
       c.sliding_window = j["sliding_window"].get<int64_t>();
     if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int64_t>();
