@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <functional>
 
+#include "runtime/utf8.h"
 #include "runtime/jinja_ast.h"
 
 namespace troupe::jinja {
@@ -146,18 +147,7 @@ std::string from_codepoints(const std::vector<uint32_t>& cps, size_t begin, size
   for (size_t i = begin; i < end && i < cps.size(); ++i) {
     uint32_t cp = cps[i];
     if (cp >= 0xDC80 && cp <= 0xDCFF) s += static_cast<char>(cp - 0xDC00);
-    else if (cp < 0x80) s += static_cast<char>(cp);
-    else if (cp < 0x800) { s += static_cast<char>(0xC0 | (cp >> 6)); s += static_cast<char>(0x80 | (cp & 0x3F)); }
-    else if (cp < 0x10000) {
-      s += static_cast<char>(0xE0 | (cp >> 12));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      s += static_cast<char>(0xF0 | (cp >> 18));
-      s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    else append_utf8(s, cp);
   }
   return s;
 }
