@@ -17,6 +17,7 @@
 #include "actors/model_loader.h"
 #include "actors/scheduler_actor.h"
 #include "actors/sink_actor.h"
+#include "actors/worker_actor.h"
 #include "config/log.h"
 
 namespace troupe {
@@ -26,6 +27,7 @@ class engine_impl final : public engine {
  public:
   engine_impl(troupe_options opts, loaded_model model) : opts_(std::move(opts)), m_(std::move(model)) {
     cfg_.add_message_types<caf::id_block::troupe>();
+    prepare_worker_system(cfg_, opts_);  // cluster mode: middleman + cluster messages (role worker only)
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     block_pool_options bp;
     bp.num_blocks = static_cast<int32_t>(m_.plan.num_blocks);
@@ -46,9 +48,13 @@ class engine_impl final : public engine {
     sc.max_n = opts_.server.max_n;
     sc.vocab_size = m_.config.vocab_size;
     sc.eos_ids = m_.eos_ids;
-    auto backend = with_step_faults(m_.backend, opts_.engine.fault_inject);  // unchanged when unset
-    caf::actor_system* sys = sys_.get();
-    sched_ = spawn_scheduler(*sys_, sc, m_.tok, bm_, [sys, backend] { return spawn_executor(*sys, backend); });
+    std::vector<std::shared_ptr<model_backend>> ranks;
+    for (size_t r = 0; r < m_.ranks.size(); ++r) {
+      const auto& f = opts_.engine.fault_inject;  // test-only: unchanged when unset
+      const bool faulty = f.rank < 0 || static_cast<size_t>(f.rank) == r;
+      ranks.push_back(faulty ? with_step_faults(m_.ranks[r], f) : m_.ranks[r]);
+    }
+    sched_ = spawn_scheduler(*sys_, sc, m_.tok, bm_, make_executor_group(*sys_, std::move(ranks), m_.abort_step));
   }
 
   ~engine_impl() override {
@@ -67,6 +73,11 @@ class engine_impl final : public engine {
   const chat_template* chat() const override { return m_.chat.get(); }
   const memory_plan& plan() const override { return m_.plan; }
   const troupe_options& options() const override { return opts_; }
+  std::vector<backend_memory> rank_memory() const override {
+    std::vector<backend_memory> out;
+    for (const auto& r : m_.ranks) out.push_back(r->memory());
+    return out;
+  }
 
   void submit(generation_request req, event_callback on_event, error_callback on_error) override {
     if (req.request_id.empty()) req.request_id = "req-" + std::to_string(next_id_.fetch_add(1));
@@ -112,6 +123,8 @@ class engine_impl final : public engine {
     logger("engine")->warn("drain timeout: cancelling the requests still in flight");
     anon_send(sched_, drain_atom_v, true);
   }
+
+  result<uint16_t> publish_worker() override { return troupe::publish_worker(*sys_, sched_, m_, opts_); }
 
  private:
   void forget(const std::string& id) {

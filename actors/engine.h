@@ -14,6 +14,7 @@
 #include "config/error.h"
 #include "config/memory_plan.h"
 #include "config/options.h"
+#include "runtime/model_backend.h"
 #include "runtime/model_config.h"
 #include "runtime/generation.h"
 #include "runtime/sampling_params.h"
@@ -55,6 +56,9 @@ class engine {
   virtual const chat_template* chat() const = 0;     // null if the model has no template
   virtual const memory_plan& plan() const = 0;
   virtual const troupe_options& options() const = 0;
+  // Memory each tensor-parallel rank's backend holds, measured (empty when the engine has no local
+  // backends).
+  virtual std::vector<backend_memory> rank_memory() const { return {}; }
 
   // Submits a request. Exactly one of: every choice ends with an event whose finish != none, or
   // on_error is called once (overloaded, invalid, context_too_long, device_error, draining...).
@@ -67,6 +71,12 @@ class engine {
   // Stops admitting (submit answers `draining`), waits up to `timeout` for in-flight requests,
   // then cancels the rest.
   virtual void drain(std::chrono::milliseconds timeout) = 0;
+
+  // Cluster mode (docs/cluster.md). A worker publishes its scheduler for routers on
+  // --cluster-port and returns the bound port; other engines answer `unsupported`.
+  virtual result<uint16_t> publish_worker() { return make_error(errc::unsupported, "not a worker engine"); }
+  // Extra Prometheus text for /metrics (a router's per-worker gauges); empty by default.
+  virtual std::string cluster_metrics() { return {}; }
 };
 
 }  // namespace troupe

@@ -37,4 +37,16 @@ executor_actor spawn_executor(caf::actor_system& sys, std::shared_ptr<model_back
   return sys.spawn<caf::detached>(executor, std::move(backend));
 }
 
+executor_group make_executor_group(caf::actor_system& sys, std::vector<std::shared_ptr<model_backend>> backends,
+                                   std::function<void(int64_t)> abort_step) {
+  executor_group g;
+  g.size = static_cast<int32_t>(backends.size());
+  caf::actor_system* s = &sys;
+  g.spawn = [s, backends = std::move(backends)](int32_t rank) {
+    return spawn_executor(*s, backends.at(static_cast<size_t>(rank)));
+  };
+  g.abort_step = std::move(abort_step);
+  return g;
+}
+
 }  // namespace troupe

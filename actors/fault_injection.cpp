@@ -18,6 +18,7 @@ class faulty_backend final : public model_backend {
   const model_config& config() const override { return inner_->config(); }
   int64_t num_kv_blocks() const override { return inner_->num_kv_blocks(); }
   int64_t block_seq_len() const override { return inner_->block_seq_len(); }
+  backend_memory memory() const override { return inner_->memory(); }
 
   status forward(const step_batch& batch, step_logits& out) override {
     const int64_t step = steps_.fetch_add(1) + 1;

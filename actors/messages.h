@@ -111,7 +111,7 @@ typename Inspector::result_type inspect(Inspector& f, seq_step& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_batch& x) {
-  return f(caf::meta::type_name("step_batch"), x.seqs);
+  return f(caf::meta::type_name("step_batch"), x.seqs, x.step_id);
 }
 
 template <class Inspector>

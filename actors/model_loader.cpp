@@ -13,8 +13,10 @@
 #include "runtime/model_plan.h"
 #include "runtime/model_weights.h"
 #include "runtime/cpu_model.h"
+#include "runtime/tensor_parallel.h"
 #ifdef TROUPE_HAVE_CUDA
 #include "kernels/cuda_model.h"
+#include "kernels/nccl_comm.h"
 #endif
 
 namespace troupe {
@@ -84,40 +86,89 @@ result<loaded_model> load_model(const troupe_options& opts) {
     for (int64_t id : m.config.eos_token_ids) m.eos_ids.push_back(static_cast<int32_t>(id));
 
   const bool dummy = e.model.load_format == "dummy";
+  const int32_t tp = e.tp;
+  const bool collectives = tp > 1 || e.tp_collectives;
+  std::unique_ptr<weight_source> src;
+  if (!dummy) {
+    auto s = open_weights(m.path);
+    if (!s) return s.err();
+    src = std::move(*s);
+  }
+  // Rank r's shard of the weights (the whole model for --tp 1).
+  std::vector<std::unique_ptr<weight_source>> shards;
+  if (src)
+    for (int32_t r = 0; r < tp; ++r) {
+      if (tp == 1) break;
+      auto sh = make_sharded_source(*src, m.config, {r, tp});
+      if (!sh) return sh.err();
+      shards.push_back(std::move(*sh));
+    }
+  auto rank_source = [&](int32_t r) -> const weight_source* {
+    if (!src) return nullptr;
+    return tp == 1 ? src.get() : shards[static_cast<size_t>(r)].get();
+  };
+  m.ranks.assign(static_cast<size_t>(tp), nullptr);
   if (e.device == "cuda") {
 #ifdef TROUPE_HAVE_CUDA
-    std::unique_ptr<weight_source> src;
-    if (!dummy) {
-      auto s = open_weights(m.path);
-      if (!s) return s.err();
-      src = std::move(*s);
+    std::shared_ptr<nccl_group> group;
+    if (collectives) {
+      auto g = nccl_group::create(tp);
+      if (!g) return g.err();
+      group = *g;
+      m.abort_step = [group](int64_t) { group->abort(); };
     }
-    cuda_model_options co = cuda_model::options_from_plan(m.plan, e);
-    co.dummy_weights = dummy;
-    auto model = cuda_model::create(m.config, src.get(), co);
-    if (!model) return model.err();
-    m.backend = std::shared_ptr<model_backend>(std::move(*model));
+    // The ranks start together: their warm-up steps run collectives.
+    std::vector<error> errors(static_cast<size_t>(tp));
+    std::vector<std::thread> threads;
+    for (int32_t r = 0; r < tp; ++r)
+      threads.emplace_back([&, r] {
+        cuda_model_options co = cuda_model::options_from_plan(m.plan, e);
+        co.dummy_weights = dummy;
+        co.dummy_seed = static_cast<uint64_t>(r);
+        co.device = r;
+        co.tp_rank = r;
+        if (group) co.nccl_comm = group->comm(r);
+        auto model = cuda_model::create(shard_config(m.config, {r, tp}), rank_source(r), co);
+        if (!model) {
+          errors[static_cast<size_t>(r)] = model.err();
+          if (group) group->abort();  // the other ranks may wait in a warm-up collective
+          return;
+        }
+        m.ranks[static_cast<size_t>(r)] = std::shared_ptr<model_backend>(std::move(*model));
+      });
+    for (auto& t : threads) t.join();
+    for (int32_t r = 0; r < tp; ++r)
+      if (!m.ranks[static_cast<size_t>(r)]) {
+        error err = errors[static_cast<size_t>(r)];
+        if (tp > 1) err.message = "rank " + std::to_string(r) + ": " + err.message;
+        return err;
+      }
     return m;
 #else
     return make_error(errc::unsupported, "this troupe was built without CUDA (nvcc was not found); use --device cpu");
 #endif
   }
-  result<model_weights> w = make_error(errc::internal, "unset");
-  if (dummy) {
-    w = make_dummy_weights(m.config);
-  } else {
-    auto src = open_weights(m.path);
-    if (!src) return src.err();
-    w = load_model_weights(m.config, **src);
+  std::shared_ptr<cpu_comm_group> comm;
+  if (collectives) {
+    comm = std::make_shared<cpu_comm_group>(tp);
+    m.abort_step = [comm](int64_t step) { comm->abort(step); };
   }
-  if (!w) return w.err();
-  cpu_model_options co;
-  co.num_kv_blocks = m.plan.num_blocks;
-  co.block_seq_len = m.plan.block_seq_len;
-  co.num_threads = e.num_threads;
-  auto model = cpu_model::create(m.config, std::move(*w), co);
-  if (!model) return model.err();
-  m.backend = std::shared_ptr<model_backend>(std::move(*model));
+  // Each rank gets its share of the compute threads (they run at the same time).
+  const int32_t threads = e.num_threads > 0 ? e.num_threads : static_cast<int32_t>(std::thread::hardware_concurrency());
+  for (int32_t r = 0; r < tp; ++r) {
+    const model_config rank_cfg = tp == 1 ? m.config : shard_config(m.config, {r, tp});
+    auto w = dummy ? make_dummy_weights(rank_cfg, static_cast<uint64_t>(r)) : load_model_weights(rank_cfg, *rank_source(r));
+    if (!w) return w.err();
+    cpu_model_options co;
+    co.num_kv_blocks = m.plan.num_blocks;
+    co.block_seq_len = m.plan.block_seq_len;
+    co.num_threads = std::max(1, threads / tp);
+    co.comm = comm;
+    co.tp_rank = r;
+    auto model = cpu_model::create(rank_cfg, std::move(*w), co);
+    if (!model) return model.err();
+    m.ranks[static_cast<size_t>(r)] = std::shared_ptr<model_backend>(std::move(*model));
+  }
   return m;
 }
 

@@ -3,8 +3,10 @@
 // exactly the plan's block count.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/error.h"
 #include "config/memory_plan.h"
@@ -23,10 +25,15 @@ struct loaded_model {
   std::shared_ptr<const tokenizer> tok;        // null: the model has no tokenizer (ids only)
   std::shared_ptr<const chat_template> chat;   // null: no chat template
   std::vector<int32_t> eos_ids;
-  std::shared_ptr<model_backend> backend;
+  // One backend per tensor-parallel rank (one for --tp 1), each with its shard and KV pool.
+  std::vector<std::shared_ptr<model_backend>> ranks;
+  // Wakes the ranks waiting in a collective of the given step after another rank failed it (CPU);
+  // aborts the NCCL communicators (GPU). Empty without collectives.
+  std::function<void(int64_t step_id)> abort_step;
 };
 
-// `opts.engine.model.model` empty means the default model. Errors name the file and the knob.
+// `opts.engine.model.model` empty means the default model. Errors name the file and the knob. An
+// invalid --tp is refused by the plan, before any weight is read.
 result<loaded_model> load_model(const troupe_options& opts);
 
 // Reads only the tokenizer and chat template of a model (for tools and tests).

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <optional>
 
 #include <caf/actor_system.hpp>
 #include <caf/sec.hpp>
@@ -33,9 +34,11 @@ struct scheduler_state {
   scheduler_config cfg;
   std::unique_ptr<scheduler_core> core;
   block_manager_actor bm;
-  executor_actor exec;
-  std::function<executor_actor()> make_exec;
-  std::shared_ptr<executor_actor> exec_handle;  // shared with the exit functor
+  executor_group group;
+  std::vector<executor_actor> execs;  // [rank]
+  std::shared_ptr<std::vector<executor_actor>> exec_handles;  // shared with the exit functor
+  bool group_broken = false;          // a rank died: respawn the group once no step is in flight
+  int64_t next_step_id = 0;
   std::deque<queued_request> queue;
   std::map<uint64_t, sink_actor> sinks;  // admitted requests (in flight) -> sink
   std::map<std::string, uint64_t> by_id;
@@ -120,35 +123,82 @@ void dispatch(sched_pointer self) {
   admit_from_queue(self);
 }
 
+// Starts a fresh executor for every rank (at start-up and after a rank died). The old ones are
+// idle (no step in flight) and told to quit; a late down message from them is ignored.
+void spawn_group(sched_pointer self) {
+  auto& st = self->state;
+  for (auto& e : st.execs) {
+    self->demonitor(e.address());
+    anon_send_exit(e, caf::exit_reason::user_shutdown);
+  }
+  st.execs.clear();
+  for (int32_t r = 0; r < st.group.size; ++r) {
+    st.execs.push_back(st.group.spawn(r));
+    self->monitor(st.execs.back());
+  }
+  *st.exec_handles = st.execs;
+  st.group_broken = false;
+}
+
+bool is_current_rank(sched_pointer self, const caf::actor_addr& a) {
+  for (auto& e : self->state.execs)
+    if (e.address() == a) return true;
+  return false;
+}
+
+// The answers of all ranks to one step.
+struct step_gather {
+  int32_t pending = 0;
+  std::optional<step_logits> logits;  // rank 0's
+  std::optional<caf::error> failure;  // the first failure (the others follow from its abort)
+};
+
+void finish_step(sched_pointer self, step_gather& g) {
+  auto& st = self->state;
+  st.last_step = clock_type::now();
+  st.step_in_flight = false;
+  if (g.failure) {
+    ++st.num_step_failures;
+    const error err = from_caf_error(*g.failure);
+    logger("scheduler")->error("step failed, failing its requests: {}", err.to_string());
+    if (*g.failure == caf::sec::request_receiver_down) st.group_broken = true;
+    if (st.group_broken) {
+      logger("scheduler")->error("an executor died; restarting the executor group ({} rank(s))", st.group.size);
+      spawn_group(self);
+    }
+    st.core->on_step_failed(err);
+  } else {
+    ++st.num_steps;
+    st.core->on_step_output(*g.logits);
+  }
+  dispatch(self);
+  maybe_step(self);
+}
+
 void run_step(sched_pointer self, step_batch batch) {
   auto& st = self->state;
-  self->request(st.exec, std::chrono::milliseconds(st.cfg.step_timeout_ms), step_atom_v, std::move(batch))
-      .then(
-          [self](step_logits& out) {
-            auto& st = self->state;
-            ++st.num_steps;
-            st.last_step = clock_type::now();
-            st.core->on_step_output(out);
-            st.step_in_flight = false;
-            dispatch(self);
-            maybe_step(self);
-          },
-          [self](caf::error& e) {
-            auto& st = self->state;
-            ++st.num_step_failures;
-            st.last_step = clock_type::now();
-            const error err = from_caf_error(e);
-            logger("scheduler")->error("step failed, failing its requests: {}", err.to_string());
-            if (e == caf::sec::request_receiver_down) {  // the executor died: restart it
-              st.exec = st.make_exec();
-              *st.exec_handle = st.exec;
-              self->monitor(st.exec);
-            }
-            st.core->on_step_failed(err);
-            st.step_in_flight = false;
-            dispatch(self);
-            maybe_step(self);
-          });
+  batch.step_id = ++st.next_step_id;
+  const int64_t step_id = batch.step_id;
+  auto g = std::make_shared<step_gather>();
+  g->pending = static_cast<int32_t>(st.execs.size());
+  const auto timeout = std::chrono::milliseconds(st.cfg.step_timeout_ms);
+  for (size_t r = 0; r < st.execs.size(); ++r) {
+    // The last rank gets the batch itself, the others copies.
+    step_batch msg = r + 1 == st.execs.size() ? std::move(batch) : batch;
+    self->request(st.execs[r], timeout, step_atom_v, std::move(msg))
+        .then(
+            [self, g, r](step_logits& out) {
+              if (r == 0) g->logits = std::move(out);
+              if (--g->pending == 0) finish_step(self, *g);
+            },
+            [self, g, step_id](caf::error& e) {
+              if (!g->failure) {
+                g->failure = e;
+                if (self->state.group.abort_step) self->state.group.abort_step(step_id);
+              }
+              if (--g->pending == 0) finish_step(self, *g);
+            });
+  }
 }
 
 void maybe_step(sched_pointer self) {
@@ -234,26 +284,27 @@ void on_tick(sched_pointer self) {
 }
 
 scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
-                                         block_manager_actor bm, std::function<executor_actor()> make_exec) {
+                                         block_manager_actor bm, executor_group group) {
   auto& st = self->state;
   st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
   st.available = cfg.limits.num_blocks;
   st.cfg = std::move(cfg);
   st.bm = std::move(bm);
-  st.make_exec = std::move(make_exec);
-  st.exec = st.make_exec();
-  self->monitor(st.exec);
-  // The executor outlives no scheduler. (The functor runs after the state is gone: keep a handle.)
-  auto exec_handle = std::make_shared<executor_actor>(st.exec);
-  st.exec_handle = exec_handle;
-  self->attach_functor([exec_handle] { anon_send_exit(*exec_handle, caf::exit_reason::user_shutdown); });
+  st.group = std::move(group);
+  // No executor outlives the scheduler. (The functor runs after the state is gone: keep handles.)
+  auto handles = std::make_shared<std::vector<executor_actor>>();
+  st.exec_handles = handles;
+  self->attach_functor([handles] {
+    for (auto& e : *handles) anon_send_exit(e, caf::exit_reason::user_shutdown);
+  });
+  spawn_group(self);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
-    if (dm.source == st.exec.address()) {
-      logger("scheduler")->error("executor went down ({}); restarting it", caf::to_string(dm.reason));
-      st.exec = st.make_exec();
-      *st.exec_handle = st.exec;
-      self->monitor(st.exec);
+    if (is_current_rank(self, dm.source)) {
+      logger("scheduler")->error("an executor went down ({})", caf::to_string(dm.reason));
+      st.group_broken = true;
+      if (st.group.abort_step) st.group.abort_step(st.next_step_id);  // free ranks waiting for it
+      if (!st.step_in_flight) spawn_group(self);  // else when the step's answers are in
       return;
     }
     auto it = st.by_sink.find(dm.source);
@@ -323,8 +374,16 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
 }  // namespace
 
 scheduler_actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
+                                block_manager_actor bm, executor_group executors) {
+  return sys.spawn(scheduler, std::move(cfg), std::move(tok), std::move(bm), std::move(executors));
+}
+
+scheduler_actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
                                 block_manager_actor bm, std::function<executor_actor()> make_executor) {
-  return sys.spawn(scheduler, std::move(cfg), std::move(tok), std::move(bm), std::move(make_executor));
+  executor_group g;
+  g.size = 1;
+  g.spawn = [make_executor = std::move(make_executor)](int32_t) { return make_executor(); };
+  return spawn_scheduler(sys, std::move(cfg), std::move(tok), std::move(bm), std::move(g));
 }
 
 }  // namespace troupe

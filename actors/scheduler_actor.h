@@ -9,6 +9,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/executor_actor.h"
 #include "actors/messages.h"
 #include "runtime/scheduler_core.h"
 
@@ -27,7 +28,12 @@ struct scheduler_config {
   std::vector<int32_t> eos_ids;
 };
 
-// `make_executor` spawns (and, after a crash, respawns) the executor the scheduler monitors.
+// The scheduler spawns the group's executors, monitors them and respawns the whole group when a
+// rank dies; each step goes to every rank and completes when all answered (rank 0's logits).
+scheduler_actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
+                                block_manager_actor bm, executor_group executors);
+
+// One executor (no tensor parallelism): `make_executor` spawns it, and again after a crash.
 scheduler_actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
                                 block_manager_actor bm, std::function<executor_actor()> make_executor);
 

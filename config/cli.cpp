@@ -116,9 +116,9 @@ status apply_config_json(const std::string& json_text, const std::string& origin
     if (!def) return make_error(errc::invalid_argument, origin + ": unknown key '" + key + "'");
     if (value.is_null()) continue;
     std::string text = json_scalar_text(value);
-    if (value.is_array() && name == "extensions") {  // a list of names; joined as on the command line
+    if (value.is_array() && (name == "extensions" || name == "workers")) {  // joined as on the command line
       for (const auto& item : value) {
-        if (!item.is_string()) return make_error(errc::invalid_argument, origin + ": 'extensions' must list names");
+        if (!item.is_string()) return make_error(errc::invalid_argument, origin + ": '" + key + "' must list strings");
         text += (text.empty() ? "" : ",") + item.get<std::string>();
       }
       auto st = def->set(opts, text);
@@ -141,6 +141,13 @@ status validate_options(const troupe_options& o) {
                                                   std::to_string(e.cache_block_seq_len) + ")");
   if (e.session_len > 0 && e.session_len < 2)
     return make_error(errc::invalid_argument, "--session-len must be at least 2 tokens");
+  if (o.cluster.role == "router" && o.cluster.workers.empty() && !o.cluster.join_port)
+    return make_error(errc::invalid_argument, "--role router needs --workers host:port,... (the workers' "
+                                              "--cluster-port) or --join-port for workers started with --join");
+  if (o.cluster.role != "router" && (!o.cluster.workers.empty() || o.cluster.join_port))
+    return make_error(errc::invalid_argument, "--workers and --join-port are only for --role router");
+  if (o.cluster.role != "worker" && !o.cluster.join.empty())
+    return make_error(errc::invalid_argument, "--join is only for --role worker");
   if (e.device == "cuda" && e.model.dtype == "float32")
     return make_error(errc::invalid_argument, "--device cuda runs bfloat16 or float16 weights; use --dtype bfloat16");
   return ok_status();

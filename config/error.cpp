@@ -20,6 +20,7 @@ const char* errc_name(errc code) {
     case errc::draining: return "draining";
     case errc::context_too_long: return "context_too_long";
     case errc::unauthorized: return "unauthorized";
+    case errc::unavailable: return "unavailable";
   }
   return "unknown";
 }

@@ -28,6 +28,7 @@ enum class errc : uint8_t {
   draining = 12,         // shutting down (HTTP 503)
   context_too_long = 13, // prompt + max_tokens beyond session_len or the KV cache (HTTP 400)
   unauthorized = 14,     // bad or missing API key (HTTP 401)
+  unavailable = 15,      // cluster: no worker is up, or the request's worker went away (HTTP 503)
 };
 
 const char* errc_name(errc code);

@@ -80,13 +80,14 @@ status parse_fault_inject(const std::string& v, fault_inject_options& out) {
     if (key == "fail_step") TROUPE_TRY(parse_int(name, val, f.fail_step, 0, 1 << 30));
     else if (key == "fail_steps") TROUPE_TRY(parse_int(name, val, f.fail_steps, 1, 1 << 30));
     else if (key == "slow_ms") TROUPE_TRY(parse_int(name, val, f.slow_ms, 0, 600000));
+    else if (key == "rank") TROUPE_TRY(parse_int(name, val, f.rank, -1, 63));
     else if (key == "refuse_blocks_after") TROUPE_TRY(parse_int(name, val, f.refuse_blocks_after, 0, 1 << 30));
     else if (key == "refuse_blocks_count") {
       TROUPE_TRY(parse_int(name, val, f.refuse_blocks_count, -1, 1 << 30));
       if (f.refuse_blocks_count == 0) return bad(name, val, "must be -1 (for good) or >= 1");
     } else {
       return bad("fault-inject", v, "unknown key '" + key +
-                                        "' (fail_step, fail_steps, slow_ms, refuse_blocks_after, refuse_blocks_count)");
+                                        "' (fail_step, fail_steps, slow_ms, rank, refuse_blocks_after, refuse_blocks_count)");
     }
   }
   out = f;
@@ -108,8 +109,13 @@ std::vector<option_def> build_table() {
       "auto", [](o& x, const std::string& v) -> status { return one_of("load-format", v, x.engine.model.load_format, {"auto", "dummy"}); });
   add("device", "engine", "where the model runs: cpu|cuda", "cpu",
       [](o& x, const std::string& v) -> status { return one_of("device", v, x.engine.device, {"cpu", "cuda"}); });
-  add("tp", "engine", "tensor-parallel ranks (one executor per rank); must divide the attention heads", "1",
-      [](o& x, const std::string& v) -> status { return parse_int("tp", v, x.engine.tp, 1, 64); });
+  add("tp", "engine",
+      "tensor-parallel ranks: one executor per rank (GPU i for rank i with --device cuda), attention heads and "
+      "MLP columns split, all-reduce after attention and MLP; must divide the heads and intermediate size",
+      "1", [](o& x, const std::string& v) -> status { return parse_int("tp", v, x.engine.tp, 1, 64); });
+  add("tp-collectives", "engine",
+      "run the tensor-parallel all-reduce even with --tp 1 (checks the NCCL/CPU collective path on one device)",
+      "false", [](o& x, const std::string& v) -> status { return parse_bool("tp-collectives", v, x.engine.tp_collectives); });
   add("num-threads", "engine", "CPU compute threads (0 = all cores)", "0",
       [](o& x, const std::string& v) -> status { return parse_int("num-threads", v, x.engine.num_threads, 0, 1024); });
   add("session-len", "engine", "longest sequence, prompt + output, in tokens (0 = the model's max positions)", "0",
@@ -189,6 +195,57 @@ std::vector<option_def> build_table() {
       [](o& x, const std::string& v) -> status { return parse_double("drain-timeout", v, x.server.drain_timeout_s, 0, 86400); });
   add("max-n", "server", "largest n (choices per request) accepted", "16",
       [](o& x, const std::string& v) -> status { return parse_int("max-n", v, x.server.max_n, 1, 1024); });
+  add("role", "cluster",
+      "standalone (one node), worker (publishes its scheduler on --cluster-port) or router (serves the API in "
+      "front of --workers); see docs/cluster.md",
+      "standalone", [](o& x, const std::string& v) -> status {
+        return one_of("role", v, x.cluster.role, {"standalone", "worker", "router"});
+      });
+  add("workers", "cluster", "router: the workers' host:port (their --cluster-port), comma-separated", "",
+      [](o& x, const std::string& v) -> status {
+        x.cluster.workers.clear();
+        std::stringstream ss(v);
+        std::string item;
+        while (std::getline(ss, item, ',')) {
+          if (item.empty()) continue;
+          const size_t colon = item.rfind(':');
+          long long port = 0;
+          if (colon == std::string::npos || colon == 0 || !parse_int("workers", item.substr(colon + 1), port, 1, 65535))
+            return bad("workers", v, "'" + item + "' is not host:port with a port in [1, 65535]");
+          x.cluster.workers.push_back(item);
+        }
+        return ok_status();
+      });
+  add("cluster-host", "cluster", "worker: address the worker actor is published on (default: --host)", "",
+      [](o& x, const std::string& v) -> status { x.cluster.cluster_host = v; return ok_status(); });
+  add("cluster-port", "cluster", "worker: TCP port the router connects to (0 = any free port)", "8001",
+      [](o& x, const std::string& v) -> status { return parse_int("cluster-port", v, x.cluster.cluster_port, 0, 65535); });
+  add("cluster-poll-interval", "cluster", "router: seconds between load reports asked of each worker", "0.25",
+      [](o& x, const std::string& v) -> status { return parse_double("cluster-poll-interval", v, x.cluster.poll_interval_s, 0.01, 60); });
+  add("cluster-reconnect-interval", "cluster", "router: seconds between attempts to reach an absent worker", "1",
+      [](o& x, const std::string& v) -> status { return parse_double("cluster-reconnect-interval", v, x.cluster.reconnect_interval_s, 0.05, 600); });
+  add("join-port", "cluster",
+      "router: also accept workers that join by themselves (their --join) on this port (0 = any free port)", "",
+      [](o& x, const std::string& v) -> status {
+        uint16_t port = 0;
+        TROUPE_TRY(parse_int("join-port", v, port, 0, 65535));
+        x.cluster.join_port = port;
+        return ok_status();
+      });
+  add("join", "cluster", "worker: announce this worker to the router's --join-port at host:port (repeated every "
+      "reconnect interval, so a restarted router finds it)", "",
+      [](o& x, const std::string& v) -> status {
+        const size_t colon = v.rfind(':');
+        long long port = 0;
+        if (colon == std::string::npos || colon == 0 || !parse_int("join", v.substr(colon + 1), port, 1, 65535))
+          return bad("join", v, "expected host:port with a port in [1, 65535]");
+        x.cluster.join = v;
+        return ok_status();
+      });
+  add("cluster-prefix-routing", "cluster",
+      "router: send a prompt to the worker that recently got its prefix (blocks of --cache-block-seq-len "
+      "tokens) while that worker is not much busier than the others",
+      "true", [](o& x, const std::string& v) -> status { return parse_bool("cluster-prefix-routing", v, x.cluster.prefix_routing); });
   add("fault-inject", "testing",
       "TEST-ONLY fault injection: fail_step=N[,fail_steps=K],slow_ms=MS,refuse_blocks_after=N[,refuse_blocks_count=K|-1]",
       "", [](o& x, const std::string& v) -> status { return parse_fault_inject(v, x.engine.fault_inject); });

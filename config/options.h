@@ -25,6 +25,7 @@ struct fault_inject_options {
   int32_t fail_step = 0;            // the forward step with this number (1-based) fails (device_error)
   int32_t fail_steps = 1;           // ... and this many consecutive steps from it
   int32_t slow_ms = 0;              // every forward step sleeps this long first
+  int32_t rank = -1;                // fail_step/slow_ms on this tensor-parallel rank only (-1: every rank)
   int32_t refuse_blocks_after = 0;  // after this many allocation requests the block manager refuses
   int32_t refuse_blocks_count = 1;  // ... this many (then serves again); -1 = refuses for good
   bool any() const { return fail_step > 0 || slow_ms > 0 || refuse_blocks_after > 0; }
@@ -34,6 +35,7 @@ struct engine_options {
   model_options model;
   std::string device = "cpu";  // cpu|cuda
   int32_t tp = 1;
+  bool tp_collectives = false;             // all-reduce path even with tp 1 (tests the collectives)
   int32_t session_len = 0;                 // max tokens per sequence; 0 = model's max positions
   int32_t max_batch_size = 128;            // sequences per forward step
   int32_t max_prefill_token_num = 2048;    // prefill tokens per forward step
@@ -64,9 +66,23 @@ struct server_options {
   std::vector<std::string> extensions;  // named extensions linked into the binary, in order
 };
 
+// Cluster mode (docs/cluster.md): a router node in front of worker nodes over CAF's middleman.
+struct cluster_options {
+  std::string role = "standalone";   // standalone|worker|router
+  std::vector<std::string> workers;  // router: worker addresses host:port (their --cluster-port)
+  std::string cluster_host;          // worker: address to publish on; empty = --host
+  uint16_t cluster_port = 8001;      // worker: port of the published worker actor (0 = any free port)
+  double poll_interval_s = 0.25;     // router: how often each worker's load is asked for
+  double reconnect_interval_s = 1.0; // router: how often an absent worker is tried again
+  bool prefix_routing = true;        // router: prefer the worker that was sent the prompt's prefix
+  std::optional<uint16_t> join_port; // router: workers may join on this port (0 = any); unset = off
+  std::string join;                  // worker: the router's join address host:port; empty = off
+};
+
 struct troupe_options {
   engine_options engine;
   server_options server;
+  cluster_options cluster;
   std::string log_level = "info";
   std::string config_file;
 };

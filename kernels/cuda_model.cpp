@@ -6,6 +6,10 @@
 #include <string>
 
 #include "config/log.h"
+#ifdef TROUPE_HAVE_NCCL
+#include <nccl.h>
+#endif
+
 #include "kernels/activation.h"
 #include "kernels/embedding.h"
 #include "kernels/host_dtype.h"
@@ -329,6 +333,7 @@ status cuda_model::validate(const step_batch& batch) const {
 // Design note: the step's metadata is packed into one pinned buffer (sections 16-byte aligned),
 // uploaded with one copy; the block tables are packed with the step's widest table as row stride.
 status cuda_model::forward(const step_batch& batch, step_logits& out) {
+  TROUPE_CUDA_TRY(cudaSetDevice(opts_.device), "cudaSetDevice");  // the executor's thread, not the loader's
   TROUPE_TRY(validate(batch));
   out.row_seq.clear();
   out.data.clear();
@@ -404,7 +409,8 @@ status cuda_model::forward(const step_batch& batch, step_logits& out) {
   attn.partial_ml = buf_.partial_ml;
   attn.dtype = opts_.dtype;
   TROUPE_TRY(run_layers(T, buf_.meta + tok_off, buf_.meta + pos_off, buf_.meta + slot_off, attn));
-  TROUPE_TRY(run_lm_head(rows, buf_.meta + rows_off, out));
+  if (opts_.tp_rank == 0) TROUPE_TRY(run_lm_head(rows, buf_.meta + rows_off, out));  // other TP ranks: no rows
+  else out.row_seq.clear();
   return cuda_status(cudaStreamSynchronize(stream_), "forward step");
 }
 
@@ -453,6 +459,7 @@ status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t*
     TROUPE_CUDA_TRY(launch_paged_attention(a, stream_), "paged_attention");
     g.y = buf_.h, g.x = buf_.attn, g.w = l.o, g.n = d.H, g.k = d.Hq * d.D;
     TROUPE_TRY(gemm_.run(g));
+    TROUPE_TRY(all_reduce_hidden(T));
     TROUPE_CUDA_TRY(launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, l.post_norm, T, d.H, eps, dt}, stream_),
                     "fused_add_rms_norm");
     g.y = buf_.gate_up, g.x = buf_.h, g.w = l.gate_up, g.n = 2 * d.I, g.k = d.H;
@@ -460,10 +467,25 @@ status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t*
     TROUPE_CUDA_TRY(launch_silu_and_mul({buf_.act, buf_.gate_up, T, d.I, dt}, stream_), "silu_and_mul");
     g.y = buf_.h, g.x = buf_.act, g.w = l.down, g.n = d.H, g.k = d.I;
     TROUPE_TRY(gemm_.run(g));
+    TROUPE_TRY(all_reduce_hidden(T));
   }
   return cuda_status(
       launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, final_norm_, T, d.H, eps, dt}, stream_),
       "final norm");
+}
+
+status cuda_model::all_reduce_hidden(int64_t T) {
+  if (!opts_.nccl_comm) return ok_status();
+#ifdef TROUPE_HAVE_NCCL
+  const ncclDataType_t type = opts_.dtype == kernel_dtype::bf16 ? ncclBfloat16 : ncclFloat16;
+  const ncclResult_t r = ncclAllReduce(buf_.h, buf_.h, static_cast<size_t>(T * cfg_.hidden_size), type, ncclSum,
+                                       static_cast<ncclComm_t>(opts_.nccl_comm), stream_);
+  if (r != ncclSuccess)
+    return make_error(errc::device_error, std::string("ncclAllReduce failed: ") + ncclGetErrorString(r));
+  return ok_status();
+#else
+  return make_error(errc::unsupported, "tensor parallelism on GPUs needs NCCL (not found at build time)");
+#endif
 }
 
 // The wanted rows of the normed hidden states are gathered into the (now free) residual buffer

@@ -37,6 +37,11 @@ struct cuda_model_options {
   int64_t session_len = 0;        // longest sequence; 0: max_position_embeddings
   int32_t max_splits = 16;        // split-K bound for decode attention
   bool warm_up = true;            // run a step at the largest shapes at start-up
+  // Tensor parallelism: `cfg` and the weights are rank `tp_rank`'s shard (runtime/tensor_parallel.h)
+  // and `nccl_comm` (an ncclComm_t from kernels/nccl_comm.h) all-reduces the o_proj and down_proj
+  // outputs. Null: no collectives. Only rank 0 computes logits.
+  void* nccl_comm = nullptr;
+  int32_t tp_rank = 0;
 };
 
 class cuda_model final : public model_backend {
@@ -60,6 +65,7 @@ class cuda_model final : public model_backend {
   int64_t num_kv_blocks() const override { return kv_layout_.num_blocks; }
   int64_t block_seq_len() const override { return kv_layout_.block_seq_len; }
   status forward(const step_batch& batch, step_logits& out) override;
+  backend_memory memory() const override { return {weights_bytes(), reserve_bytes(), kv_bytes()}; }
 
   const paged_kv_layout& kv_layout() const { return kv_layout_; }
   cudaStream_t stream() const { return stream_; }
@@ -102,6 +108,7 @@ class cuda_model final : public model_backend {
   status validate(const step_batch& batch) const;
   status run_layers(int64_t num_tokens, const int32_t* d_tokens, const int32_t* d_pos, const int32_t* d_slots,
                     const paged_attention_args& attn);
+  status all_reduce_hidden(int64_t num_tokens);  // sums buf_.h [T, hidden] over the TP ranks
   status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
 
   model_config cfg_;

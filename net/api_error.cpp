@@ -35,6 +35,11 @@ api_error to_api_error(const error& e) {
       a.type = "service_unavailable_error";
       a.retry_after_s = 5;
       break;
+    case errc::unavailable:
+      a.status = 503;
+      a.type = "service_unavailable_error";
+      a.retry_after_s = 1;
+      break;
     default:
       a.status = 500;
       a.type = "internal_error";
@@ -72,7 +77,7 @@ const char* rejection_reason(const api_error& e) {
     case 405: return "method_not_allowed";
     case 413: return "too_large";
     case 429: return "overloaded";
-    case 503: return "draining";
+    case 503: return e.code == "unavailable" ? "unavailable" : "draining";
     default: return "error";
   }
 }

@@ -183,12 +183,31 @@ void write_plan(writer& w, const memory_plan& p) {
           static_cast<double>(p.max_concurrent_requests));
 }
 
+// What each tensor-parallel rank's backend actually holds (next to the planned gauges above).
+void write_rank_memory(writer& w, const std::vector<backend_memory>& ranks) {
+  if (ranks.empty()) return;
+  const struct {
+    const char* name;
+    const char* help;
+    uint64_t backend_memory::*field;
+  } per_rank[] = {
+      {"troupe:memory_weights_measured_bytes", "Weight bytes each rank holds, measured.", &backend_memory::weights_bytes},
+      {"troupe:memory_kv_measured_bytes", "KV-pool bytes each rank holds, measured.", &backend_memory::kv_bytes},
+  };
+  for (const auto& f : per_rank) {
+    w.family(f.name, "gauge", f.help);
+    for (size_t r = 0; r < ranks.size(); ++r)
+      w.sample(f.name, static_cast<double>(ranks[r].*(f.field)), "rank=\"" + std::to_string(r) + "\"");
+  }
+}
+
 }  // namespace
 
 std::string render_metrics(const server_metrics& m, const metrics_view& v) {
   writer w(v.model_name);
   if (v.stats) write_engine(w, *v.stats);
   if (v.plan) write_plan(w, *v.plan);
+  write_rank_memory(w, v.ranks);
   w.hist("troupe:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
          m.time_to_first_token.snap());
   w.hist("troupe:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",

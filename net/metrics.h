@@ -73,6 +73,7 @@ struct metrics_view {
   const engine_stats* stats = nullptr;  // null when the engine did not answer in time
   const memory_plan* plan = nullptr;
   std::string model_name;
+  std::vector<backend_memory> ranks;  // measured per tensor-parallel rank
 };
 
 std::string render_metrics(const server_metrics& m, const metrics_view& v);

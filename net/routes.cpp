@@ -181,8 +181,10 @@ http_response api_routes::metrics_text() {
   metrics_view v;
   if (stats.ok()) v.stats = &stats.value();
   v.plan = &eng_.plan();
+  v.ranks = eng_.rank_memory();
   v.model_name = ctx_.model_name;
-  return http_response::text(200, render_metrics(metrics_, v), "text/plain; version=0.0.4; charset=utf-8");
+  return http_response::text(200, render_metrics(metrics_, v) + eng_.cluster_metrics(),
+                             "text/plain; version=0.0.4; charset=utf-8");
 }
 
 }  // namespace troupe

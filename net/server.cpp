@@ -16,7 +16,8 @@ namespace troupe {
 
 namespace {
 
-void log_memory_vs_plan(const memory_plan& plan) {
+void log_memory_vs_plan(const memory_plan& plan, const std::vector<backend_memory>& measured) {
+  if (plan.ranks.empty()) return;  // a cluster router holds no model
   uint64_t weights = 0, reserve = 0, kv = 0;
   for (const rank_plan& r : plan.ranks) weights += r.weights_bytes, reserve += r.reserve_bytes, kv += r.kv_bytes;
   // On the CPU the KV pool is committed page by page as blocks are first used, so resident memory
@@ -25,6 +26,10 @@ void log_memory_vs_plan(const memory_plan& plan) {
                       "({} rank(s) on {}{})",
                       format_bytes(process_rss_bytes()), format_bytes(weights), format_bytes(reserve), format_bytes(kv),
                       plan.ranks.size(), plan.device, plan.device == "cpu" ? ", KV committed on use" : "");
+  for (size_t r = 0; r < measured.size() && r < plan.ranks.size(); ++r)
+    logger("net")->info("rank {}: weights {} (planned {}), KV pool {} (planned {})", r,
+                        format_bytes(measured[r].weights_bytes), format_bytes(plan.ranks[r].weights_bytes),
+                        format_bytes(measured[r].kv_bytes), format_bytes(plan.ranks[r].kv_bytes));
 }
 
 }  // namespace
@@ -42,7 +47,7 @@ int run_server(engine& eng, const listener_options& opts) {
   boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);  // before the I/O threads start
   listener server(eng, opts, make_engine_codec(eng));
   const memory_plan plan = eng.plan();
-  server.on_first_request_done([plan] { log_memory_vs_plan(plan); });
+  server.on_first_request_done([plan, &eng] { log_memory_vs_plan(plan, eng.rank_memory()); });
   status st = server.start();
   if (!st.ok()) {
     log->error("{}", st.err().to_string());

@@ -54,13 +54,17 @@ cpu_model::cpu_model(model_config cfg, model_weights weights, const cpu_model_op
       block_seq_len_(opts.block_seq_len),
       block_stride_(cfg_.num_layers * 2 * cfg_.num_kv_heads * opts.block_seq_len * cfg_.head_dim),
       inv_freq_(rope_inv_freq(cfg_.rope, cfg_.head_dim, cfg_.source_dtype)),
-      pool_(std::make_unique<cpu_thread_pool>(opts.num_threads)) {}
+      pool_(std::make_unique<cpu_thread_pool>(opts.num_threads)),
+      comm_(opts.comm),
+      tp_rank_(opts.tp_rank) {}
 
 result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_weights weights,
                                                      const cpu_model_options& opts) {
   TROUPE_TRY(check_weights(cfg, weights));
   if (opts.num_kv_blocks <= 0 || opts.block_seq_len <= 0)
     return make_error(errc::invalid_argument, "cpu_model needs num_kv_blocks > 0 and block_seq_len > 0");
+  if (opts.comm && (opts.tp_rank < 0 || opts.tp_rank >= opts.comm->world()))
+    return make_error(errc::invalid_argument, "cpu_model: tensor-parallel rank outside the group");
   std::unique_ptr<cpu_model> m(new cpu_model(std::move(cfg), std::move(weights), opts));
   const int64_t floats = m->num_blocks_ * m->block_stride_;
   auto kv = host_buffer::allocate(static_cast<size_t>(floats));
@@ -188,7 +192,15 @@ void cpu_model::compute_logits(const step_batch& batch, step_logits& out) {
   matmul_nt(h_.data(), rows, w_.lm_head_matrix(), nullptr, out.data.data(), *pool_);
 }
 
+backend_memory cpu_model::memory() const {
+  backend_memory m;
+  m.weights_bytes = static_cast<uint64_t>(w_.num_bytes());
+  m.kv_bytes = static_cast<uint64_t>(kv_pool_bytes());
+  return m;
+}
+
 status cpu_model::forward(const step_batch& batch, step_logits& out) {
+  std::lock_guard<std::mutex> lock(forward_mu_);
   TROUPE_TRY(check_batch(batch));
   const int64_t n = batch.num_tokens();
   if (n == 0) {
@@ -205,12 +217,20 @@ status cpu_model::forward(const step_batch& batch, step_logits& out) {
     matmul_nt(h_.data(), n, lw.w_qkv, lw.b_qkv.empty() ? nullptr : lw.b_qkv.data(), qkv_.data(), *pool_);
     attention_layer(batch, l);
     matmul_nt(attn_.data(), n, lw.w_o, nullptr, h_.data(), *pool_);
+    if (comm_) TROUPE_TRY(comm_->all_reduce_sum(tp_rank_, batch.step_id, h_.data(), n * hidden));
     add_in_place(x_.data(), h_.data(), n * hidden);
     rmsnorm(x_.data(), lw.mlp_norm.data(), n, hidden, cfg_.rms_norm_eps, h_.data());
     matmul_nt(h_.data(), n, lw.w_gate_up, nullptr, gate_up_.data(), *pool_);
     silu_mul(gate_up_.data(), n, inter, act_.data());
     matmul_nt(act_.data(), n, lw.w_down, nullptr, h_.data(), *pool_);
+    if (comm_) TROUPE_TRY(comm_->all_reduce_sum(tp_rank_, batch.step_id, h_.data(), n * hidden));
     add_in_place(x_.data(), h_.data(), n * hidden);
+  }
+  if (tp_rank_ != 0) {  // the residual stream is identical on every rank: rank 0 answers
+    out.row_seq.clear();
+    out.data.clear();
+    out.vocab_size = cfg_.vocab_size;
+    return ok_status();
   }
   compute_logits(batch, out);
   return ok_status();

@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "config/error.h"
+#include "runtime/cpu_comm.h"
 #include "runtime/cpu_thread_pool.h"
 #include "runtime/host_buffer.h"
 #include "runtime/model_backend.h"
@@ -19,6 +21,10 @@ struct cpu_model_options {
   int64_t num_kv_blocks = 0;   // blocks in the KV pool
   int64_t block_seq_len = 16;  // tokens per block (cache_block_seq_len)
   int num_threads = 0;         // threads for matmuls and attention, the caller included; 0 = all cores
+  // Tensor parallelism: this model is rank `tp_rank` of comm->world() and holds that rank's shard
+  // (weights and config from runtime/tensor_parallel.h). Null: a whole model, no collectives.
+  std::shared_ptr<cpu_comm_group> comm;
+  int32_t tp_rank = 0;
 };
 
 class cpu_model : public model_backend {
@@ -41,13 +47,17 @@ class cpu_model : public model_backend {
   // and attention for a token at position p always reduces over cached positions 0..p in order,
   // whether its K/V were written in this step or earlier, so a sequence's logits are bit-identical
   // whatever shares the step and however its prompt was chunked.
-  // Not reentrant: one forward() at a time (the executor is the only caller).
+  // With tensor parallelism the o_proj and down_proj outputs are partial sums, all-reduced over the
+  // ranks before the residual add; only rank 0 computes logits (the others return no rows).
+  // One forward() at a time: concurrent calls (a restarted executor while the old one finishes)
+  // are serialised.
   status forward(const step_batch& batch, step_logits& out) override;
 
   // KV block layout: [num_layers][2 (K, V)][num_kv_heads][block_seq_len][head_dim] float32.
   int64_t block_floats() const { return block_stride_; }
   int64_t kv_pool_bytes() const { return static_cast<int64_t>(kv_.size() * sizeof(float)); }
   int num_threads() const { return pool_->num_threads(); }
+  backend_memory memory() const override;
 
  private:
   cpu_model(model_config cfg, model_weights weights, const cpu_model_options& opts);
@@ -64,6 +74,9 @@ class cpu_model : public model_backend {
   host_buffer kv_;            // [num_blocks, num_layers, 2, num_kv_heads, block_seq_len, head_dim]
   std::vector<float> inv_freq_;  // [head_dim / 2]
   std::unique_ptr<cpu_thread_pool> pool_;
+  std::shared_ptr<cpu_comm_group> comm_;
+  int32_t tp_rank_ = 0;
+  std::mutex forward_mu_;
 
   // Per-step workspaces, grown on demand (T = tokens in the step).
   std::vector<int32_t> tok_seq_;  // [T] index into batch.seqs

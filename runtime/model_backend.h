@@ -11,6 +11,13 @@
 
 namespace troupe {
 
+// What a backend holds, measured (bytes it actually allocated), for /metrics and the start-up log.
+struct backend_memory {
+  uint64_t weights_bytes = 0;
+  uint64_t reserve_bytes = 0;  // device backends; 0 on the CPU (workspaces grow with the step)
+  uint64_t kv_bytes = 0;
+};
+
 class model_backend {
  public:
   virtual ~model_backend() = default;
@@ -21,6 +28,7 @@ class model_backend {
   // Runs one forward pass over `batch`, appending the new tokens' K/V into their blocks, and fills
   // `out` with the requested logits. A failure fails the whole step (the executor reports it).
   virtual status forward(const step_batch& batch, step_logits& out) = 0;
+  virtual backend_memory memory() const { return {}; }
 };
 
 }  // namespace troupe

@@ -2,6 +2,7 @@
 #include "runtime/model_plan.h"
 
 #include "runtime/host_memory.h"
+#include "runtime/tensor_parallel.h"
 
 namespace troupe {
 
@@ -13,9 +14,7 @@ result<memory_plan> plan_for_model(const model_config& cfg, const engine_options
   if (o.session_len > cfg.max_position_embeddings)
     warnings.push_back("session_len " + std::to_string(o.session_len) + " is beyond the model's " +
                        std::to_string(cfg.max_position_embeddings) + " positions; quality may degrade");
-  if (o.tp < 1 || cfg.num_heads % o.tp != 0)
-    return make_error(errc::invalid_argument, "--tp " + std::to_string(o.tp) + " must divide the model's " +
-                                                  std::to_string(cfg.num_heads) + " attention heads");
+  TROUPE_TRY(check_tensor_parallel(cfg, o.tp));
   auto plan = make_memory_plan(to_plan_shape(cfg), o, resolve_dtype(o.model.dtype, o.device), devices);
   if (!plan) return plan.err();
   plan->warnings.insert(plan->warnings.begin(), warnings.begin(), warnings.end());

@@ -19,6 +19,7 @@ struct seq_step {
 
 struct step_batch {
   std::vector<seq_step> seqs;
+  int64_t step_id = 0;  // increasing per scheduler; tensor-parallel ranks scope their collectives by it
   int64_t num_tokens() const {
     int64_t n = 0;
     for (const auto& s : seqs) n += static_cast<int64_t>(s.tokens.size());

@@ -7,6 +7,13 @@ resident memory within --rss-tolerance of its value after warm-up. Exits 1 on an
 
   tools/soak.py http://127.0.0.1:8000 --requests 10000 --concurrency 16
   tools/soak.py --binary build/tools/troupe --requests 200 --concurrency 16
+  tools/soak.py --binary build/tools/troupe --token-ids 512 --server-arg=--model \
+      --server-arg=../shared/fixtures/tiny-llama --server-arg=--session-len --server-arg=1024
+
+--token-ids VOCAB is for a model without a tokenizer (the tiny-llama fixture): prompts are token ids
+below VOCAB sent to /v1/completions only, and greedy answers are compared by their token ids
+(logprobs), since such a model's text is empty. A --server-arg flag replaces the small default of
+the same name.
 """
 import argparse
 import concurrent.futures
@@ -56,7 +63,10 @@ def rss_kib(pid):
 class Server:
     def __init__(self, binary, extra):
         self.log = tempfile.NamedTemporaryFile(prefix="troupe-soak-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([binary, "serve", "--port", "0"] + SERVER_FLAGS + extra,
+        named = {f for f in extra if f.startswith("--")}
+        flags = [x for i in range(0, len(SERVER_FLAGS), 2) if SERVER_FLAGS[i] not in named
+                 for x in SERVER_FLAGS[i:i + 2]]
+        self.proc = subprocess.Popen([binary, "serve", "--port", "0"] + flags + extra,
                                      stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         self.url = None
@@ -90,14 +100,18 @@ class Server:
         return self.proc.returncode
 
 
-def make_spec(seed, i, drop_frac, ws_frac):
+def make_spec(seed, i, drop_frac, ws_frac, vocab=0):
     r = random.Random(seed * 1_000_003 + i)
     words = r.randint(1, 60)
     prompt = " ".join(r.choice(WORDS) for _ in range(words)) + f" #{i % 97}"
+    if vocab:  # token ids for a model without a tokenizer; a few shared ones give prefix hits
+        prompt = [3 + (i % 97) % (vocab - 3)] + [r.randint(3, vocab - 1) for _ in range(words)]
     greedy = r.random() < 0.4
+    chat = r.random() < 0.4
     spec = {
         "i": i,
-        "chat": r.random() < 0.4,
+        "chat": chat and not vocab,
+        "ids": bool(vocab),
         "stream": r.random() < 0.5,
         "prompt": prompt,
         "max_tokens": r.choice([1, 2, 4, 8, 12, 16, 24]),
@@ -126,7 +140,17 @@ def body_of(spec):
         b["prompt"] = spec["prompt"]
     if spec["stream"]:
         b["stream_options"] = {"include_usage": True}
+    if spec["ids"]:
+        b["logprobs"] = 1  # the answer's token ids: the text of a tokenizer-less model is empty
     return b
+
+
+def text_of(spec, choice):
+    if spec["ids"]:
+        return " ".join((choice.get("logprobs") or {}).get("tokens") or [])
+    if spec["chat"]:
+        return choice.get("message", {}).get("content") or choice.get("delta", {}).get("content") or ""
+    return choice.get("text") or ""
 
 
 def check_answer(spec, finish, completion_tokens):
@@ -148,7 +172,7 @@ def run_normal(url, sess, spec):
     if not spec["stream"]:
         j = r.json()
         ch = j["choices"][0]
-        text = ch["message"]["content"] if spec["chat"] else ch["text"]
+        text = text_of(spec, ch)
         return check_answer(spec, ch["finish_reason"], j["usage"]["completion_tokens"]), text
     text, finish, usage, done = "", None, None, False
     for line in r.iter_lines():
@@ -166,7 +190,8 @@ def run_normal(url, sess, spec):
         if ev.get("usage"):
             usage = ev["usage"]
         for ch in ev.get("choices", []):
-            text += (ch.get("delta", {}).get("content") or "") if spec["chat"] else (ch.get("text") or "")
+            piece = text_of(spec, ch)
+            text += (" " if spec["ids"] and text and piece else "") + piece
             if ch.get("finish_reason"):
                 finish = ch["finish_reason"]
     if not done:
@@ -244,7 +269,7 @@ def one(url, spec, stats, tls):
             err, text = run_normal(url, tls.sess, spec)
             key = "answered"
             if err is None and spec["temperature"] == 0.0:
-                k = (spec["prompt"], spec["chat"], spec["max_tokens"], spec["ignore_eos"])
+                k = (str(spec["prompt"]), spec["chat"], spec["max_tokens"], spec["ignore_eos"])
                 with stats.lock:
                     prev = stats.greedy.setdefault(k, text)
                     if prev != text:
@@ -261,7 +286,7 @@ def one(url, spec, stats, tls):
                 stats.failures.append(f"request {spec['i']} ({spec['kind']}): {err}")
 
 
-def fill_kv_cache(url, pool, seed):
+def fill_kv_cache(url, pool, seed, vocab=0):
     """Touch every KV block once (prefill-only requests with distinct random token ids, so no
     prefix hit): the CPU pool is committed page by page on first use, and RSS growth from that is
     not a leak. Part of the warm-up."""
@@ -273,7 +298,7 @@ def fill_kv_cache(url, pool, seed):
     n = (total * 64) // per + 2
 
     def go(k):
-        ids = [r.randint(100, 20000) for _ in range(per)]
+        ids = [r.randint(3, vocab - 1) if vocab else r.randint(100, 20000) for _ in range(per)]
         try:
             requests.post(url + "/v1/completions", json={"prompt": ids, "max_tokens": 1}, timeout=300)
         except requests.RequestException:
@@ -303,6 +328,8 @@ def main():
     ap.add_argument("--drop-fraction", type=float, default=0.2)
     ap.add_argument("--ws-cancel-fraction", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=0, help="requests before the RSS baseline (default: 10%%, 100..500)")
+    ap.add_argument("--token-ids", type=int, default=0, metavar="VOCAB",
+                    help="token-id prompts below VOCAB, completions only (a model without a tokenizer)")
     ap.add_argument("--rss-tolerance", type=float, default=0.05)
     ap.add_argument("--idle-timeout", type=float, default=30.0)
     args = ap.parse_args()
@@ -314,7 +341,8 @@ def main():
     pid = server.proc.pid if server else None
     warmup = args.warmup or max(100, min(500, args.requests // 10))
     warmup = min(warmup, args.requests)
-    specs = [make_spec(args.seed, i, args.drop_fraction, args.ws_cancel_fraction) for i in range(args.requests)]
+    specs = [make_spec(args.seed, i, args.drop_fraction, args.ws_cancel_fraction, args.token_ids)
+             for i in range(args.requests)]
     stats = Stats()
     tls = threading.local()
     violations = []
@@ -324,7 +352,7 @@ def main():
         log(f"{args.requests} requests, concurrency {args.concurrency}, seed {args.seed}, server {url}")
         with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(lambda s: one(url, s, stats, tls), specs[:warmup]))
-            fill_kv_cache(url, pool, args.seed)
+            fill_kv_cache(url, pool, args.seed, args.token_ids)
             idle = wait_idle(url, args.idle_timeout)
             if pid:
                 rss_warm = rss_kib(pid)

@@ -205,6 +205,10 @@ TEST(openai_error, maps_errc_to_http_status) {
   api_error drain = to_api_error(make_error(errc::draining, "x"));
   EXPECT_EQ(drain.status, 503);
   EXPECT_GT(drain.retry_after_s, 0);
+  api_error lost = to_api_error(make_error(errc::unavailable, "worker went away"));
+  EXPECT_EQ(lost.status, 503);
+  EXPECT_EQ(lost.code, "unavailable");
+  EXPECT_GT(lost.retry_after_s, 0);
   EXPECT_EQ(to_api_error(make_error(errc::device_error, "x")).status, 500);
   json body = api_error_json(bad_request("m", "p"));
   EXPECT_EQ(body["error"]["message"], "m");
