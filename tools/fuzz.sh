@@ -70,7 +70,7 @@ for t in "${targets[@]}"; do
   "$exe" "${limits[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$art/" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
   elapsed=$(($(date +%s) - start))
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n1)
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n1)
   new=$(($(ls "$art" | wc -l) - before))
   if ((rc != 0)); then
     status="crash (rc $rc, log $log)"
