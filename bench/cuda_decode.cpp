@@ -26,6 +26,7 @@
 #include "kernels/cuda_model.h"
 #include "kernels/embedding.h"
 #include "kernels/kernel_types.h"
+#include "kernels/skinny_gemm.h"
 #include "runtime/model_config.h"
 #include "runtime/model_plan.h"
 #endif
@@ -46,12 +47,18 @@ struct bench_options {
   uint64_t copy_bytes = 1ull << 30;
   int32_t session_len = 8192;
   bool json = false;
+  bool enforce_eager = false;  // no decode CUDA graphs (compare launch overhead)
+  bool cublas_only = false;    // no skinny GEMM kernel (compare with cuBLAS at decode shapes)
+  bool no_pdl = false;         // skinny GEMMs without programmatic dependent launch
+  int32_t max_splits = 0;      // decode attention split-K bound; 0: the executor's default
+  bool gemm_breakdown = true;  // time each decode GEMM shape alone
 };
 
 const char* kUsage =
     "usage: bench_cuda_decode [--model config.json|folder] [--context N] [--decode-batches 1,8,...]\n"
     "                         [--prefill-batches 1,4,16] [--runs N] [--warmup N] [--prefill-runs N]\n"
-    "                         [--gemm-size N] [--copy-mib N] [--session-len N] [--json]\n";
+    "                         [--gemm-size N] [--copy-mib N] [--session-len N] [--enforce-eager]\n"
+    "                         [--cublas-only] [--no-pdl] [--max-splits N] [--no-gemm-breakdown] [--json]\n";
 
 std::vector<int64_t> parse_list(const char* s) {
   std::vector<int64_t> v;
@@ -71,6 +78,11 @@ bool parse_args(int argc, char** argv, bench_options& o) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
     if (a == "--json") o.json = true;
+    else if (a == "--enforce-eager") o.enforce_eager = true;
+    else if (a == "--cublas-only") o.cublas_only = true;
+    else if (a == "--no-pdl") o.no_pdl = true;
+    else if (a == "--no-gemm-breakdown") o.gemm_breakdown = false;
+    else if (a == "--max-splits" && has_value) o.max_splits = std::atoi(argv[++i]);
     else if (a == "--model" && has_value) o.model = argv[++i];
     else if (a == "--context" && has_value) o.context = std::atoll(argv[++i]);
     else if (a == "--decode-batches" && has_value) o.decode_batches = parse_list(argv[++i]);
@@ -310,12 +322,27 @@ status fill_kv(const bench_context& c, int64_t num_seqs, int64_t per_step) {
   return ok_status();
 }
 
+void print_gemm_breakdown(const nlohmann::json& r, std::FILE* f) {
+  if (!r.contains("gemm_breakdown")) return;
+  std::fprintf(f, "\ndecode GEMMs alone (weight bytes read / time, median of %d):\n", r["runs"].get<int>());
+  std::fprintf(f, "%8s %3s %7s %7s %11s %11s %12s %12s\n", "gemm", "m", "n", "k", "skinny us", "cuBLAS us",
+               "skinny GB/s", "cuBLAS GB/s");
+  for (const auto& g : r["gemm_breakdown"])
+    std::fprintf(f, "%8s %3lld %7lld %7lld %11.1f %11.1f %12.0f %12.0f\n", g["gemm"].get<std::string>().c_str(),
+                 g["m"].get<long long>(), g["n"].get<long long>(), g["k"].get<long long>(), g["skinny_us"].get<double>(),
+                 g["cublas_us"].get<double>(), g["skinny_gbps"].get<double>(), g["cublas_gbps"].get<double>());
+}
+
 void print_tables(const nlohmann::json& r, std::FILE* f) {
   std::fprintf(f, "device: %s\n", r["device"].get<std::string>().c_str());
   std::fprintf(f, "model: %s, %.2f B params, %s dummy weights (%.2f GiB on the device), KV %lld blocks of %lld tokens\n",
                r["model"].get<std::string>().c_str(), r["params"].get<double>() / 1e9, r["dtype"].get<std::string>().c_str(),
                r["weights_bytes"].get<double>() / (1ull << 30), r["kv_blocks"].get<long long>(),
                r["block_seq_len"].get<long long>());
+  std::fprintf(f, "decode CUDA graphs: %zu batch sizes (%.1f MiB)%s\n", r["decode_graphs"].size(),
+               r["graph_bytes"].get<double>() / (1 << 20), r["decode_graphs"].empty() ? ", eager launches" : "");
+  std::fprintf(f, "decode GEMMs (m <= %d): %s\n", cuda_model_options{}.skinny_gemm_rows,
+               r["skinny_gemm"].get<bool>() ? "skinny weight-streaming kernel" : "cuBLAS");
   std::fprintf(f, "copy bandwidth: %.1f GB/s (cudaMemcpy D2D of %.2f GiB, read + write bytes, median of %d)\n",
                r["copy_gbps"].get<double>(), r["copy_bytes"].get<double>() / (1ull << 30), r["runs"].get<int>());
   std::fprintf(f, "cuBLAS bf16 GEMM %lld^3: %.1f TFLOP/s (median of %d)\n\n", r["gemm_size"].get<long long>(),
@@ -338,6 +365,51 @@ void print_tables(const nlohmann::json& r, std::FILE* f) {
     std::fprintf(f, "%6lld %8lld %10.2f %12.1f %16.1f %8.1f%%\n", p["batch"].get<long long>(),
                  p["tokens"].get<long long>(), p["step_ms"].get<double>(), p["tokens_per_s"].get<double>(),
                  p["gemm_bound_tokens_per_s"].get<double>(), 100 * p["fraction_of_bound"].get<double>());
+  print_gemm_breakdown(r, f);
+}
+
+// The decode GEMMs alone at m rows: each of the model's weight shapes (one layer's qkv, o, gate_up,
+// down and the LM head), skinny kernel vs cuBLAS, as read bandwidth (weight bytes / time).
+result<nlohmann::json> run_gemm_breakdown(const bench_context& c, int64_t m) {
+  const model_config& cfg = c.model.config();
+  struct shape {
+    const char* name;
+    int64_t n, k;
+  };
+  const shape shapes[] = {{"qkv", cfg.q_size() + 2 * cfg.kv_size(), cfg.hidden_size},
+                          {"o", cfg.hidden_size, cfg.q_size()},
+                          {"gate_up", 2 * cfg.intermediate_size, cfg.hidden_size},
+                          {"down", cfg.hidden_size, cfg.intermediate_size},
+                          {"lm_head", cfg.vocab_size, cfg.hidden_size}};
+  int64_t max_w = 0, max_k = 0, max_n = 0;
+  for (const shape& s : shapes) max_w = std::max(max_w, s.n * s.k), max_k = std::max(max_k, s.k), max_n = std::max(max_n, s.n);
+  stream_holder st;
+  TROUPE_TRY(st.create());
+  device_buffer w, x, y, ws;
+  TROUPE_TRY(w.allocate(static_cast<uint64_t>(max_w) * 2, "cudaMalloc (gemm w)"));
+  TROUPE_TRY(x.allocate(static_cast<uint64_t>(m * max_k) * 2, "cudaMalloc (gemm x)"));
+  TROUPE_TRY(y.allocate(static_cast<uint64_t>(m * max_n) * 4, "cudaMalloc (gemm y)"));
+  TROUPE_TRY(ws.allocate(32ull << 20, "cudaMalloc (cuBLAS workspace)"));
+  TROUPE_CUDA_TRY(launch_random_fill({w.p, max_w, 1.f, 0.f, 3, kernel_dtype::bf16}, st.s), "random fill");
+  TROUPE_CUDA_TRY(launch_random_fill({x.p, m * max_k, 1.f, 0.f, 4, kernel_dtype::bf16}, st.s), "random fill");
+  cublas_gemm gemm;
+  TROUPE_TRY(gemm.init(st.s, ws.p, 32ull << 20));
+  nlohmann::json out = nlohmann::json::array();
+  for (const shape& s : shapes) {
+    gemm_args a;
+    a.y = y.p, a.x = x.p, a.w = w.p, a.m = m, a.n = s.n, a.k = s.k;
+    a.y_float32 = std::string(s.name) == "lm_head";
+    auto skinny = st.time_ms(std::max(c.o.warmup, 1), c.o.runs,
+                             [&] { return cuda_status(launch_skinny_gemm(a, st.s), "skinny_gemm"); });
+    if (!skinny) return skinny.err();
+    auto cublas = st.time_ms(std::max(c.o.warmup, 1), c.o.runs, [&] { return gemm.run(a); });
+    if (!cublas) return cublas.err();
+    const double bytes = 2.0 * static_cast<double>(s.n * s.k);
+    out.push_back({{"gemm", s.name}, {"m", m}, {"n", s.n}, {"k", s.k}, {"skinny_us", *skinny * 1e3},
+                   {"cublas_us", *cublas * 1e3}, {"skinny_gbps", bytes / (*skinny * 1e-3) / 1e9},
+                   {"cublas_gbps", bytes / (*cublas * 1e-3) / 1e9}});
+  }
+  return out;
 }
 
 // Plans like `troupe serve --device cuda --load-format dummy --dtype bfloat16`, with the batch
@@ -367,12 +439,16 @@ result<nlohmann::json> run_bench(const bench_options& o, const cudaDeviceProp& p
   eng.session_len = o.session_len;
   eng.max_batch_size = static_cast<int32_t>(std::max(max_decode, max_prefill));
   eng.max_prefill_token_num = static_cast<int32_t>(max_prefill * o.context);
+  eng.enforce_eager = o.enforce_eager;
   auto devices = devices_for_plan(eng);
   if (!devices) return devices.err();
   auto plan = plan_for_model(*cfg, eng, *devices);
   if (!plan) return plan.err();
   cuda_model_options mo = cuda_model::options_from_plan(*plan, eng);
   mo.dummy_weights = true;
+  if (o.cublas_only) mo.skinny_gemm_rows = 0;
+  mo.programmatic_launch = !o.no_pdl;
+  if (o.max_splits > 0) mo.max_splits = o.max_splits;
   auto made = cuda_model::create(*cfg, nullptr, mo);
   if (!made) return made.err();
   cuda_model& m = **made;
@@ -388,6 +464,8 @@ result<nlohmann::json> run_bench(const bench_options& o, const cudaDeviceProp& p
                                                " KV blocks, the plan has " + std::to_string(m.num_kv_blocks()));
   r["dtype"] = plan->dtype, r["params"] = c.costs.total_params, r["matmul_params"] = c.costs.layer_matmul_params;
   r["weights_bytes"] = m.weights_bytes(), r["kv_blocks"] = m.num_kv_blocks(), r["block_seq_len"] = m.block_seq_len();
+  r["decode_graphs"] = m.graph_batch_sizes(), r["graph_bytes"] = m.graph_bytes();
+  r["skinny_gemm"] = !o.cublas_only;
 
   r["prefill"] = nlohmann::json::array();
   for (int64_t b : o.prefill_batches) {
@@ -402,6 +480,13 @@ result<nlohmann::json> run_bench(const bench_options& o, const cudaDeviceProp& p
     auto d = run_decode(c, b);
     if (!d) return d.err();
     r["decode"].push_back(*d);
+  }
+  r["gemm_breakdown"] = nlohmann::json::array();
+  for (int64_t m : {1, 2, 4, 8}) {
+    if (!o.gemm_breakdown) break;
+    auto g = run_gemm_breakdown(c, m);
+    if (!g) return g.err();
+    for (auto& e : *g) r["gemm_breakdown"].push_back(e);
   }
   return r;
 }

@@ -416,11 +416,15 @@ def summarize(args, reqs, results, duration, delta):
             "others_mean_e2el_ms": statistics.fmean([r.latency * 1000 for r in rest]) if rest else None,
         }
         if sub and rest:
-            # agreement within noise: every openai-timed request lies inside the others' range
+            # agreement within noise: every openai-timed request lies inside the others' range,
+            # widened by 20% and by 15 ms (the openai client's own per-request overhead, which
+            # dominates when a GPU answers in tens of milliseconds)
             lo_t, hi_t = min(r.ttft for r in rest), max(r.ttft for r in rest)
             lo_e, hi_e = min(r.latency for r in rest), max(r.latency for r in rest)
+            slack = 0.015
             s["openai_subset"]["within_others_range"] = all(
-                0.8 * lo_t <= r.ttft <= 1.2 * hi_t and 0.8 * lo_e <= r.latency <= 1.2 * hi_e for r in sub)
+                0.8 * lo_t - slack <= r.ttft <= 1.2 * hi_t + slack and
+                0.8 * lo_e - slack <= r.latency <= 1.2 * hi_e + slack for r in sub)
     return s
 
 
@@ -484,7 +488,7 @@ def print_table(s, out=sys.stdout):
             line("Others: mean TTFT (ms):", o["others_mean_ttft_ms"])
             line("Others: mean E2EL (ms):", o["others_mean_e2el_ms"])
         if "within_others_range" in o:
-            line("Inside the others' range (+-20%):", "yes" if o["within_others_range"] else "NO", "{}")
+            line("Inside the others' range (+-20%, +-15 ms):", "yes" if o["within_others_range"] else "NO", "{}")
     out.write("=" * w + "\n")
 
 

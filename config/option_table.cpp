@@ -116,6 +116,10 @@ std::vector<option_def> build_table() {
   add("tp-collectives", "engine",
       "run the tensor-parallel all-reduce even with --tp 1 (checks the NCCL/CPU collective path on one device)",
       "false", [](o& x, const std::string& v) -> status { return parse_bool("tp-collectives", v, x.engine.tp_collectives); });
+  add("enforce-eager", "engine",
+      "CUDA: launch every kernel of every step instead of replaying the decode-step CUDA graphs captured at "
+      "start-up (slower decode at small batches; for debugging and comparison)",
+      "false", [](o& x, const std::string& v) -> status { return parse_bool("enforce-eager", v, x.engine.enforce_eager); });
   add("num-threads", "engine", "CPU compute threads (0 = all cores)", "0",
       [](o& x, const std::string& v) -> status { return parse_int("num-threads", v, x.engine.num_threads, 0, 1024); });
   add("session-len", "engine", "longest sequence, prompt + output, in tokens (0 = the model's max positions)", "0",

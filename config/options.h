@@ -36,6 +36,7 @@ struct engine_options {
   std::string device = "cpu";  // cpu|cuda
   int32_t tp = 1;
   bool tp_collectives = false;             // all-reduce path even with tp 1 (tests the collectives)
+  bool enforce_eager = false;              // CUDA: no decode graphs, every kernel launched per step
   int32_t session_len = 0;                 // max tokens per sequence; 0 = model's max positions
   int32_t max_batch_size = 128;            // sequences per forward step
   int32_t max_prefill_token_num = 2048;    // prefill tokens per forward step

@@ -1,4 +1,6 @@
-// SiLU-and-mul kernel: one CTA per token row, 16-byte vectors when the row allows it.
+// SiLU-and-mul kernel: grid.x token rows, grid.y CTAs per row, 16-byte vectors when the row allows it.
+#include <algorithm>
+
 #include "kernels/activation.h"
 #include "kernels/common.cuh"
 
@@ -11,11 +13,16 @@ __device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); 
 
 template <class T, int VEC>
 __global__ void silu_and_mul_kernel(T* __restrict__ out, const T* __restrict__ gate_up, int64_t inter) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t tok = blockIdx.x;
   const T* g = gate_up + tok * 2 * inter;
   const T* u = g + inter;
   T* o = out + tok * inter;
-  for (int64_t v = threadIdx.x; v < inter / VEC; v += blockDim.x) {
+  // grid.y CTAs share a token's row (a decode step has one row per sequence: one CTA would walk
+  // it in a chain of dependent iterations).
+  for (int64_t v = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; v < inter / VEC;
+       v += static_cast<int64_t>(gridDim.y) * blockDim.x) {
     if constexpr (VEC == 8) {
       float a[8], b[8];
       load8(g + v * 8, a);
@@ -38,11 +45,12 @@ cudaError_t launch_silu_and_mul(const silu_and_mul_args& a, cudaStream_t stream)
     using T = decltype(tag);
     auto* out = static_cast<T*>(a.out);
     auto* in = static_cast<const T*>(a.gate_up);
-    if (a.inter % 8 == 0 && aligned16(out) && aligned16(in))
-      silu_and_mul_kernel<T, 8><<<a.num_tokens, 256, 0, stream>>>(out, in, a.inter);
-    else
-      silu_and_mul_kernel<T, 1><<<a.num_tokens, 256, 0, stream>>>(out, in, a.inter);
-    return cudaGetLastError();
+    const bool vec = a.inter % 8 == 0 && aligned16(out) && aligned16(in);
+    const int64_t per_row = vec ? a.inter / 8 : a.inter;
+    const dim3 grid(static_cast<unsigned>(a.num_tokens),
+                    static_cast<unsigned>(std::min<int64_t>((per_row + 255) / 256, 64)));
+    return vec ? launch_programmatic(true, silu_and_mul_kernel<T, 8>, grid, dim3(256), stream, out, in, a.inter)
+               : launch_programmatic(true, silu_and_mul_kernel<T, 1>, grid, dim3(256), stream, out, in, a.inter);
   });
 }
 

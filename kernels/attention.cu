@@ -32,6 +32,8 @@ __device__ __forceinline__ float2 to_float2(const __half* p) {
 // r % 4, so decode rows of a small group spread over all warps.
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attention_args p, float qscale) {
+  pdl_wait();
+  pdl_launch_dependents();
   constexpr int DPL = (D + 31) / 32;  // output dims per lane
   constexpr int KSTRIDE = D + 2;
   constexpr int CPR = D / 8;          // 16-byte chunks per K/V row
@@ -47,8 +49,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
   const int group = p.num_heads / p.cache.num_kv_heads;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int tile_end = min(w.q_offset + p.tile_tokens, s.q_len);
-  const int key_begin = blockIdx.z * p.split_len;
-  const int key_end = min(s.start_pos + tile_end, key_begin + p.split_len);
+  const int split_len = p.split_len_dev ? *p.split_len_dev : p.split_len;
+  const int key_begin = blockIdx.z * split_len;
+  const int key_end = min(s.start_pos + tile_end, key_begin + split_len);
   const T* pool = static_cast<const T*>(p.cache.pool);
   const int32_t* table = p.block_tables + static_cast<int64_t>(w.seq) * p.max_blocks_per_seq;
 
@@ -59,6 +62,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
            chunk * p.heads_per_cta + r % p.heads_per_cta < group;
   };
 
+#pragma unroll  // all q loads in flight together (a rolled loop waits for each in turn)
   for (int i = threadIdx.x; i < kRows * D; i += kThreads) {
     const int r = i / D, d = i % D;
     float v = 0.f;
@@ -83,24 +87,38 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
 
   for (int k0 = key_begin; k0 < key_end; k0 += kKeys) {
     __syncthreads();  // q_s written; the previous tile fully consumed
-    for (int c = threadIdx.x; c < 2 * kKeys * CPR; c += kThreads) {
+    // Every block-table read and K/V load of the tile is issued before any shared-memory store, so
+    // they are all in flight at once (a loop interleaving loads and stores made each of its
+    // iterations wait for two dependent global loads: ~11 us per tile, measured on the H100).
+    constexpr int kIters = 2 * kKeys * CPR / kThreads;
+    static_assert(2 * kKeys * CPR % kThreads == 0, "tile chunks must divide among the threads");
+    uint4 vals[kIters];
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int c = threadIdx.x + u * kThreads;
       const int kv = c / (kKeys * CPR), cc = c % (kKeys * CPR);
       const int j = cc / CPR, d8 = (cc % CPR) * 8;
       const int key = k0 + j;
-      uint4 val = make_uint4(0, 0, 0, 0);  // zeros beyond the split: p = 0 must not meet NaN garbage
+      vals[u] = make_uint4(0, 0, 0, 0);  // zeros beyond the split: p = 0 must not meet NaN garbage
       if (key < key_end) {
-        const int32_t block = table[key / p.cache.block_seq_len];
-        val = *reinterpret_cast<const uint4*>(
-            pool + p.cache.offset(block, p.layer, kv, kv_head, key % p.cache.block_seq_len) + d8);
+        const int32_t block = __ldg(table + key / p.cache.block_seq_len);
+        vals[u] = __ldg(reinterpret_cast<const uint4*>(
+            pool + p.cache.offset(block, p.layer, kv, kv_head, key % p.cache.block_seq_len) + d8));
       }
+    }
+#pragma unroll
+    for (int u = 0; u < kIters; ++u) {
+      const int c = threadIdx.x + u * kThreads;
+      const int kv = c / (kKeys * CPR), cc = c % (kKeys * CPR);
+      const int j = cc / CPR, d8 = (cc % CPR) * 8;
       if (kv == 0) {
         uint32_t* dst = reinterpret_cast<uint32_t*>(&k_s[j][d8]);
-        dst[0] = val.x;
-        dst[1] = val.y;
-        dst[2] = val.z;
-        dst[3] = val.w;
+        dst[0] = vals[u].x;
+        dst[1] = vals[u].y;
+        dst[2] = vals[u].z;
+        dst[3] = vals[u].w;
       } else {
-        *reinterpret_cast<uint4*>(&v_s[j][d8]) = val;
+        *reinterpret_cast<uint4*>(&v_s[j][d8]) = vals[u];
       }
     }
     __syncthreads();
@@ -182,21 +200,26 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
 }
 
 // Merges the splits of one (token, head): weights l_s * 2^(m_s - M), each partial already
-// normalized by its own l_s.
+// normalized by its own l_s. One pass with a running maximum, the loads of all splits independent.
 template <class T, int D>
 __global__ void attention_reduce_kernel(T* __restrict__ out, const float* __restrict__ partial_o,
                                         const float* __restrict__ partial_ml, int num_heads, int num_splits) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t base = (static_cast<int64_t>(blockIdx.x) * num_heads + blockIdx.y) * num_splits;
-  float M = -INFINITY;
-  for (int s = 0; s < num_splits; ++s) M = fmaxf(M, partial_ml[(base + s) * 2]);
-  float L = 0.f, acc = 0.f;
   const int d = threadIdx.x;
+  float M = -INFINITY, L = 0.f, acc = 0.f;
+#pragma unroll 16
   for (int s = 0; s < num_splits; ++s) {
     const float ms = partial_ml[(base + s) * 2];
     if (ms == -INFINITY) continue;
-    const float wgt = partial_ml[(base + s) * 2 + 1] * exp2f(ms - M);
-    L += wgt;
-    if (d < D) acc += wgt * partial_o[(base + s) * D + d];
+    const float ls = partial_ml[(base + s) * 2 + 1];
+    const float os = d < D ? partial_o[(base + s) * D + d] : 0.f;
+    const float m_new = fmaxf(M, ms);
+    const float scale_old = exp2f(M - m_new), w = ls * exp2f(ms - m_new);
+    L = L * scale_old + w;
+    acc = acc * scale_old + w * os;
+    M = m_new;
   }
   if (d < D)
     out[(static_cast<int64_t>(blockIdx.x) * num_heads + blockIdx.y) * D + d] = from_float<T>(L > 0.f ? acc / L : 0.f);
@@ -206,13 +229,13 @@ template <class T, int D>
 cudaError_t launch_typed(const paged_attention_args& a, cudaStream_t stream) {
   const float scale = a.scale > 0.f ? a.scale : 1.f / sqrtf(static_cast<float>(D));
   const dim3 grid(a.num_work, a.cache.num_kv_heads * a.head_chunks, a.num_splits);
-  paged_attention_kernel<T, D><<<grid, kThreads, 0, stream>>>(a, scale * kLog2e);
-  cudaError_t e = cudaGetLastError();
+  cudaError_t e = launch_programmatic(true, paged_attention_kernel<T, D>, grid, dim3(kThreads), stream, a,
+                                      scale * kLog2e);
   if (e != cudaSuccess || a.num_splits == 1) return e;
   const dim3 rgrid(static_cast<unsigned>(a.num_tokens), a.num_heads);
-  attention_reduce_kernel<T, D><<<rgrid, ((D + 31) / 32) * 32, 0, stream>>>(
-      static_cast<T*>(a.out), a.partial_o, a.partial_ml, a.num_heads, a.num_splits);
-  return cudaGetLastError();
+  return launch_programmatic(true, attention_reduce_kernel<T, D>, rgrid, dim3(((D + 31) / 32) * 32), stream,
+                             static_cast<T*>(a.out), static_cast<const float*>(a.partial_o),
+                             static_cast<const float*>(a.partial_ml), a.num_heads, a.num_splits);
 }
 
 // The one place where the runtime head_dim becomes a compile-time constant.

@@ -65,6 +65,8 @@ struct paged_attention_args {
   int32_t heads_per_cta = 1, head_chunks = 1, tile_tokens = 1, num_splits = 1, split_len = 0;  // schedule
   float* partial_o = nullptr;   // [num_tokens, num_heads, num_splits, head_dim] if num_splits > 1
   float* partial_ml = nullptr;  // [num_tokens, num_heads, num_splits, 2] (running max log2, sum)
+  const int32_t* split_len_dev = nullptr;  // device scalar that overrides split_len when set: a
+                                           // CUDA graph fixes num_splits, each step picks the keys per split
   float scale = 0.f;            // softmax scale; 0 means 1/sqrt(head_dim)
   kernel_dtype dtype = kernel_dtype::bf16;
 

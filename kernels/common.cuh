@@ -2,6 +2,8 @@
 // place where a runtime dtype becomes a compile-time type (dispatch_dtype).
 #pragma once
 
+#include <utility>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -80,11 +82,44 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
   return warp_max(r);
 }
 
+// Programmatic dependent launch (Hopper): the kernels of a forward step are launched with
+// launch_programmatic, so each may be scheduled while the previous one is still finishing; a
+// kernel calls pdl_wait() before reading anything an earlier kernel wrote (it returns once that
+// kernel has completed and its writes are visible), and pdl_launch_dependents() to let the next
+// kernel start its own launch early. Both are no-ops before sm_90 and without the attribute.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 }  // namespace troupe::detail
 
 namespace troupe {
+
+// Launches `kernel` with programmatic stream serialization when `programmatic` (see pdl_wait).
+template <class... Params, class... Args>
+cudaError_t launch_programmatic(bool programmatic, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = programmatic ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
 
 // The one runtime-dtype -> compile-time-type switch: f is called with a value of the element type.
 template <class F>

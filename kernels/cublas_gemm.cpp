@@ -24,6 +24,12 @@ status cublas_gemm::init(cudaStream_t stream, void* workspace, uint64_t workspac
   if (handle_) return make_error(errc::internal, "cublas_gemm::init called twice");
   TROUPE_TRY(cublas_status(cublasCreate(&handle_), "cublasCreate"));
   TROUPE_TRY(cublas_status(cublasSetStream(handle_, stream), "cublasSetStream"));
+  // Split-K GEMMs may otherwise add their partial sums in the 16-bit output type: measured on an
+  // H100, a bf16 [99 x 200] x [200 x 111] product came out 0.137 where the float sum is 0.122.
+  TROUPE_TRY(cublas_status(
+      cublasSetMathMode(handle_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                                           CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
+      "cublasSetMathMode"));
   if (workspace && workspace_bytes)
     TROUPE_TRY(cublas_status(cublasSetWorkspace(handle_, workspace, workspace_bytes), "cublasSetWorkspace"));
   return ok_status();

@@ -23,6 +23,7 @@ struct gemm_args {
   bool y_float32 = false;    // write float32 (logits) instead of the activation dtype
   float alpha = 1.f, beta = 0.f;  // y = alpha * x w^T + beta * y
   kernel_dtype dtype = kernel_dtype::bf16;
+  bool programmatic_launch = true;  // skinny kernel: Hopper programmatic dependent launch (PDL)
 };
 
 class cublas_gemm {

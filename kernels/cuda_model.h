@@ -2,6 +2,9 @@
 // paged KV pool on one device, each one cudaMalloc made at construction from the memory plan.
 // forward() allocates nothing: it stages the step's metadata into pinned memory, uploads it with
 // one copy, runs embedding -> layers -> final norm -> LM head and copies the wanted logits back.
+// Decode steps (one token per sequence) of up to max_graph_batch sequences replay a CUDA graph
+// captured at start-up for the next captured batch size, the extra rows padded (see
+// capture_decode_graphs); other steps launch their kernels one by one.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +40,11 @@ struct cuda_model_options {
   int64_t session_len = 0;        // longest sequence; 0: max_position_embeddings
   int32_t max_splits = 16;        // split-K bound for decode attention
   bool warm_up = true;            // run a step at the largest shapes at start-up
+  bool cuda_graphs = true;        // capture decode-step graphs at start-up (off: --enforce-eager)
+  int32_t max_graph_batch = 256;  // largest decode batch replayed from a graph
+  int32_t skinny_gemm_rows = 4;   // products of at most this many rows (<= 8) use the weight-streaming
+                                  // kernel; 0: all cuBLAS
+  bool programmatic_launch = true;  // skinny GEMMs overlap the previous kernel's tail (Hopper PDL)
   // Tensor parallelism: `cfg` and the weights are rank `tp_rank`'s shard (runtime/tensor_parallel.h)
   // and `nccl_comm` (an ncclComm_t from kernels/nccl_comm.h) all-reduces the o_proj and down_proj
   // outputs. Null: no collectives. Only rank 0 computes logits.
@@ -72,6 +80,10 @@ class cuda_model final : public model_backend {
   uint64_t weights_bytes() const { return weights_.capacity(); }
   uint64_t reserve_bytes() const { return reserve_.capacity(); }
   uint64_t kv_bytes() const { return kv_.capacity(); }
+  // Decode batch sizes with a captured graph (ascending; empty when graphs are off) and the device
+  // memory their instantiation took (measured with cudaMemGetInfo around the captures).
+  std::vector<int32_t> graph_batch_sizes() const;
+  uint64_t graph_bytes() const { return graph_bytes_; }
 
  private:
   struct layer_weights {
@@ -108,8 +120,26 @@ class cuda_model final : public model_backend {
   status validate(const step_batch& batch) const;
   status run_layers(int64_t num_tokens, const int32_t* d_tokens, const int32_t* d_pos, const int32_t* d_slots,
                     const paged_attention_args& attn);
+  status matmul(const gemm_args& g);             // skinny kernel or cuBLAS
   status all_reduce_hidden(int64_t num_tokens);  // sums buf_.h [T, hidden] over the TP ranks
   status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
+
+  // CUDA graphs for decode steps. All graphs read one fixed metadata layout at the start of
+  // buf_.meta (offsets in int32, sized for the largest graph batch; block tables with row stride
+  // max_blocks_per_seq_). A graph fixes num_splits; the keys per split are a device scalar set each
+  // step. Padding rows have q_len 0 (no attention) and slot -1 (no KV write).
+  struct decode_graph {
+    int32_t batch = 0;
+    int32_t num_splits = 1;
+    cudaGraphExec_t exec = nullptr;
+  };
+  struct graph_layout {
+    int64_t tok = 0, pos = 0, slot = 0, seq = 0, work = 0, split_len = 0, bt = 0, end = 0;
+  };
+  status capture_decode_graphs();
+  status run_decode_body(int32_t batch, int32_t num_splits);  // what a graph records
+  const decode_graph* graph_for(const step_batch& batch) const;
+  status run_decode_graph(const decode_graph& g, const step_batch& batch, step_logits& out);
 
   model_config cfg_;
   cuda_model_options opts_;
@@ -131,6 +161,9 @@ class cuda_model final : public model_backend {
   paged_kv_layout kv_layout_;
   attention_schedule schedule_;
   std::vector<attention_seq> seqs_host_;
+  std::vector<decode_graph> graphs_;  // ascending batch
+  graph_layout glay_;
+  uint64_t graph_bytes_ = 0;
 };
 
 }  // namespace troupe

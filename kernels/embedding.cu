@@ -10,6 +10,8 @@ using namespace detail;
 template <class T, int VEC>
 __global__ void gather_rows_kernel(T* __restrict__ out, const T* __restrict__ table, const int32_t* __restrict__ ids,
                                    int64_t num_table_rows, int64_t width) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t r = blockIdx.x;
   const int64_t id = ids[r];
   const bool valid = id >= 0 && id < num_table_rows;
@@ -51,11 +53,12 @@ cudaError_t launch_gather_rows(const gather_rows_args& a, cudaStream_t stream) {
     using T = decltype(tag);
     auto* out = static_cast<T*>(a.out);
     auto* table = static_cast<const T*>(a.table);
+    const dim3 grid(static_cast<unsigned>(a.num_rows));
     if (a.width % 8 == 0 && aligned16(out) && aligned16(table))
-      gather_rows_kernel<T, 8><<<a.num_rows, 128, 0, stream>>>(out, table, a.ids, a.num_table_rows, a.width);
-    else
-      gather_rows_kernel<T, 1><<<a.num_rows, 128, 0, stream>>>(out, table, a.ids, a.num_table_rows, a.width);
-    return cudaGetLastError();
+      return launch_programmatic(true, gather_rows_kernel<T, 8>, grid, dim3(128), stream, out, table, a.ids,
+                                 a.num_table_rows, a.width);
+    return launch_programmatic(true, gather_rows_kernel<T, 1>, grid, dim3(128), stream, out, table, a.ids,
+                               a.num_table_rows, a.width);
   });
 }
 

@@ -16,14 +16,21 @@ template <class T, int VEC, bool FUSED>
 __global__ void __launch_bounds__(kThreads) rms_norm_kernel(T* __restrict__ out, T* residual, const T* x,
                                                             const T* __restrict__ weight, int64_t hidden,
                                                             float eps) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int64_t nvec = hidden / VEC;
   T* res_row = residual ? residual + row * hidden : nullptr;
   const T* x_row = x + row * hidden;
   T* out_row = out + row * hidden;
+  // Rows of up to kKeep * 8 * kThreads elements (8192 with 16-byte vectors) stay in registers
+  // between the passes; longer rows are reread (from L2) in pass 2.
+  constexpr int kKeep = 4;
+  float keep[kKeep][VEC];
   float ss = 0.f;
-  for (int64_t v = threadIdx.x; v < nvec; v += blockDim.x) {
+  int it = 0;
+  for (int64_t v = threadIdx.x; v < nvec; v += blockDim.x, ++it) {
     float a[VEC];
     if constexpr (VEC == 8) {
       load8(x_row + v * 8, a);
@@ -44,14 +51,28 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(T* __restrict__ out,
     }
 #pragma unroll
     for (int i = 0; i < VEC; ++i) ss += a[i] * a[i];
+#pragma unroll
+    for (int k = 0; k < kKeep; ++k)
+      if (k == it)
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) keep[k][i] = a[i];
   }
   ss = block_sum(ss, scratch);
   const float inv = rsqrtf(ss / static_cast<float>(hidden) + eps);
   const T* src = FUSED ? res_row : x_row;
-  for (int64_t v = threadIdx.x; v < nvec; v += blockDim.x) {
+  it = 0;
+  for (int64_t v = threadIdx.x; v < nvec; v += blockDim.x, ++it) {
     if constexpr (VEC == 8) {
       float a[8], w[8];
-      load8(src + v * 8, a);
+      if (it < kKeep) {
+#pragma unroll
+        for (int k = 0; k < kKeep; ++k)
+          if (k == it)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) a[i] = keep[k][i];
+      } else {
+        load8(src + v * 8, a);
+      }
       load8(weight + v * 8, w);
 #pragma unroll
       for (int i = 0; i < 8; ++i) a[i] = w[i] * to_float(from_float<T>(a[i] * inv));
@@ -72,11 +93,9 @@ cudaError_t launch(void* out, void* residual, const void* x, const void* w, int6
   auto* r = static_cast<T*>(residual);
   auto* xi = static_cast<const T*>(x);
   auto* wi = static_cast<const T*>(w);
-  if (vec)
-    rms_norm_kernel<T, 8, FUSED><<<rows, kThreads, 0, stream>>>(o, r, xi, wi, hidden, eps);
-  else
-    rms_norm_kernel<T, 1, FUSED><<<rows, kThreads, 0, stream>>>(o, r, xi, wi, hidden, eps);
-  return cudaGetLastError();
+  const dim3 grid(static_cast<unsigned>(rows));
+  return vec ? launch_programmatic(true, rms_norm_kernel<T, 8, FUSED>, grid, dim3(kThreads), stream, o, r, xi, wi, hidden, eps)
+             : launch_programmatic(true, rms_norm_kernel<T, 1, FUSED>, grid, dim3(kThreads), stream, o, r, xi, wi, hidden, eps);
 }
 
 }  // namespace

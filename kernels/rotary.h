@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include "kernels/kernel_types.h"
+#include "kernels/kv_cache.h"
 #include "runtime/model_config.h"
 
 namespace troupe {
@@ -22,10 +23,17 @@ struct rotary_args {
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;            // even
   kernel_dtype dtype = kernel_dtype::bf16;
+  // Optional fused KV append: with `slots` set, the rotated K and the (biased) V of token t are
+  // also written to slot slots[t] of layer `layer` in `cache` (slot < 0: not written), which
+  // saves the separate launch_append_kv pass of a decode step.
+  const int32_t* slots = nullptr;
+  paged_kv_layout cache;
+  int32_t layer = 0;
 };
 
 // For each q and k head: x[i] <- x[i] cos(p f_i) - x[i + d/2] sin(p f_i),
-// x[i + d/2] <- x[i + d/2] cos(p f_i) + x[i] sin(p f_i), i < d/2; v only gets the bias.
+// x[i + d/2] <- x[i + d/2] cos(p f_i) + x[i] sin(p f_i), i < d/2; v only gets the bias. K and V
+// go to the paged cache too when `slots` is set.
 cudaError_t launch_rotary(const rotary_args& a, cudaStream_t stream);
 
 // The inverse frequencies of HF's rope init: default (theta^(-2i/d)), "linear" (divided by factor)

@@ -85,6 +85,41 @@ fi
 if [ "\$mode" = all ] || [ "\$mode" = bench ]; then
   [ "\$mode" = all ] && set --
   "\$here/bench_cuda_decode" --model tests/data/llama3-8b/config.json --json "\$@" >"\$out/bench.json" 2> >(tee "\$out/bench.log" >&2) || rc=1
+  [ "\$mode" = all ] && { "\$here/bench_cuda_decode" --model tests/data/llama3-8b/config.json --enforce-eager \\
+    --decode-batches 1,8,64,256 --prefill-batches 1 2>&1 | tee "\$out/bench_eager.log" || rc=1; }
+  [ "\$mode" = all ] && { "\$here/bench_cuda_decode" --model tests/data/llama3-8b/config.json --cublas-only \\
+    --decode-batches 1,2,4,8 --prefill-batches 1 2>&1 | tee "\$out/bench_cublas.log" || rc=1; }
+fi
+if [ "\$mode" = all ] || [ "\$mode" = smoke ]; then
+  # troupe serve --device cuda on each fixture: a greedy completion over HTTP, compared with the
+  # same request on --device cpu, then /metrics (measured memory, 0 blocks leased after).
+  for fx in tiny-llama tiny-llama-bf16 tiny-qwen2 tiny-qwen2-bf16; do
+    for dev in cuda cpu; do
+      log="\$out/serve-\$fx-\$dev.log"
+      "\$here/troupe" serve --device \$dev --model $device_fixtures/\$fx --port 0 --session-len 1024 \\
+        --cache-max-entry-count 256 >"\$log" 2>&1 &
+      pid=\$!
+      port=""
+      for i in \$(seq 1 600); do
+        port="\$(grep -o 'listening on http://[^ ]*' "\$log" | sed 's/.*://' | head -1)"
+        [ -n "\$port" ] && break; kill -0 \$pid 2>/dev/null || break; sleep 0.1
+      done
+      if [ -z "\$port" ]; then echo "smoke \$fx \$dev: server did not start"; tail -20 "\$log"; rc=1; continue; fi
+      for i in \$(seq 1 100); do curl -sf "http://127.0.0.1:\$port/ready" >/dev/null && break; sleep 0.1; done
+      curl -s "http://127.0.0.1:\$port/v1/completions" -H 'Content-Type: application/json' \\
+        -d '{"prompt":[1,2,3,4,5,6,7],"max_tokens":16,"temperature":0,"logprobs":1}' \\
+        >"\$out/smoke-\$fx-\$dev.json" || rc=1
+      curl -s "http://127.0.0.1:\$port/metrics" | grep -E 'memory|kv_blocks_used|num_requests' >>"\$log"
+      kill -TERM \$pid; wait \$pid; echo "exit \$?" >>"\$log"
+    done
+    echo "smoke \$fx cuda: \$(cat "\$out/smoke-\$fx-cuda.json" | head -c 600)"
+    echo "smoke \$fx cpu:  \$(cat "\$out/smoke-\$fx-cpu.json" | head -c 600)"
+  done
+fi
+if [ "\$mode" = sanitize ]; then
+  timeout 300 compute-sanitizer --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 "\$here/troupe_kernels_tests" "\$@" \\
+    >"\$out/sanitizer.log" 2>&1 || rc=1
+  grep -E '^=========|FAILED|PASSED' "\$out/sanitizer.log" | head -60
 fi
 if [ "\$mode" = cpu ]; then
   "\$here/bench_cpu_forward" --dummy "\$@" 2>&1 | tee "\$out/cpu_forward.log" || rc=1

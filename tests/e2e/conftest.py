@@ -7,6 +7,7 @@ thread) because these tests share two cores with the rest of ctest.
 import atexit
 import os
 import re
+import shlex
 import signal
 import subprocess
 import tempfile
@@ -19,6 +20,9 @@ import requests
 BINARY = os.environ.get("TROUPE_BINARY", "")
 SMALL_FLAGS = ["--cache-max-entry-count", "512", "--session-len", "2048", "--num-threads", "1",
                "--drain-timeout", "5"]
+# Extra `serve` flags for every server these tests start, e.g. TROUPE_E2E_SERVER_ARGS="--device cuda"
+# to run the listener's end-to-end tests against the CUDA executor; a test's own flags win.
+EXTRA_FLAGS = shlex.split(os.environ.get("TROUPE_E2E_SERVER_ARGS", ""))
 START_TIMEOUT_S = 60.0   # model load + plan on a loaded 2-core machine
 STOP_TIMEOUT_S = 20.0    # SIGTERM -> exit: drain-timeout (5 s) plus slack
 _LISTEN_RE = re.compile(r"listening on http://[^\s:]+:(\d+)")
@@ -115,7 +119,7 @@ def merge_flags(defaults, flags):
 def start_server(*flags, small=True):
     """Start `troupe serve --port 0 [small flags] flags...` and wait until /ready answers 200.
     A flag given here replaces the small default of the same name."""
-    srv = ServerProcess(merge_flags(SMALL_FLAGS if small else [], flags))
+    srv = ServerProcess(merge_flags((SMALL_FLAGS if small else []) + EXTRA_FLAGS, flags))
     try:
         return srv.wait_ready()
     except BaseException:

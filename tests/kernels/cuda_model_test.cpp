@@ -2,10 +2,13 @@
 // 24-token greedy continuations), chunked prefill and mixed batches agreeing with one-shot
 // prefill, dummy weights of an odd shape, and no device allocation after start-up.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <stdexcept>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -21,7 +24,9 @@ using json = nlohmann::json;
 
 struct fixture_prompt {
   std::vector<int32_t> ids;
-  std::vector<std::vector<float>> logits_all;
+  std::vector<std::vector<float>> logits_all;  // every position; empty for the long prompt
+  std::vector<float> logits_last;              // the last position (always present)
+  std::vector<int32_t> argmax_all;             // argmax at every position (always present)
   std::vector<int32_t> greedy;
 };
 
@@ -29,10 +34,16 @@ std::vector<fixture_prompt> read_reference(const std::string& dir) {
   std::ifstream f(dir + "/reference.json");
   const json j = json::parse(f);
   std::vector<fixture_prompt> out;
-  for (const auto& p : j.at("prompts"))
-    out.push_back({p.at("input_ids").get<std::vector<int32_t>>(),
-                   p.at("logits_all_positions").get<std::vector<std::vector<float>>>(),
-                   p.at("greedy_continuation").get<std::vector<int32_t>>()});
+  for (const auto& p : j.at("prompts")) {
+    fixture_prompt fp;
+    fp.ids = p.at("input_ids").get<std::vector<int32_t>>();
+    if (p.contains("logits_all_positions"))
+      fp.logits_all = p.at("logits_all_positions").get<std::vector<std::vector<float>>>();
+    fp.logits_last = p.at("logits_last").get<std::vector<float>>();
+    fp.argmax_all = p.at("argmax_all_positions").get<std::vector<int32_t>>();
+    fp.greedy = p.at("greedy_continuation").get<std::vector<int32_t>>();
+    out.push_back(std::move(fp));
+  }
   return out;
 }
 
@@ -45,6 +56,7 @@ struct block_allocator {
   void cover(seq_step& s, int64_t bs) {
     const int64_t need = (s.start_pos + static_cast<int64_t>(s.tokens.size()) + bs - 1) / bs;
     while (static_cast<int64_t>(s.block_table.size()) < need) {
+      if (free.empty()) throw std::runtime_error("test block_allocator: out of blocks");
       s.block_table.push_back(free.back());
       free.pop_back();
     }
@@ -68,16 +80,53 @@ float top2_margin(const float* row, int64_t n) {
   return v[0] - v[1];
 }
 
-class cuda_model_fixture : public ::testing::TestWithParam<std::string> {};
+double rms(const float* row, int64_t n) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += double(row[i]) * row[i];
+  return std::sqrt(ss / std::max<int64_t>(n, 1));
+}
+
+// Parameter: a fixture and the device dtype it runs in.
+//
+// Design note (tolerances): the HF references are float32. An exact emulation of the forward pass
+// with 16-bit weights and activations (tools/precision_budget.py, numpy) puts the ideal
+// relative logit error on these 4-layer random fixtures at up to 2.8% in bf16 (median 1.3-1.8%)
+// and 0.34% in fp16: bf16's 8-bit mantissa alone rounds tiny-llama's float32 weights to 2.3%.
+// So fp16 must meet the 1e-2 bound; bf16 gets 4e-2. A greedy token may differ from HF's only
+// where HF's token is within the dtype's noise of our top logit (a near-tie): 0.05 (fp16) or
+// 0.25 (bf16) times the row's RMS logit.
+class cuda_model_fixture : public ::testing::TestWithParam<std::tuple<std::string, kernel_dtype>> {
+ protected:
+  std::string fx() const { return std::get<0>(GetParam()); }
+  kernel_dtype dt() const { return std::get<1>(GetParam()); }
+  std::string dir() const { return std::string(TROUPE_FIXTURES_DIR) + "/" + fx(); }
+  // Prompts past 256 tokens: attention over that many 16-bit keys adds its own error (measured on
+  // the H100: 1.03% in fp16 at the end of the 300-token prompt after chunked prefill).
+  double rel_tol(size_t prompt_len = 0) const {
+    const double t = dt() == kernel_dtype::f16 ? 1e-2 : 4e-2;
+    return prompt_len > 256 ? 2 * t : t;
+  }
+  float tie_tol(const float* row, int64_t V) const {
+    return static_cast<float>((dt() == kernel_dtype::f16 ? 0.05 : 0.25) * rms(row, V));
+  }
+  // `want` is our top token, or HF's token lies within tie_tol of our top logit.
+  void expect_top(const float* row, int64_t V, int32_t want, const std::string& where) const {
+    const int32_t got = argmax(row, V);
+    if (got == want) return;
+    EXPECT_LE(row[got] - row[want], tie_tol(row, V))
+        << where << ": got token " << got << ", HF's " << want << " is " << row[got] - row[want]
+        << " below it (tolerance " << tie_tol(row, V) << ")";
+  }
+};
 
 TEST_P(cuda_model_fixture, matches_hf_logits_and_greedy_continuations) {
   TROUPE_REQUIRE_GPU();
-  const std::string dir = std::string(TROUPE_FIXTURES_DIR) + "/" + GetParam();
-  auto cfg = read_model_config(dir);
+  auto cfg = read_model_config(dir());
   ASSERT_TRUE(cfg.ok()) << cfg.err().to_string();
-  auto weights = open_weights(dir);
+  auto weights = open_weights(dir());
   ASSERT_TRUE(weights.ok()) << weights.err().to_string();
   cuda_model_options o;
+  o.dtype = dt();
   o.block_seq_len = 16;
   o.num_kv_blocks = 400;
   o.max_batch_size = 8;
@@ -88,13 +137,14 @@ TEST_P(cuda_model_fixture, matches_hf_logits_and_greedy_continuations) {
   cuda_model& m = **model;
   const uint64_t allocations = device_allocation_count();
   const int64_t V = cfg->vocab_size, bs = m.block_seq_len();
-  const auto prompts = read_reference(dir);
+  const auto prompts = read_reference(dir());
   block_allocator blocks(m.num_kv_blocks());
   step_logits out;
 
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
     const auto& p = prompts[pi];
-    SCOPED_TRACE(GetParam() + " prompt " + std::to_string(pi) + " (" + std::to_string(p.ids.size()) + " tokens)");
+    SCOPED_TRACE(fx() + " " + test::dt_name(dt()) + " prompt " + std::to_string(pi) + " (" + std::to_string(p.ids.size()) +
+                 " tokens)");
     // 1. One-shot prefill, logits at every position.
     seq_step s;
     s.seq_id = static_cast<int64_t>(pi);
@@ -105,40 +155,25 @@ TEST_P(cuda_model_fixture, matches_hf_logits_and_greedy_continuations) {
     auto st = m.forward(b, out);
     ASSERT_TRUE(st.ok()) << st.err().to_string();
     ASSERT_EQ(out.num_rows(), static_cast<int64_t>(p.ids.size()));
+    EXPECT_LE(rel_error(out.row(p.ids.size() - 1), p.logits_last), rel_tol(p.ids.size())) << "last position";
     for (size_t t = 0; t < p.ids.size(); ++t) {
-      EXPECT_LE(rel_error(out.row(t), p.logits_all[t]), 1e-2) << "position " << t;
-      if (top2_margin(p.logits_all[t].data(), V) > 0.05f)
-        EXPECT_EQ(argmax(out.row(t), V), argmax(p.logits_all[t].data(), V)) << "position " << t;
+      if (!p.logits_all.empty()) EXPECT_LE(rel_error(out.row(t), p.logits_all[t]), rel_tol()) << "position " << t;
+      expect_top(out.row(t), V, p.argmax_all[t], "argmax at position " + std::to_string(t));
     }
-    // 2. Greedy decode, one token per step, through the paged cache.
-    std::vector<int32_t> gen;
-    int32_t next = argmax(out.row(out.num_rows() - 1), V);
-    float margin = top2_margin(out.row(out.num_rows() - 1), V);
-    float scale = std::fabs(*std::max_element(out.row(out.num_rows() - 1), out.row(out.num_rows() - 1) + V));
+    // 2. Greedy decode, one token per step, through the paged cache (and the decode graphs):
+    // HF's continuation, teacher-forced after a near-tie so one flip does not cascade.
+    std::vector<float> row(out.row(out.num_rows() - 1), out.row(out.num_rows() - 1) + V);
     s.want_all_logits = false;
     for (size_t k = 0; k < p.greedy.size(); ++k) {
-      gen.push_back(next);
-      if (next != p.greedy[k]) break;
+      expect_top(row.data(), V, p.greedy[k], "greedy step " + std::to_string(k));
       s.start_pos += static_cast<int32_t>(s.tokens.size());
-      s.tokens = {next};
+      s.tokens = {p.greedy[k]};
       blocks.cover(s, bs);
       b.seqs = {s};
       st = m.forward(b, out);
       ASSERT_TRUE(st.ok()) << st.err().to_string();
       ASSERT_EQ(out.num_rows(), 1);
-      next = argmax(out.row(0), V);
-      margin = top2_margin(out.row(0), V);
-      scale = std::fabs(*std::max_element(out.row(0), out.row(0) + V));
-    }
-    const size_t k = gen.size() - 1;
-    if (gen.back() != p.greedy[k]) {
-      // bf16 activations may flip a near-tie of the float32 reference; anything else is a bug.
-      if (margin < 2e-2f * std::max(scale, 1.f))
-        std::cout << "[   NOTE   ] " << GetParam() << " prompt " << pi << ": near-tie at step " << k << " (margin "
-                  << margin << "), continuation compared up to there\n";
-      else
-        ADD_FAILURE() << "greedy continuation diverges at step " << k << ": got " << gen.back() << ", want "
-                      << p.greedy[k] << " (top-2 margin " << margin << ")";
+      row.assign(out.row(0), out.row(0) + V);
     }
   }
   EXPECT_EQ(device_allocation_count(), allocations) << "forward() must not allocate device memory";
@@ -146,12 +181,12 @@ TEST_P(cuda_model_fixture, matches_hf_logits_and_greedy_continuations) {
 
 TEST_P(cuda_model_fixture, chunked_prefill_and_mixed_batches_agree_with_one_shot) {
   TROUPE_REQUIRE_GPU();
-  const std::string dir = std::string(TROUPE_FIXTURES_DIR) + "/" + GetParam();
-  auto cfg = read_model_config(dir);
+  auto cfg = read_model_config(dir());
   ASSERT_TRUE(cfg.ok()) << cfg.err().to_string();
-  auto weights = open_weights(dir);
+  auto weights = open_weights(dir());
   ASSERT_TRUE(weights.ok()) << weights.err().to_string();
   cuda_model_options o;
+  o.dtype = dt();
   o.block_seq_len = 16;
   o.num_kv_blocks = 300;
   o.max_batch_size = 8;
@@ -163,7 +198,7 @@ TEST_P(cuda_model_fixture, chunked_prefill_and_mixed_batches_agree_with_one_shot
   cuda_model& m = **model;
   const uint64_t allocations = device_allocation_count();
   const int64_t V = cfg->vocab_size, bs = m.block_seq_len();
-  const auto prompts = read_reference(dir);
+  const auto prompts = read_reference(dir());
   block_allocator blocks(m.num_kv_blocks());
 
   // All prompts in 7-token chunks, advancing together in shared steps (mixed lengths per step).
@@ -200,18 +235,17 @@ TEST_P(cuda_model_fixture, chunked_prefill_and_mixed_batches_agree_with_one_shot
   }
   for (size_t i = 0; i < prompts.size(); ++i) {
     ASSERT_EQ(last[i].size(), static_cast<size_t>(V)) << "prompt " << i << " got no logits";
-    EXPECT_LE(rel_error(last[i].data(), prompts[i].logits_all.back()), 1e-2) << "prompt " << i;
+    EXPECT_LE(rel_error(last[i].data(), prompts[i].logits_last), rel_tol(prompts[i].ids.size())) << "prompt " << i;
   }
-  // Then 8 decode steps of all sequences at once must reproduce each greedy continuation.
-  std::vector<int32_t> next(prompts.size());
-  for (size_t i = 0; i < prompts.size(); ++i) next[i] = argmax(last[i].data(), V);
+  // Then 8 decode steps of all sequences at once must reproduce each greedy continuation
+  // (teacher-forced, so one near-tie does not cascade).
   for (int k = 0; k < 8; ++k) {
     step_batch b;
     for (size_t i = 0; i < prompts.size(); ++i) {
-      EXPECT_EQ(next[i], prompts[i].greedy[k]) << "prompt " << i << " step " << k;
+      expect_top(last[i].data(), V, prompts[i].greedy[k], "prompt " + std::to_string(i) + " step " + std::to_string(k));
       auto& s = seqs[i];
       s.start_pos += static_cast<int32_t>(s.tokens.size());
-      s.tokens = {prompts[i].greedy[k]};  // teacher-forced, so one divergence does not cascade
+      s.tokens = {prompts[i].greedy[k]};
       s.want_logits = true;
       blocks.cover(s, bs);
       b.seqs.push_back(s);
@@ -220,13 +254,96 @@ TEST_P(cuda_model_fixture, chunked_prefill_and_mixed_batches_agree_with_one_shot
     auto st = m.forward(b, out);
     ASSERT_TRUE(st.ok()) << st.err().to_string();
     ASSERT_EQ(out.num_rows(), static_cast<int64_t>(prompts.size()));
-    for (size_t i = 0; i < prompts.size(); ++i) next[i] = argmax(out.row(i), V);
+    for (size_t i = 0; i < prompts.size(); ++i) last[i].assign(out.row(i), out.row(i) + V);
   }
   EXPECT_EQ(device_allocation_count(), allocations);
 }
 
+// Decode steps replayed from the start-up CUDA graphs (padded to the next captured batch size, some
+// rows without logits) give the logits of the same steps launched eagerly, and allocate nothing:
+// neither our arenas nor anything cudaMemGetInfo would see.
+TEST_P(cuda_model_fixture, decode_graphs_match_eager_launches) {
+  TROUPE_REQUIRE_GPU();
+  auto cfg = read_model_config(dir());
+  ASSERT_TRUE(cfg.ok()) << cfg.err().to_string();
+  auto weights = open_weights(dir());
+  ASSERT_TRUE(weights.ok()) << weights.err().to_string();
+  cuda_model_options o;
+  o.dtype = dt();
+  o.block_seq_len = 16;
+  o.num_kv_blocks = 600;
+  o.max_batch_size = 12;
+  o.max_prefill_token_num = 512;
+  o.session_len = 1024;
+  o.max_splits = 4;
+  auto graphed = cuda_model::create(*cfg, weights->get(), o);
+  ASSERT_TRUE(graphed.ok()) << graphed.err().to_string();
+  o.cuda_graphs = false;
+  auto eager = cuda_model::create(*cfg, weights->get(), o);
+  ASSERT_TRUE(eager.ok()) << eager.err().to_string();
+  EXPECT_EQ((*graphed)->graph_batch_sizes(), (std::vector<int32_t>{1, 2, 4, 8, 12}));
+  EXPECT_TRUE((*eager)->graph_batch_sizes().empty());
+  const int64_t V = cfg->vocab_size, bs = (*graphed)->block_seq_len();
+  const auto prompts = read_reference(dir());
+  const uint64_t allocations = device_allocation_count();
+  size_t free_before = 0, free_after = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
+
+  // 11 sequences: the fixture prompts (repeated), prefilled together, then decoded in steps of
+  // 1, 3, 5, 11 and 9 sequences (graphs 1, 4, 8, 12, 12).
+  block_allocator blocks(o.num_kv_blocks);
+  std::vector<seq_step> seqs(11);
+  step_batch prefill;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    seqs[i].seq_id = static_cast<int64_t>(i);
+    const auto& ids = prompts[i % prompts.size()].ids;
+    seqs[i].tokens.assign(ids.begin(), ids.begin() + std::min<size_t>(ids.size(), 40));
+    blocks.cover(seqs[i], bs);
+    prefill.seqs.push_back(seqs[i]);
+  }
+  step_logits g_out, e_out;
+  ASSERT_TRUE((*graphed)->forward(prefill, g_out).ok());
+  ASSERT_TRUE((*eager)->forward(prefill, e_out).ok());
+  for (auto& s : seqs) s.start_pos += static_cast<int32_t>(s.tokens.size());
+  int step = 0;
+  for (int n : {1, 3, 5, 11, 9, 1, 11}) {
+    step_batch b;
+    for (int i = 0; i < n; ++i) {
+      seq_step& s = seqs[static_cast<size_t>(i)];
+      s.tokens = {static_cast<int32_t>((step * 31 + i * 7 + 3) % V)};
+      s.want_logits = (i + step) % 4 != 1;  // some rows without logits
+      blocks.cover(s, bs);
+      b.seqs.push_back(s);
+    }
+    auto gs = (*graphed)->forward(b, g_out);
+    ASSERT_TRUE(gs.ok()) << gs.err().to_string();
+    auto es = (*eager)->forward(b, e_out);
+    ASSERT_TRUE(es.ok()) << es.err().to_string();
+    ASSERT_EQ(g_out.row_seq, e_out.row_seq) << "step " << step;
+    for (int64_t r = 0; r < g_out.num_rows(); ++r) {
+      const std::vector<float> want(e_out.row(r), e_out.row(r) + V);
+      EXPECT_LE(rel_error(g_out.row(r), want), 1e-3) << "step " << step << " row " << r;
+      if (top2_margin(want.data(), V) > 0.05f)
+        EXPECT_EQ(argmax(g_out.row(r), V), argmax(want.data(), V)) << "step " << step << " row " << r;
+    }
+    for (int i = 0; i < n; ++i) seqs[static_cast<size_t>(i)].start_pos += 1;
+    ++step;
+  }
+  ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+  EXPECT_EQ(free_after, free_before) << "decode steps took device memory";
+  EXPECT_EQ(device_allocation_count(), allocations);
+}
+
 INSTANTIATE_TEST_SUITE_P(fixtures, cuda_model_fixture,
-                         ::testing::Values("tiny-llama", "tiny-llama-bf16", "tiny-qwen2", "tiny-qwen2-bf16"));
+                         ::testing::Combine(::testing::Values("tiny-llama", "tiny-llama-bf16", "tiny-qwen2",
+                                                              "tiny-qwen2-bf16"),
+                                            ::testing::Values(kernel_dtype::bf16, kernel_dtype::f16)),
+                         [](const auto& info) {
+                           std::string n = std::get<0>(info.param) + "_" + test::dt_name(std::get<1>(info.param));
+                           for (char& c : n)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
 
 model_config odd_config() {
   model_config c;
@@ -250,7 +367,7 @@ TEST(cuda_model, dummy_weights_of_an_odd_shape_run_batches_of_19_and_99) {
   cuda_model_options o;
   o.dummy_weights = true;
   o.block_seq_len = 32;
-  o.num_kv_blocks = 1000;
+  o.num_kv_blocks = 2400;  // 99 sequences of up to 700 tokens: 99 x 22 blocks
   o.max_batch_size = 99;
   o.max_prefill_token_num = 256;
   o.dtype = kernel_dtype::f16;

@@ -1,4 +1,5 @@
-// Rotary (HF rotate_half) with the fused QKV bias vs a CPU reference; the llama3 frequency table.
+// Rotary (HF rotate_half) with the fused QKV bias vs a CPU reference; the fused KV append; the
+// llama3 frequency table.
 #include <cmath>
 
 #include "gpu_test_util.h"
@@ -86,6 +87,65 @@ TEST(rotary, matches_cpu_reference_with_bias) {
                 }
               }
         }
+}
+
+// With slots, the rotated K and the biased V land in the paged cache exactly as the rotated row
+// holds them (the same bits launch_append_kv would copy); slot -1 writes nothing.
+TEST(rotary, fused_kv_append_writes_the_rotated_k_and_v) {
+  TROUPE_REQUIRE_GPU();
+  std::mt19937 rng(8);
+  rope_config rope;
+  for (kernel_dtype dt : {kernel_dtype::bf16, kernel_dtype::f16})
+    for (bool with_bias : {false, true}) {
+      const int Hq = 4, Hkv = 2, D = 64, width = (Hq + 2 * Hkv) * D;
+      const int64_t tokens = 5;
+      paged_kv_layout cache;
+      cache.num_layers = 3;
+      cache.num_kv_heads = Hkv;
+      cache.block_seq_len = 4;
+      cache.head_dim = D;
+      cache.num_blocks = 6;
+      const uint64_t pool_elems = paged_kv_block_bytes(cache, dt) / 2 * cache.num_blocks;
+      dev_buf<uint16_t> pool(pool_elems);  // zeroed
+      cache.pool = pool.get();
+      const auto x = random_values(tokens * width, dt, rng);
+      const auto bias = random_values(width, dt, rng, -0.5f, 0.5f);
+      const std::vector<int32_t> pos = {0, 7, 8, 30, 2}, slots = {5, 22, 9, -1, 0};
+      dev_buf<uint16_t> dx(to_bits(x, dt)), db(to_bits(bias, dt));
+      dev_buf<int32_t> dpos(pos), dslots(slots);
+      dev_buf<float> dinv(rotary_inv_freq(rope, D));
+      rotary_args a;
+      a.qkv = dx.get();
+      a.bias = with_bias ? db.get() : nullptr;
+      a.positions = dpos.get();
+      a.inv_freq = dinv.get();
+      a.num_tokens = tokens;
+      a.num_heads = Hq;
+      a.num_kv_heads = Hkv;
+      a.head_dim = D;
+      a.dtype = dt;
+      a.slots = dslots.get();
+      a.cache = cache;
+      a.layer = 1;
+      ASSERT_EQ(launch_rotary(a, nullptr), cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const auto row = dx.download();
+      const auto got = pool.download();
+      std::vector<bool> written(pool_elems, false);
+      for (int64_t t = 0; t < tokens; ++t) {
+        if (slots[t] < 0) continue;
+        for (int kv = 0; kv < 2; ++kv)
+          for (int h = 0; h < Hkv; ++h)
+            for (int d = 0; d < D; ++d) {
+              const int64_t off = cache.offset(slots[t] / 4, 1, kv, h, slots[t] % 4) + d;
+              written[off] = true;
+              ASSERT_EQ(got[off], row[t * width + (Hq + kv * Hkv + h) * D + d])
+                  << dt_name(dt) << " token " << t << " kv " << kv << " head " << h << " dim " << d;
+            }
+      }
+      for (uint64_t i = 0; i < pool_elems; ++i)
+        if (!written[i]) ASSERT_EQ(got[i], 0) << "stray write at element " << i;
+    }
 }
 
 }  // namespace
