@@ -3,7 +3,7 @@
 // beside (weights + KV read) / bandwidth, prefill tokens/s beside 2 * params * tokens / cuBLAS peak.
 // Needs a GPU: without one (or in a build without CUDA) it says so and exits with code 2.
 // Usage: bench_cuda_decode [--model config.json|folder] [--context 512] [--decode-batches 1,8,32,...]
-//                          [--prefill-batches 1,4,16] [--runs 10] [--warmup 3] [--prefill-runs 5]
+//                          [--prefill-batches 1,4,16] [--runs 50] [--warmup 10] [--prefill-runs 5]
 //                          [--gemm-size 8192] [--copy-mib 1024] [--session-len 8192] [--json]
 #include <algorithm>
 #include <chrono>
@@ -40,8 +40,10 @@ struct bench_options {
   int64_t context = 512;  // tokens already in KV at each decode step; prompt length of prefill
   std::vector<int64_t> decode_batches = {1, 8, 32, 64, 128, 256};
   std::vector<int64_t> prefill_batches = {1, 4, 16};
-  int32_t runs = 10;         // timed decode steps (and copies / GEMMs) per point
-  int32_t warmup = 3;        // untimed steps before them
+  // Medians of 10 steps after 3 warm-up wandered by up to 7% between runs on the H100 (clocks
+  // still settling); 50 after 10 repeated to 0.2%.
+  int32_t runs = 50;         // timed decode steps (and copies / GEMMs) per point
+  int32_t warmup = 10;       // untimed steps before them
   int32_t prefill_runs = 5;  // timed prefill steps per batch size
   int64_t gemm_size = 8192;  // M = N = K of the GEMM peak measurement
   uint64_t copy_bytes = 1ull << 30;
