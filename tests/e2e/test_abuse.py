@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import socket
-import subprocess
 import time
 
 import pytest
