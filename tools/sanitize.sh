@@ -10,8 +10,9 @@
 # Left out of --e2e: install_package (packaging, no runtime code: it would link the instrumented
 # static libraries into an uninstrumented outside project) and py_test_playground (headless
 # Chromium dominates the CPU; the /v1/ws paths it drives are covered by py_test_websocket).
-# TSan: CAF, Boost and spdlog come from Debian uninstrumented, so TSan cannot see their
-# synchronisation; tools/tsan.supp suppresses races proven to lie inside them, never ours.
+# TSan: CAF comes from Debian uninstrumented, so TSan cannot see its synchronisation; the tsan run
+# puts the instrumented CAF of tools/build_caf_tsan.sh (same version) first on LD_LIBRARY_PATH.
+# tools/tsan.supp, if present, suppresses races proven to lie inside uninstrumented libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-}"
@@ -57,6 +58,18 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:log_path=$
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:suppressions=$PWD/tools/ubsan.supp:log_path=$reports/ubsan"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1}:log_path=$reports/tsan"
 [[ -f tools/tsan.supp ]] && TSAN_OPTIONS="$TSAN_OPTIONS:suppressions=$PWD/tools/tsan.supp"
+if [[ "$kind" == tsan ]]; then
+  # CAF instrumented with TSan (tools/build_caf_tsan.sh): without it TSan cannot see CAF's
+  # synchronisation and reports each actor/message hand-off between CAF's threads as a race.
+  caf_tsan="${TROUPE_CAF_TSAN_DIR:-$cache/caf-tsan/lib}"
+  if [[ -f "$caf_tsan/libcaf_core.so.0.17.6" ]]; then
+    export LD_LIBRARY_PATH="$caf_tsan${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "sanitize: running against the instrumented CAF in $caf_tsan"
+  else
+    echo "sanitize: warning: no instrumented CAF in $caf_tsan (tools/build_caf_tsan.sh): expect false" \
+      "races inside CAF's hand-offs" >&2
+  fi
+fi
 rc=0
 { time ctest --test-dir "$build" -L "$labels" -E "$exclude" -j "$jobs" --timeout 1200 --output-on-failure "$@" \
     >"$build/sanitize-ctest.log" 2>&1 || rc=$?; } 2>"$build/sanitize-ctest.time"
