@@ -35,6 +35,7 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using step_atom = caf::atom_constant<caf::atom("step")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
 
 constexpr submit_atom submit_atom_v{};
 constexpr cancel_atom cancel_atom_v{};
@@ -47,6 +48,7 @@ constexpr stats_atom stats_atom_v{};
 constexpr step_atom step_atom_v{};
 constexpr drain_atom drain_atom_v{};
 constexpr wake_atom wake_atom_v{};
+constexpr watchdog_atom watchdog_atom_v{};
 
 // --- inspectors ------------------------------------------------------------------------------
 
@@ -194,7 +196,8 @@ using scheduler_actor = caf::typed_actor<caf::replies_to<submit_atom, generation
                                          caf::reacts_to<cancel_atom, std::string>,
                                          caf::replies_to<stats_atom>::with<engine_stats>,
                                          caf::reacts_to<drain_atom, bool>,
-                                         caf::reacts_to<wake_atom>>;
+                                         caf::reacts_to<wake_atom>,
+                                         caf::reacts_to<watchdog_atom>>;
 
 // troupe::error <-> caf::error.
 caf::error to_caf_error(const error& e);

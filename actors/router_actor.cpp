@@ -312,9 +312,9 @@ void submit_to_worker(cluster_sink_pointer self, route_ticket t) {
   auto& st = self->state;
   st.ticket = t;
   self->monitor(t.scheduler);  // already dead: the down message comes at once
-  // No CAF timeout (as in sink_actor.cpp): CAF 0.17's clock would keep this finished sink alive
-  // until the timeout is due. The scheduler answers every submit, and the monitor above covers a
-  // worker that goes away.
+  // No CAF timeout (as in sink_actor.cpp): the scheduler answers every submit, and the monitor
+  // above covers a worker that goes away. (CAF 0.17 drops a request's timeout only when the actor
+  // exits, never on the answer: harmless for this short-lived sink, a leak for long-lived actors.)
   self->request(t.scheduler, caf::infinite, submit_atom_v, std::move(st.req), caf::actor_cast<sink_actor>(self))
       .then([](uint64_t) {},
             [self](caf::error& e) {

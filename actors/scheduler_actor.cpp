@@ -3,10 +3,17 @@
 // response promises (FIFO, linear, observable) until a slot frees, their wait expires or the queue
 // overflows — the backpressure lives here and nowhere else. One step is in flight at a time:
 // plan -> alloc at the block manager -> forward at the executor -> dispatch events -> next step.
+//
+// Those two calls carry no CAF timeout: CAF 0.17 never cancels a request's timeout when the answer
+// arrives, its clock keeps every one until it is due, so a timeout per alloc and per step (600 s)
+// grew the process by a few MB per 10k requests (tools/soak.py). One watchdog instead: a single
+// delayed message, re-armed only while a call is in flight, fails the call that outlives its limit.
 #include "actors/scheduler_actor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -30,6 +37,23 @@ struct queued_request {
   clock_type::time_point since;
 };
 
+// The answers of all ranks to one step.
+struct step_gather {
+  int32_t pending = 0;
+  bool done = false;                  // finished (answers after a watchdog expiry are ignored)
+  std::optional<step_logits> logits;  // rank 0's
+  std::optional<caf::error> failure;  // the first failure (the others follow from its abort)
+};
+
+// The one alloc or step in flight, with its deadline (0: none).
+struct watched_call {
+  uint64_t id = 0;
+  clock_type::time_point deadline;
+  std::function<void()> on_expiry;
+};
+
+constexpr std::chrono::milliseconds alloc_timeout{30000};
+
 struct scheduler_state {
   scheduler_config cfg;
   std::unique_ptr<scheduler_core> core;
@@ -47,6 +71,9 @@ struct scheduler_state {
   int64_t available = 0;
   bool step_in_flight = false;
   bool tick_armed = false;
+  bool watchdog_armed = false;
+  watched_call call;
+  uint64_t next_call_id = 1;
   bool draining = false;
   uint64_t next_auto_id = 1;
   int64_t num_steps = 0;
@@ -63,6 +90,45 @@ void arm_tick(sched_pointer self, std::chrono::milliseconds after) {
   if (self->state.tick_armed) return;
   self->state.tick_armed = true;
   self->delayed_send(self, after, wake_atom_v);
+}
+
+// The watchdog's period: fine enough for the shortest limit, at most one wake-up a second.
+std::chrono::milliseconds watchdog_period(const scheduler_config& cfg) {
+  const auto shortest = std::min<int64_t>(cfg.step_timeout_ms, alloc_timeout.count());
+  return std::chrono::milliseconds(std::clamp<int64_t>(shortest / 8, 1, 1000));
+}
+
+void arm_watchdog(sched_pointer self) {
+  if (self->state.watchdog_armed) return;
+  self->state.watchdog_armed = true;
+  self->delayed_send(self, watchdog_period(self->state.cfg), watchdog_atom_v);
+}
+
+// Starts watching a call; `on_expiry` runs (once) if it is still in flight after `limit`.
+uint64_t watch_call(sched_pointer self, std::chrono::milliseconds limit, std::function<void()> on_expiry) {
+  auto& st = self->state;
+  st.call = {st.next_call_id++, clock_type::now() + limit, std::move(on_expiry)};
+  arm_watchdog(self);
+  return st.call.id;
+}
+
+// The call's answer arrived: false when the watchdog has already failed it (ignore the answer).
+bool end_call(sched_pointer self, uint64_t id) {
+  auto& st = self->state;
+  if (st.call.id != id) return false;
+  st.call = {};
+  return true;
+}
+
+void on_watchdog(sched_pointer self) {
+  auto& st = self->state;
+  st.watchdog_armed = false;
+  if (st.call.id != 0 && clock_type::now() >= st.call.deadline) {
+    auto expire = std::move(st.call.on_expiry);
+    st.call = {};
+    expire();
+  }
+  if (st.call.id != 0) arm_watchdog(self);
 }
 
 void flush_blocks(sched_pointer self) {
@@ -146,15 +212,9 @@ bool is_current_rank(sched_pointer self, const caf::actor_addr& a) {
   return false;
 }
 
-// The answers of all ranks to one step.
-struct step_gather {
-  int32_t pending = 0;
-  std::optional<step_logits> logits;  // rank 0's
-  std::optional<caf::error> failure;  // the first failure (the others follow from its abort)
-};
-
 void finish_step(sched_pointer self, step_gather& g) {
   auto& st = self->state;
+  g.done = true;
   st.last_step = clock_type::now();
   st.step_in_flight = false;
   if (g.failure) {
@@ -181,22 +241,37 @@ void run_step(sched_pointer self, step_batch batch) {
   const int64_t step_id = batch.step_id;
   auto g = std::make_shared<step_gather>();
   g->pending = static_cast<int32_t>(st.execs.size());
-  const auto timeout = std::chrono::milliseconds(st.cfg.step_timeout_ms);
+  const uint64_t call = watch_call(self, std::chrono::milliseconds(st.cfg.step_timeout_ms), [self, g, step_id] {
+    // A rank is hung: fail the step now; its late answers are ignored (g->done).
+    const int32_t limit = self->state.cfg.step_timeout_ms;
+    logger("scheduler")->error("forward step {} did not finish within step_timeout_ms ({} ms)", step_id, limit);
+    if (!g->failure)
+      g->failure = to_caf_error({errc::timeout, "forward step " + std::to_string(step_id) +
+                                                    " did not finish within step_timeout_ms (" +
+                                                    std::to_string(limit) + " ms)"});
+    if (self->state.group.abort_step) self->state.group.abort_step(step_id);
+    finish_step(self, *g);
+  });
+  auto answered = [self, g, call] {
+    if (--g->pending == 0 && end_call(self, call)) finish_step(self, *g);
+  };
   for (size_t r = 0; r < st.execs.size(); ++r) {
     // The last rank gets the batch itself, the others copies.
     step_batch msg = r + 1 == st.execs.size() ? std::move(batch) : batch;
-    self->request(st.execs[r], timeout, step_atom_v, std::move(msg))
+    self->request(st.execs[r], caf::infinite, step_atom_v, std::move(msg))
         .then(
-            [self, g, r](step_logits& out) {
+            [g, r, answered](step_logits& out) {
+              if (g->done) return;
               if (r == 0) g->logits = std::move(out);
-              if (--g->pending == 0) finish_step(self, *g);
+              answered();
             },
-            [self, g, step_id](caf::error& e) {
+            [self, g, step_id, answered](caf::error& e) {
+              if (g->done) return;
               if (!g->failure) {
                 g->failure = e;
                 if (self->state.group.abort_step) self->state.group.abort_step(step_id);
               }
-              if (--g->pending == 0) finish_step(self, *g);
+              answered();
             });
   }
 }
@@ -208,9 +283,21 @@ void maybe_step(sched_pointer self) {
   flush_blocks(self);  // preemptions release before the alloc (same mailbox order at the block manager)
   st.step_in_flight = true;
   const bool refresh_only = !plan.has_value();
-  self->request(st.bm, std::chrono::seconds(30), alloc_atom_v, plan ? std::move(*plan) : block_request{})
+  auto failed = [self](const error& e) {
+    auto& st = self->state;
+    st.step_in_flight = false;
+    st.core->on_step_failed(e);
+    dispatch(self);
+    arm_tick(self, std::chrono::milliseconds(5));  // sequences still waiting retry (else they stall)
+  };
+  const uint64_t call = watch_call(self, alloc_timeout, [failed] {
+    failed({errc::timeout, "the block manager did not answer an allocation within " +
+                               std::to_string(alloc_timeout.count() / 1000) + " s"});
+  });
+  self->request(st.bm, caf::infinite, alloc_atom_v, plan ? std::move(*plan) : block_request{})
       .then(
-          [self, refresh_only](block_reply& reply) {
+          [self, refresh_only, call](block_reply& reply) {
+            if (!end_call(self, call)) return;
             auto& st = self->state;
             const int64_t before = st.available;
             st.available = reply.num_available;
@@ -225,12 +312,8 @@ void maybe_step(sched_pointer self) {
             }
             run_step(self, std::move(batch));
           },
-          [self](caf::error& e) {
-            auto& st = self->state;
-            st.step_in_flight = false;
-            st.core->on_step_failed(from_caf_error(e));
-            dispatch(self);
-            arm_tick(self, std::chrono::milliseconds(5));  // sequences still waiting retry (else they stall)
+          [self, call, failed](caf::error& e) {
+            if (end_call(self, call)) failed(from_caf_error(e));
           });
 }
 
@@ -368,6 +451,7 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
         }
       },
       [self](wake_atom) { on_tick(self); },
+      [self](watchdog_atom) { on_watchdog(self); },
   };
 }
 

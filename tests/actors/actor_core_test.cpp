@@ -36,14 +36,14 @@ class test_backend : public model_backend {
   status forward(const step_batch& b, step_logits& out) override {
     const int64_t n = ++steps;
     max_batch = std::max<int64_t>(max_batch, static_cast<int64_t>(b.seqs.size()));
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    if (const auto d = delay.load(); d.count() > 0) std::this_thread::sleep_for(d);
     if (n == fail_on_step) return make_error(errc::device_error, "injected failure on step " + std::to_string(n));
     return inner_->forward(b, out);
   }
   std::atomic<int64_t> steps{0};
   std::atomic<int64_t> max_batch{0};
   std::atomic<int64_t> fail_on_step{-1};
-  std::chrono::milliseconds delay{0};
+  std::atomic<std::chrono::milliseconds> delay{std::chrono::milliseconds(0)};
 
  private:
   std::shared_ptr<model_backend> inner_;
@@ -74,7 +74,7 @@ struct actor_fixture {
 
   // tp > 1: tiny-llama split over `tp` ranks sharing a cpu_comm_group; `backend` wraps rank 0.
   actor_fixture(int32_t max_concurrent, int32_t max_queued, double queue_timeout, int32_t blocks = 64,
-                int32_t tp = 1) {
+                int32_t tp = 1, int32_t step_timeout_ms = 600000) {
     cfg.add_message_types<caf::id_block::troupe>();
     sys = std::make_unique<caf::actor_system>(cfg);
     std::vector<std::shared_ptr<model_backend>> ranks;
@@ -112,6 +112,7 @@ struct actor_fixture {
     sc.max_concurrent_requests = max_concurrent;
     sc.max_queued_requests = max_queued;
     sc.queue_timeout_s = queue_timeout;
+    sc.step_timeout_ms = step_timeout_ms;
     sc.vocab_size = 512;
     sc.eos_ids = {2};
     if (tp == 1) {
@@ -247,12 +248,20 @@ TEST(actor_core, admission_is_bounded_and_overflow_is_overloaded_at_once) {
 
 TEST(actor_core, admission_is_fifo) {
   actor_fixture f(1, 8, 30.0);
-  f.backend->delay = 5ms;
+  f.backend->delay = 100ms;  // request 0 runs >= 500 ms: the others are all queued behind it
   auto prompt = testing::fixture_prompts("tiny-llama")[1].input_ids;
   std::vector<std::shared_ptr<result_box>> boxes;
   for (int i = 0; i < 5; ++i) {
     boxes.push_back(f.submit(prompt, 4, "fifo-" + std::to_string(i)));
-    std::this_thread::sleep_for(2ms);  // submission order is the order the scheduler sees
+    // The scheduler has seen request i before i + 1 is sent (a fixed sleep was not enough under
+    // TSan, where spawning the request's sink takes longer).
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      const auto st = f.stats();
+      if (st.num_requests_running + st.num_requests_waiting == i + 1) break;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "request " << i << " not seen by the scheduler";
+      std::this_thread::sleep_for(1ms);
+    }
   }
   for (auto& b : boxes) ASSERT_TRUE(b->wait(30s));
   for (int i = 1; i < 5; ++i) EXPECT_LT(boxes[i - 1]->first_event, boxes[i]->first_event) << i;
@@ -307,6 +316,31 @@ TEST(actor_core, a_dead_executor_is_restarted_and_serving_goes_on) {
   EXPECT_EQ(b->tokens, prompts[2].greedy);
   std::lock_guard<std::mutex> l(f.exec_mu);
   EXPECT_EQ(f.executors.size(), 2u);
+}
+
+// A hung executor: the scheduler's watchdog fails the step after step_timeout_ms with a clear error,
+// not when the step finally ends; the late answer is ignored and serving goes on.
+TEST(actor_core, a_hung_step_fails_after_step_timeout_and_serving_goes_on) {
+  actor_fixture f(8, 8, 10.0, 64, 1, 800);  // a normal step takes far less, even under TSan
+  auto prompts = testing::fixture_prompts("tiny-llama");
+  f.backend->delay = 3000ms;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto a = f.submit(prompts[1].input_ids, 4);
+  ASSERT_TRUE(a->wait(30s));
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(a->failure);
+  EXPECT_EQ(a->failure->code, errc::timeout);
+  EXPECT_NE(a->failure->message.find("step_timeout_ms (800 ms)"), std::string::npos) << a->failure->message;
+  EXPECT_GE(waited, 0.79);
+  EXPECT_LT(waited, 2.5);  // the watchdog, not the end of the step
+  f.backend->delay = 0ms;
+  std::this_thread::sleep_for(3000ms);  // the hung step ends; its answer comes late and is ignored
+  auto b = f.submit(prompts[2].input_ids, 24);
+  ASSERT_TRUE(b->wait(30s));
+  ASSERT_FALSE(b->failure) << b->failure->message;
+  EXPECT_EQ(b->tokens, prompts[2].greedy);
+  EXPECT_EQ(f.stats().num_step_failures, 1);
+  f.expect_no_leased_blocks();
 }
 
 // Tensor parallelism: each step goes to both ranks; the output is the transformers reference.

@@ -3,6 +3,7 @@
 KV block is leased, nothing runs or waits, every other request was answered correctly and RSS stayed
 within 5% of its post-warm-up value. The long version is the same script with more requests."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,9 +15,15 @@ SOAK = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "soak.py")
 
 def test_short_soak():
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, SOAK, "--binary", BINARY, "--requests", "200", "--concurrency", "16"],
-                       capture_output=True, text=True, timeout=300)
-    out = p.stdout + p.stderr
+    # Its own process group: on a timeout the server soak.py started goes down with it.
+    p = subprocess.Popen([sys.executable, SOAK, "--binary", BINARY, "--requests", "200", "--concurrency", "16"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate(timeout=30)
+        raise AssertionError("soak.py did not finish within 300 s:\n" + out[-6000:])
     assert p.returncode == 0, out[-6000:]
     assert "SOAK SUMMARY" in out and '"failed": 0' in out, out[-3000:]
     print(out[-1500:], f"\nsoak took {time.monotonic() - t0:.1f} s")
