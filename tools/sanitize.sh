@@ -57,6 +57,7 @@ mkdir -p "$reports"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:log_path=$reports/asan"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:suppressions=$PWD/tools/ubsan.supp:log_path=$reports/ubsan"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1}:log_path=$reports/tsan"
+export TROUPE_SANITIZER="$kind"  # tests whose size is set for an uninstrumented binary scale down (test_soak.py)
 [[ -f tools/tsan.supp ]] && TSAN_OPTIONS="$TSAN_OPTIONS:suppressions=$PWD/tools/tsan.supp"
 if [[ "$kind" == tsan ]]; then
   # CAF instrumented with TSan (tools/build_caf_tsan.sh): without it TSan cannot see CAF's
