@@ -148,6 +148,10 @@ status validate_options(const troupe_options& o) {
     return make_error(errc::invalid_argument, "--workers and --join-port are only for --role router");
   if (o.cluster.role != "worker" && !o.cluster.join.empty())
     return make_error(errc::invalid_argument, "--join is only for --role worker");
+  if (e.fault_inject.rank >= e.tp)
+    return make_error(errc::invalid_argument, "--fault-inject rank=" + std::to_string(e.fault_inject.rank) +
+                                                  " names no rank of --tp " + std::to_string(e.tp) +
+                                                  " (ranks 0.." + std::to_string(e.tp - 1) + ")");
   if (e.device == "cuda" && e.model.dtype == "float32")
     return make_error(errc::invalid_argument, "--device cuda runs bfloat16 or float16 weights; use --dtype bfloat16");
   return ok_status();

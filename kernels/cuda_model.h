@@ -121,6 +121,7 @@ class cuda_model final : public model_backend {
   status run_layers(int64_t num_tokens, const int32_t* d_tokens, const int32_t* d_pos, const int32_t* d_slots,
                     const paged_attention_args& attn);
   status matmul(const gemm_args& g);             // skinny kernel or cuBLAS
+  attention_schedule_options schedule_options() const;
   status all_reduce_hidden(int64_t num_tokens);  // sums buf_.h [T, hidden] over the TP ranks
   status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
 

@@ -9,16 +9,12 @@
 
 #include "config/cli.h"
 #include "config/option_table.h"
+#include "support/cli_parse.h"
 
 namespace troupe {
 namespace {
 
-cli_result parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "troupe");
-  std::vector<const char*> argv;
-  for (auto& a : args) argv.push_back(a.c_str());
-  return parse_command_line(static_cast<int>(argv.size()), argv.data());
-}
+using testing::parse;
 
 TEST(cli, serve_options_land_in_the_struct) {
   auto r = parse({"serve", "--model", "/m.gguf", "--max-batch-size", "8", "--cache-max-entry-count", "0.5",
@@ -46,6 +42,10 @@ TEST(cli, out_of_range_values_are_usage_errors) {
                                                          {"generate", "--prompt", "x", "--top-p", "0"},
                                                          {"generate", "--prompt", "x", "--temperature", "-1"},
                                                          {"generate", "--prompt-ids", "1,x,3"},
+                                                         {"serve", "--enforce-eager", "maybe"},
+                                                         {"serve", "--tp-collectives", "sometimes"},
+                                                         {"serve", "--fault-inject", "rank=99"},
+                                                         {"serve", "--fault-inject", "fail_step=2,rank=x"},
                                                          {"serve", "--no-such-flag"}}) {
     auto r = parse(args);
     EXPECT_TRUE(r.command.empty()) << args[1];
@@ -123,6 +123,21 @@ TEST(options, cross_option_validation) {
   o.engine.max_prefill_token_num = 16;
   o.engine.cache_block_seq_len = 64;
   EXPECT_FALSE(validate_options(o).ok());
+  troupe_options f;
+  f.engine.tp = 2;
+  f.engine.fault_inject.rank = 2;  // ranks are 0 and 1
+  const status st = validate_options(f);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.err().message.find("--fault-inject rank=2 names no rank of --tp 2"), std::string::npos) << st.err().message;
+  f.engine.fault_inject.rank = 1;
+  EXPECT_TRUE(validate_options(f).ok());
+}
+
+TEST(cli, enforce_eager_takes_a_boolean) {
+  auto r = parse({"serve", "--enforce-eager", "true"});
+  ASSERT_EQ(r.command, "serve") << r.output;
+  EXPECT_TRUE(r.options.engine.enforce_eager);
+  EXPECT_FALSE(parse({"serve"}).options.engine.enforce_eager);
 }
 
 TEST(options, reference_lists_every_option) {

@@ -7,16 +7,12 @@
 
 #include "config/cli.h"
 #include "config/option_table.h"
+#include "support/cli_parse.h"
 
 namespace troupe {
 namespace {
 
-cli_result parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "troupe");
-  std::vector<const char*> argv;
-  for (auto& a : args) argv.push_back(a.c_str());
-  return parse_command_line(static_cast<int>(argv.size()), argv.data());
-}
+using testing::parse;
 
 TEST(cluster_options, router_takes_worker_addresses) {
   auto r = parse({"serve", "--role", "router", "--workers", "10.0.0.1:8001,host-b:9000"});

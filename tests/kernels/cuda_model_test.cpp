@@ -100,6 +100,26 @@ class cuda_model_fixture : public ::testing::TestWithParam<std::tuple<std::strin
   std::string fx() const { return std::get<0>(GetParam()); }
   kernel_dtype dt() const { return std::get<1>(GetParam()); }
   std::string dir() const { return std::string(TROUPE_FIXTURES_DIR) + "/" + fx(); }
+  // The fixture's config and weights (host side: read even where no GPU is present).
+  void SetUp() override {
+    auto cfg = read_model_config(dir());
+    ASSERT_TRUE(cfg.ok()) << cfg.err().to_string();
+    cfg_ = *cfg;
+    auto weights = open_weights(dir());
+    ASSERT_TRUE(weights.ok()) << weights.err().to_string();
+    weights_ = std::move(*weights);
+  }
+  // 16-token blocks, 512-token prefill steps, sessions of 1024, in the parameter's dtype.
+  cuda_model_options options(int64_t num_kv_blocks, int32_t max_batch_size) const {
+    cuda_model_options o;
+    o.dtype = dt();
+    o.block_seq_len = 16;
+    o.num_kv_blocks = num_kv_blocks;
+    o.max_batch_size = max_batch_size;
+    o.max_prefill_token_num = 512;
+    o.session_len = 1024;
+    return o;
+  }
   // Prompts past 256 tokens: attention over that many 16-bit keys adds its own error (measured on
   // the H100: 1.03% in fp16 at the end of the 300-token prompt after chunked prefill).
   double rel_tol(size_t prompt_len = 0) const {
@@ -109,6 +129,8 @@ class cuda_model_fixture : public ::testing::TestWithParam<std::tuple<std::strin
   float tie_tol(const float* row, int64_t V) const {
     return static_cast<float>((dt() == kernel_dtype::f16 ? 0.05 : 0.25) * rms(row, V));
   }
+  model_config cfg_;
+  std::unique_ptr<weight_source> weights_;
   // `want` is our top token, or HF's token lies within tie_tol of our top logit.
   void expect_top(const float* row, int64_t V, int32_t want, const std::string& where) const {
     const int32_t got = argmax(row, V);
@@ -121,22 +143,12 @@ class cuda_model_fixture : public ::testing::TestWithParam<std::tuple<std::strin
 
 TEST_P(cuda_model_fixture, matches_hf_logits_and_greedy_continuations) {
   TROUPE_REQUIRE_GPU();
-  auto cfg = read_model_config(dir());
-  ASSERT_TRUE(cfg.ok()) << cfg.err().to_string();
-  auto weights = open_weights(dir());
-  ASSERT_TRUE(weights.ok()) << weights.err().to_string();
-  cuda_model_options o;
-  o.dtype = dt();
-  o.block_seq_len = 16;
-  o.num_kv_blocks = 400;
-  o.max_batch_size = 8;
-  o.max_prefill_token_num = 512;
-  o.session_len = 1024;
-  auto model = cuda_model::create(*cfg, weights->get(), o);
+  cuda_model_options o = options(/*num_kv_blocks=*/400, /*max_batch_size=*/8);
+  auto model = cuda_model::create(cfg_, weights_.get(), o);
   ASSERT_TRUE(model.ok()) << model.err().to_string();
   cuda_model& m = **model;
   const uint64_t allocations = device_allocation_count();
-  const int64_t V = cfg->vocab_size, bs = m.block_seq_len();
+  const int64_t V = cfg_.vocab_size, bs = m.block_seq_len();
   const auto prompts = read_reference(dir());
   block_allocator blocks(m.num_kv_blocks());
   step_logits out;
@@ -181,23 +193,13 @@ TEST_P(cuda_model_fixture, matches_hf_logits_and_greedy_continuations) {
 
 TEST_P(cuda_model_fixture, chunked_prefill_and_mixed_batches_agree_with_one_shot) {
   TROUPE_REQUIRE_GPU();
-  auto cfg = read_model_config(dir());
-  ASSERT_TRUE(cfg.ok()) << cfg.err().to_string();
-  auto weights = open_weights(dir());
-  ASSERT_TRUE(weights.ok()) << weights.err().to_string();
-  cuda_model_options o;
-  o.dtype = dt();
-  o.block_seq_len = 16;
-  o.num_kv_blocks = 300;
-  o.max_batch_size = 8;
-  o.max_prefill_token_num = 512;
-  o.session_len = 1024;
+  cuda_model_options o = options(/*num_kv_blocks=*/300, /*max_batch_size=*/8);
   o.max_splits = 4;
-  auto model = cuda_model::create(*cfg, weights->get(), o);
+  auto model = cuda_model::create(cfg_, weights_.get(), o);
   ASSERT_TRUE(model.ok()) << model.err().to_string();
   cuda_model& m = **model;
   const uint64_t allocations = device_allocation_count();
-  const int64_t V = cfg->vocab_size, bs = m.block_seq_len();
+  const int64_t V = cfg_.vocab_size, bs = m.block_seq_len();
   const auto prompts = read_reference(dir());
   block_allocator blocks(m.num_kv_blocks());
 
@@ -264,26 +266,16 @@ TEST_P(cuda_model_fixture, chunked_prefill_and_mixed_batches_agree_with_one_shot
 // neither our arenas nor anything cudaMemGetInfo would see.
 TEST_P(cuda_model_fixture, decode_graphs_match_eager_launches) {
   TROUPE_REQUIRE_GPU();
-  auto cfg = read_model_config(dir());
-  ASSERT_TRUE(cfg.ok()) << cfg.err().to_string();
-  auto weights = open_weights(dir());
-  ASSERT_TRUE(weights.ok()) << weights.err().to_string();
-  cuda_model_options o;
-  o.dtype = dt();
-  o.block_seq_len = 16;
-  o.num_kv_blocks = 600;
-  o.max_batch_size = 12;
-  o.max_prefill_token_num = 512;
-  o.session_len = 1024;
+  cuda_model_options o = options(/*num_kv_blocks=*/600, /*max_batch_size=*/12);
   o.max_splits = 4;
-  auto graphed = cuda_model::create(*cfg, weights->get(), o);
+  auto graphed = cuda_model::create(cfg_, weights_.get(), o);
   ASSERT_TRUE(graphed.ok()) << graphed.err().to_string();
   o.cuda_graphs = false;
-  auto eager = cuda_model::create(*cfg, weights->get(), o);
+  auto eager = cuda_model::create(cfg_, weights_.get(), o);
   ASSERT_TRUE(eager.ok()) << eager.err().to_string();
   EXPECT_EQ((*graphed)->graph_batch_sizes(), (std::vector<int32_t>{1, 2, 4, 8, 12}));
   EXPECT_TRUE((*eager)->graph_batch_sizes().empty());
-  const int64_t V = cfg->vocab_size, bs = (*graphed)->block_seq_len();
+  const int64_t V = cfg_.vocab_size, bs = (*graphed)->block_seq_len();
   const auto prompts = read_reference(dir());
   const uint64_t allocations = device_allocation_count();
   size_t free_before = 0, free_after = 0, total = 0;
