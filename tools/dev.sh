@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The two entry points of the README:
 #   bash tools/dev.sh serve [troupe serve flags...]  set up, build, serve the default model on 127.0.0.1
-#   bash tools/dev.sh test                           set up, build, run every test and the sanitizer
-#                                                    + fuzz smoke (what CI runs)
+#   bash tools/dev.sh test                           set up, build, run every test, the ASan+UBSan
+#                                                    unit/actor/net suites and the fuzz smoke (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd="${1:-}"
@@ -29,8 +29,13 @@ case "$cmd" in
     configure
     cmake --build "$build" -j "$jobs"
     (cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 1200 "$@")
-    # Sanitizer and fuzz smoke: every libFuzzer target (clang, ASan+UBSan, build-fuzz/) replays its
-    # regressions and fuzzes from its seeds for 20000 executions or 20 s. TROUPE_FUZZ_SMOKE=0 skips it.
+    # ASan+UBSan over the unit, actor and net suites and the fuzz replays (build-asan/): fails on any
+    # sanitizer report. TROUPE_ASAN=0 skips it.
+    if [[ "${TROUPE_ASAN:-1}" != 0 ]]; then
+      bash tools/sanitize.sh asan
+    fi
+    # Fuzz smoke: every libFuzzer target (clang, ASan+UBSan, build-fuzz/) replays its regressions and
+    # fuzzes from its seeds for 20000 executions or 20 s. TROUPE_FUZZ_SMOKE=0 skips it.
     if [[ "${TROUPE_FUZZ_SMOKE:-1}" != 0 ]]; then
       bash tools/fuzz.sh --runs 20000 --time 20
     fi
