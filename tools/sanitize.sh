@@ -6,7 +6,8 @@
 # (tools/dev.sh test, and so CI, runs `asan` without --e2e.)
 # CUDA is off. Extra arguments go to ctest (e.g. -R block_pool). Every process (test executables,
 # the servers the Python tests start, CLI runs) writes its sanitizer reports under
-# <build>/sanitizer-reports/; the script prints build and test times, the ctest summary and the
+# <build>/sanitizer-reports/ (UBSan's, which gcc prints to stderr, are collected there from the
+# ctest log and from the e2e servers' logs); the script prints build and test times, the ctest summary and the
 # head of every report, and exits non-zero when a test fails or any report was written.
 # Left out of --e2e: install_package (packaging, no runtime code: it would link the instrumented
 # static libraries into an uninstrumented outside project) and py_test_playground (headless
@@ -61,6 +62,7 @@ mkdir -p "$reports"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:log_path=$reports/asan"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:suppressions=$PWD/tools/ubsan.supp:log_path=$reports/ubsan"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1}:log_path=$reports/tsan"
+export TROUPE_SANITIZER_REPORTS="$reports"  # tests/e2e/conftest.py copies server logs with reports here
 export TROUPE_SANITIZER="$kind"  # tests whose size is set for an uninstrumented binary scale down (test_soak.py)
 [[ -f tools/tsan.supp ]] && TSAN_OPTIONS="$TSAN_OPTIONS:suppressions=$PWD/tools/tsan.supp"
 if [[ "$kind" == tsan ]]; then
@@ -80,6 +82,10 @@ rc=0
     >"$build/sanitize-ctest.log" 2>&1 || rc=$?; } 2>"$build/sanitize-ctest.time"
 echo "sanitize: tests took $(cat "$build/sanitize-ctest.time")"
 grep -E '^[0-9]+% tests passed|tests failed out of|\*\*\*Failed|\*\*\*Exception|Timeout|Not Run' "$build/sanitize-ctest.log" || true
+# gcc's combined ASan+UBSan runtime writes UBSan's reports to stderr whatever log_path says: keep
+# those that reached the ctest log (halt_on_error also fails their test).
+grep -E -B2 -A12 'runtime error:|ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer' \
+  "$build/sanitize-ctest.log" >"$reports/from-ctest-log.txt" || rm -f "$reports/from-ctest-log.txt"
 shopt -s nullglob
 files=("$reports"/*)
 for f in "${files[@]}"; do
@@ -87,7 +93,7 @@ for f in "${files[@]}"; do
   grep -m 1 -E 'ERROR: |WARNING: |runtime error:' "$f" || head -n 3 "$f"
 done
 if ((${#files[@]})); then
-  echo "sanitize: ${#files[@]} process(es) wrote sanitizer reports (in $reports)"
+  echo "sanitize: ${#files[@]} sanitizer report file(s) in $reports"
   rc=1
 fi
 ((rc == 0)) && echo "sanitize: $kind passed" || echo "sanitize: $kind FAILED (log: $build/sanitize-ctest.log)"

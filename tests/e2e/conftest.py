@@ -26,6 +26,12 @@ EXTRA_FLAGS = shlex.split(os.environ.get("TROUPE_E2E_SERVER_ARGS", ""))
 START_TIMEOUT_S = 60.0   # model load + plan on a loaded 2-core machine
 STOP_TIMEOUT_S = 20.0    # SIGTERM -> exit: drain-timeout (5 s) plus slack
 _LISTEN_RE = re.compile(r"listening on http://[^\s:]+:(\d+)")
+# Under tools/sanitize.sh: gcc's combined ASan+UBSan runtime prints UBSan's reports to stderr, not
+# to log_path, so a server log holding any sanitizer report is copied into the script's reports
+# folder, which fails the run even where the test itself killed the server on purpose.
+SANITIZER_REPORTS = os.environ.get("TROUPE_SANITIZER_REPORTS", "")
+_REPORT_RE = re.compile(r"runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
+                        r"WARNING: ThreadSanitizer")
 
 
 _live = []  # every server started by this process, stopped at exit whatever happened
@@ -96,6 +102,10 @@ class ServerProcess:
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
         self.returncode = self.proc.returncode
         self._log.close()
+        if SANITIZER_REPORTS and _REPORT_RE.search(self.log()):
+            dest = os.path.join(SANITIZER_REPORTS, f"server-{self.proc.pid}.log")
+            with open(dest, "w") as f:
+                f.write(f"{shlex.join(self.args)}\n{self.log()}")
         return self.returncode
 
     def cleanup(self):
