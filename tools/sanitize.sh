@@ -7,8 +7,9 @@
 # CUDA is off. Extra arguments go to ctest (e.g. -R block_pool). Every process (test executables,
 # the servers the Python tests start, CLI runs) writes its sanitizer reports under
 # <build>/sanitizer-reports/ (UBSan's, which gcc prints to stderr, are collected there from the
-# ctest log and from the e2e servers' logs); the script prints build and test times, the ctest summary and the
-# head of every report, and exits non-zero when a test fails or any report was written.
+# ctest log and from the e2e servers' logs); the script prints build and test times, the ctest
+# summary and the head of every report, and exits non-zero when a test fails or any report was
+# written.
 # Left out of --e2e: install_package (packaging, no runtime code: it would link the instrumented
 # static libraries into an uninstrumented outside project) and py_test_playground (headless
 # Chromium dominates the CPU; the /v1/ws paths it drives are covered by py_test_websocket).

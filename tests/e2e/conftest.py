@@ -102,10 +102,11 @@ class ServerProcess:
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
         self.returncode = self.proc.returncode
         self._log.close()
-        if SANITIZER_REPORTS and _REPORT_RE.search(self.log()):
-            dest = os.path.join(SANITIZER_REPORTS, f"server-{self.proc.pid}.log")
-            with open(dest, "w") as f:
-                f.write(f"{shlex.join(self.args)}\n{self.log()}")
+        if SANITIZER_REPORTS:
+            log = self.log()
+            if _REPORT_RE.search(log):
+                with open(os.path.join(SANITIZER_REPORTS, f"server-{self.proc.pid}.log"), "w") as f:
+                    f.write(f"{shlex.join(self.args)}\n{log}")
         return self.returncode
 
     def cleanup(self):
