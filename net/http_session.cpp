@@ -86,7 +86,7 @@ http_session::http_session(tcp::socket socket, std::shared_ptr<server_context> c
 
 http_session::~http_session() {
   ctx_->remove_session(registry_id_);
-  ctx_->num_connections.fetch_sub(1);
+  ctx_->release_connection(counted_);
 }
 
 void http_session::run() {
@@ -283,7 +283,8 @@ void http_session::dispatch(const http_request& req, request_message& msg) {
         respond(ctx_->routes.reject(bad_request("GET /v1/ws expects a WebSocket upgrade")));
         return;
       }
-      phase_ = phase::closed;  // the socket now belongs to the WebSocket session
+      phase_ = phase::closed;  // the socket now belongs to the WebSocket session (it counts it)
+      ctx_->release_connection(counted_);
       start_ws_session(std::move(socket_), ctx_, std::move(msg));
       return;
     }
@@ -555,6 +556,7 @@ void http_session::linger_close() {
   // Half-close and read what the client still sends, so unread input does not turn our last
   // response into a connection reset on its side.
   phase_ = phase::closing;
+  ctx_->release_connection(counted_);
   beast::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_send, ec);
   arm_timer(k_linger_s);
@@ -565,6 +567,7 @@ void http_session::linger_close() {
 void http_session::close() {
   if (phase_ == phase::closed) return;
   phase_ = phase::closed;
+  ctx_->release_connection(counted_);
   cancel_timer();
   beast::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);

@@ -90,6 +90,7 @@ class http_session final : public session_base, public std::enable_shared_from_t
   uint64_t timer_seq_ = 0;
   uint64_t gen_seq_ = 0;
   uint64_t registry_id_ = 0;
+  bool counted_ = true;  // in ctx_->num_connections until the socket closes or is handed over
   std::unique_ptr<generation> gen_;
   http_metadata http_meta_;  // of the request being handled (filled only when extensions run)
 };

@@ -41,6 +41,9 @@ struct server_context {
   server_state state;
   api_routes routes;
   asio::thread_pool blocking{1};  // engine.stats() callers (/health, /metrics)
+  // Connections counted against max_connections. A session gives its place back when it closes
+  // its socket (or starts lingering after its last response), not when its last handler lets go of
+  // it: a client that saw its connection close may connect again at once.
   std::atomic<int32_t> num_connections{0};
   std::shared_ptr<extension_host> ext;  // custom actors; null when none (set by listener::start)
 
@@ -70,6 +73,12 @@ struct server_context {
     std::snprintf(buf, sizeof(buf), "%08llx%08llx", static_cast<unsigned long long>(boot & 0xffffffffu),
                   static_cast<unsigned long long>(next_request.fetch_add(1) + 1));
     return buf;
+  }
+
+  // Gives one connection's place back, once: `counted` is the session's own flag, cleared here.
+  void release_connection(bool& counted) {
+    if (counted) num_connections.fetch_sub(1);
+    counted = false;
   }
 
   void request_done() {

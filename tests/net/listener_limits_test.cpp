@@ -15,19 +15,39 @@ using namespace std::chrono_literals;
 TEST_F(listener_test, connections_beyond_the_limit_get_503_and_close) {
   opts.server.max_connections = 1;
   start();
-  {
-    conn first(port);
-    expect_good(first);  // counted by now
-    conn second(port);
-    ASSERT_TRUE(second.send(get("/ready")));
-    auto r = second.read_reply();
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 503);
-    EXPECT_FALSE(r->headers["retry-after"].empty());
-    EXPECT_TRUE(second.closed_within(2000ms));
-  }
-  std::this_thread::sleep_for(100ms);  // the first connection's session winds down
+  conn first(port);
+  expect_good(first);  // counted by now
+  conn second(port);
+  ASSERT_TRUE(second.send(get("/ready")));
+  auto r = second.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_FALSE(r->headers["retry-after"].empty());
+  EXPECT_TRUE(second.closed_within(2000ms));
+  // The first connection ends on the server's side (Connection: close): once its client sees the
+  // close, the slot is free, even though both clients still hold their sockets open.
+  ASSERT_TRUE(first.send(get("/ready", "Connection: close\r\n")));
+  ASSERT_TRUE(first.read_reply());
+  EXPECT_TRUE(first.closed_within(2000ms));
   expect_good();
+}
+
+// A connection stops counting against the limit when the server closes it, not when the session's
+// last handler lets go of it (the server lingers to drain the client's unread input): a client that
+// saw its connection close can connect again at once, every time.
+TEST_F(listener_test, a_closed_connection_frees_its_slot_at_once) {
+  opts.server.max_connections = 1;
+  start();
+  std::vector<std::unique_ptr<conn>> held;  // closed by the server, still open on the client side
+  for (int i = 0; i < 20; ++i) {
+    held.push_back(std::make_unique<conn>(port));
+    conn& c = *held.back();
+    ASSERT_TRUE(c.send(post("/v1/completions", R"({"prompt":"hi","max_tokens":2})", "Connection: close\r\n")));
+    auto r = c.read_reply();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << "connection " << i << ": " << r->body;
+    ASSERT_TRUE(c.closed_within(2000ms)) << "connection " << i;
+  }
 }
 
 TEST_F(listener_test, oversized_header_is_431) {
