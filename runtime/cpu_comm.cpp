@@ -70,6 +70,11 @@ status cpu_comm_group::all_reduce_sum(int32_t rank, int64_t step_id, float* data
   return ok_status();
 }
 
+int32_t cpu_comm_group::num_waiting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return arrived_;
+}
+
 void cpu_comm_group::abort(int64_t step_id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (step_id < step_) return;  // that step is over

@@ -31,6 +31,9 @@ class cpu_comm_group {
   // Fails every rank waiting in (or later entering) a collective of `step_id`.
   void abort(int64_t step_id);
 
+  // Ranks waiting at the current barrier (for tests: a rank is blocked in a collective).
+  int32_t num_waiting();
+
  private:
   // Waits until all ranks of the current step arrived; false if the step ended first.
   bool barrier(std::unique_lock<std::mutex>& lock, int64_t step_id);

@@ -49,7 +49,7 @@ class fake_codec final : public text_codec {
 class fake_engine final : public engine {
  public:
   std::vector<std::string> pieces = {"a", "b", "c", "d"};  // one token each; token id = 'a'.. etc
-  std::chrono::milliseconds delay{2};                      // between events
+  std::chrono::milliseconds delay{2};                      // between events: a slow decode step, simulated
   std::optional<error> fail_with;                          // answer every submit with this error
   engine_stats stats_value;
   mutable std::atomic<int> plan_calls{0};

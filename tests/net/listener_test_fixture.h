@@ -10,6 +10,7 @@
 
 #include "fake_engine.h"
 #include "net/listener.h"
+#include "support/wait_until.h"
 #include "test_client.h"
 
 namespace troupe::test {

@@ -126,7 +126,7 @@ TEST_F(listener_test, websocket_close_cancels_every_generation) {
     ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"b","prompt":"hi","max_tokens":50})"));
     ASSERT_TRUE(c.ws_recv());
   }
-  for (int i = 0; i < 300 && eng.num_cancelled() < 2; ++i) std::this_thread::sleep_for(10ms);
+  testing::wait_until([&] { return eng.num_cancelled() >= 2; });
   EXPECT_EQ(eng.num_cancelled(), 2u);
 }
 

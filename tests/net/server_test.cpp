@@ -8,6 +8,7 @@
 #include <future>
 
 #include "fake_engine.h"
+#include "support/wait_until.h"
 
 namespace troupe {
 namespace {
@@ -27,10 +28,9 @@ TEST(run_server, drains_and_returns_0_on_sigterm) {
   o.port = 0;
   o.drain_timeout_s = 0.1;
   auto done = std::async(std::launch::async, [&] { return run_server(eng, o); });
-  // The signal handler is installed before the listener reads the plan.
-  for (int i = 0; i < 500 && eng.plan_calls.load() == 0; ++i) std::this_thread::sleep_for(10ms);
-  ASSERT_GT(eng.plan_calls.load(), 0);
-  std::this_thread::sleep_for(50ms);
+  // The signal handler is installed before the listener reads the plan; a signal that comes before
+  // run_server waits for it is kept by the signal_set.
+  ASSERT_TRUE(testing::wait_until([&] { return eng.plan_calls.load() > 0; }));
   std::raise(SIGTERM);
   ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(done.get(), 0);

@@ -16,6 +16,7 @@
 #include "runtime/cpu_comm.h"
 #include "runtime/cpu_model.h"
 #include "runtime/model_weights.h"
+#include "support/wait_until.h"
 
 namespace troupe {
 namespace {
@@ -259,7 +260,7 @@ TEST(cpu_comm_group, abort_wakes_ranks_waiting_for_a_failed_one_and_the_next_ste
   std::vector<float> a(8, 1.0f), b(8, 2.0f);
   status waiting = ok_status();
   std::thread t([&] { waiting = g.all_reduce_sum(0, 5, a.data(), 8); });  // rank 1 never comes
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(testing::wait_until([&] { return g.num_waiting() == 1; }));  // rank 0 is blocked in it
   g.abort(5);
   t.join();
   ASSERT_FALSE(waiting.ok());
