@@ -144,12 +144,15 @@ std::vector<option_def> build_table() {
   add("max-prefill-token-num", "limits", an_int, "prompt tokens computed in one step (chunked prefill); sizes the reserve",
       "2048", [](o& x, const std::string& v) -> status { return parse_int("max-prefill-token-num", v, x.engine.max_prefill_token_num, 1, 1 << 20); });
   add("cache-max-entry-count", "memory", a_float,
-      "KV cache: 0<x<=1 a fraction of the memory left after weights and reserve; x>1 a number of blocks", "0.8",
-      [](o& x, const std::string& v) -> status {
-        TROUPE_TRY(parse_double("cache-max-entry-count", v, x.engine.cache_max_entry_count, 0, 1e12));
-        if (x.engine.cache_max_entry_count <= 0) return bad("cache-max-entry-count", v, "must be > 0");
-        if (x.engine.cache_max_entry_count > 1 && std::floor(x.engine.cache_max_entry_count) != x.engine.cache_max_entry_count)
+      "KV cache: 0<x<=1 a fraction of the memory left after weights and reserve; x>1 a number of blocks "
+      "(default: 0.8 on cuda; on the CPU min(4 GiB, what max-concurrent-requests full session-len sequences need))",
+      "0.8 (cuda)", [](o& x, const std::string& v) -> status {
+        double count = 0;
+        TROUPE_TRY(parse_double("cache-max-entry-count", v, count, 0, 1e12));
+        if (count <= 0) return bad("cache-max-entry-count", v, "must be > 0");
+        if (count > 1 && std::floor(count) != count)
           return bad("cache-max-entry-count", v, "above 1 it is a block count and must be an integer");
+        x.engine.cache_max_entry_count = count;
         return ok_status();
       });
   add("cache-block-seq-len", "memory", an_int, "tokens per KV block", "64",
