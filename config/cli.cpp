@@ -16,7 +16,7 @@ namespace {
 const char* kFlagsFooter =
     "Boolean options are flags: --ignore-eos alone turns one on, --ignore-eos=false (or\n"
     "--ignore-eos false) and --no-ignore-eos turn it off; in a config file the key takes true or false.\n"
-    "SIZE is bytes with an optional unit (20GiB, 512MiB, 1e9); {a,b} lists the allowed words.\n\n";
+    "SIZE is bytes with an optional unit (20GiB, 512MB, 1048576); {a,b} lists the allowed words.\n\n";
 
 const char* kLimitsFooter =
     "Three limits, three meanings:\n"
@@ -65,7 +65,11 @@ void add_typed_option(CLI::App* app, const std::string& name, const value_type& 
     app->add_option_function<std::string>("--" + name, apply, help)->type_name(value.label())->group(group);
     return;
   }
-  app->add_option_function<std::string>("--" + name, apply, help)->expected(0)->expected(0, 1)->type_name("")->group(group);
+  app->add_option_function<std::string>("--" + name, apply, help)
+      ->expected(0)
+      ->expected(0, 1)
+      ->type_name("")
+      ->group(group);
   app->add_option_function<std::string>(
          "--no-" + name,
          [apply, name](const std::string& v) {

@@ -244,7 +244,7 @@ result<uint64_t> parse_byte_size(const std::string& text) {
     if (!std::isspace(static_cast<unsigned char>(c))) s.push_back(c);
   size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  if (i == 0) return make_error(errc::invalid_argument, "'" + text + "' is not a size (try 20GiB, 512MiB, 1e9)");
+  if (i == 0) return make_error(errc::invalid_argument, "'" + text + "' is not a size (try 20GiB, 512MB, 1048576)");
   double value = 0;
   try {
     value = std::stod(s.substr(0, i));

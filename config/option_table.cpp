@@ -145,7 +145,7 @@ std::vector<option_def> build_table() {
       "2048", [](o& x, const std::string& v) -> status { return parse_int("max-prefill-token-num", v, x.engine.max_prefill_token_num, 1, 1 << 20); });
   add("cache-max-entry-count", "memory", a_float,
       "KV cache: 0<x<=1 a fraction of the memory left after weights and reserve; x>1 a number of blocks "
-      "(default: 0.8 on cuda; on the CPU min(4 GiB, what max-concurrent-requests full session-len sequences need))",
+      "(unset on the CPU: min(4GiB, what max-concurrent-requests full session-len sequences need))",
       "0.8 (cuda)", [](o& x, const std::string& v) -> status {
         double count = 0;
         TROUPE_TRY(parse_double("cache-max-entry-count", v, count, 0, 1e12));
