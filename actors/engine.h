@@ -14,10 +14,10 @@
 #include "config/error.h"
 #include "config/memory_plan.h"
 #include "config/options.h"
+#include "config/sampling_params.h"
 #include "runtime/model_backend.h"
 #include "runtime/model_config.h"
 #include "runtime/generation.h"
-#include "runtime/sampling_params.h"
 
 namespace troupe {
 

@@ -13,6 +13,11 @@
 namespace troupe {
 namespace {
 
+const char* kFlagsFooter =
+    "Boolean options are flags: --ignore-eos alone turns one on, --ignore-eos=false (or\n"
+    "--ignore-eos false) and --no-ignore-eos turn it off; in a config file the key takes true or false.\n"
+    "SIZE is bytes with an optional unit (20GiB, 512MB, 1048576); {a,b} lists the allowed words.\n\n";
+
 const char* kLimitsFooter =
     "Three limits, three meanings:\n"
     "  --max-concurrent-requests  requests in flight (admitted into the scheduler); more wait in a\n"
@@ -40,18 +45,50 @@ std::string json_scalar_text(const nlohmann::json& v) {
   return {};
 }
 
-void add_engine_options(CLI::App* app, troupe_options& opts) {
-  for (const auto& def : option_table()) {
-    app->add_option_function<std::string>(
-           "--" + def.name,
-           [&opts, &def](const std::string& v) {
-             auto st = def.set(opts, v);
-             if (!st) throw CLI::ValidationError(st.err().message);
-           },
-           def.help + (def.default_text.empty() ? "" : " [default: " + def.default_text + "]"))
-        ->group(def.group);
+std::string with_default(const std::string& help, const std::string& default_text) {
+  return help + (default_text.empty() ? "" : " [default: " + default_text + "]");
+}
+
+// One option of the table on the command line, shown with its value type (INT, SIZE, {a,b}, ...).
+// A boolean is a flag: `--x` alone is true, `--x=false` and `--x false` take the word, `--no-x` is
+// false. The subcommands take no positional arguments, so a word after a flag is unambiguously its
+// value, and an option after it is never swallowed (CLI11 stops at anything that looks like one).
+// CLI11 gives a value-less `--x` the value "true" only when the option is flag-like, which
+// expected(0) sets and expected(0, 1) then keeps while allowing the optional value.
+void add_typed_option(CLI::App* app, const std::string& name, const value_type& value, const std::string& help,
+                      const std::string& group, std::function<status(const std::string&)> set) {
+  auto apply = [set](const std::string& v) {
+    auto st = set(v);
+    if (!st) throw CLI::ValidationError(st.err().message);
+  };
+  if (value.kind != value_kind::boolean) {
+    app->add_option_function<std::string>("--" + name, apply, help)->type_name(value.label())->group(group);
+    return;
   }
-  app->add_option("--config", opts.config_file, "JSON config file; keys are the long flag names")->group("config");
+  app->add_option_function<std::string>("--" + name, apply, help)
+      ->expected(0)
+      ->expected(0, 1)
+      ->type_name("")
+      ->group(group);
+  app->add_option_function<std::string>(
+         "--no-" + name,
+         [apply, name](const std::string& v) {
+           const auto b = parse_bool_word(v);
+           if (!b) throw CLI::ValidationError("--no-" + name + " " + v + ": expected true or false");
+           apply(*b ? "false" : "true");
+         },
+         "")
+      ->expected(0)
+      ->group("");  // hidden: the footer explains --no-
+}
+
+void add_engine_options(CLI::App* app, troupe_options& opts) {
+  for (const auto& def : option_table())
+    add_typed_option(app, def.name, def.value, with_default(def.help, def.default_text), def.group,
+                     [&opts, &def](const std::string& v) { return def.set(opts, v); });
+  app->add_option("--config", opts.config_file, "JSON config file; keys are the long flag names")
+      ->type_name("PATH")
+      ->group("config");
 }
 
 void add_sampling_options(CLI::App* app, sampling_params& params) {
@@ -66,14 +103,8 @@ void add_sampling_options(CLI::App* app, sampling_params& params) {
           ->group("sampling");
       continue;
     }
-    app->add_option_function<std::string>(
-           "--" + def.name,
-           [&params, &def](const std::string& v) {
-             auto st = def.set(params, v);
-             if (!st) throw CLI::ValidationError(st.err().message);
-           },
-           def.help + (def.default_text.empty() ? "" : " [default: " + def.default_text + "]"))
-        ->group("sampling");
+    add_typed_option(app, def.name, def.value, with_default(def.help, def.default_text), "sampling",
+                     [&params, &def](const std::string& v) { return def.set(params, v); });
   }
 }
 
@@ -183,22 +214,27 @@ cli_result parse_command_line(int argc, const char* const* argv) {
   }
 
   CLI::App app{"troupe - an LLM serving runtime built from actors"};
-  app.footer(kLimitsFooter);
+  app.footer(std::string(kFlagsFooter) + kLimitsFooter);
+  // Wide enough for the longest flag and its value type (--cluster-reconnect-interval FLOAT), so every
+  // description starts in one column; the subcommands copy the formatter when they are added.
+  app.get_formatter()->column_width(40);
   app.require_subcommand(0, 1);
   bool version = false;
   app.add_flag("--version", version, "print the version and exit");
 
   auto* serve = app.add_subcommand("serve", "serve the OpenAI-compatible HTTP/WebSocket API");
   add_engine_options(serve, res.options);
-  serve->footer(kLimitsFooter);
+  serve->footer(std::string(kFlagsFooter) + kLimitsFooter);
 
   auto* gen = app.add_subcommand("generate", "generate text from a prompt and print it as it comes");
   add_engine_options(gen, res.options);
   add_sampling_options(gen, res.generate.sampling);
+  gen->footer(std::string(kFlagsFooter) + kLimitsFooter);
   gen->add_option("--prompt", res.generate.prompt, "the prompt text")->group("input");
   gen->add_option_function<std::string>(
          "--prompt-ids", [&res](const std::string& v) { res.generate.prompt_ids = parse_id_list(v); },
          "token ids instead of text, e.g. 1,2,3 (for models without a tokenizer)")
+      ->type_name("INT,...")
       ->group("input");
   gen->add_flag("--chat", res.generate.chat, "apply the model's chat template to --prompt")->group("input");
   gen->add_flag("--json", res.generate.json, "print {\"token_ids\": [...], \"text\": ...} at the end")->group("output");
@@ -206,7 +242,7 @@ cli_result parse_command_line(int argc, const char* const* argv) {
   auto* plan = app.add_subcommand("plan", "print the memory plan without starting anything");
   add_engine_options(plan, res.options);
   plan->add_flag("--json", res.plan.json, "print the plan as JSON");
-  plan->footer(kLimitsFooter);
+  plan->footer(std::string(kFlagsFooter) + kLimitsFooter);
 
   // `troupe options --markdown`: the option reference (docs/configuration.md is generated from it).
   bool options_md = false;

@@ -10,7 +10,7 @@
 
 #include "config/error.h"
 #include "config/options.h"
-#include "runtime/sampling_params.h"
+#include "config/sampling_params.h"
 
 namespace troupe {
 

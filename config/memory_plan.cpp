@@ -24,6 +24,50 @@ int64_t kv_heads_per_rank(const plan_model_shape& m, int32_t tp) {
   return m.num_kv_heads >= tp ? m.num_kv_heads / tp : 1;
 }
 
+struct kv_size {
+  uint64_t bytes = 0;
+  std::string rule;
+};
+
+// Design note: the CPU default. The host is shared with everything else the user runs and the KV
+// pool is committed page by page as blocks are used, so the GPU's "0.8 of what is free" would let a
+// server left running on a laptop take most of its RAM under load. vLLM's CPU backend defaults to
+// 4 GiB; less is enough when max_concurrent_requests full session_len sequences need less; never
+// less than one full sequence (a plan that cannot serve one is useless), never more than the ratio
+// 0.8 of what is left (a small machine gets the old default rather than an error).
+kv_size cpu_default_kv(const memory_plan& p, const engine_options& o, uint64_t available) {
+  const int64_t per_session = ceil_div(p.session_len, p.block_seq_len);
+  const int64_t sessions_blocks = static_cast<int64_t>(o.max_concurrent_requests) * per_session;
+  const int64_t cap_blocks = static_cast<int64_t>(kCpuDefaultKvBytes / static_cast<uint64_t>(o.tp) / p.block_bytes);
+  const int64_t ratio_blocks =
+      static_cast<int64_t>(static_cast<uint64_t>(std::floor(kDefaultKvRatio * available)) / p.block_bytes);
+  const std::string cap = format_bytes(kCpuDefaultKvBytes) + " cap";
+  char buf[256];
+  int64_t blocks = 0;
+  if (sessions_blocks <= cap_blocks) {
+    blocks = sessions_blocks;
+    std::snprintf(buf, sizeof buf, "%d full %lld-token sequences (max_concurrent_requests x session_len), under the %s",
+                  o.max_concurrent_requests, static_cast<long long>(p.session_len), cap.c_str());
+  } else if (per_session > cap_blocks) {
+    blocks = per_session;
+    std::snprintf(buf, sizeof buf, "one full %lld-token sequence, more than the %s", static_cast<long long>(p.session_len),
+                  cap.c_str());
+  } else {
+    blocks = cap_blocks;
+    const double need = static_cast<double>(sessions_blocks) * static_cast<double>(p.block_bytes) * o.tp;
+    std::snprintf(buf, sizeof buf, "the %s (%d full %lld-token sequences would need %s)", cap.c_str(),
+                  o.max_concurrent_requests, static_cast<long long>(p.session_len),
+                  format_bytes(static_cast<uint64_t>(std::min(need, 1.8e19))).c_str());
+  }
+  std::string rule = buf;
+  if (blocks > ratio_blocks) {
+    blocks = ratio_blocks;
+    std::snprintf(buf, sizeof buf, "ratio %.2f of the memory left after weights and reserve (less than ", kDefaultKvRatio);
+    rule = buf + rule + ")";
+  }
+  return {static_cast<uint64_t>(blocks) * p.block_bytes, "cpu default: " + rule};
+}
+
 }  // namespace
 
 uint64_t dtype_bytes(const std::string& dtype) {
@@ -108,17 +152,20 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
   p.block_bytes = static_cast<uint64_t>(o.cache_block_seq_len) * m.num_layers * kv_heads_per_rank(m, o.tp) *
                   m.head_dim * 2 * dtype_bytes(dtype);
 
+  // The CPU default is sized per rank below (its rule names the bound that applied).
+  const bool cpu_default = !o.kv_cache_memory && !o.cache_max_entry_count && !on_gpu;
+  const double ratio = o.cache_max_entry_count.value_or(kDefaultKvRatio);
   char buf[128];
   if (o.kv_cache_memory) {
     p.kv_rule = "kv-cache-memory " + format_bytes(*o.kv_cache_memory);
-  } else if (o.cache_max_entry_count > 1.0) {
-    std::snprintf(buf, sizeof buf, "%lld blocks", static_cast<long long>(o.cache_max_entry_count));
+  } else if (ratio > 1.0) {
+    std::snprintf(buf, sizeof buf, "%lld blocks", static_cast<long long>(ratio));
     p.kv_rule = buf;
-  } else {
-    std::snprintf(buf, sizeof buf, "ratio %.2f of the memory left after weights and reserve", o.cache_max_entry_count);
+  } else if (!cpu_default) {
+    std::snprintf(buf, sizeof buf, "ratio %.2f of the memory left after weights and reserve", ratio);
     p.kv_rule = buf;
-    if (o.cache_max_entry_count > 0.95)
-      p.warnings.push_back("cache_max_entry_count " + std::to_string(o.cache_max_entry_count) +
+    if (ratio > 0.95)
+      p.warnings.push_back("cache_max_entry_count " + std::to_string(ratio) +
                            " > 0.95 leaves almost nothing for fragmentation, the CUDA context and other processes");
   }
 
@@ -142,12 +189,17 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
                             format_bytes(free_b) +
                             " free, leaving nothing for the KV cache; lower --max-prefill-token-num or --max-batch-size");
     rp.available_for_kv = free_b - rp.weights_bytes - rp.reserve_bytes;
+    std::string rank_rule;
     if (o.kv_cache_memory) {
       rp.kv_bytes_wanted = *o.kv_cache_memory;
-    } else if (o.cache_max_entry_count > 1.0) {
-      rp.kv_bytes_wanted = static_cast<uint64_t>(o.cache_max_entry_count) * p.block_bytes;
+    } else if (ratio > 1.0) {
+      rp.kv_bytes_wanted = static_cast<uint64_t>(ratio) * p.block_bytes;
+    } else if (cpu_default) {
+      kv_size d = cpu_default_kv(p, o, rp.available_for_kv);
+      rp.kv_bytes_wanted = d.bytes;
+      rank_rule = std::move(d.rule);
     } else {
-      rp.kv_bytes_wanted = static_cast<uint64_t>(std::floor(o.cache_max_entry_count * rp.available_for_kv));
+      rp.kv_bytes_wanted = static_cast<uint64_t>(std::floor(ratio * rp.available_for_kv));
     }
     if (rp.kv_bytes_wanted > rp.available_for_kv)
       return make_error(errc::out_of_memory, "rank " + std::to_string(r) + ": the KV cache asked for (" +
@@ -155,6 +207,7 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
                                                  ") exceeds the " + format_bytes(rp.available_for_kv) +
                                                  " left after weights and reserve");
     const int64_t blocks = static_cast<int64_t>(rp.kv_bytes_wanted / p.block_bytes);
+    if (cpu_default && (min_blocks < 0 || blocks < min_blocks)) p.kv_rule = rank_rule;  // the rank that decides
     min_blocks = min_blocks < 0 ? blocks : std::min(min_blocks, blocks);
     p.ranks.push_back(rp);
   }
@@ -191,7 +244,7 @@ result<uint64_t> parse_byte_size(const std::string& text) {
     if (!std::isspace(static_cast<unsigned char>(c))) s.push_back(c);
   size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  if (i == 0) return make_error(errc::invalid_argument, "'" + text + "' is not a size (try 20GiB, 512MiB, 1e9)");
+  if (i == 0) return make_error(errc::invalid_argument, "'" + text + "' is not a size (try 20GiB, 512MB, 1048576)");
   double value = 0;
   try {
     value = std::stod(s.substr(0, i));

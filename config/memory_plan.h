@@ -58,7 +58,8 @@ struct memory_plan {
   std::string dtype;              // runtime dtype of weights and activations
   std::string kv_dtype;
   int32_t tp = 1;
-  std::string kv_rule;            // "ratio 0.80 of remaining" | "1000 blocks" | "kv-cache-memory 20 GiB"
+  std::string kv_rule;            // "ratio 0.80 of remaining" | "1000 blocks" | "kv-cache-memory 20 GiB" |
+                                  // "cpu default: ..." (which bound of the CPU default applied)
   uint64_t block_bytes = 0;       // per rank
   int64_t block_seq_len = 0;
   int64_t num_blocks = 0;
@@ -83,6 +84,12 @@ uint64_t weight_bytes_per_rank(const plan_model_shape& m, const std::string& dty
 // The runtime reserve of one rank (documented formula, see memory_plan.cpp).
 reserve_breakdown reserve_per_rank(const plan_model_shape& m, const std::string& dtype,
                                    const engine_options& opts, int64_t session_len, bool on_gpu);
+
+// The KV cache when neither --cache-max-entry-count nor --kv-cache-memory is given: on a GPU the
+// ratio 0.8; on the CPU min(4 GiB over all ranks, what max_concurrent_requests full session_len
+// sequences need), at least one full sequence, at most the ratio 0.8 (the plan's kv_rule says which).
+constexpr double kDefaultKvRatio = 0.8;
+constexpr uint64_t kCpuDefaultKvBytes = 4ull << 30;
 
 // Makes the plan. `devices` holds one entry per tp rank. Errors carry the numbers and the knob
 // to turn: weights do not fit, nothing left for KV, not even one session_len sequence fits.

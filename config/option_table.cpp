@@ -1,5 +1,5 @@
-// The table of every troupe option with its parser. Values are parsed strictly: "12abc" is not a
-// number, and every range error names the option and the allowed range.
+// The table of every troupe option with its value type and parser. Values are parsed strictly:
+// "12abc" is not a number, and every range error names the option and the allowed range.
 #include "config/option_table.h"
 
 #include <charconv>
@@ -46,9 +46,9 @@ status parse_float(const std::string& name, const std::string& v, float& out, do
 }
 
 status parse_bool(const std::string& name, const std::string& v, bool& out) {
-  if (v == "true" || v == "1" || v == "on" || v == "yes") out = true;
-  else if (v == "false" || v == "0" || v == "off" || v == "no") out = false;
-  else return bad(name, v, "expected true or false");
+  const auto b = parse_bool_word(v);
+  if (!b) return bad(name, v, "expected true or false");
+  out = *b;
   return ok_status();
 }
 
@@ -94,84 +94,102 @@ status parse_fault_inject(const std::string& v, fault_inject_options& out) {
   return ok_status();
 }
 
+// The value types of the table; an enumeration's words are given where it is added (add_choice).
+const value_type an_int{value_kind::integer, {}, ""};
+const value_type a_float{value_kind::number, {}, ""};
+const value_type a_bool{value_kind::boolean, {}, ""};
+const value_type a_size{value_kind::size, {}, ""};
+const value_type a_path{value_kind::path, {}, ""};
+const value_type a_text{value_kind::text, {}, ""};
+value_type named(std::string metavar) { return {value_kind::text, {}, std::move(metavar)}; }
+
 std::vector<option_def> build_table() {
   using o = troupe_options;
   std::vector<option_def> t;
-  auto add = [&](std::string name, std::string group, std::string help, std::string def,
+  auto add = [&](std::string name, std::string group, value_type value, std::string help, std::string def,
                  std::function<status(o&, const std::string&)> set) {
-    t.push_back({std::move(name), std::move(group), std::move(help), std::move(def), std::move(set)});
+    t.push_back({std::move(name), std::move(group), std::move(help), std::move(def), std::move(set), std::move(value)});
   };
-  add("model", "model", "GGUF file, Hugging Face folder or config.json (default: SmolLM2-135M-Instruct)", "",
+  // An enumeration: the words are the value type (shown in --help) and the setter checks them.
+  auto add_choice = [&](std::string name, std::string group, std::string help, std::string def,
+                        std::vector<std::string> words, std::function<std::string&(o&)> field) {
+    auto set = [name, words, field](o& x, const std::string& v) -> status { return one_of(name, v, field(x), words); };
+    add(name, std::move(group), {value_kind::choice, std::move(words), ""}, std::move(help), std::move(def), std::move(set));
+  };
+  add("model", "model", a_path, "GGUF file, Hugging Face folder or config.json (default: SmolLM2-135M-Instruct)", "",
       [](o& x, const std::string& v) -> status { x.engine.model.model = v; return ok_status(); });
-  add("dtype", "model", "runtime dtype of weights and activations: auto|float32|bfloat16|float16", "auto",
-      [](o& x, const std::string& v) -> status { return one_of("dtype", v, x.engine.model.dtype, {"auto", "float32", "bfloat16", "float16"}); });
-  add("load-format", "model", "auto (read the weights) or dummy (random weights from config.json, for benchmarks)",
-      "auto", [](o& x, const std::string& v) -> status { return one_of("load-format", v, x.engine.model.load_format, {"auto", "dummy"}); });
-  add("device", "engine", "where the model runs: cpu|cuda", "cpu",
-      [](o& x, const std::string& v) -> status { return one_of("device", v, x.engine.device, {"cpu", "cuda"}); });
-  add("tp", "engine",
+  add_choice("dtype", "model", "runtime dtype of weights and activations", "auto", {"auto", "float32", "bfloat16", "float16"},
+             [](o& x) -> std::string& { return x.engine.model.dtype; });
+  add_choice("load-format", "model", "auto (read the weights) or dummy (random weights from config.json, for benchmarks)",
+             "auto", {"auto", "dummy"}, [](o& x) -> std::string& { return x.engine.model.load_format; });
+  add_choice("device", "engine", "where the model runs", "cpu", {"cpu", "cuda"},
+             [](o& x) -> std::string& { return x.engine.device; });
+  add("tp", "engine", an_int,
       "tensor-parallel ranks: one executor per rank (GPU i for rank i with --device cuda), attention heads and "
       "MLP columns split, all-reduce after attention and MLP; must divide the heads and intermediate size",
       "1", [](o& x, const std::string& v) -> status { return parse_int("tp", v, x.engine.tp, 1, 64); });
-  add("tp-collectives", "engine",
+  add("tp-collectives", "engine", a_bool,
       "run the tensor-parallel all-reduce even with --tp 1 (checks the NCCL/CPU collective path on one device)",
       "false", [](o& x, const std::string& v) -> status { return parse_bool("tp-collectives", v, x.engine.tp_collectives); });
-  add("enforce-eager", "engine",
+  add("enforce-eager", "engine", a_bool,
       "CUDA: launch every kernel of every step instead of replaying the decode-step CUDA graphs captured at "
       "start-up (slower decode at small batches; for debugging and comparison)",
       "false", [](o& x, const std::string& v) -> status { return parse_bool("enforce-eager", v, x.engine.enforce_eager); });
-  add("num-threads", "engine", "CPU compute threads (0 = all cores)", "0",
+  add("num-threads", "engine", an_int, "CPU compute threads (0 = all cores)", "0",
       [](o& x, const std::string& v) -> status { return parse_int("num-threads", v, x.engine.num_threads, 0, 1024); });
-  add("session-len", "engine", "longest sequence, prompt + output, in tokens (0 = the model's max positions)", "0",
+  add("session-len", "engine", an_int, "longest sequence, prompt + output, in tokens (0 = the model's max positions)", "0",
       [](o& x, const std::string& v) -> status { return parse_int("session-len", v, x.engine.session_len, 0, 1 << 24); });
-  add("max-batch-size", "limits", "sequences in one forward step (not requests in flight)", "128",
+  add("max-batch-size", "limits", an_int, "sequences in one forward step (not requests in flight)", "128",
       [](o& x, const std::string& v) -> status { return parse_int("max-batch-size", v, x.engine.max_batch_size, 1, 65536); });
-  add("max-prefill-token-num", "limits", "prompt tokens computed in one step (chunked prefill); sizes the reserve",
+  add("max-prefill-token-num", "limits", an_int, "prompt tokens computed in one step (chunked prefill); sizes the reserve",
       "2048", [](o& x, const std::string& v) -> status { return parse_int("max-prefill-token-num", v, x.engine.max_prefill_token_num, 1, 1 << 20); });
-  add("cache-max-entry-count", "memory",
-      "KV cache: 0<x<=1 a fraction of the memory left after weights and reserve; x>1 a number of blocks", "0.8",
-      [](o& x, const std::string& v) -> status {
-        TROUPE_TRY(parse_double("cache-max-entry-count", v, x.engine.cache_max_entry_count, 0, 1e12));
-        if (x.engine.cache_max_entry_count <= 0) return bad("cache-max-entry-count", v, "must be > 0");
-        if (x.engine.cache_max_entry_count > 1 && std::floor(x.engine.cache_max_entry_count) != x.engine.cache_max_entry_count)
+  add("cache-max-entry-count", "memory", a_float,
+      "KV cache: 0<x<=1 a fraction of the memory left after weights and reserve; x>1 a number of blocks "
+      "(unset on the CPU: min(4GiB, what max-concurrent-requests full session-len sequences need))",
+      "0.8 (cuda)", [](o& x, const std::string& v) -> status {
+        double count = 0;
+        TROUPE_TRY(parse_double("cache-max-entry-count", v, count, 0, 1e12));
+        if (count <= 0) return bad("cache-max-entry-count", v, "must be > 0");
+        if (count > 1 && std::floor(count) != count)
           return bad("cache-max-entry-count", v, "above 1 it is a block count and must be an integer");
+        x.engine.cache_max_entry_count = count;
         return ok_status();
       });
-  add("cache-block-seq-len", "memory", "tokens per KV block", "64",
+  add("cache-block-seq-len", "memory", an_int, "tokens per KV block", "64",
       [](o& x, const std::string& v) -> status { return parse_int("cache-block-seq-len", v, x.engine.cache_block_seq_len, 1, 4096); });
-  add("kv-cache-memory", "memory", "KV cache as an absolute size (e.g. 20GiB); overrides cache-max-entry-count", "",
+  add("kv-cache-memory", "memory", a_size, "KV cache as an absolute size (e.g. 20GiB); overrides cache-max-entry-count", "",
       [](o& x, const std::string& v) -> status {
         auto r = parse_byte_size(v);
         if (!r) return bad("kv-cache-memory", v, r.err().message);
         x.engine.kv_cache_memory = *r;
         return ok_status();
       });
-  add("device-memory", "memory", "plan for a device of this size instead of asking the device (e.g. 80GiB)", "",
+  add("device-memory", "memory", a_size, "plan for a device of this size instead of asking the device (e.g. 80GiB)", "",
       [](o& x, const std::string& v) -> status {
         auto r = parse_byte_size(v);
         if (!r) return bad("device-memory", v, r.err().message);
         x.engine.device_memory = *r;
         return ok_status();
       });
-  add("enable-prefix-caching", "memory", "reuse KV blocks of identical prompt prefixes", "true",
+  add("enable-prefix-caching", "memory", a_bool, "reuse KV blocks of identical prompt prefixes", "true",
       [](o& x, const std::string& v) -> status { return parse_bool("enable-prefix-caching", v, x.engine.enable_prefix_caching); });
-  add("max-concurrent-requests", "limits", "requests in flight at once (admitted into the scheduler)", "256",
+  add("max-concurrent-requests", "limits", an_int, "requests in flight at once (admitted into the scheduler)", "256",
       [](o& x, const std::string& v) -> status { return parse_int("max-concurrent-requests", v, x.engine.max_concurrent_requests, 1, 1 << 20); });
-  add("max-queued-requests", "limits", "requests waiting for admission; beyond this: HTTP 429", "1024",
+  add("max-queued-requests", "limits", an_int, "requests waiting for admission; beyond this: HTTP 429", "1024",
       [](o& x, const std::string& v) -> status { return parse_int("max-queued-requests", v, x.engine.max_queued_requests, 0, 1 << 24); });
-  add("queue-timeout", "limits", "seconds a request may wait for admission before HTTP 429", "30",
+  add("queue-timeout", "limits", a_float, "seconds a request may wait for admission before HTTP 429", "30",
       [](o& x, const std::string& v) -> status { return parse_double("queue-timeout", v, x.engine.queue_timeout_s, 0, 86400); });
-  add("host", "server", "address to bind", "127.0.0.1",
+  add("host", "server", named("HOST"), "address to bind", "127.0.0.1",
       [](o& x, const std::string& v) -> status {
         if (v.empty()) return bad("host", v, "must not be empty");
         x.server.host = v;
         return ok_status();
       });
-  add("port", "server", "TCP port (0 = any free port)", "8000",
+  add("port", "server", an_int, "TCP port (0 = any free port)", "8000",
       [](o& x, const std::string& v) -> status { return parse_int("port", v, x.server.port, 0, 65535); });
-  add("api-key", "server", "require 'Authorization: Bearer KEY' on every /v1 route", "",
+  add("api-key", "server", named("KEY"), "require 'Authorization: Bearer KEY' on every /v1 route", "",
       [](o& x, const std::string& v) -> status { x.server.api_key = v; return ok_status(); });
-  add("extensions", "server", "custom actors linked into the binary to enable, comma-separated, in order", "",
+  add("extensions", "server", named("NAME,..."), "custom actors linked into the binary to enable, comma-separated, in order", "",
       [](o& x, const std::string& v) -> status {
         x.server.extensions.clear();
         std::stringstream ss(v);
@@ -180,32 +198,30 @@ std::vector<option_def> build_table() {
           if (!name.empty()) x.server.extensions.push_back(name);
         return ok_status();
       });
-  add("served-model-name", "server", "model name in the API (default: from the model file)", "",
+  add("served-model-name", "server", a_text, "model name in the API (default: from the model file)", "",
       [](o& x, const std::string& v) -> status { x.server.served_model_name = v; return ok_status(); });
-  add("max-body-bytes", "server", "largest request body; larger gets HTTP 413", "1MiB",
+  add("max-body-bytes", "server", a_size, "largest request body; larger gets HTTP 413", "1MiB",
       [](o& x, const std::string& v) -> status {
         auto r = parse_byte_size(v);
         if (!r) return bad("max-body-bytes", v, r.err().message);
         x.server.max_body_bytes = *r;
         return ok_status();
       });
-  add("max-connections", "server", "open connections at most", "1024",
+  add("max-connections", "server", an_int, "open connections at most", "1024",
       [](o& x, const std::string& v) -> status { return parse_int("max-connections", v, x.server.max_connections, 1, 1 << 20); });
-  add("header-timeout", "server", "seconds for a request's headers to arrive (slow clients are cut)", "10",
+  add("header-timeout", "server", a_float, "seconds for a request's headers to arrive (slow clients are cut)", "10",
       [](o& x, const std::string& v) -> status { return parse_double("header-timeout", v, x.server.header_timeout_s, 0.1, 3600); });
-  add("idle-timeout", "server", "seconds an idle keep-alive connection stays open", "60",
+  add("idle-timeout", "server", a_float, "seconds an idle keep-alive connection stays open", "60",
       [](o& x, const std::string& v) -> status { return parse_double("idle-timeout", v, x.server.idle_timeout_s, 0.1, 86400); });
-  add("drain-timeout", "server", "on SIGTERM, seconds to finish in-flight requests before cancelling them", "30",
+  add("drain-timeout", "server", a_float, "on SIGTERM, seconds to finish in-flight requests before cancelling them", "30",
       [](o& x, const std::string& v) -> status { return parse_double("drain-timeout", v, x.server.drain_timeout_s, 0, 86400); });
-  add("max-n", "server", "largest n (choices per request) accepted", "16",
+  add("max-n", "server", an_int, "largest n (choices per request) accepted", "16",
       [](o& x, const std::string& v) -> status { return parse_int("max-n", v, x.server.max_n, 1, 1024); });
-  add("role", "cluster",
+  add_choice("role", "cluster",
       "standalone (one node), worker (publishes its scheduler on --cluster-port) or router (serves the API in "
       "front of --workers); see docs/cluster.md",
-      "standalone", [](o& x, const std::string& v) -> status {
-        return one_of("role", v, x.cluster.role, {"standalone", "worker", "router"});
-      });
-  add("workers", "cluster", "router: the workers' host:port (their --cluster-port), comma-separated", "",
+      "standalone", {"standalone", "worker", "router"}, [](o& x) -> std::string& { return x.cluster.role; });
+  add("workers", "cluster", named("HOST:PORT,..."), "router: the workers' host:port (their --cluster-port), comma-separated", "",
       [](o& x, const std::string& v) -> status {
         x.cluster.workers.clear();
         std::stringstream ss(v);
@@ -220,15 +236,15 @@ std::vector<option_def> build_table() {
         }
         return ok_status();
       });
-  add("cluster-host", "cluster", "worker: address the worker actor is published on (default: --host)", "",
+  add("cluster-host", "cluster", named("HOST"), "worker: address the worker actor is published on (default: --host)", "",
       [](o& x, const std::string& v) -> status { x.cluster.cluster_host = v; return ok_status(); });
-  add("cluster-port", "cluster", "worker: TCP port the router connects to (0 = any free port)", "8001",
+  add("cluster-port", "cluster", an_int, "worker: TCP port the router connects to (0 = any free port)", "8001",
       [](o& x, const std::string& v) -> status { return parse_int("cluster-port", v, x.cluster.cluster_port, 0, 65535); });
-  add("cluster-poll-interval", "cluster", "router: seconds between load reports asked of each worker", "0.25",
+  add("cluster-poll-interval", "cluster", a_float, "router: seconds between load reports asked of each worker", "0.25",
       [](o& x, const std::string& v) -> status { return parse_double("cluster-poll-interval", v, x.cluster.poll_interval_s, 0.01, 60); });
-  add("cluster-reconnect-interval", "cluster", "router: seconds between attempts to reach an absent worker", "1",
+  add("cluster-reconnect-interval", "cluster", a_float, "router: seconds between attempts to reach an absent worker", "1",
       [](o& x, const std::string& v) -> status { return parse_double("cluster-reconnect-interval", v, x.cluster.reconnect_interval_s, 0.05, 600); });
-  add("join-port", "cluster",
+  add("join-port", "cluster", an_int,
       "router: also accept workers that join by themselves (their --join) on this port (0 = any free port)", "",
       [](o& x, const std::string& v) -> status {
         uint16_t port = 0;
@@ -236,7 +252,7 @@ std::vector<option_def> build_table() {
         x.cluster.join_port = port;
         return ok_status();
       });
-  add("join", "cluster", "worker: announce this worker to the router's --join-port at host:port (repeated every "
+  add("join", "cluster", named("HOST:PORT"), "worker: announce this worker to the router's --join-port at host:port (repeated every "
       "reconnect interval, so a restarted router finds it)", "",
       [](o& x, const std::string& v) -> status {
         const size_t colon = v.rfind(':');
@@ -246,51 +262,76 @@ std::vector<option_def> build_table() {
         x.cluster.join = v;
         return ok_status();
       });
-  add("cluster-prefix-routing", "cluster",
+  add("cluster-prefix-routing", "cluster", a_bool,
       "router: send a prompt to the worker that recently got its prefix (blocks of --cache-block-seq-len "
       "tokens) while that worker is not much busier than the others",
       "true", [](o& x, const std::string& v) -> status { return parse_bool("cluster-prefix-routing", v, x.cluster.prefix_routing); });
-  add("fault-inject", "testing",
+  add("fault-inject", "testing", named("KEY=VALUE,..."),
       "TEST-ONLY fault injection: fail_step=N[,fail_steps=K],slow_ms=MS,refuse_blocks_after=N[,refuse_blocks_count=K|-1]",
       "", [](o& x, const std::string& v) -> status { return parse_fault_inject(v, x.engine.fault_inject); });
-  add("log-level", "logging", "trace|debug|info|warn|error|off", "info",
-      [](o& x, const std::string& v) -> status { return one_of("log-level", v, x.log_level, {"trace", "debug", "info", "warn", "error", "critical", "off"}); });
+  add_choice("log-level", "logging", "how much the log says", "info", {"trace", "debug", "info", "warn", "error", "critical", "off"},
+             [](o& x) -> std::string& { return x.log_level; });
   return t;
 }
 
 std::vector<sampling_option_def> build_sampling_table() {
   using s = sampling_params;
   std::vector<sampling_option_def> t;
-  auto add = [&](std::string name, std::string help, std::string def, std::function<status(s&, const std::string&)> set) {
-    t.push_back({std::move(name), std::move(help), std::move(def), std::move(set)});
+  auto add = [&](std::string name, value_type value, std::string help, std::string def,
+                 std::function<status(s&, const std::string&)> set) {
+    t.push_back({std::move(name), std::move(help), std::move(def), std::move(set), std::move(value)});
   };
-  add("max-tokens", "tokens to generate at most", "16", [](s& x, const std::string& v) -> status { return parse_int("max-tokens", v, x.max_tokens, 1, 1 << 24); });
-  add("temperature", "0 = greedy", "1.0", [](s& x, const std::string& v) -> status { return parse_float("temperature", v, x.temperature, 0, 100); });
-  add("top-p", "nucleus sampling mass in (0, 1]", "1.0", [](s& x, const std::string& v) -> status {
+  add("max-tokens", an_int, "tokens to generate at most", "16", [](s& x, const std::string& v) -> status { return parse_int("max-tokens", v, x.max_tokens, 1, 1 << 24); });
+  add("temperature", a_float, "0 = greedy", "1.0", [](s& x, const std::string& v) -> status { return parse_float("temperature", v, x.temperature, 0, 100); });
+  add("top-p", a_float, "nucleus sampling mass in (0, 1]", "1.0", [](s& x, const std::string& v) -> status {
     TROUPE_TRY(parse_float("top-p", v, x.top_p, 0, 1));
     return x.top_p > 0 ? ok_status() : bad("top-p", v, "must be > 0");
   });
-  add("top-k", "keep the k most likely tokens (-1 = off)", "-1", [](s& x, const std::string& v) -> status { return parse_int("top-k", v, x.top_k, -1, 1 << 24); });
-  add("min-p", "drop tokens below min_p x the top probability", "0", [](s& x, const std::string& v) -> status { return parse_float("min-p", v, x.min_p, 0, 1); });
-  add("repetition-penalty", "> 1 discourages tokens already present", "1.0", [](s& x, const std::string& v) -> status {
+  add("top-k", an_int, "keep the k most likely tokens (-1 = off)", "-1", [](s& x, const std::string& v) -> status { return parse_int("top-k", v, x.top_k, -1, 1 << 24); });
+  add("min-p", a_float, "drop tokens below min_p x the top probability", "0", [](s& x, const std::string& v) -> status { return parse_float("min-p", v, x.min_p, 0, 1); });
+  add("repetition-penalty", a_float, "> 1 discourages tokens already present", "1.0", [](s& x, const std::string& v) -> status {
     TROUPE_TRY(parse_float("repetition-penalty", v, x.repetition_penalty, 0, 100));
     return x.repetition_penalty > 0 ? ok_status() : bad("repetition-penalty", v, "must be > 0");
   });
-  add("presence-penalty", "[-2, 2], OpenAI semantics", "0", [](s& x, const std::string& v) -> status { return parse_float("presence-penalty", v, x.presence_penalty, -2, 2); });
-  add("frequency-penalty", "[-2, 2], OpenAI semantics", "0", [](s& x, const std::string& v) -> status { return parse_float("frequency-penalty", v, x.frequency_penalty, -2, 2); });
-  add("seed", "random seed (same seed, same output)", "", [](s& x, const std::string& v) -> status {
+  add("presence-penalty", a_float, "[-2, 2], OpenAI semantics", "0", [](s& x, const std::string& v) -> status { return parse_float("presence-penalty", v, x.presence_penalty, -2, 2); });
+  add("frequency-penalty", a_float, "[-2, 2], OpenAI semantics", "0", [](s& x, const std::string& v) -> status { return parse_float("frequency-penalty", v, x.frequency_penalty, -2, 2); });
+  add("seed", an_int, "random seed (same seed, same output)", "", [](s& x, const std::string& v) -> status {
     uint64_t seed = 0;
     TROUPE_TRY(parse_int("seed", v, seed, 0, std::numeric_limits<long long>::max()));
     x.seed = seed;
     return ok_status();
   });
-  add("ignore-eos", "keep generating past the end-of-sequence token", "false", [](s& x, const std::string& v) -> status { return parse_bool("ignore-eos", v, x.ignore_eos); });
-  add("stop", "stop string (repeatable)", "", [](s& x, const std::string& v) -> status { x.stop.push_back(v); return ok_status(); });
-  add("logprobs", "return the chosen token's logprob and the top k (0..20)", "-1", [](s& x, const std::string& v) -> status { return parse_int("logprobs", v, x.logprobs, -1, 20); });
+  add("ignore-eos", a_bool, "keep generating past the end-of-sequence token", "false", [](s& x, const std::string& v) -> status { return parse_bool("ignore-eos", v, x.ignore_eos); });
+  add("stop", a_text, "stop string (repeatable)", "", [](s& x, const std::string& v) -> status { x.stop.push_back(v); return ok_status(); });
+  add("logprobs", an_int, "return the chosen token's logprob and the top k (0..20)", "-1", [](s& x, const std::string& v) -> status { return parse_int("logprobs", v, x.logprobs, -1, 20); });
   return t;
 }
 
 }  // namespace
+
+std::optional<bool> parse_bool_word(const std::string& v) {
+  if (v == "true" || v == "1" || v == "on" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "off" || v == "no") return false;
+  return std::nullopt;
+}
+
+std::string value_type::label() const {
+  if (!metavar.empty()) return metavar;
+  switch (kind) {
+    case value_kind::integer: return "INT";
+    case value_kind::number: return "FLOAT";
+    case value_kind::boolean: return "";
+    case value_kind::size: return "SIZE";
+    case value_kind::path: return "PATH";
+    case value_kind::choice: {
+      std::string out;
+      for (const auto& w : choices) out += (out.empty() ? "{" : ",") + w;
+      return out + "}";
+    }
+    case value_kind::text: break;
+  }
+  return "TEXT";
+}
 
 const std::vector<option_def>& option_table() {
   static const std::vector<option_def> t = build_table();
@@ -303,13 +344,15 @@ const std::vector<sampling_option_def>& sampling_option_table() {
 }
 
 std::string options_markdown() {
-  std::string out = "| option | config key | default | meaning |\n|---|---|---|---|\n";
+  std::string out = "| option | value | config key | default | meaning |\n|---|---|---|---|---|\n";
   for (const auto& d : option_table()) {
     std::string key = d.name;
     for (auto& c : key)
       if (c == '-') c = '_';
-    out += "| `--" + d.name + "` | `" + key + "` | " + (d.default_text.empty() ? "" : "`" + d.default_text + "`") +
-           " | " + d.help + " |\n";
+    std::string value = d.value.kind == value_kind::boolean ? "flag (`--no-" : "`";
+    value += d.value.kind == value_kind::boolean ? d.name + "`)" : d.value.label() + "`";
+    out += "| `--" + d.name + "` | " + value + " | `" + key + "` | " +
+           (d.default_text.empty() ? "" : "`" + d.default_text + "`") + " | " + d.help + " |\n";
   }
   return out;
 }

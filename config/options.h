@@ -40,7 +40,9 @@ struct engine_options {
   int32_t session_len = 0;                 // max tokens per sequence; 0 = model's max positions
   int32_t max_batch_size = 128;            // sequences per forward step
   int32_t max_prefill_token_num = 2048;    // prefill tokens per forward step
-  double cache_max_entry_count = 0.8;      // (0,1]: fraction of free memory; > 1: number of blocks
+  // KV cache size: (0,1] a fraction of the memory left after weights and reserve; > 1 a number of
+  // blocks. Unset (and no kv_cache_memory): 0.8 on a GPU; on the CPU a bounded default (memory_plan.h).
+  std::optional<double> cache_max_entry_count;
   int32_t cache_block_seq_len = 64;        // tokens per KV block
   std::optional<uint64_t> kv_cache_memory; // bytes; overrides cache_max_entry_count
   bool enable_prefix_caching = true;

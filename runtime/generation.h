@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/sampling_params.h"
+#include "config/sampling_params.h"
 
 namespace troupe {
 

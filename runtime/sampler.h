@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "config/error.h"
-#include "runtime/sampling_params.h"
+#include "config/sampling_params.h"
 
 namespace troupe {
 

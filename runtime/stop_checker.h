@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/sampling_params.h"
+#include "config/sampling_params.h"
 
 namespace troupe {
 

@@ -22,7 +22,8 @@ TEST(cli, serve_options_land_in_the_struct) {
   ASSERT_EQ(r.command, "serve") << r.output;
   EXPECT_EQ(r.options.engine.model.model, "/m.gguf");
   EXPECT_EQ(r.options.engine.max_batch_size, 8);
-  EXPECT_DOUBLE_EQ(r.options.engine.cache_max_entry_count, 0.5);
+  ASSERT_TRUE(r.options.engine.cache_max_entry_count.has_value());
+  EXPECT_DOUBLE_EQ(*r.options.engine.cache_max_entry_count, 0.5);
   EXPECT_EQ(*r.options.engine.kv_cache_memory, 2ull << 30);
   EXPECT_EQ(r.options.server.port, 0);
   EXPECT_EQ(r.options.server.api_key, "k");

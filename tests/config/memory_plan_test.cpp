@@ -155,6 +155,109 @@ TEST(memory_plan, table_names_the_three_limits) {
   EXPECT_NE(t.find("KV capacity"), std::string::npos);
 }
 
+plan_model_shape smollm2_135m() {
+  plan_model_shape m;
+  m.vocab_size = 49152;
+  m.hidden_size = 576;
+  m.intermediate_size = 1536;
+  m.num_layers = 30;
+  m.num_heads = 9;
+  m.num_kv_heads = 3;
+  m.head_dim = 64;
+  m.max_position_embeddings = 8192;
+  m.tie_word_embeddings = true;
+  return m;
+}
+
+engine_options cpu_opts(int32_t session_len, int32_t max_concurrent_requests) {
+  engine_options o;  // neither cache_max_entry_count nor kv_cache_memory: the default rule
+  o.device = "cpu";
+  o.session_len = session_len;
+  o.max_concurrent_requests = max_concurrent_requests;
+  return o;
+}
+
+constexpr uint64_t kSmolBlock = 64ull * 30 * 3 * 64 * 2 * 4;  // float32 K and V of 64 tokens
+
+TEST(memory_plan_cpu_default, a_23gib_host_gets_the_4gib_cap_not_most_of_its_ram) {
+  // 256 full 8192-token sequences would need 90 GiB; the old default took 0.8 of the ~22 GiB left.
+  auto p = make_memory_plan(smollm2_135m(), cpu_opts(8192, 256), "float32", {{23 * GiB, 23 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->block_bytes, kSmolBlock);
+  EXPECT_EQ(p->num_blocks, static_cast<int64_t>(4 * GiB / kSmolBlock));
+  EXPECT_LE(p->ranks[0].kv_bytes, 4 * GiB);
+  EXPECT_NE(p->kv_rule.find("cpu default: the 4.00 GiB cap"), std::string::npos) << p->kv_rule;
+  EXPECT_NE(p->kv_rule.find("256 full 8192-token sequences would need 90.00 GiB"), std::string::npos) << p->kv_rule;
+  EXPECT_NE(format_memory_plan(*p).find("KV rule: cpu default"), std::string::npos);
+}
+
+TEST(memory_plan_cpu_default, fewer_sessions_take_only_what_they_need) {
+  auto p = make_memory_plan(smollm2_135m(), cpu_opts(2048, 4), "float32", {{23 * GiB, 23 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->num_blocks, 4 * (2048 / 64));
+  EXPECT_EQ(p->max_full_sessions, 4);
+  EXPECT_NE(p->kv_rule.find("cpu default: 4 full 2048-token sequences"), std::string::npos) << p->kv_rule;
+}
+
+TEST(memory_plan_cpu_default, one_full_sequence_even_above_the_cap) {
+  // A 131072-token Llama-3-8B sequence is 16 GiB of KV: the default still serves one.
+  auto p = make_memory_plan(llama3_8b(), cpu_opts(131072, 256), "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->num_blocks, 131072 / 64);
+  EXPECT_EQ(p->max_full_sessions, 1);
+  EXPECT_NE(p->kv_rule.find("one full 131072-token sequence, more than the 4.00 GiB cap"), std::string::npos)
+      << p->kv_rule;
+}
+
+TEST(memory_plan_cpu_default, a_small_host_gets_the_ratio_when_that_is_less) {
+  auto p = make_memory_plan(smollm2_135m(), cpu_opts(2048, 256), "float32", {{2 * GiB, 2 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  const auto& r = p->ranks[0];
+  EXPECT_LT(r.available_for_kv, 2 * GiB);
+  EXPECT_EQ(p->num_blocks, static_cast<int64_t>(static_cast<uint64_t>(0.8 * r.available_for_kv) / kSmolBlock));
+  EXPECT_NE(p->kv_rule.find("cpu default: ratio 0.80"), std::string::npos) << p->kv_rule;
+}
+
+TEST(memory_plan_cpu_default, tensor_parallel_ranks_share_the_cap) {
+  auto o = cpu_opts(8192, 256);
+  o.tp = 3;
+  auto p = make_memory_plan(smollm2_135m(), o, "float32", std::vector<device_memory>(3, {8 * GiB, 8 * GiB}));
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->block_bytes, kSmolBlock / 3);  // one KV head per rank
+  EXPECT_EQ(p->num_blocks, static_cast<int64_t>(4 * GiB / 3 / (kSmolBlock / 3)));
+  EXPECT_LE(3 * p->ranks[0].kv_bytes, 4 * GiB);
+}
+
+TEST(memory_plan_cpu_default, explicit_ratio_blocks_and_bytes_are_kept) {
+  auto o = cpu_opts(8192, 256);
+  o.cache_max_entry_count = 0.8;  // asked for: the old behaviour, most of the host
+  auto p = make_memory_plan(smollm2_135m(), o, "float32", {{23 * GiB, 23 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->num_blocks, static_cast<int64_t>(static_cast<uint64_t>(0.8 * p->ranks[0].available_for_kv) / kSmolBlock));
+  EXPECT_GT(p->ranks[0].kv_bytes, 17 * GiB);
+  EXPECT_EQ(p->kv_rule.find("cpu default"), std::string::npos) << p->kv_rule;
+  o.cache_max_entry_count = 1000;
+  p = make_memory_plan(smollm2_135m(), o, "float32", {{23 * GiB, 23 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->num_blocks, 1000);
+  EXPECT_EQ(p->kv_rule, "1000 blocks");
+  o.cache_max_entry_count.reset();
+  o.kv_cache_memory = 6 * GiB;
+  p = make_memory_plan(smollm2_135m(), o, "float32", {{23 * GiB, 23 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->num_blocks, static_cast<int64_t>(6 * GiB / kSmolBlock));
+  EXPECT_EQ(p->kv_rule, "kv-cache-memory 6.00 GiB");
+}
+
+TEST(memory_plan_cpu_default, a_gpu_keeps_the_ratio_default) {
+  auto o = cpu_opts(8192, 256);
+  o.device = "cuda";
+  auto p = make_memory_plan(llama3_8b(), o, "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok()) << p.err().message;
+  EXPECT_EQ(p->num_blocks, static_cast<int64_t>(static_cast<uint64_t>(0.8 * p->ranks[0].available_for_kv) / (8 * MiB)));
+  EXPECT_EQ(p->kv_rule, "ratio 0.80 of the memory left after weights and reserve");
+}
+
 TEST(byte_size, parses_units) {
   EXPECT_EQ(*parse_byte_size("80GiB"), 80 * GiB);
   EXPECT_EQ(*parse_byte_size("20 GB"), 20000000000ull);

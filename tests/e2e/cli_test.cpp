@@ -78,6 +78,34 @@ TEST(cli_generate, prompt_ids_on_a_fixture_match_transformers) {
   EXPECT_EQ(j["token_ids"], (std::vector<int>{359, 319, 464, 34, 366, 319, 51, 174}));
 }
 
+TEST(cli_generate, boolean_options_are_bare_flags) {
+  // The continuation above again, with --ignore-eos bare (it used to demand "true") and a --no- flag.
+  auto r = run("generate --model " + std::string(TROUPE_FIXTURES_DIR) +
+               "/tiny-llama --prompt-ids 337,403,132,143,387,91,110 --max-tokens 8 --temperature 0 "
+               "--ignore-eos --json --no-enable-prefix-caching --cache-max-entry-count 32 --cache-block-seq-len 16 "
+               "--max-prefill-token-num 64 --session-len 256 --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_EQ(j["token_ids"], (std::vector<int>{359, 319, 464, 34, 366, 319, 51, 174}));
+  r = run("generate --prompt-ids 1,2 --ignore-eos maybe");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("expected true or false"), std::string::npos) << r.out;
+}
+
+TEST(cli_plan, the_cpu_default_kv_cache_is_bounded_and_named) {
+  // Llama-3-8B on an 80 GiB host: 256 full 8192-token sequences would need 512 GiB, so the 4 GiB cap.
+  auto r = run("plan --model " + llama3() + " --device-memory 80GiB --session-len 8192 --json --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["kv_rule"].get<std::string>().rfind("cpu default: the 4.00 GiB cap", 0), 0u) << j["kv_rule"];
+  EXPECT_EQ(j["ranks"][0]["kv_bytes"], (4ull << 30) / j["block_bytes"].get<uint64_t>() * j["block_bytes"].get<uint64_t>());
+  r = run("plan --model " + llama3() + " --device-memory 80GiB --session-len 8192 --cache-max-entry-count 0.8 --json --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.out;
+  j = nlohmann::json::parse(r.out);  // asked for: the ratio, most of the host
+  EXPECT_EQ(j["kv_rule"], "ratio 0.80 of the memory left after weights and reserve");
+  EXPECT_GT(j["ranks"][0]["kv_bytes"].get<uint64_t>(), 30ull << 30);  // 0.8 of the ~49 GiB left after float32 weights
+}
+
 TEST(cli_generate, the_default_model_answers_a_chat_prompt) {
   auto r = run("generate --chat --prompt 'What is the capital of France?' --max-tokens 24 --temperature 0 "
                "--cache-max-entry-count 64 --session-len 2048 --log-level warn");

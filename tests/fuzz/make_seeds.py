@@ -81,6 +81,15 @@ for name, cfg in {
     "bad": {"max_batch_sise": 4, "tp": [1, 2]},
 }.items():
     write("config_json", name, json.dumps(cfg))
+# --- Command lines: one argument per line (bare boolean flags, --no-, =value, every value type).
+for name, argv in {
+    "serve": ["serve", "--model", "/m.gguf", "--max-batch-size", "8", "--kv-cache-memory", "2GiB",
+              "--dtype", "bfloat16", "--enforce-eager", "--no-enable-prefix-caching", "--port=0"],
+    "generate": ["generate", "--prompt-ids", "1,2,3", "--ignore-eos", "false", "--temperature", "0",
+                 "--stop", "a", "--json", "--tp-collectives=yes"],
+    "bad": ["serve", "--enforce-eager", "maybe", "--no-such-flag", "--max-batch-size", "12abc"],
+}.items():
+    write("command_line", name, "\n".join(argv))
 write("hf_config", "llama3_8b", read(os.path.join(data, "llama3-8b", "config.json")))
 for fx in sorted(os.listdir(fixtures)) if os.path.isdir(fixtures) else []:
     cfg = os.path.join(fixtures, fx, "config.json")

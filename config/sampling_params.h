@@ -1,5 +1,5 @@
 // What a request asks of generation: the sampling knobs of the OpenAI API and vLLM, stop rules and
-// logprobs. Plain data; validated by validate_sampling_params (sampler.h) with clear messages.
+// logprobs. Plain data; validated by validate_sampling_params (runtime/sampler.h) with clear messages.
 #pragma once
 
 #include <cstdint>
