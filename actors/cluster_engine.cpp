@@ -18,6 +18,7 @@
 #include "actors/router_actor.h"
 #include "config/log.h"
 #include "config/paths.h"
+#include "config/prometheus_text.h"
 
 namespace troupe {
 namespace {
@@ -26,23 +27,11 @@ namespace fs = std::filesystem;
 
 constexpr int32_t k_prefix_levels = 32;  // prompt blocks hashed for prefix-aware routing
 
-std::string escape_label(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
 class cluster_engine final : public engine {
  public:
   cluster_engine(troupe_options opts, loaded_model m, std::vector<host_port> addrs)
       : opts_(std::move(opts)), m_(std::move(m)), addrs_(std::move(addrs)) {
+    cfg_.add_message_types<caf::id_block::troupe_api>();
     cfg_.add_message_types<caf::id_block::troupe>();
     cfg_.add_message_types<caf::id_block::troupe_cluster>();
     cfg_.load<caf::io::middleman>();
@@ -139,6 +128,8 @@ class cluster_engine final : public engine {
       sum.generation_tokens_total += r.generation_tokens_total;
       sum.num_steps += r.num_steps;
       sum.num_step_failures += r.num_step_failures;
+      sum.num_alloc_failures += r.num_alloc_failures;
+      sum.num_alloc_failed_requests += r.num_alloc_failed_requests;
     }
     if (num_up == 0)
       return make_error(errc::unavailable, "no worker is up: " + (why.empty() ? std::string("none has joined yet") : why));
@@ -242,19 +233,19 @@ std::string cluster_engine::cluster_metrics() {
   std::string out;
   auto family = [&](const char* name, const char* type, const char* help,
                     const std::function<double(const worker_snapshot&)>& value) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    out += prom_family_header(name, type, help);
     for (const worker_snapshot& w : ws)
-      out += std::string(name) + "{worker=\"" + escape_label(w.address) + "\"} " + std::to_string(value(w)) + "\n";
+      out += std::string(name) + "{worker=\"" + prom_escape_label(w.address) + "\"} " + prom_number(value(w)) + "\n";
   };
   auto up = [](const worker_snapshot& w) { return w.state == "up"; };
   family("troupe:cluster_worker_up", "gauge", "1 when the worker is connected and passed the handshake.",
          [&](auto& w) { return up(w) ? 1.0 : 0.0; });
-  out += "# HELP troupe:cluster_worker_state The worker's state (connecting, up, down, refused) and why.\n"
-         "# TYPE troupe:cluster_worker_state gauge\n";
+  out += prom_family_header("troupe:cluster_worker_state", "gauge",
+                            "The worker's state (connecting, up, down, refused) and why.");
   for (const worker_snapshot& w : ws) {
     const std::string& r = w.reason.empty() ? w.connect_error : w.reason;
-    out += "troupe:cluster_worker_state{worker=\"" + escape_label(w.address) + "\",state=\"" + w.state +
-           "\",reason=\"" + escape_label(r) + "\"} 1\n";
+    out += "troupe:cluster_worker_state{worker=\"" + prom_escape_label(w.address) + "\",state=\"" + w.state +
+           "\",reason=\"" + prom_escape_label(r) + "\"} 1\n";
   }
   family("troupe:cluster_worker_requests_in_flight", "gauge", "Requests of this router on the worker now.",
          [](auto& w) { return static_cast<double>(w.num_local_in_flight); });

@@ -1,6 +1,7 @@
 // The messages of cluster mode (router <-> worker over CAF's middleman, and inside the router):
 // atoms, inspectors, the worker's published interface and a type-ID block of its own that starts
-// where the `troupe` block ends. Every node registers both blocks before its actor_system exists.
+// where the internal `troupe` block ends (ranges: include/troupe/messages.h). Every node registers
+// troupe_api, troupe and troupe_cluster before its actor_system exists.
 #pragma once
 
 #include <cstdint>
@@ -80,3 +81,7 @@ CAF_ADD_TYPE_ID(troupe_cluster, (troupe::scheduler_actor))
 CAF_ADD_TYPE_ID(troupe_cluster, (troupe::worker_actor))
 CAF_ADD_TYPE_ID(troupe_cluster, (troupe::join_actor))
 CAF_END_TYPE_ID_BLOCK(troupe_cluster)
+
+static_assert(caf::id_block::troupe_cluster::begin >= caf::id_block::troupe::end &&
+                  caf::id_block::troupe_cluster::end <= ::troupe::first_user_type_id,
+              "troupe_cluster must stay inside troupe's internal type-ID range");

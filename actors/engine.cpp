@@ -26,6 +26,7 @@ namespace {
 class engine_impl final : public engine {
  public:
   engine_impl(troupe_options opts, loaded_model model) : opts_(std::move(opts)), m_(std::move(model)) {
+    cfg_.add_message_types<caf::id_block::troupe_api>();
     cfg_.add_message_types<caf::id_block::troupe>();
     prepare_worker_system(cfg_, opts_);  // cluster mode: middleman + cluster messages (role worker only)
     sys_ = std::make_unique<caf::actor_system>(cfg_);

@@ -15,8 +15,8 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/to_string.hpp>
-#include <nlohmann/json.hpp>
 
+#include "actors/messages.h"  // wake_atom, the internal type-ID block
 #include "config/log.h"
 #include "troupe/extension.h"
 
@@ -35,11 +35,6 @@ struct slot {
   caf::actor handle;  // the current incarnation; null once it may not restart any more
   int restarts = 0;
 };
-
-std::string error_body(const std::string& message, const std::string& type, const std::string& code) {
-  nlohmann::json e = {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}};
-  return nlohmann::json{{"error", e}}.dump();
-}
 
 // --- one call: a filter chain or a route request ---------------------------------------------
 
@@ -135,14 +130,14 @@ caf::behavior filter_call(filter_call_ptr self, host_impl* host, std::vector<cal
 }
 
 struct route_call_state {
-  std::function<void(route_response)> done;
+  std::function<void(route_result)> done;
   std::string ext_name;
   static inline const char* name = "ext_route_call";
 };
 
 using route_call_ptr = caf::stateful_actor<route_call_state>*;
 
-void finish_route(route_call_ptr self, route_response r) {
+void finish_route(route_call_ptr self, route_result r) {
   if (self->state.done) {
     auto done = std::move(self->state.done);
     self->state.done = nullptr;
@@ -151,18 +146,16 @@ void finish_route(route_call_ptr self, route_response r) {
   self->quit();
 }
 
-route_response route_error(int32_t status, const std::string& message, const std::string& type,
-                           const std::string& code) {
-  return route_response{status, "application/json", error_body(message, type, code)};
+route_result route_error(int32_t status, std::string message, std::string code) {
+  return extension_failure{status, std::move(code), std::move(message)};
 }
 
 caf::behavior route_call(route_call_ptr self, host_impl* host, call_target t, route_request req,
-                         std::function<void(route_response)> done) {
+                         std::function<void(route_result)> done) {
   self->state.done = std::move(done);
   self->state.ext_name = t.name;
   if (!t.handle) {
-    finish_route(self, route_error(503, "route '" + t.name + "' is unavailable", "service_unavailable_error",
-                                   "route_failed"));
+    finish_route(self, route_error(503, "route '" + t.name + "' is unavailable", "route_failed"));
     return {[](wake_atom) {}};
   }
   self->monitor(t.handle);
@@ -170,7 +163,7 @@ caf::behavior route_call(route_call_ptr self, host_impl* host, call_target t, ro
     logger("extensions")->error("route '{}' crashed: {}", self->state.ext_name, caf::to_string(dm.reason));
     replace_dead(host, dm.source, dm.reason);
     finish_route(self, route_error(500, "route '" + self->state.ext_name + "' crashed: " + caf::to_string(dm.reason),
-                                   "internal_error", "route_failed"));
+                                   "route_failed"));
   });
   self->request(caf::actor_cast<route_handler_actor>(t.handle), t.timeout, route_atom_v, std::move(req))
       .then([self](route_response& r) { finish_route(self, std::move(r)); },
@@ -178,11 +171,10 @@ caf::behavior route_call(route_call_ptr self, host_impl* host, call_target t, ro
               if (e == caf::sec::request_receiver_down) replace_dead(host, dead, e);
               const std::string& name = self->state.ext_name;
               if (e == caf::sec::request_timeout) {
-                finish_route(self, route_error(504, "route '" + name + "' did not answer in time",
-                                               "timeout_error", "route_timeout"));
+                finish_route(self, route_error(504, "route '" + name + "' did not answer in time", "route_timeout"));
               } else {
                 finish_route(self, route_error(500, "route '" + name + "' failed: " + caf::to_string(e),
-                                               "internal_error", "route_failed"));
+                                               "route_failed"));
               }
             });
   return {[](wake_atom) {}};
@@ -195,6 +187,7 @@ caf::behavior supervisor(caf::event_based_actor* self, host_impl* host, std::vec
 class host_impl final : public extension_host, public std::enable_shared_from_this<host_impl> {
  public:
   explicit host_impl(const extensions& set) {
+    cfg_.add_message_types<caf::id_block::troupe_api>();
     cfg_.add_message_types<caf::id_block::troupe>();
     cfg_.add_message_types<caf::id_block::troupe_ext>();
     sys_ = std::make_unique<caf::actor_system>(cfg_);
@@ -257,11 +250,11 @@ class host_impl final : public extension_host, public std::enable_shared_from_th
     sys_->spawn(filter_call, this, std::move(chain), std::move(req), std::move(done));
   }
 
-  void route(const extension_route& r, route_request req, std::function<void(route_response)> done) override {
+  void route(const extension_route& r, route_request req, std::function<void(route_result)> done) override {
     std::unique_lock<std::mutex> lock(mu_);
     if (stopped_) {
       lock.unlock();
-      done(route_error(503, "the server is shutting down", "service_unavailable_error", "draining"));
+      done(route_error(503, "the server is shutting down", "draining"));
       return;
     }
     const slot& s = slots_[route_slot_[static_cast<size_t>(&r - routes_.data())]];

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "config/error.h"
@@ -16,6 +17,18 @@
 namespace troupe {
 
 class extensions;
+
+// A call the host could not complete (the extension is unavailable, crashed or timed out, or the
+// server is stopping): an HTTP status, a machine-readable code and a message. The listener turns
+// it into its OpenAI error response (net/api_error.h); the host knows nothing of that format.
+struct extension_failure {
+  int32_t status = 500;  // 503 unavailable/draining, 504 timeout, 500 crash
+  std::string code;      // "route_failed", "route_timeout", "draining"
+  std::string message;
+};
+
+// A route call's answer: the extension's own response, or the host's failure.
+using route_result = std::variant<route_response, extension_failure>;
 
 struct extension_route {
   std::string name;
@@ -40,9 +53,9 @@ class extension_host {
   // verdict (rewrite = true, params = the final params) or the first rejection; a filter that
   // times out gives 503, one that crashes 500 (code "filter_failed").
   virtual void filter(filter_request req, std::function<void(filter_verdict)> done) = 0;
-  // Asks a route's actor. `done` is called exactly once, on an actor thread; 504 on timeout,
-  // 500 if the actor crashed, both with an OpenAI error body.
-  virtual void route(const extension_route& r, route_request req, std::function<void(route_response)> done) = 0;
+  // Asks a route's actor. `done` is called exactly once, on an actor thread, with the actor's
+  // response or a failure: 504 on timeout, 500 if the actor crashed, 503 unavailable/draining.
+  virtual void route(const extension_route& r, route_request req, std::function<void(route_result)> done) = 0;
 
   // Fire-and-forget notifications of every observer (anon_send; never waits).
   virtual void observe_begin(const request_info& info) = 0;

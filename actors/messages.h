@@ -20,14 +20,13 @@
 #include "runtime/block_pool.h"
 #include "runtime/generation.h"
 #include "runtime/step_batch.h"
+#include "troupe/messages.h"  // public atoms, inspectors and the troupe_api type-ID block
 
 namespace troupe {
 
 // Atoms (text <= 10 characters).
 using submit_atom = caf::atom_constant<caf::atom("submit")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
-using event_atom = caf::atom_constant<caf::atom("event")>;
-using fail_atom = caf::atom_constant<caf::atom("fail")>;
 using alloc_atom = caf::atom_constant<caf::atom("alloc")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
@@ -39,8 +38,6 @@ using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
 
 constexpr submit_atom submit_atom_v{};
 constexpr cancel_atom cancel_atom_v{};
-constexpr event_atom event_atom_v{};
-constexpr fail_atom fail_atom_v{};
 constexpr alloc_atom alloc_atom_v{};
 constexpr release_atom release_atom_v{};
 constexpr commit_atom commit_atom_v{};
@@ -51,59 +48,6 @@ constexpr wake_atom wake_atom_v{};
 constexpr watchdog_atom watchdog_atom_v{};
 
 // --- inspectors ------------------------------------------------------------------------------
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, error& x) {
-  uint8_t code = static_cast<uint8_t>(x.code);
-  return f(caf::meta::type_name("troupe_error"), code, x.message,
-           caf::meta::load_callback([&]() -> caf::error {
-             x.code = static_cast<errc>(code);
-             return caf::none;
-           }));
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
-  bool has_seed = x.seed.has_value();
-  uint64_t seed = x.seed.value_or(0);
-  return f(caf::meta::type_name("sampling_params"), x.temperature, x.top_p, x.top_k, x.min_p,
-           x.repetition_penalty, x.presence_penalty, x.frequency_penalty, has_seed, seed, x.logit_bias, x.logprobs,
-           x.max_tokens, x.min_tokens, x.ignore_eos, x.stop, x.stop_token_ids,
-           caf::meta::load_callback([&]() -> caf::error {
-             x.seed = has_seed ? std::optional<uint64_t>(seed) : std::nullopt;
-             return caf::none;
-           }));
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, generation_request& x) {
-  return f(caf::meta::type_name("generation_request"), x.request_id, x.prompt_ids, x.params, x.n);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, top_logprob& x) {
-  return f(caf::meta::type_name("top_logprob"), x.token, x.logprob);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, token_logprobs& x) {
-  return f(caf::meta::type_name("token_logprobs"), x.token, x.logprob, x.top);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, usage_info& x) {
-  return f(caf::meta::type_name("usage_info"), x.prompt_tokens, x.completion_tokens, x.cached_prompt_tokens);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, generation_event& x) {
-  uint8_t fin = static_cast<uint8_t>(x.finish);
-  return f(caf::meta::type_name("generation_event"), x.request_id, x.index, x.token_ids, x.text, x.logprobs, fin,
-           x.usage, x.queue_time_s, caf::meta::load_callback([&]() -> caf::error {
-             x.finish = static_cast<finish_reason>(fin);
-             return caf::none;
-           }));
-}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, seq_step& x) {
@@ -168,7 +112,7 @@ typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
   return f(caf::meta::type_name("engine_stats"), x.num_requests_running, x.num_requests_waiting, x.num_blocks_total,
            x.num_blocks_used, x.num_blocks_cached, x.prefix_cache_queries, x.prefix_cache_hits, x.num_preemptions,
            x.prompt_tokens_total, x.generation_tokens_total, x.num_steps, x.num_step_failures, x.last_step_age_s,
-           x.busy);
+           x.busy, x.num_alloc_failures, x.num_alloc_failed_requests);
 }
 
 // --- typed interfaces ------------------------------------------------------------------------
@@ -205,14 +149,7 @@ error from_caf_error(const caf::error& e);
 
 }  // namespace troupe
 
-CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
-CAF_ADD_TYPE_ID(troupe, (troupe::error))
-CAF_ADD_TYPE_ID(troupe, (troupe::sampling_params))
-CAF_ADD_TYPE_ID(troupe, (troupe::generation_request))
-CAF_ADD_TYPE_ID(troupe, (troupe::top_logprob))
-CAF_ADD_TYPE_ID(troupe, (troupe::token_logprobs))
-CAF_ADD_TYPE_ID(troupe, (troupe::usage_info))
-CAF_ADD_TYPE_ID(troupe, (troupe::generation_event))
+CAF_BEGIN_TYPE_ID_BLOCK(troupe, ::troupe::first_internal_type_id)
 CAF_ADD_TYPE_ID(troupe, (troupe::seq_step))
 CAF_ADD_TYPE_ID(troupe, (troupe::step_batch))
 CAF_ADD_TYPE_ID(troupe, (troupe::step_logits))
@@ -228,3 +165,7 @@ CAF_ADD_TYPE_ID(troupe, (troupe::engine_stats))
 CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit>))
 CAF_ADD_TYPE_ID(troupe, (troupe::sink_actor))
 CAF_END_TYPE_ID_BLOCK(troupe)
+
+static_assert(caf::id_block::troupe::begin >= caf::id_block::troupe_api::end &&
+                  caf::id_block::troupe::end <= ::troupe::first_user_type_id,
+              "the internal troupe block must stay inside troupe's internal type-ID range");

@@ -78,6 +78,9 @@ struct scheduler_state {
   uint64_t next_auto_id = 1;
   int64_t num_steps = 0;
   int64_t num_step_failures = 0;
+  int32_t alloc_failures_in_a_row = 0;   // reset by every allocation that is answered
+  int64_t num_alloc_failures = 0;
+  int64_t num_alloc_failed_requests = 0;
   clock_type::time_point last_step = clock_type::now();
   static inline const char* name = "scheduler";
 };
@@ -287,6 +290,16 @@ void maybe_step(sched_pointer self) {
     auto& st = self->state;
     st.step_in_flight = false;
     st.core->on_step_failed(e);
+    ++st.num_alloc_failures;
+    if (++st.alloc_failures_in_a_row >= st.cfg.max_alloc_failures) {
+      // The block manager keeps failing: the requests waiting for blocks would retry forever.
+      const error why{e.code, "the block manager failed " + std::to_string(st.alloc_failures_in_a_row) +
+                                  " allocations in a row; the last: " + e.message};
+      const int32_t n = st.core->fail_waiting(why);
+      st.num_alloc_failed_requests += n;
+      st.alloc_failures_in_a_row = 0;
+      logger("scheduler")->error("{}; failed {} waiting request(s)", why.message, n);
+    }
     dispatch(self);
     arm_tick(self, std::chrono::milliseconds(5));  // sequences still waiting retry (else they stall)
   };
@@ -299,6 +312,7 @@ void maybe_step(sched_pointer self) {
           [self, refresh_only, call](block_reply& reply) {
             if (!end_call(self, call)) return;
             auto& st = self->state;
+            st.alloc_failures_in_a_row = 0;
             const int64_t before = st.available;
             st.available = reply.num_available;
             step_batch batch = refresh_only ? step_batch{} : st.core->apply_blocks(reply);
@@ -430,6 +444,8 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
                   s.generation_tokens_total = st.core->generation_tokens_total();
                   s.num_steps = st.num_steps;
                   s.num_step_failures = st.num_step_failures;
+                  s.num_alloc_failures = st.num_alloc_failures;
+                  s.num_alloc_failed_requests = st.num_alloc_failed_requests;
                   s.busy = st.core->has_work() || st.step_in_flight;
                   s.last_step_age_s =
                       s.busy ? std::chrono::duration<double>(clock_type::now() - st.last_step).count() : 0.0;

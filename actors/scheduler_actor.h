@@ -23,6 +23,9 @@ struct scheduler_config {
   int32_t max_queued_requests = 1024;
   double queue_timeout_s = 30.0;
   int32_t step_timeout_ms = 600000;
+  // Allocations that may fail in a row (each retried after 5 ms) before the requests waiting for
+  // blocks fail: a block manager that keeps refusing must not keep them waiting forever.
+  int32_t max_alloc_failures = 200;
   int32_t max_n = 64;
   int64_t vocab_size = 0;
   std::vector<int32_t> eos_ids;

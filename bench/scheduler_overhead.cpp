@@ -54,6 +54,7 @@ class cheap_backend : public model_backend {
 
 double run(int batch, int tokens) {
   caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::troupe_api>();
   cfg.add_message_types<caf::id_block::troupe>();
   caf::actor_system sys{cfg};
   auto backend = std::make_shared<cheap_backend>();

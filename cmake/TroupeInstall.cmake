@@ -1,6 +1,6 @@
-# The installable package: the folder libraries, the public headers (include/troupe/*.h) and the
-# internal headers they include (kept in their folders under include/troupe/internal), an umbrella
-# target troupe::troupe, and troupeConfig.cmake, which finds the same dependencies the build did.
+# The installable package: the folder libraries, the public headers (include/troupe/*.h) and
+# nothing else (internal headers are not installed: the public API stands on its own types), an
+# umbrella target troupe::troupe, and troupeConfig.cmake, which finds the dependencies the build did.
 include(CMakePackageConfigHelpers)
 include(GNUInstallDirs)
 
@@ -18,10 +18,6 @@ install(TARGETS ${_troupe_libs} troupe_all EXPORT troupeTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/troupe" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-foreach(_dir config runtime actors net kernels)
-  install(DIRECTORY "${PROJECT_SOURCE_DIR}/${_dir}" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/troupe/internal
-          FILES_MATCHING PATTERN "*.h" PATTERN "static" EXCLUDE)
-endforeach()
 
 set(_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/troupe)
 install(EXPORT troupeTargets NAMESPACE troupe:: DESTINATION ${_cmake_dir})

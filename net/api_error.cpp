@@ -58,6 +58,19 @@ api_error bad_request(std::string message, std::string param, std::string code) 
   return a;
 }
 
+api_error extension_error(int status, std::string message, std::string code) {
+  const char* type = status == 429   ? "rate_limit_error"
+                     : status == 401 ? "authentication_error"
+                     : status == 403 ? "permission_error"
+                     : status == 503 ? "service_unavailable_error"
+                     : status == 504 ? "timeout_error"
+                     : status >= 500 ? "internal_error"
+                                     : "invalid_request_error";
+  api_error e{status, std::move(message), type, {}, std::move(code)};
+  if (status == 429 || status == 503) e.retry_after_s = 1;
+  return e;
+}
+
 nlohmann::json api_error_json(const api_error& e) {
   nlohmann::json err = {{"message", e.message}, {"type", e.type}};
   err["param"] = e.param.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.param);

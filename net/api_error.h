@@ -25,6 +25,11 @@ api_error to_api_error(const error& e);
 
 api_error bad_request(std::string message, std::string param = {}, std::string code = {});
 
+// An extension's refusal or the extension host's failure (a filter's reject verdict, a route that
+// crashed, timed out or is unavailable) as an OpenAI error: the type follows the status like the
+// built-in errors; 429 and 503 get Retry-After.
+api_error extension_error(int status, std::string message, std::string code);
+
 // {"error": {"message", "type", "param", "code"}}
 nlohmann::json api_error_json(const api_error& e);
 std::string api_error_body(const api_error& e);

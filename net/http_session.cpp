@@ -40,18 +40,9 @@ http_metadata extension_metadata(const http_request& req, const Message& msg) {
   return m;
 }
 
-// A filter's rejection as an OpenAI error (type from the status, like the built-in errors).
+// A filter's rejection as an OpenAI error (net/api_error.h owns the format).
 api_error filter_rejection(const filter_verdict& v) {
-  const int status = v.status;
-  const char* type = status == 429                  ? "rate_limit_error"
-                     : status == 401                ? "authentication_error"
-                     : status == 403                ? "permission_error"
-                     : status == 503 || status == 504 ? "service_unavailable_error"
-                     : status >= 500                ? "internal_error"
-                                                    : "invalid_request_error";
-  api_error e{status, v.message.empty() ? "rejected by a request filter" : v.message, type, {}, v.code};
-  if (status == 429 || status == 503) e.retry_after_s = 1;
-  return e;
+  return extension_error(v.status, v.message.empty() ? "rejected by a request filter" : v.message, v.code);
 }
 }  // namespace
 
@@ -335,9 +326,14 @@ void http_session::run_extension_route(const extension_route& r, const http_requ
     return;
   }
   auto self = shared_from_this();
-  ctx_->ext->route(r, route_request{http_meta_, req.body}, [self](route_response rr) {
-    boost::asio::post(self->strand_, [self, rr = std::move(rr)] {
+  ctx_->ext->route(r, route_request{http_meta_, req.body}, [self](route_result result) {
+    boost::asio::post(self->strand_, [self, result = std::move(result)] {
       if (self->phase_ != phase::busy) return;
+      if (const auto* f = std::get_if<extension_failure>(&result)) {
+        self->respond(self->ctx_->routes.reject(extension_error(f->status, f->message, f->code)));
+        return;
+      }
+      const auto& rr = std::get<route_response>(result);
       http_response resp;
       resp.status = rr.status;
       resp.content_type = rr.content_type;

@@ -2,7 +2,6 @@
 // _sum and _count. Names follow vLLM's (vllm:num_requests_running -> troupe:num_requests_running).
 #include "net/metrics.h"
 
-#include <charconv>
 #include <cmath>
 
 namespace troupe {
@@ -76,33 +75,14 @@ void request_timing::on_done() {
   m_.e2e_request_latency.observe(std::chrono::duration<double>(clock::now() - start_).count());
 }
 
-std::string prom_number(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), v);
-  return std::string(buf, res.ptr);
-}
-
 namespace {
-
-std::string escape_label(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
-}
 
 class writer {
  public:
-  explicit writer(const std::string& model) : model_label_("model_name=\"" + escape_label(model) + "\"") {}
+  explicit writer(const std::string& model) : model_label_("model_name=\"" + prom_escape_label(model) + "\"") {}
 
   void family(const std::string& name, const char* type, const char* help) {
-    out_ += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    out_ += prom_family_header(name, type, help);
   }
   void sample(const std::string& name, double v, const std::string& extra_labels = {}) {
     out_ += name + "{" + model_label_ + (extra_labels.empty() ? "" : "," + extra_labels) + "} " +
@@ -155,6 +135,11 @@ void write_engine(writer& w, const engine_stats& s) {
             static_cast<double>(s.prefix_cache_hits));
   w.counter("troupe:num_preemptions_total", "Cumulative number of preemptions from the engine.",
             static_cast<double>(s.num_preemptions));
+  w.counter("troupe:block_alloc_failures_total", "Block allocations that failed (refused or timed out).",
+            static_cast<double>(s.num_alloc_failures));
+  w.counter("troupe:block_alloc_failed_requests_total",
+            "Waiting requests failed because block allocations kept failing.",
+            static_cast<double>(s.num_alloc_failed_requests));
   w.counter("troupe:prompt_tokens_total", "Number of prefill tokens processed.",
             static_cast<double>(s.prompt_tokens_total));
   w.counter("troupe:generation_tokens_total", "Number of generation tokens processed.",
@@ -219,7 +204,7 @@ std::string render_metrics(const server_metrics& m, const metrics_view& v) {
   w.family("troupe:requests_rejected_total", "counter", "Requests answered with an error, by reason.");
   for (const auto& [reason, count] : m.rejections()) {
     w.sample("troupe:requests_rejected_total", static_cast<double>(count),
-             "reason=\"" + escape_label(reason) + "\"");
+             "reason=\"" + prom_escape_label(reason) + "\"");
   }
   return w.take();
 }

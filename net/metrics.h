@@ -12,6 +12,7 @@
 
 #include "actors/engine.h"
 #include "config/memory_plan.h"
+#include "config/prometheus_text.h"  // prom_number, used by routes.cpp too
 
 namespace troupe {
 
@@ -77,8 +78,5 @@ struct metrics_view {
 };
 
 std::string render_metrics(const server_metrics& m, const metrics_view& v);
-
-// Prometheus number formatting (shortest round-trip; +Inf, -Inf, NaN).
-std::string prom_number(double v);
 
 }  // namespace troupe

@@ -302,6 +302,19 @@ void scheduler_core::on_step_failed(const error& err) {
   step_chunk_.clear();
 }
 
+int32_t scheduler_core::fail_waiting(const error& err) {
+  assert(in_step_.empty());
+  std::vector<uint64_t> handles;
+  for (const sequence* s : to_start_)
+    if (std::find(handles.begin(), handles.end(), s->req->handle) == handles.end()) handles.push_back(s->req->handle);
+  // fail_request erases from to_start_ (release_sequence), so the handles are collected first.
+  for (uint64_t h : handles) {
+    auto it = requests_.find(h);
+    if (it != requests_.end()) fail_request(*it->second, err);
+  }
+  return static_cast<int32_t>(handles.size());
+}
+
 void scheduler_core::emit(sequence& s, std::vector<int32_t> ids, std::string text, std::vector<token_logprobs> lp,
                           finish_reason fin) {
   core_output out;

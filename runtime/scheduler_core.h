@@ -71,6 +71,9 @@ class scheduler_core {
   step_batch apply_blocks(const block_reply& reply);
   void on_step_output(const step_logits& logits);
   void on_step_failed(const error& err);
+  // Fails every request that has a sequence waiting for blocks (the block manager keeps failing);
+  // returns how many requests failed. Not while a step is in flight.
+  int32_t fail_waiting(const error& err);
 
   // What the actor must forward: events/errors to sinks, holders to release, blocks to commit.
   std::vector<core_output> take_outputs();

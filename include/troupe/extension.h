@@ -19,9 +19,9 @@
 #include <caf/type_id.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "actors/messages.h"  // inspectors of generation_request, generation_event, error
-#include "config/error.h"
+#include "troupe/error.h"
 #include "troupe/extension_types.h"
+#include "troupe/messages.h"  // event/fail atoms, inspectors of the values below, troupe_api
 
 namespace troupe {
 
@@ -164,7 +164,8 @@ typename Inspector::result_type inspect(Inspector& f, route_response& x) {
 
 }  // namespace troupe
 
-CAF_BEGIN_TYPE_ID_BLOCK(troupe_ext, caf::id_block::troupe::end)
+// Chained after troupe_api inside the public range: never overlaps troupe's internal blocks.
+CAF_BEGIN_TYPE_ID_BLOCK(troupe_ext, caf::id_block::troupe_api::end)
 CAF_ADD_TYPE_ID(troupe_ext, (troupe::http_header))
 CAF_ADD_TYPE_ID(troupe_ext, (std::vector<troupe::http_header>))
 CAF_ADD_TYPE_ID(troupe_ext, (troupe::http_metadata))
@@ -174,3 +175,7 @@ CAF_ADD_TYPE_ID(troupe_ext, (troupe::request_info))
 CAF_ADD_TYPE_ID(troupe_ext, (troupe::route_request))
 CAF_ADD_TYPE_ID(troupe_ext, (troupe::route_response))
 CAF_END_TYPE_ID_BLOCK(troupe_ext)
+
+static_assert(caf::id_block::troupe_ext::begin >= caf::id_block::troupe_api::end &&
+                  caf::id_block::troupe_ext::end <= ::troupe::first_internal_type_id,
+              "the public troupe_ext block must stay inside the public type-ID range");

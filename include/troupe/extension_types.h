@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/generation.h"
+#include "troupe/generation.h"
 
 namespace troupe {
 

@@ -83,6 +83,7 @@ struct actor_fixture {
   // tp > 1: tiny-llama split over `tp` ranks sharing a cpu_comm_group; `backend` wraps rank 0.
   actor_fixture(int32_t max_concurrent, int32_t max_queued, double queue_timeout, int32_t blocks = 64,
                 int32_t tp = 1, int32_t step_timeout_ms = 600000) {
+    cfg.add_message_types<caf::id_block::troupe_api>();
     cfg.add_message_types<caf::id_block::troupe>();
     sys = std::make_unique<caf::actor_system>(cfg);
     std::vector<std::shared_ptr<model_backend>> ranks;

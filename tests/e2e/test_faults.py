@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from conftest import wait_idle
+from conftest import metrics, wait_idle
 
 
 def complete(url, max_tokens=8, stream=False, timeout=120, **extra):
@@ -105,3 +105,20 @@ def test_block_refusal_of_a_new_request_is_retried(server_factory):
     assert r.status_code == 200, r.text
     assert "refusing allocation request 2" in srv.log()
     assert_recovered(srv.url)
+
+
+def test_a_block_manager_that_keeps_refusing_fails_the_waiting_request(server_factory):
+    # Every allocation after the first is refused for good: the second request waits for blocks and
+    # is retried a bounded number of times (the scheduler's max_alloc_failures, 200), then fails
+    # with a clear error (before: it was retried every 5 ms until the client gave up), and /metrics
+    # says why. The first request's allocation is served, so the server itself is fine.
+    srv = server_factory("--fault-inject", "refuse_blocks_after=1,refuse_blocks_count=-1")
+    assert complete(srv.url, max_tokens=4).status_code == 200
+    t0 = time.monotonic()
+    err = assert_openai_error(complete(srv.url, max_tokens=4, timeout=60), 500, "out_of_memory")
+    assert "allocations in a row" in err["message"], err
+    assert time.monotonic() - t0 < 30
+    m = metrics(srv.url)
+    assert m["troupe:block_alloc_failed_requests_total"] == 1, m
+    assert m["troupe:block_alloc_failures_total"] == 200, m
+    assert requests.get(srv.url + "/health", timeout=10).status_code == 200
