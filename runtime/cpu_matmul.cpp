@@ -1,12 +1,14 @@
-// CPU matmul kernels. Hand-blocked rather than BLAS: a sequence's logits must not depend on what
+// CPU matmul kernels for float32 and 16-bit weights (block formats: cpu_matmul_blocks.cpp). Hand-blocked rather than BLAS: a sequence's logits must not depend on what
 // else shares the step, so the per-element summation order must not depend on M; hand blocking
 // guarantees that by construction (and measured faster than OpenBLAS at decode sizes, see
 // bench/cpu_forward.cpp), and lets bf16/f16 weights be widened in registers.
 #include "runtime/cpu_matmul.h"
+#include "runtime/cpu_matmul_blocks.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 namespace troupe {
@@ -96,7 +98,9 @@ void micro_generic(const float* x, int64_t k, const typename W::type* w, float* 
     }
 }
 
-bool use_avx2() {
+std::atomic<bool> force_scalar{false};
+
+bool cpu_has_avx2() {
   static const bool yes =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   return yes;
@@ -114,20 +118,36 @@ struct micro_set {
     f[R - 1][1] = avx ? micro_avx2<R, 2, W> : micro_generic<R, 2, W>;
     f[R - 1][2] = avx ? micro_avx2<R, 3, W> : micro_generic<R, 3, W>;
   }
+  static micro_set make(bool avx) {
+    micro_set m{};
+    m.fill_row<1>(avx);
+    m.fill_row<2>(avx);
+    m.fill_row<3>(avx);
+    m.fill_row<4>(avx);
+    m.row_wide = avx ? micro_avx2<1, wide_cols, W> : micro_generic<1, wide_cols, W>;
+    return m;
+  }
   static const micro_set& get() {
-    static const micro_set s = [] {
-      micro_set m{};
-      const bool avx = use_avx2();
-      m.fill_row<1>(avx);
-      m.fill_row<2>(avx);
-      m.fill_row<3>(avx);
-      m.fill_row<4>(avx);
-      m.row_wide = avx ? micro_avx2<1, wide_cols, W> : micro_generic<1, wide_cols, W>;
-      return m;
-    }();
-    return s;
+    static const micro_set avx = make(cpu_has_avx2()), generic = make(false);
+    return cpu_matmul_uses_avx2() ? avx : generic;
   }
 };
+
+// Rows [i0, i1) x columns [j0, j1) of y (stride ldy) from x rows (stride k) and w rows (stride k).
+template <class W>
+void tile_rows_cols(const micro_set<W>& ms, const float* x, int64_t k, const typename W::type* w, int64_t i0,
+                    int64_t i1, int64_t j0, int64_t j1, float* y, int64_t ldy) {
+  for (int64_t i = i0; i < i1; i += tile_rows) {
+    const int r = static_cast<int>(std::min<int64_t>(tile_rows, i1 - i));
+    int64_t j = j0;
+    if (r == 1)
+      for (; j + wide_cols <= j1; j += wide_cols) ms.row_wide(x + i * k, k, w + j * k, y + i * ldy + j, ldy);
+    for (; j < j1; j += tile_cols) {
+      const int c = static_cast<int>(std::min<int64_t>(tile_cols, j1 - j));
+      ms.f[r - 1][c - 1](x + i * k, k, w + j * k, y + i * ldy + j, ldy);
+    }
+  }
+}
 
 template <class W>
 void matmul_impl(const float* x, int64_t m, int64_t k, const typename W::type* w, int64_t n, const float* bias,
@@ -145,16 +165,7 @@ void matmul_impl(const float* x, int64_t m, int64_t k, const typename W::type* w
   pool.parallel_for(num_nblocks * num_mblocks, [&](int64_t task) {
     const int64_t n0 = (task % num_nblocks) * nb, n1 = std::min(n, n0 + nb);
     const int64_t m0 = (task / num_nblocks) * mb, m1 = std::min(m, m0 + mb);
-    for (int64_t i = m0; i < m1; i += tile_rows) {
-      const int r = static_cast<int>(std::min<int64_t>(tile_rows, m1 - i));
-      int64_t j = n0;
-      if (r == 1)
-        for (; j + wide_cols <= n1; j += wide_cols) ms.row_wide(x + i * k, k, w + j * k, y + i * n + j, n);
-      for (; j < n1; j += tile_cols) {
-        const int c = static_cast<int>(std::min<int64_t>(tile_cols, n1 - j));
-        ms.f[r - 1][c - 1](x + i * k, k, w + j * k, y + i * n + j, n);
-      }
-    }
+    tile_rows_cols(ms, x, k, w, m0, m1, n0, n1, y, n);
     if (bias)
       for (int64_t i = m0; i < m1; ++i)
         for (int64_t j = n0; j < n1; ++j) y[i * n + j] += bias[j];
@@ -163,11 +174,19 @@ void matmul_impl(const float* x, int64_t m, int64_t k, const typename W::type* w
 
 }  // namespace
 
+bool cpu_matmul_uses_avx2() { return cpu_has_avx2() && !force_scalar.load(std::memory_order_relaxed); }
+void set_cpu_matmul_scalar(bool scalar) { force_scalar.store(scalar, std::memory_order_relaxed); }
+
+void matmul_f32_rows(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y, int64_t ldy) {
+  tile_rows_cols(micro_set<w_f32>::get(), x, k, w, 0, m, 0, n, y, ldy);
+}
+
 void matmul_nt(const float* x, int64_t m, const weight_matrix& w, const float* bias, float* y, cpu_thread_pool& pool) {
   switch (w.dtype) {
     case weight_dtype::f32: matmul_impl<w_f32>(x, m, w.cols, w.f32.data(), w.rows, bias, y, pool); break;
     case weight_dtype::bf16: matmul_impl<w_bf16>(x, m, w.cols, w.half.data(), w.rows, bias, y, pool); break;
     case weight_dtype::f16: matmul_impl<w_f16>(x, m, w.cols, w.half.data(), w.rows, bias, y, pool); break;
+    default: matmul_blocks(x, m, w, bias, y, pool); break;
   }
 }
 

@@ -18,6 +18,11 @@ void matmul_nt(const float* x, int64_t m, const weight_matrix& w, const float* b
 void matmul_nt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* bias, float* y,
                cpu_thread_pool& pool);
 
+// Whether the AVX2+FMA kernels run (the CPU has them and set_cpu_matmul_scalar(true) was not
+// called). The scalar kernels reduce in the same lane order; tests switch to them to check them.
+bool cpu_matmul_uses_avx2();
+void set_cpu_matmul_scalar(bool scalar);
+
 // The dot product matmul_nt computes for one element (float32 operands).
 float dot_f32(const float* a, const float* b, int64_t n);
 

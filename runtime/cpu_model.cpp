@@ -23,9 +23,7 @@ status check_weights(const model_config& c, const model_weights& w) {
       c.head_dim % 2 != 0 || c.num_heads % c.num_kv_heads != 0)
     return bad("bad head/size configuration");
   auto shape_is = [](const weight_matrix& m, size_t rows, size_t cols) {
-    const size_t n = static_cast<size_t>(m.rows * m.cols);
-    return static_cast<size_t>(m.rows) == rows && static_cast<size_t>(m.cols) == cols &&
-           (m.dtype == weight_dtype::f32 ? m.f32.size() : m.half.size()) == n;
+    return static_cast<size_t>(m.rows) == rows && static_cast<size_t>(m.cols) == cols && m.storage_ok();
   };
   if (!shape_is(w.embed, vocab, h)) return bad("embed_tokens");
   if (w.final_norm.size() != h) return bad("norm");

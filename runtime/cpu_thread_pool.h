@@ -1,5 +1,6 @@
 // A small fork-join thread pool for the CPU forward pass: parallel_for hands task indices to the
-// workers and the calling thread, and returns when every task is done. Which thread runs which task
+// workers and the calling thread, and returns when every task is done; between calls the threads
+// spin briefly, then park. Which thread runs which task
 // never affects results: every kernel computes each output element entirely inside one task.
 #pragma once
 
@@ -35,9 +36,10 @@ class cpu_thread_pool {
   std::mutex mutex_;
   std::condition_variable start_cv_;
   std::condition_variable done_cv_;
-  uint64_t generation_ = 0;   // bumped per parallel_for; workers wake on change
-  int busy_workers_ = 0;      // workers still inside the current generation
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};  // bumped per parallel_for; workers start on change
+  std::atomic<int> busy_workers_{0};     // workers still inside the current generation
+  std::atomic<int> sleepers_{0};         // workers parked on start_cv_
+  std::atomic<bool> stop_{false};
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t num_tasks_ = 0;
   std::atomic<int64_t> next_task_{0};

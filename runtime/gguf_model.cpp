@@ -249,11 +249,12 @@ std::string hf_name(const std::string& g) {
 // Design note: convert_hf_to_gguf.py reshapes q/k rows as [n_head, 2, head_dim/2] and swaps the
 // last two axes, so GGUF row h*hd + 2j + i holds HF row h*hd + i*hd/2 + j. Reading back inverts it:
 // hf[h*hd + i*hd/2 + j] = gguf[h*hd + 2j + i], moving whole rows of `row_len` floats.
-void unpermute_rows(std::vector<float>& x, int64_t rows, int64_t row_len, int64_t n_head) {
+template <class T>
+void unpermute_rows(std::vector<T>& x, int64_t rows, int64_t row_len, int64_t n_head) {
   const int64_t hd = rows / n_head, half = hd / 2;
-  std::vector<float> head(static_cast<size_t>(hd * row_len));  // [hd, row_len] one head, GGUF order
+  std::vector<T> head(static_cast<size_t>(hd * row_len));  // [hd, row_len] one head, GGUF order
   for (int64_t h = 0; h < n_head; ++h) {
-    float* base = x.data() + h * hd * row_len;
+    T* base = x.data() + h * hd * row_len;
     std::copy(base, base + hd * row_len, head.begin());
     for (int64_t i = 0; i < 2; ++i)
       for (int64_t j = 0; j < half; ++j)
@@ -317,6 +318,25 @@ class gguf_weights final : public weight_source {
       const int64_t rows = infos_[it->second].shape[0];
       unpermute_rows(out, rows, rows > 0 ? t.num_elements / rows : 0, e.unpermute_heads);
     }
+    return ok_status();
+  }
+
+  // Quantized rows are independent (whole blocks per row), so the q/k unpermutation moves rows of
+  // bytes exactly as it moves rows of floats.
+  status read_raw(const std::string& name, uint32_t& type, std::vector<uint8_t>& out) const override {
+    auto it = index_.find(name);
+    if (it == index_.end()) return make_error(errc::not_found, file_->origin() + ": no tensor '" + name + "'");
+    const entry& e = entries_[it->second];
+    const gguf_tensor& t = *e.tensor;
+    const int64_t rows = infos_[it->second].shape.empty() ? 1 : infos_[it->second].shape[0];
+    const int64_t rb = rows > 0 ? ggml_row_bytes(t.type, t.num_elements / rows) : -1;
+    const int64_t bytes = rb * rows;
+    if (rb < 0 || static_cast<uint64_t>(bytes) > t.num_bytes)
+      return make_error(errc::corrupt_file, file_->origin() + ": tensor '" + t.name + "' (" + ggml_type_name(t.type) +
+                                                ") rows are not whole blocks");
+    type = t.type;
+    out.assign(t.data, t.data + bytes);
+    if (e.unpermute_heads > 0) unpermute_rows(out, rows, rb, e.unpermute_heads);
     return ok_status();
   }
 

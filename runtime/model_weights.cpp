@@ -36,23 +36,38 @@ class tensor_reader {
  public:
   tensor_reader(const weight_source& src) : src_(src) {}
 
-  status read(const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out,
-              size_t offset = 0) {
+  status check(const std::string& name, const std::vector<int64_t>& shape) {
     const tensor_info* info = src_.find(name);
     if (!info) return make_error(errc::not_found, "missing tensor '" + name + "' in " + src_.origin());
     if (info->shape != shape)
       return make_error(errc::corrupt_file, "tensor '" + name + "' in " + src_.origin() + " has shape " +
                                                 shape_string(info->shape) + ", the config expects " +
                                                 shape_string(shape));
+    return ok_status();
+  }
+
+  status read(const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out,
+              size_t offset = 0) {
+    TROUPE_TRY(check(name, shape));
     TROUPE_TRY(src_.read_f32(name, scratch_));
     if (out.size() < offset + scratch_.size()) out.resize(offset + scratch_.size());
     std::memcpy(out.data() + offset, scratch_.data(), scratch_.size() * sizeof(float));
     return ok_status();
   }
 
+  // Appends the tensor's GGML blocks to `out`.
+  status read_raw(const std::string& name, const std::vector<int64_t>& shape, std::vector<uint8_t>& out) {
+    TROUPE_TRY(check(name, shape));
+    uint32_t type = 0;
+    TROUPE_TRY(src_.read_raw(name, type, raw_));
+    out.insert(out.end(), raw_.begin(), raw_.end());
+    return ok_status();
+  }
+
  private:
   const weight_source& src_;
   std::vector<float> scratch_;
+  std::vector<uint8_t> raw_;
 };
 
 // splitmix64: a small, fast, seedable generator; quality is ample for dummy weights.
@@ -76,16 +91,33 @@ std::vector<float> random_values(size_t n, float scale, splitmix& rng) {
 }
 
 // The storage dtype of a matrix made of `parts` (see weight_load_options).
-weight_dtype storage_dtype(const weight_source& src, std::initializer_list<std::string> parts,
-                           const weight_load_options& opts) {
-  if (opts.dtype) return *opts.dtype;
+// The storage type all of `parts` share ("" when they differ or one is missing).
+std::string common_dtype(const weight_source& src, const std::vector<std::string>& parts) {
   std::string common;
   for (const auto& name : parts) {
     const tensor_info* t = src.find(name);
-    const std::string d = t ? t->dtype : "";
-    if (!common.empty() && d != common) return weight_dtype::f32;
-    common = d;
+    if (!t || (!common.empty() && t->dtype != common)) return "";
+    common = t->dtype;
   }
+  return common;
+}
+
+// The GGML block format to hold a matrix in as the file stores it: when no dtype is forced and all
+// parts share one block format the CPU matmul reads (fused parts of mixed formats are widened).
+std::optional<weight_dtype> block_dtype(const weight_source& src, const std::vector<std::string>& parts,
+                                        const weight_load_options& opts) {
+  if (opts.dtype) return std::nullopt;
+  const std::string common = common_dtype(src, parts);
+  for (weight_dtype d : {weight_dtype::q4_0, weight_dtype::q4_1, weight_dtype::q5_0, weight_dtype::q5_1,
+                         weight_dtype::q8_0, weight_dtype::q4_k, weight_dtype::q5_k, weight_dtype::q6_k})
+    if (common == weight_dtype_name(d)) return d;
+  return std::nullopt;
+}
+
+weight_dtype storage_dtype(const weight_source& src, const std::vector<std::string>& parts,
+                           const weight_load_options& opts) {
+  if (opts.dtype) return *opts.dtype;
+  const std::string common = common_dtype(src, parts);
   if (common == "BF16") return weight_dtype::bf16;
   if (common == "F16") return weight_dtype::f16;
   return weight_dtype::f32;
@@ -108,44 +140,58 @@ result<model_weights> load_model_weights(const model_config& c, const weight_sou
   tensor_reader r(src);
   model_weights w;
   std::vector<float> buf;  // float32 staging of one (fused) matrix
-  auto matrix = [&](std::initializer_list<std::string> parts, int64_t rows, int64_t cols) {
-    return weight_matrix::from_f32(std::move(buf), rows, cols, storage_dtype(src, parts, opts));
+  // A (fused) matrix of `parts` {name, rows}, each [rows, cols], stacked by rows.
+  auto matrix = [&](std::initializer_list<std::pair<std::string, int64_t>> parts, int64_t cols,
+                    weight_matrix& out) -> status {
+    std::vector<std::string> names;
+    int64_t rows = 0;
+    for (const auto& [name, n] : parts) names.push_back(name), rows += n;
+    if (auto qd = block_dtype(src, names, opts)) {
+      // A source without raw blocks (a tensor-parallel shard) is read as float32 below.
+      std::vector<uint8_t> bytes;
+      status st;
+      for (const auto& [name, n] : parts)
+        if (st = r.read_raw(name, {n, cols}, bytes); !st) break;
+      if (st) {
+        auto m = weight_matrix::from_blocks(std::move(bytes), rows, cols, *qd);
+        if (!m) return make_error(m.err().code, src.origin() + ": " + m.err().message);
+        out = std::move(*m);
+        return ok_status();
+      }
+      if (st.err().code != errc::unsupported) return st;
+    }
+    size_t offset = 0;
+    for (const auto& [name, n] : parts) {
+      TROUPE_TRY(r.read(name, {n, cols}, buf, offset));
+      offset += static_cast<size_t>(n * cols);
+    }
+    buf.resize(offset);
+    out = weight_matrix::from_f32(std::move(buf), rows, cols, storage_dtype(src, names, opts));
+    buf.clear();
+    return ok_status();
   };
   const std::string embed = "model.embed_tokens.weight", head = "lm_head.weight";
-  TROUPE_TRY(r.read(embed, {c.vocab_size, h}, buf));
-  w.embed = matrix({embed}, c.vocab_size, h);
+  TROUPE_TRY(matrix({{embed, c.vocab_size}}, h, w.embed));
   TROUPE_TRY(r.read("model.norm.weight", {h}, w.final_norm));
   // Tied models may still carry lm_head.weight (a copy); the config decides.
-  if (!c.tie_word_embeddings) {
-    TROUPE_TRY(r.read(head, {c.vocab_size, h}, buf));
-    w.lm_head = matrix({head}, c.vocab_size, h);
-  }
+  if (!c.tie_word_embeddings) TROUPE_TRY(matrix({{head, c.vocab_size}}, h, w.lm_head));
   w.layers.resize(static_cast<size_t>(c.num_layers));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     layer_weights& l = w.layers[static_cast<size_t>(i)];
     TROUPE_TRY(r.read(p + "input_layernorm.weight", {h}, l.attn_norm));
     TROUPE_TRY(r.read(p + "post_attention_layernorm.weight", {h}, l.mlp_norm));
-    const std::string wq = p + "self_attn.q_proj.weight", wk = p + "self_attn.k_proj.weight",
-                      wv = p + "self_attn.v_proj.weight";
-    TROUPE_TRY(r.read(wq, {q, h}, buf, 0));
-    TROUPE_TRY(r.read(wk, {kv, h}, buf, static_cast<size_t>(q * h)));
-    TROUPE_TRY(r.read(wv, {kv, h}, buf, static_cast<size_t>((q + kv) * h)));
-    l.w_qkv = matrix({wq, wk, wv}, q + 2 * kv, h);
+    TROUPE_TRY(matrix({{p + "self_attn.q_proj.weight", q}, {p + "self_attn.k_proj.weight", kv},
+                       {p + "self_attn.v_proj.weight", kv}},
+                      h, l.w_qkv));
     if (c.attention_bias) {
       TROUPE_TRY(r.read(p + "self_attn.q_proj.bias", {q}, l.b_qkv, 0));
       TROUPE_TRY(r.read(p + "self_attn.k_proj.bias", {kv}, l.b_qkv, static_cast<size_t>(q)));
       TROUPE_TRY(r.read(p + "self_attn.v_proj.bias", {kv}, l.b_qkv, static_cast<size_t>(q + kv)));
     }
-    const std::string wo = p + "self_attn.o_proj.weight";
-    TROUPE_TRY(r.read(wo, {h, q}, buf));
-    l.w_o = matrix({wo}, h, q);
-    const std::string wg = p + "mlp.gate_proj.weight", wu = p + "mlp.up_proj.weight", wd = p + "mlp.down_proj.weight";
-    TROUPE_TRY(r.read(wg, {inter, h}, buf, 0));
-    TROUPE_TRY(r.read(wu, {inter, h}, buf, static_cast<size_t>(inter * h)));
-    l.w_gate_up = matrix({wg, wu}, 2 * inter, h);
-    TROUPE_TRY(r.read(wd, {h, inter}, buf));
-    l.w_down = matrix({wd}, h, inter);
+    TROUPE_TRY(matrix({{p + "self_attn.o_proj.weight", h}}, q, l.w_o));
+    TROUPE_TRY(matrix({{p + "mlp.gate_proj.weight", inter}, {p + "mlp.up_proj.weight", inter}}, h, l.w_gate_up));
+    TROUPE_TRY(matrix({{p + "mlp.down_proj.weight", h}}, inter, l.w_down));
   }
   return w;
 }

@@ -1,10 +1,12 @@
-// A weight matrix [rows, cols] (nn.Linear's [out, in], row-major) stored in float32, bfloat16 or
-// float16. The CPU matmul reads the 16-bit forms directly and widens them in registers: decode at
-// batch 1 streams every weight once per token, so halving the bytes nearly halves the step time.
+// A weight matrix [rows, cols] (nn.Linear's [out, in], row-major) stored in float32, bfloat16,
+// float16 or a GGML block format (Q4_0 ... Q6_K, rows of whole blocks, exactly as in the GGUF file).
+// The CPU matmul reads every form directly and widens it in registers: decode streams every weight
+// once per token, so the bytes held are the step time.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,7 +14,17 @@
 
 namespace troupe {
 
-enum class weight_dtype : uint8_t { f32, bf16, f16 };
+enum class weight_dtype : uint8_t { f32, bf16, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k };
+
+// The GGML block formats held as they are in the file; their GGML type id, elements per block and
+// bytes per block. A non-block dtype has block 1.
+bool is_quantized(weight_dtype d);
+uint32_t weight_dtype_ggml_type(weight_dtype d);
+// The weight_dtype holding GGML type `ggml_type` (F32, F16, BF16 and the block formats above), or
+// nullopt for a type the CPU matmul cannot read.
+std::optional<weight_dtype> weight_dtype_from_ggml(uint32_t ggml_type);
+int64_t weight_dtype_block(weight_dtype d);
+int64_t weight_dtype_block_bytes(weight_dtype d);
 
 // "float32" | "bfloat16" | "float16" (also "f32", "bf16", "f16").
 result<weight_dtype> parse_weight_dtype(const std::string& name);
@@ -23,14 +35,22 @@ struct weight_matrix {
   int64_t rows = 0;
   int64_t cols = 0;
   std::vector<float> f32;      // [rows, cols] when dtype == f32
-  std::vector<uint16_t> half;  // [rows, cols] bf16 or f16 bits otherwise
+  std::vector<uint16_t> half;  // [rows, cols] bf16 or f16 bits
+  std::vector<uint8_t> quant;  // [rows, row_bytes()] GGML blocks for the quantized dtypes
 
   // Takes float32 values [rows, cols] and stores them as `dtype` (round to nearest even; exact
   // when the values came from that dtype).
   static weight_matrix from_f32(std::vector<float> values, int64_t rows, int64_t cols, weight_dtype dtype);
 
+  // Takes GGML blocks [rows, row_bytes] as they are (cols a whole number of blocks).
+  static result<weight_matrix> from_blocks(std::vector<uint8_t> blocks, int64_t rows, int64_t cols, weight_dtype dtype);
+
   bool empty() const { return rows == 0; }
-  int64_t num_bytes() const { return static_cast<int64_t>(f32.size() * 4 + half.size() * 2); }
+  int64_t num_bytes() const { return static_cast<int64_t>(f32.size() * 4 + half.size() * 2 + quant.size()); }
+  // Bytes of one stored row.
+  int64_t row_bytes() const;
+  // The storage holds exactly rows x cols elements of dtype.
+  bool storage_ok() const;
   // Widens row r into out[cols].
   void row_f32(int64_t r, float* out) const;
 };

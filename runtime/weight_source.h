@@ -34,6 +34,14 @@ class weight_source {
   // Dequantizes/converts one tensor to float32 into `out` (resized to num_elements). Errors name
   // the file and the tensor.
   virtual status read_f32(const std::string& name, std::vector<float>& out) const = 0;
+  // One tensor's bytes exactly as stored (GGML blocks of `ggml_type`), rows in HF order; only for
+  // sources that keep GGML block formats (GGUF). Others answer errc::unsupported and are read
+  // through read_f32.
+  virtual status read_raw(const std::string& name, uint32_t& ggml_type, std::vector<uint8_t>& out) const {
+    (void)ggml_type;
+    (void)out;
+    return make_error(errc::unsupported, origin() + ": tensor '" + name + "' has no raw GGML form");
+  }
   // The file(s) behind this source, for messages.
   virtual std::string origin() const = 0;
 

@@ -1,0 +1,257 @@
+// CPU matmul against weights held in GGML block formats, dequantized in registers. The exact path:
+// float32 activations times exactly dequantized weights, reduced like the float32 kernel, so a
+// quantized model gives the same bits as the same model widened to float32 at load.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "runtime/cpu_matmul.h"
+#include "runtime/cpu_matmul_blocks.h"
+#include "runtime/dequant.h"
+
+namespace troupe {
+namespace {
+
+// Design note: y[i, j] is accumulated in 8 float lanes over k in increasing order (one FMA per lane
+// per step) and reduced by the same lane tree as cpu_matmul.cpp's kernels; every block format's
+// k is a whole number of 32-element blocks, so there is no tail. Each weight value is produced by
+// the dequantizer's own arithmetic, and every format's scale x quant product is exact in float32
+// (at most 24 significant bits), so whether the compiler fuses "q*d + m" cannot change a bit.
+// Small m (decode): a tile of up to 4 rows x 3 (or 1 x 6) columns decodes one block of each column
+// into an L1 buffer and runs it past the rows. Larger m (prefill): a task dequantizes its column
+// block once into a float32 panel and runs the float32 kernels over up to 64 rows.
+
+constexpr int tile_rows = 4;
+constexpr int tile_cols = 3;
+constexpr int wide_cols = 6;
+constexpr int64_t small_m = 4;
+
+using decode_fn = void (*)(const uint8_t* block, float* out);
+
+__attribute__((target("avx2,fma,f16c"))) inline float half_to_f32(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// 16 bytes of packed nibbles -> 32 floats in GGML order (low nibbles first), each as
+// cvt(nibble + add) (an int offset), then * d + m.
+__attribute__((target("avx2,fma,f16c"))) inline void nibbles_to_f32(__m128i q, __m256i high5_lo, __m256i high5_hi,
+                                                                    bool has_high, int offset, float d, float m,
+                                                                    bool has_min, float* out) {
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(q, mask), hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask);
+  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+  const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+  const __m256i off = _mm256_set1_epi32(offset);
+  for (int p = 0; p < 4; ++p) {
+    __m256i v = _mm256_cvtepu8_epi32(parts[p]);
+    if (has_high) {
+      const __m256i hb = p < 2 ? high5_lo : high5_hi;  // bits for elements 0..15 or 16..31
+      const __m256i shift = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      const __m256i bits = _mm256_srlv_epi32(hb, _mm256_add_epi32(shift, _mm256_set1_epi32((p & 1) * 8)));
+      v = _mm256_or_si256(v, _mm256_slli_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(1)), 4));
+    }
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v, off)), vd);
+    if (has_min) f = _mm256_add_ps(f, vm);
+    _mm256_storeu_ps(out + 8 * p, f);
+  }
+}
+
+__attribute__((target("avx2,fma,f16c"))) void dec_q4_0(const uint8_t* b, float* out) {
+  nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2)), _mm256_setzero_si256(), _mm256_setzero_si256(), false, -8, half_to_f32(b), 0,
+                 false, out);
+}
+__attribute__((target("avx2,fma,f16c"))) void dec_q4_1(const uint8_t* b, float* out) {
+  nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 4)), _mm256_setzero_si256(), _mm256_setzero_si256(), false, 0, half_to_f32(b),
+                 half_to_f32(b + 2), true, out);
+}
+__attribute__((target("avx2,fma,f16c"))) void dec_q5_0(const uint8_t* b, float* out) {
+  uint32_t qh;
+  std::memcpy(&qh, b + 2, 4);
+  nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 6)), _mm256_set1_epi32(static_cast<int>(qh)),
+                 _mm256_set1_epi32(static_cast<int>(qh >> 16)), true, -16, half_to_f32(b), 0, false, out);
+}
+__attribute__((target("avx2,fma,f16c"))) void dec_q5_1(const uint8_t* b, float* out) {
+  uint32_t qh;
+  std::memcpy(&qh, b + 4, 4);
+  nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 8)), _mm256_set1_epi32(static_cast<int>(qh)),
+                 _mm256_set1_epi32(static_cast<int>(qh >> 16)), true, 0, half_to_f32(b), half_to_f32(b + 2), true,
+                 out);
+}
+__attribute__((target("avx2,fma,f16c"))) void dec_q8_0(const uint8_t* b, float* out) {
+  const __m256 vd = _mm256_set1_ps(half_to_f32(b));
+  for (int p = 0; p < 4; ++p) {
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * p));
+    _mm256_storeu_ps(out + 8 * p, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), vd));
+  }
+}
+
+// Formats without a vector decoder yet (the K-quants) use GGML's scalar dequantizer per block.
+template <ggml_type T>
+void dec_scalar(const uint8_t* b, float* out) {
+  const ggml_type_traits* t = ggml_type_info(static_cast<uint32_t>(T));
+  (void)dequantize_to_f32(static_cast<uint32_t>(T), b, t->block_size, out);
+}
+
+struct format {
+  int64_t block;        // elements per block
+  int64_t block_bytes;  // bytes per block
+  decode_fn avx2;       // decoder for the AVX2 path
+  decode_fn scalar;     // decoder for the portable path
+};
+
+format format_of(weight_dtype d) {
+  const ggml_type_traits* t = ggml_type_info(weight_dtype_ggml_type(d));
+  format f{t->block_size, t->type_size, nullptr, nullptr};
+  switch (d) {
+    case weight_dtype::q4_0: f.avx2 = dec_q4_0, f.scalar = dec_scalar<ggml_type::q4_0>; break;
+    case weight_dtype::q4_1: f.avx2 = dec_q4_1, f.scalar = dec_scalar<ggml_type::q4_1>; break;
+    case weight_dtype::q5_0: f.avx2 = dec_q5_0, f.scalar = dec_scalar<ggml_type::q5_0>; break;
+    case weight_dtype::q5_1: f.avx2 = dec_q5_1, f.scalar = dec_scalar<ggml_type::q5_1>; break;
+    case weight_dtype::q8_0: f.avx2 = dec_q8_0, f.scalar = dec_scalar<ggml_type::q8_0>; break;
+    case weight_dtype::q4_k: f.avx2 = f.scalar = dec_scalar<ggml_type::q4_k>; break;
+    case weight_dtype::q5_k: f.avx2 = f.scalar = dec_scalar<ggml_type::q5_k>; break;
+    case weight_dtype::q6_k: f.avx2 = f.scalar = dec_scalar<ggml_type::q6_k>; break;
+    default: break;
+  }
+  return f;
+}
+
+__attribute__((target("avx2,fma,f16c"))) inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+constexpr int64_t max_block = 256;
+
+// An R x C tile: x rows [R, k] (stride k), w rows of `row_bytes` (C of them), y stride ldy.
+template <int R, int C>
+__attribute__((target("avx2,fma,f16c"))) void qmicro_avx2(const format& f, const float* x, int64_t k, const uint8_t* w,
+                                                          int64_t row_bytes, float* y, int64_t ldy) {
+  alignas(32) float wb[C][max_block];
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  const int64_t nb = k / f.block;
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int c = 0; c < C; ++c) f.avx2(w + c * row_bytes + b * f.block_bytes, wb[c]);
+    const float* xb = x + b * f.block;
+    for (int64_t kk = 0; kk < f.block; kk += 8) {
+      __m256 wv[C];
+      for (int c = 0; c < C; ++c) wv[c] = _mm256_load_ps(wb[c] + kk);
+      for (int r = 0; r < R; ++r) {
+        const __m256 xv = _mm256_loadu_ps(xb + r * k + kk);
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(xv, wv[c], acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) y[r * ldy + c] = hsum8(acc[r][c]);
+}
+
+// The portable twin: the same lanes and lane tree as cpu_matmul.cpp's micro_generic.
+template <int R, int C>
+void qmicro_generic(const format& f, const float* x, int64_t k, const uint8_t* w, int64_t row_bytes, float* y,
+                    int64_t ldy) {
+  float wb[C][max_block];
+  float acc[R][C][8] = {};
+  const int64_t nb = k / f.block;
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int c = 0; c < C; ++c) f.scalar(w + c * row_bytes + b * f.block_bytes, wb[c]);
+    const float* xb = x + b * f.block;
+    for (int64_t kk = 0; kk < f.block; kk += 8)
+      for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c)
+          for (int l = 0; l < 8; ++l) acc[r][c][l] += xb[r * k + kk + l] * wb[c][kk + l];
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      const float* a = acc[r][c];
+      y[r * ldy + c] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    }
+}
+
+using qmicro_fn = void (*)(const format&, const float*, int64_t, const uint8_t*, int64_t, float*, int64_t);
+
+struct qmicro_set {
+  qmicro_fn f[tile_rows][tile_cols];
+  qmicro_fn row_wide;
+
+  template <int R>
+  void fill_row(bool avx) {
+    f[R - 1][0] = avx ? qmicro_avx2<R, 1> : qmicro_generic<R, 1>;
+    f[R - 1][1] = avx ? qmicro_avx2<R, 2> : qmicro_generic<R, 2>;
+    f[R - 1][2] = avx ? qmicro_avx2<R, 3> : qmicro_generic<R, 3>;
+  }
+  static qmicro_set make(bool avx) {
+    qmicro_set s{};
+    s.fill_row<1>(avx);
+    s.fill_row<2>(avx);
+    s.fill_row<3>(avx);
+    s.fill_row<4>(avx);
+    s.row_wide = avx ? qmicro_avx2<1, wide_cols> : qmicro_generic<1, wide_cols>;
+    return s;
+  }
+  static const qmicro_set& get(bool avx) {
+    static const qmicro_set a = make(true), g = make(false);
+    return avx ? a : g;
+  }
+};
+
+}  // namespace
+
+void matmul_blocks(const float* x, int64_t m, const weight_matrix& w, const float* bias, float* y,
+                   cpu_thread_pool& pool) {
+  const int64_t n = w.rows, k = w.cols;
+  if (m <= 0 || n <= 0) return;
+  const bool avx = cpu_matmul_uses_avx2();
+  const format f = format_of(w.dtype);
+  const decode_fn decode = avx ? f.avx2 : f.scalar;
+  const qmicro_set& qs = qmicro_set::get(avx);
+  const int64_t row_bytes = w.row_bytes();
+  const uint8_t* wq = w.quant.data();
+  // Tasks as in cpu_matmul.cpp: [row block x column block], a column block's float32 panel
+  // (≤ ~256 KiB) staying in L2 while the rows stream past it.
+  const int64_t want_tasks = static_cast<int64_t>(pool.num_threads()) * 8;
+  const int64_t l2_cols = std::max<int64_t>(tile_cols, (256 * 1024) / (k * 4));
+  int64_t nb = std::min((n + want_tasks - 1) / want_tasks * 4, l2_cols);
+  nb = std::clamp<int64_t>((nb + wide_cols - 1) / wide_cols * wide_cols, 12, 96);
+  const int64_t mb = 64;
+  const int64_t num_nblocks = (n + nb - 1) / nb, num_mblocks = (m + mb - 1) / mb;
+  pool.parallel_for(num_nblocks * num_mblocks, [&](int64_t task) {
+    const int64_t n0 = (task % num_nblocks) * nb, n1 = std::min(n, n0 + nb);
+    const int64_t m0 = (task / num_nblocks) * mb, m1 = std::min(m, m0 + mb);
+    if (m1 - m0 > small_m) {
+      thread_local std::vector<float> panel;
+      panel.resize(static_cast<size_t>((n1 - n0) * k));
+      const int64_t blocks_per_row = k / f.block;
+      for (int64_t j = n0; j < n1; ++j)
+        for (int64_t b = 0; b < blocks_per_row; ++b)
+          decode(wq + j * row_bytes + b * f.block_bytes, panel.data() + (j - n0) * k + b * f.block);
+      matmul_f32_rows(x + m0 * k, m1 - m0, k, panel.data(), n1 - n0, y + m0 * n + n0, n);
+    } else {
+      for (int64_t i = m0; i < m1; i += tile_rows) {
+        const int r = static_cast<int>(std::min<int64_t>(tile_rows, m1 - i));
+        int64_t j = n0;
+        if (r == 1)
+          for (; j + wide_cols <= n1; j += wide_cols)
+            qs.row_wide(f, x + i * k, k, wq + j * row_bytes, row_bytes, y + i * n + j, n);
+        for (; j < n1; j += tile_cols) {
+          const int c = static_cast<int>(std::min<int64_t>(tile_cols, n1 - j));
+          qs.f[r - 1][c - 1](f, x + i * k, k, wq + j * row_bytes, row_bytes, y + i * n + j, n);
+        }
+      }
+    }
+    if (bias)
+      for (int64_t i = m0; i < m1; ++i)
+        for (int64_t j = n0; j < n1; ++j) y[i * n + j] += bias[j];
+  });
+}
+
+}  // namespace troupe
