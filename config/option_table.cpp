@@ -217,6 +217,20 @@ std::vector<option_def> build_table() {
       [](o& x, const std::string& v) -> status { return parse_double("drain-timeout", v, x.server.drain_timeout_s, 0, 86400); });
   add("max-n", "server", an_int, "largest n (choices per request) accepted", "16",
       [](o& x, const std::string& v) -> status { return parse_int("max-n", v, x.server.max_n, 1, 1024); });
+  add("max-json-depth", "server", an_int, "deepest nesting of [ and { accepted in request JSON; deeper gets HTTP 400", "64",
+      [](o& x, const std::string& v) -> status { return parse_int("max-json-depth", v, x.server.max_json_depth, 1, 1024); });
+  add("max-queued-output-bytes", "server", a_size,
+      "per connection, output bytes queued for a client that does not read; beyond, it is disconnected "
+      "and its generations cancelled", "8MiB",
+      [](o& x, const std::string& v) -> status {
+        auto r = parse_byte_size(v);
+        if (!r) return bad("max-queued-output-bytes", v, r.err().message);
+        if (*r < 4096) return bad("max-queued-output-bytes", v, "must be at least 4KiB");
+        x.server.max_queued_output_bytes = *r;
+        return ok_status();
+      });
+  add("write-timeout", "server", a_float, "seconds a write to a client may make no progress before it is disconnected", "30",
+      [](o& x, const std::string& v) -> status { return parse_double("write-timeout", v, x.server.write_timeout_s, 0.1, 86400); });
   add_choice("role", "cluster",
       "standalone (one node), worker (publishes its scheduler on --cluster-port) or router (serves the API in "
       "front of --workers); see docs/cluster.md",

@@ -46,6 +46,16 @@ std::map<std::string, uint64_t> server_metrics::rejections() const {
   return rejections_;
 }
 
+void server_metrics::count_slow_client_disconnect(const std::string& protocol) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++slow_disconnects_[protocol];
+}
+
+std::map<std::string, uint64_t> server_metrics::slow_client_disconnects() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return slow_disconnects_;
+}
+
 request_timing::request_timing(server_metrics& m, int32_t n)
     : m_(m), start_(clock::now()), last_(static_cast<size_t>(n > 0 ? n : 1)) {}
 
@@ -205,6 +215,12 @@ std::string render_metrics(const server_metrics& m, const metrics_view& v) {
   for (const auto& [reason, count] : m.rejections()) {
     w.sample("troupe:requests_rejected_total", static_cast<double>(count),
              "reason=\"" + prom_escape_label(reason) + "\"");
+  }
+  w.family("troupe:slow_client_disconnects_total", "counter",
+           "Connections closed because the client did not read its output (queued bytes over the cap or a write timeout).");
+  for (const auto& [protocol, count] : m.slow_client_disconnects()) {
+    w.sample("troupe:slow_client_disconnects_total", static_cast<double>(count),
+             "protocol=\"" + escape_label(protocol) + "\"");
   }
   return w.take();
 }

@@ -47,9 +47,15 @@ class server_metrics {
   void count_rejection(const std::string& reason);
   std::map<std::string, uint64_t> rejections() const;
 
+  // A client that stopped reading was disconnected (queued output over the cap, or a write timed
+  // out); protocol: "http" or "ws". Both labels are exported from the start, at 0.
+  void count_slow_client_disconnect(const std::string& protocol);
+  std::map<std::string, uint64_t> slow_client_disconnects() const;
+
  private:
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> rejections_;
+  std::map<std::string, uint64_t> slow_disconnects_{{"http", 0}, {"ws", 0}};
 };
 
 // Turns one request's event arrival times into histogram observations. Not thread-safe: lives on

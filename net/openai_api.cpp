@@ -47,7 +47,7 @@ maybe_error read_int(const json& body, const char* key, int32_t& out, int64_t lo
   const bool too_big = v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
   if (too_big || v->get<int64_t>() < lo || v->get<int64_t>() > hi) {
     return bad_request(std::string(key) + " must be in [" + std::to_string(lo) + ", " +
-                           std::to_string(hi) + "], got " + v->dump(), key);
+                           std::to_string(hi) + "], got " + describe_json(*v), key);
   }
   out = static_cast<int32_t>(v->get<int64_t>());
   return std::nullopt;
@@ -65,7 +65,7 @@ maybe_error check_token_id(const json& v, const api_context& ctx, const char* pa
   if (!v.is_number_integer()) return bad_request(std::string(param) + " must hold token ids (integers)", param);
   int64_t id = v.get<int64_t>();
   if (id < 0 || (ctx.vocab_size > 0 && id >= ctx.vocab_size)) {
-    return bad_request("token id " + v.dump() + " in " + param + " is outside the vocabulary [0, " +
+    return bad_request("token id " + describe_json(v) + " in " + param + " is outside the vocabulary [0, " +
                            std::to_string(ctx.vocab_size) + ")", param);
   }
   return std::nullopt;
@@ -94,19 +94,35 @@ maybe_error encode_text(const std::string& text, const api_context& ctx, bool ad
   return std::nullopt;
 }
 
-// prompt: "text" | [ids] | ["text"] | [[ids]] (one prompt per request).
-maybe_error read_prompt(const json& body, const api_context& ctx, std::vector<int32_t>& out) {
+const char* const k_prompt_shape =
+    "prompt must be a string, a list of token ids, or a list holding one string or one list of token ids";
+
+maybe_error encode_prompt_text(const json& s, const api_context& ctx, bool add_special,
+                               std::vector<int32_t>& out) {
+  if (s.get_ref<const std::string&>().empty()) return bad_request("prompt must not be empty", "prompt");
+  return encode_text(s.get_ref<const std::string&>(), ctx, add_special, false, "prompt", out);
+}
+
+// prompt: "text" | [ids] | ["text"] | [[ids]] (one prompt per request). Nothing is copied and
+// nothing deeper is unwrapped: [[[1]]] or ["a", "b"] is a 400, never quietly taken as another shape.
+maybe_error read_prompt(const json& body, const api_context& ctx, bool add_special,
+                        std::vector<int32_t>& out) {
   const json* p = field(body, "prompt");
   if (!p) return bad_request("prompt is required", "prompt");
-  if (p->is_string()) {
-    if (p->get_ref<const std::string&>().empty()) return bad_request("prompt must not be empty", "prompt");
-    return encode_text(p->get<std::string>(), ctx, true, false, "prompt", out);
-  }
-  if (!p->is_array()) return bad_request("prompt must be a string or a list of token ids", "prompt");
+  if (p->is_string()) return encode_prompt_text(*p, ctx, add_special, out);
+  if (!p->is_array()) return bad_request(k_prompt_shape, "prompt");
   if (p->empty()) return bad_request("prompt must not be empty", "prompt");
-  if (p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) {
-    json single = json::object({{"prompt", (*p)[0]}});
-    return read_prompt(single, ctx, out);
+  const json& first = (*p)[0];
+  if (first.is_string() || first.is_array()) {
+    if (p->size() > 1) {
+      return bad_request("batched prompts are not supported: send one prompt per request", "prompt");
+    }
+    if (first.is_string()) return encode_prompt_text(first, ctx, add_special, out);
+    if (first.empty()) return bad_request("prompt must not be empty", "prompt");
+    for (const json& v : first) {
+      if (!v.is_number_integer()) return bad_request(k_prompt_shape, "prompt");
+    }
+    return read_ids(first, ctx, "prompt", out);
   }
   for (const json& v : *p) {
     if (v.is_string() || v.is_array()) {
@@ -154,15 +170,16 @@ maybe_error read_chat_prompt(const json& body, const api_context& ctx, std::vect
   if (auto e = normalize_messages(body, messages)) return e;
   bool add_generation_prompt = true;
   if (auto e = read_bool(body, "add_generation_prompt", add_generation_prompt)) return e;
-  json extra = json::object();
-  if (const json* kw = field(body, "chat_template_kwargs")) {
-    if (!kw->is_object()) return bad_request("chat_template_kwargs must be an object", "chat_template_kwargs");
-    extra = *kw;
+  // Passed by reference, never copied: its depth is bounded at parse time (json_guard.h).
+  static const json no_kwargs = json::object();
+  const json* extra = field(body, "chat_template_kwargs");
+  if (extra && !extra->is_object()) {
+    return bad_request("chat_template_kwargs must be an object", "chat_template_kwargs");
   }
   if (!ctx.codec || !ctx.codec->has_chat_template()) {
     return bad_request("this model has no chat template: use /v1/completions", "messages", "unsupported");
   }
-  auto text = ctx.codec->render_chat(messages, add_generation_prompt, extra);
+  auto text = ctx.codec->render_chat(messages, add_generation_prompt, extra ? *extra : no_kwargs);
   if (!text.ok()) return bad_request(text.err().message, "messages");
   return encode_text(text.value(), ctx, false, true, "messages", out);
 }
@@ -294,7 +311,31 @@ maybe_error read_max_tokens(const json& body, api_kind kind, const api_context& 
   return std::nullopt;
 }
 
-maybe_error reject_unsupported(const json& body, api_kind kind) {
+// Structured outputs and tool calls are not implemented: a request that asks for them is a 400,
+// never served as prose. Only the values that mean "the default" pass: response_format
+// {"type": "text"}, tool_choice/function_call "none", and empty tools/functions lists.
+maybe_error reject_tool_fields(const json& body) {
+  const char* const later = " is not supported yet (structured outputs and tool calls are not implemented)";
+  if (const json* f = field(body, "response_format")) {
+    const json* type = f->is_object() ? field(*f, "type") : nullptr;
+    const bool text = type && type->is_string() && *type == "text" && f->size() == 1;
+    if (!text) return bad_request(std::string("response_format") + later + "; only {\"type\": \"text\"} is accepted",
+                                  "response_format", "unsupported");
+  }
+  for (const char* key : {"tools", "functions"}) {
+    const json* f = field(body, key);
+    if (f && !(f->is_array() && f->empty())) return bad_request(std::string(key) + later, key, "unsupported");
+  }
+  for (const char* key : {"tool_choice", "function_call"}) {
+    const json* f = field(body, key);
+    if (f && !(f->is_string() && *f == "none")) {
+      return bad_request(std::string(key) + later + "; only \"none\" is accepted", key, "unsupported");
+    }
+  }
+  return std::nullopt;
+}
+
+maybe_error reject_unsupported(const json& body) {
   bool echo = false;
   if (auto e = read_bool(body, "echo", echo)) return e;
   if (echo) return bad_request("echo is not supported", "echo", "unsupported");
@@ -304,15 +345,16 @@ maybe_error reject_unsupported(const json& body, api_kind kind) {
   if (const json* s = field(body, "suffix"); s && !(s->is_string() && s->get<std::string>().empty())) {
     return bad_request("suffix is not supported", "suffix", "unsupported");
   }
-  if (kind == api_kind::chat && field(body, "tools") && !field(body, "tools")->empty()) {
-    return bad_request("tools are not supported", "tools", "unsupported");
-  }
-  return std::nullopt;
+  return reject_tool_fields(body);
 }
 
 }  // namespace
 
-api_result<json> parse_json_body(const std::string& text) {
+api_result<json> parse_json_body(const std::string& text, int32_t max_depth) {
+  if (json_nesting_depth(text, max_depth) > max_depth) {
+    return bad_request("the request JSON is nested deeper than " + std::to_string(max_depth) +
+                           " levels (the server's --max-json-depth)", {}, "json_too_deep");
+  }
   json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return bad_request("the request body is not valid JSON");
   if (!body.is_object()) return bad_request("the request body must be a JSON object");
@@ -330,11 +372,11 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
       // Any name is accepted (one model is served); responses report the served name.
     }
     maybe_error e;
-    if ((e = reject_unsupported(body, kind))) return *e;
+    if ((e = reject_unsupported(body))) return *e;
     if ((e = read_stream(body, r))) return *e;
     if ((e = read_int(body, "n", r.gen.n, 1, ctx.max_n))) return *e;
     if ((e = read_sampling(body, kind, ctx, r))) return *e;
-    e = kind == api_kind::completion ? read_prompt(body, ctx, r.gen.prompt_ids)
+    e = kind == api_kind::completion ? read_prompt(body, ctx, true, r.gen.prompt_ids)
                                      : read_chat_prompt(body, ctx, r.gen.prompt_ids);
     if (e) return *e;
     if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
@@ -354,10 +396,10 @@ api_result<std::vector<int32_t>> tokenize_body(const json& body, const api_conte
       bool add_special = true;
       if ((e = read_bool(body, "add_special_tokens", add_special))) return *e;
       const json* p = field(body, "prompt");
-      if (p && p->is_string()) {
-        e = encode_text(p->get<std::string>(), ctx, add_special, false, "prompt", ids);
+      if (p && p->is_string()) {  // /tokenize takes "" too
+        e = encode_text(p->get_ref<const std::string&>(), ctx, add_special, false, "prompt", ids);
       } else {
-        e = read_prompt(body, ctx, ids);
+        e = read_prompt(body, ctx, add_special, ids);
       }
     }
     if (e) return *e;

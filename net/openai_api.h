@@ -12,6 +12,7 @@
 
 #include "actors/engine.h"
 #include "net/api_error.h"
+#include "net/json_guard.h"
 #include "net/text_codec.h"
 
 namespace troupe {
@@ -25,6 +26,7 @@ struct api_context {
   int64_t vocab_size = 0;             // token ids must be below; 0 = unchecked
   int32_t max_n = 16;
   std::string model_name;
+  int32_t max_json_depth = k_default_max_json_depth;  // deeper request JSON is a 400 (parse_json_body)
 };
 
 struct openai_request {
@@ -42,8 +44,10 @@ using api_result = std::variant<T, api_error>;
 template <class T>
 bool is_error(const api_result<T>& r) { return r.index() == 1; }
 
-// Parses a request body; malformed JSON or a non-object -> 400.
-api_result<nlohmann::json> parse_json_body(const std::string& text);
+// Parses a request body; malformed JSON, a non-object, or nesting deeper than max_depth -> 400
+// (the depth is checked before parsing: see json_guard.h).
+api_result<nlohmann::json> parse_json_body(const std::string& text,
+                                           int32_t max_depth = k_default_max_json_depth);
 
 // Maps and validates a completion or chat request.
 api_result<openai_request> parse_openai_request(api_kind kind, const nlohmann::json& body,

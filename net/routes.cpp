@@ -31,6 +31,7 @@ api_routes::api_routes(engine& eng, const server_options& opts, std::shared_ptr<
   ctx_.session_len = resolve_session_len(eng_);
   ctx_.vocab_size = codec_ ? codec_->vocab_size() : eng_.model().vocab_size;
   ctx_.max_n = opts_.max_n;
+  ctx_.max_json_depth = opts_.max_json_depth;
   ctx_.model_name = !opts_.served_model_name.empty() ? opts_.served_model_name
                     : !eng_.model().name.empty()     ? eng_.model().name
                                                      : std::string("troupe");
@@ -96,7 +97,7 @@ http_response api_routes::handle_blocking(route_id id) {
 }
 
 api_result<openai_request> api_routes::parse_generation(route_id id, const std::string& body) const {
-  auto parsed = parse_json_body(body);
+  auto parsed = parse_json_body(body, ctx_.max_json_depth);
   if (is_error(parsed)) return std::get<api_error>(parsed);
   return parse_openai_request(id == route_id::chat_completions ? api_kind::chat : api_kind::completion,
                               std::get<json>(parsed), ctx_);
@@ -111,7 +112,7 @@ http_response api_routes::models() const {
 }
 
 http_response api_routes::tokenize(const http_request& req) const {
-  auto body = parse_json_body(req.body);
+  auto body = parse_json_body(req.body, ctx_.max_json_depth);
   if (is_error(body)) return reject(std::get<api_error>(body));
   auto ids = tokenize_body(std::get<json>(body), ctx_);
   if (is_error(ids)) return reject(std::get<api_error>(ids));
@@ -122,7 +123,7 @@ http_response api_routes::tokenize(const http_request& req) const {
 }
 
 http_response api_routes::detokenize(const http_request& req) const {
-  auto body = parse_json_body(req.body);
+  auto body = parse_json_body(req.body, ctx_.max_json_depth);
   if (is_error(body)) return reject(std::get<api_error>(body));
   const json& b = std::get<json>(body);
   auto it = b.find("tokens");
@@ -131,7 +132,7 @@ http_response api_routes::detokenize(const http_request& req) const {
   for (const json& v : *it) {
     if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
         (ctx_.vocab_size > 0 && v.get<int64_t>() >= ctx_.vocab_size)) {
-      return reject(bad_request("token id " + v.dump() + " is not in the vocabulary", "tokens"));
+      return reject(bad_request("token id " + describe_json(v) + " is not in the vocabulary", "tokens"));
     }
     ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
   }

@@ -1,6 +1,7 @@
 // ws_session: a WebSocket connection on its own strand running several generations at once
-// (docs/websocket.md). Engine callbacks are posted onto the strand; frames leave through a
-// single-writer queue; a closed socket cancels every generation of the connection.
+// (docs/websocket.md). Generations pass the extension request filters as HTTP ones do; engine
+// callbacks are posted onto the strand; frames leave through a single-writer queue bounded in bytes
+// and in write time; a closed socket, or a client that stops reading, cancels every generation.
 #include "net/ws_session.h"
 
 #include <deque>
@@ -8,11 +9,13 @@
 #include <unordered_map>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include "config/log.h"
 #include "net/openai_response.h"
+#include "net/request_filter.h"
 
 namespace troupe {
 
@@ -28,7 +31,7 @@ constexpr size_t k_max_id_bytes = 256;
 class ws_session final : public session_base, public std::enable_shared_from_this<ws_session> {
  public:
   ws_session(tcp::socket socket, std::shared_ptr<server_context> ctx)
-      : ws_(std::move(socket)), strand_(ws_.get_executor()), ctx_(std::move(ctx)) {
+      : ws_(std::move(socket)), strand_(ws_.get_executor()), ctx_(std::move(ctx)), write_timer_(strand_) {
     ctx_->num_connections.fetch_add(1);
   }
   ~ws_session() override {
@@ -38,6 +41,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
 
   void run(beast::http::request<beast::http::string_body> req) {
     registry_id_ = ctx_->add_session(weak_from_this());
+    if (ctx_->ext) meta_ = request_metadata(req);  // what request filters see of every generation
     websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::server);
     t.handshake_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(ctx_->opts.server.header_timeout_s));
@@ -65,6 +69,8 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     response_meta meta;
     generation_tracker tracker;
     request_timing timing;
+    bool submitted = false;         // false while the request filters decide
+    bool cancel_requested = false;  // a cancel that came before submission
   };
 
   void on_accept(beast::error_code ec) {
@@ -80,9 +86,9 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
   }
 
   void on_read(beast::error_code ec, std::size_t) {
-    if (ec) {  // closed, reset, too big, timed out: the client is gone
+    if (ec) {  // closed, reset, too big, timed out (or dropped as a slow reader): the client is gone
+      if (!closed_) cancel_all();
       closed_ = true;
-      for (auto& [id, g] : gens_) ctx_->eng.cancel(g->request_id);
       return;
     }
     std::string text = beast::buffers_to_string(buffer_.data());
@@ -96,11 +102,14 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
   }
 
   void handle_message(const std::string& text) {
-    json msg = json::parse(text, nullptr, false);
-    if (msg.is_discarded() || !msg.is_object()) {
-      send_error(nullptr, bad_request("a message must be a JSON object"));
+    auto parsed = parse_json_body(text, ctx_->routes.context().max_json_depth);
+    if (is_error(parsed)) {
+      api_error e = std::get<api_error>(parsed);
+      if (e.code.empty()) e.message = "a message must be a JSON object";
+      send_error(nullptr, e);
       return;
     }
+    const json& msg = std::get<json>(parsed);
     auto type = msg.find("type");
     if (type == msg.end() || !type->is_string()) {
       send_error(id_of(msg), bad_request("type must be \"generate\" or \"cancel\"", "type"));
@@ -111,7 +120,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     } else if (*type == "cancel") {
       cancel(msg);
     } else {
-      send_error(id_of(msg), bad_request("unknown message type " + type->dump(), "type"));
+      send_error(id_of(msg), bad_request("unknown message type " + describe_json(*type), "type"));
     }
   }
 
@@ -151,10 +160,47 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     std::string rid = ctx_->new_request_id();
     r.gen.request_id = rid;
     const uint64_t seq = ++seq_;
-    gens_[cid] = std::make_unique<generation>(ctx_->metrics, r, rid, seq);
+    gens_[cid] = std::make_unique<generation>(ctx_->metrics, r, rid, seq);  // holds the id meanwhile
+    if (!ctx_->ext || !ctx_->ext->has_filters()) {
+      submit(cid, seq, std::move(r));
+      return;
+    }
+    // The filters answer on an actor thread; the verdict comes back onto the strand.
+    auto self = shared_from_this();
+    auto pending = std::make_shared<openai_request>(std::move(r));
+    ctx_->ext->filter(filter_request{pending->gen, meta_}, [self, cid, seq, pending](filter_verdict v) {
+      boost::asio::post(self->strand_, [self, cid, seq, pending, v = std::move(v)] {
+        self->on_verdict(cid, seq, std::move(*pending), v);
+      });
+    });
+  }
+
+  void on_verdict(const std::string& cid, uint64_t seq, openai_request r, const filter_verdict& v) {
+    generation* g = find(cid, seq);
+    if (!g) return;
+    const bool cancelled = g->cancel_requested;
+    if (closed_ || !v.accept || shutting_down_) {
+      gens_.erase(cid);
+      if (!v.accept) {
+        send_error(cid, filter_rejection(v));
+      } else if (shutting_down_) {
+        send_error(cid, to_api_error(make_error(errc::draining, "the server is shutting down")));
+      }
+      if (shutting_down_ && gens_.empty()) do_close();
+      return;
+    }
+    if (v.rewrite) r.gen.params = v.params;
+    const std::string rid = r.gen.request_id;
+    gens_[cid] = std::make_unique<generation>(ctx_->metrics, r, rid, seq);  // the filtered request
+    submit(cid, seq, std::move(r));
+    if (cancelled) ctx_->eng.cancel(rid);
+  }
+
+  void submit(const std::string& cid, uint64_t seq, openai_request r) {
+    gens_[cid]->submitted = true;
     auto self = shared_from_this();
     ctx_->submit(
-        std::move(r.gen), http_metadata{"GET", "/v1/ws", {}, {}},
+        std::move(r.gen), ctx_->ext ? meta_ : http_metadata{"GET", "/v1/ws", {}, {}},
         [self, cid, seq](const generation_event& ev) {
           boost::asio::post(self->strand_, [self, cid, seq, ev] { self->on_event(cid, seq, ev); });
         },
@@ -170,7 +216,18 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
       send_error(id, api_error{404, "no running generation with this id", "not_found_error", "id", "not_found"});
       return;
     }
+    if (!it->second->submitted) {  // still with the filters: cancelled as soon as it is submitted
+      it->second->cancel_requested = true;
+      return;
+    }
     ctx_->eng.cancel(it->second->request_id);  // its choices end with finish_reason "abort"
+  }
+
+  // Generations still with the filters are dropped when their verdict comes (closed_ is set).
+  void cancel_all() {
+    for (auto& [id, g] : gens_) {
+      if (g->submitted) ctx_->eng.cancel(g->request_id);
+    }
   }
 
   generation* find(const std::string& cid, uint64_t seq) {
@@ -222,26 +279,61 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     send(frame);
   }
 
+  // Output flow control: a client that submits but does not read would have its frames pile up
+  // here without bound. Past --max-queued-output-bytes of unwritten frames, or a write that makes
+  // no progress for --write-timeout, the client is disconnected and its generations cancelled.
   void send(const json& frame) {
     if (closed_) return;
     queue_.push_back(dump_json(frame));
+    queued_bytes_ += queue_.back().size();
+    if (queue_.size() > 1 && queued_bytes_ > ctx_->opts.server.max_queued_output_bytes) {  // behind
+      drop_slow_client("more than " + std::to_string(ctx_->opts.server.max_queued_output_bytes) +
+                       " bytes of output queued");
+      return;
+    }
     if (!writing_) do_write();
   }
 
   void do_write() {
     writing_ = true;
+    const uint64_t write = ++write_seq_;
+    write_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(ctx_->opts.server.write_timeout_s)));
+    write_timer_.async_wait([self = shared_from_this(), write](beast::error_code ec) {
+      if (ec || !self->writing_ || self->write_seq_ != write) return;  // cancelled or finished in time
+      self->drop_slow_client("a write made no progress for " +
+                             std::to_string(self->ctx_->opts.server.write_timeout_s) + " s");
+    });
     ws_.text(true);
     ws_.async_write(boost::asio::buffer(queue_.front()),
                     beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
   }
 
+  void drop_slow_client(const std::string& why) {
+    if (closed_) return;
+    logger("net")->warn("ws: disconnecting a client that does not read its output ({})", why);
+    ctx_->metrics.count_slow_client_disconnect("ws");
+    closed_ = true;
+    cancel_all();
+    // The frame being written stays until its write completes (Beast holds a buffer into it).
+    while (queue_.size() > (writing_ ? 1u : 0u)) {
+      queued_bytes_ -= queue_.back().size();
+      queue_.pop_back();
+    }
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).close(ec);  // fails the pending read and write: nothing more is sent
+  }
+
   void on_write(beast::error_code ec, std::size_t) {
     writing_ = false;
-    if (ec) {
+    write_timer_.cancel();
+    if (ec || closed_) {
       queue_.clear();
+      queued_bytes_ = 0;
       closed_ = true;
       return;
     }
+    queued_bytes_ -= queue_.front().size();
     queue_.pop_front();
     if (!queue_.empty()) {
       do_write();
@@ -264,7 +356,11 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
   boost::asio::any_io_executor strand_;
   std::shared_ptr<server_context> ctx_;
   beast::flat_buffer buffer_;
+  boost::asio::steady_timer write_timer_;  // armed while a write is in flight
   std::deque<std::string> queue_;
+  uint64_t queued_bytes_ = 0;  // sum of queue_'s sizes
+  uint64_t write_seq_ = 0;     // tells a stale write timer from the current one
+  http_metadata meta_;         // the upgrade request as filters see it (set when extensions run)
   std::unordered_map<std::string, std::unique_ptr<generation>> gens_;  // by client id
   uint64_t seq_ = 0;
   uint64_t registry_id_ = 0;

@@ -2,10 +2,11 @@
 # Builds the libFuzzer targets of tests/fuzz with clang (build-fuzz/, -DTROUPE_FUZZ=ON: every library
 # instrumented with ASan+UBSan) and runs each one:
 #   bash tools/fuzz.sh [--runs N] [--time S] [--jobs J] [target...]
-# targets: openai_routes ws_message tokenizer gguf safetensors config_json hf_config chat_template
+# targets: openai_routes ws_message tokenize tokenizer gguf safetensors config_json hf_config chat_template
 # (default: all). Each runs N executions (default 1000000) or S seconds, whichever ends first, from
 # its seeds (tests/fuzz/corpus/<target>) plus what earlier runs found (build-fuzz/fuzz-corpus/),
-# after replaying tests/fuzz/regressions/<target>/ (pending/ holds findings not fixed yet). Crashers land in build-fuzz/fuzz-artifacts/
+# after replaying tests/fuzz/regressions/<target>/ (pending/ holds findings not fixed yet); the JSON
+# targets (openai_routes ws_message tokenize) use tests/fuzz/json.dict. Crashers land in build-fuzz/fuzz-artifacts/
 # <target>/; save one under tests/fuzz/regressions/<target>/ with a failing test. Prints executions
 # and crashes per target; exits 1 when any target crashed.
 set -euo pipefail
@@ -25,7 +26,7 @@ while (($#)); do
   esac
 done
 [ -n "$runs$secs" ] || runs=1000000
-all=(openai_routes ws_message tokenizer gguf safetensors config_json hf_config chat_template)
+all=(openai_routes ws_message tokenize tokenizer gguf safetensors config_json hf_config chat_template)
 ((${#targets[@]})) || targets=("${all[@]}")
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (bash tools/setup.sh installs it)" >&2; exit 2; }
@@ -67,7 +68,11 @@ for t in "${targets[@]}"; do
   before=$(ls "$art" | wc -l)
   start=$(date +%s)
   rc=0
-  "$exe" "${limits[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+  dict=()
+  case "$t" in  # the JSON targets share a dictionary heavy in nesting (tests/fuzz/json.dict)
+    openai_routes|ws_message|tokenize) dict=("-dict=tests/fuzz/json.dict") ;;
+  esac
+  "$exe" "${limits[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$art/" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
   elapsed=$(($(date +%s) - start))
   execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n1)

@@ -178,6 +178,65 @@ def test_websocket_flood_is_bounded(srv):
     assert_good_request(srv.url)
 
 
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def slow_disconnects(url):
+    text = requests.get(url + "/metrics", timeout=10).text
+    m = re.search(r'^troupe:slow_client_disconnects_total\{[^}]*protocol="ws"[^}]*\} (\S+)$', text, re.M)
+    assert m, "no troupe:slow_client_disconnects_total{protocol=\"ws\"} in /metrics"
+    return float(m.group(1))
+
+
+WRITE_TIMEOUT_S = 3.0
+
+
+def test_websocket_client_that_never_reads_is_disconnected(server_factory):
+    """A client that keeps submitting and never reads: its frames are not buffered without bound;
+    it is disconnected (queued bytes over --max-queued-output-bytes, or a write stalled for
+    --write-timeout), its generations are cancelled and their blocks returned."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    s = server_factory("--session-len", "256", "--max-queued-output-bytes", "256KiB",
+                       "--write-timeout", str(WRITE_TIMEOUT_S))
+    before_rss = rss_bytes(s.proc.pid)
+    before = slow_disconnects(s.url)
+
+    async def flood():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # stop reading early
+        sock.connect(host_port(s.url))
+        async with connect(s.url.replace("http://", "ws://") + "/v1/ws", sock=sock, max_queue=1, ping_interval=None,
+                           open_timeout=10, close_timeout=2) as ws:
+            t0 = time.monotonic()
+            i = 0
+            try:
+                while time.monotonic() - t0 < 90:
+                    await ws.send(json.dumps({"type": "generate", "id": f"g{i}", "prompt": "Once upon a time",
+                                              "max_tokens": 200, "ignore_eos": True}))
+                    i += 1
+                    if i % 50 == 0:
+                        await asyncio.sleep(0)  # let the transport notice a reset
+            except ConnectionClosed:
+                return time.monotonic() - t0, i
+            raise AssertionError(f"still connected after {time.monotonic() - t0:.0f} s and {i} submits")
+
+    elapsed, submits = asyncio.run(flood())
+    grown = rss_bytes(s.proc.pid) - before_rss
+    assert elapsed < 30, (elapsed, submits)
+    assert grown < 200 * 2 ** 20, f"RSS grew by {grown / 2 ** 20:.0f} MiB while the client did not read"
+    assert slow_disconnects(s.url) >= before + 1
+    idle = wait_idle(s.url, timeout=60)
+    assert idle["troupe:num_requests_running"] == 0 and idle["troupe:kv_blocks_used"] == 0, idle
+    assert_good_request(s.url)
+
+
 @pytest.mark.parametrize("body,status", [
     ({"prompt": [1] * (SESSION_LEN - 1), "max_tokens": 1}, 200),  # exactly session_len
     ({"prompt": [1] * SESSION_LEN, "max_tokens": 1}, 400),        # one over

@@ -5,6 +5,7 @@ which links the example extensions: a request filter (rate_limiter), a deliberat
 example_server is found beside the troupe binary's build tree (<build>/tools/troupe -> <build>/examples/example_server) or
 through TROUPE_EXAMPLE_SERVER.
 """
+import asyncio
 import json
 import os
 import tempfile
@@ -140,6 +141,46 @@ def test_audit_log_has_a_line_per_finished_request(srv, audit_path):
     assert line["prompt_tokens"] > 0 and 0 < line["completion_tokens"] <= 3
     assert line["finish_reasons"] and line["request_id"]
     assert rid  # the response id and the audit id are both set (formats differ: chatcmpl-/cmpl- prefix)
+
+
+def ws_generate(srv, frames, url_suffix="", headers=None, timeout=60):
+    """Sends each generate frame on one /v1/ws connection, waits for each one's done or error frame;
+    returns {id: last frame}."""
+    from websockets.asyncio.client import connect
+
+    async def run():
+        url = srv.url.replace("http://", "ws://") + "/v1/ws" + url_suffix
+        async with connect(url, additional_headers=headers or {}, open_timeout=10, close_timeout=5) as ws:
+            out = {}
+            for f in frames:  # one at a time: the rate limiter counts them in order
+                await ws.send(json.dumps({"type": "generate", "prompt": "Once upon a time", "temperature": 0, **f}))
+                while f["id"] not in out:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                    if m["type"] in ("done", "error"):
+                        out[m["id"]] = m
+            return out
+
+    return asyncio.run(run())
+
+
+def test_websocket_generations_pass_the_request_filters(srv):
+    # The same per-key budget as HTTP: 3 requests, then 429, whether the key comes as a header or
+    # (for browsers) the api_key query parameter; the max_tokens rewrite applies too.
+    frames = [{"id": f"w{i}", "max_tokens": 40} for i in range(3)]
+    out = ws_generate(srv, frames, headers={"Authorization": "Bearer key-ws"})
+    for f in frames:
+        assert out[f["id"]]["type"] == "done", out
+        assert out[f["id"]]["usage"]["completion_tokens"] <= 4, out  # the filter capped max_tokens
+    out = ws_generate(srv, [{"id": "w3", "max_tokens": 2}], url_suffix="?api_key=key-ws")
+    err = out["w3"]
+    assert err["type"] == "error", err
+    assert err["error"]["code"] == "rate_limited" and err["error"]["type"] == "rate_limit_error", err
+    assert complete(srv, "key-ws").status_code == 429  # one budget across HTTP and WebSocket
+    out = ws_generate(srv, [{"id": "c", "max_tokens": 2}], headers={"Authorization": "Bearer key-ws-crash",
+                                                                     "X-Troupe-Fault": "crash"})
+    assert out["c"]["type"] == "error" and out["c"]["error"]["code"] == "filter_failed", out
+    assert ws_generate(srv, [{"id": "ok", "max_tokens": 2}], headers={"Authorization": "Bearer key-ws-ok"})[
+        "ok"]["type"] == "done"
 
 
 def test_extensions_from_config_file_and_unknown_name(tmp_path):

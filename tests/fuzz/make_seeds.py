@@ -51,8 +51,35 @@ routes = {
     "detokenize": "3" + json.dumps({"tokens": [19556, 28, 905, 17]}),
     "detokenize_bad": "3" + json.dumps({"tokens": [-1, 1e30, "x"]}),
 }
+# Shapes of hostile bodies (issue 19): nesting past the depth limit, badly shaped prompts, tool fields.
+deep = "[" * 70 + "]" * 70
+routes.update({
+    "deep_extra_field": "0" + '{"prompt":"hi","x":' + deep + "}",
+    "deep_objects": "0" + '{"prompt":"hi","x":' + '{"a":' * 70 + "1" + "}" * 70 + "}",
+    "deep_kwargs": "1" + '{"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":{"k":' + deep + "}}",
+    "nested_prompt": "0" + json.dumps({"prompt": [[[1]]]}),
+    "tool_fields": "1" + json.dumps({"messages": [{"role": "user", "content": "x"}], "tool_choice": "none",
+                                     "response_format": {"type": "json_object"}, "tools": []}),
+    "detokenize_deep": "3" + '{"tokens":[' + deep + "]}",
+})
 for name, body in routes.items():
     write("openai_routes", name, body)
+
+# --- /tokenize and /detokenize: 1 route byte (even tokenize, odd detokenize) + body.
+tokenize_seeds = {
+    "prompt": "0" + json.dumps({"prompt": "Hello, world!", "add_special_tokens": False}),
+    "prompt_list": "0" + json.dumps({"prompt": ["caf\u00e9"]}),
+    "ids": "0" + json.dumps({"prompt": [[5, 6, 7]]}),
+    "messages": "0" + json.dumps({"messages": [{"role": "user", "content": "Hi"}],
+                                  "chat_template_kwargs": {"enable_thinking": False}}),
+    "nested": "0" + json.dumps({"prompt": [[[1]]]}),
+    "deep": "0" + '{"prompt":' + deep + "}",
+    "detokenize": "1" + json.dumps({"tokens": [19556, 28, 905, 17]}),
+    "detokenize_bad": "1" + json.dumps({"tokens": [-1, 1e30, "x" * 300, {"a": [1]}]}),
+    "detokenize_deep": "1" + '{"tokens":[' + deep + "]}",
+}
+for name, body in tokenize_seeds.items():
+    write("tokenize", name, body)
 
 # --- WebSocket frames (docs/websocket.md).
 frames = {
@@ -64,6 +91,8 @@ frames = {
 }
 for name, frame in frames.items():
     write("ws_message", name, json.dumps(frame))
+write("ws_message", "deep_prompt", '{"type":"generate","id":"d","prompt":' + deep + "}")
+write("ws_message", "nested_prompt", json.dumps({"type": "generate", "id": "e", "prompt": [[[1]]]}))
 
 # --- Tokenizer: 1 flags byte (1 add_special, 2 parse_special, 4 SentencePiece vocab, 8 skip_special) + text.
 cases = json.loads(read(os.path.join(data, "smollm2_tokenizer_expected.json")))["cases"]

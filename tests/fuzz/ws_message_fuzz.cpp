@@ -1,7 +1,8 @@
 // Fuzzes the WebSocket protocol messages (docs/websocket.md). ws_session's handle_message lives in
 // the session class with the socket, so this target repeats its dispatch (JSON object, "type",
-// "id", chat when "messages" is present) and drives the same parser it calls, parse_openai_request,
-// over the real tokenizer and chat template. Keep in step with net/ws_session.cpp.
+// "id", chat when "messages" is present) and drives the same parsers it calls, parse_json_body (with
+// the depth limit) and parse_openai_request, over the real tokenizer and chat template. Keep in step
+// with net/ws_session.cpp.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -30,8 +31,9 @@ struct ws_fixture {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static ws_fixture* f = new ws_fixture();
   const std::string text(reinterpret_cast<const char*>(data), size);
-  json msg = json::parse(text, nullptr, false);
-  if (msg.is_discarded() || !msg.is_object()) return 0;
+  auto body = parse_json_body(text, f->routes.context().max_json_depth);
+  if (is_error(body)) return 0;
+  const json& msg = std::get<json>(body);
   auto type = msg.find("type");
   if (type == msg.end() || !type->is_string() || *type != "generate") return 0;
   auto id = msg.find("id");

@@ -256,6 +256,44 @@ TEST_F(listener_test, models_tokenize_detokenize) {
   EXPECT_EQ(bad->status, 400);
 }
 
+// Bodies well inside the size limit that used to overflow the stack (recursive copy or dump of a
+// deep value): each is a 400 naming the depth limit, and the server goes on serving.
+TEST_F(listener_test, deeply_nested_json_is_a_400_on_every_json_route) {
+  opts.server.max_body_bytes = 1 << 20;
+  start();
+  const std::string lists = std::string(100000, '[') + std::string(100000, ']');
+  std::string objects;
+  for (int i = 0; i < 100000; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(100000, '}');
+  const std::pair<const char*, std::string> cases[] = {
+      {"/v1/completions", R"({"prompt":"hi","x":)" + lists + "}"},
+      {"/v1/completions", R"({"prompt":)" + lists + "}"},
+      {"/v1/completions", R"({"prompt":"hi","x":)" + objects + "}"},
+      {"/v1/chat/completions",
+       R"({"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":{"k":)" + lists + "}}"},
+      {"/tokenize", R"({"prompt":)" + lists + "}"},
+      {"/detokenize", R"({"tokens":)" + lists + "}"},
+      {"/detokenize", R"({"tokens":[)" + objects + "]}"},
+  };
+  for (const auto& [path, body] : cases) {
+    SCOPED_TRACE(path);
+    auto r = request(post(path, body));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << r->body.substr(0, 200);
+    EXPECT_EQ(json::parse(r->body)["error"]["code"], "json_too_deep");
+  }
+  // A bad value inside the limit is quoted as a bounded prefix, never dumped whole.
+  auto d = request(post("/detokenize", R"({"tokens":[)" + std::string(60, '[') + std::string(60, ']') + "]}"));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, 400);
+  EXPECT_LT(d->body.size(), 300u) << d->body;
+  auto s = request(post("/detokenize", R"({"tokens":[")" + std::string(5000, 'x') + "\"]}"));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->status, 400);
+  EXPECT_LT(s->body.size(), 400u);
+  expect_good();
+}
+
 TEST_F(listener_test, health_ready_and_metrics) {
   start();
   auto h = request(get("/health"));

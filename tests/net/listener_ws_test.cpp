@@ -115,6 +115,39 @@ TEST_F(listener_test, websocket_protocol_errors_keep_the_connection) {
   EXPECT_EQ(last["ok"].text, "qq");
 }
 
+TEST_F(listener_test, websocket_deep_json_is_an_error_frame_and_the_connection_goes_on) {
+  opts.server.max_body_bytes = 1 << 20;
+  eng.pieces.assign(4, "q");
+  start();
+  conn c(port);
+  ASSERT_TRUE(c.ws_handshake());
+  const std::string lists = std::string(100000, '[') + std::string(100000, ']');
+  const std::string messages[] = {
+      R"({"type":"generate","id":"a","prompt":"hi","x":)" + lists + "}",
+      R"({"type":"generate","id":"a","prompt":)" + lists + "}",
+      R"({"type":)" + lists + "}",
+  };
+  for (const std::string& m : messages) {
+    ASSERT_TRUE(c.ws_send(m));
+    auto msg = c.ws_recv();
+    ASSERT_TRUE(msg);
+    json f = json::parse(*msg);
+    EXPECT_EQ(f["type"], "error");
+    EXPECT_EQ(f["error"]["code"], "json_too_deep") << *msg;
+  }
+  // Within the limit: a badly shaped prompt and an odd type are plain, bounded 400 frames.
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"b","prompt":[[[1]]]})"));
+  auto shape = c.ws_recv();
+  ASSERT_TRUE(shape);
+  EXPECT_EQ(json::parse(*shape)["error"]["param"], "prompt");
+  ASSERT_TRUE(c.ws_send(R"({"type":")" + std::string(5000, 'z') + R"("})"));
+  auto type = c.ws_recv();
+  ASSERT_TRUE(type);
+  EXPECT_LT(type->size(), 400u);
+  ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"ok","prompt":"hi","max_tokens":2})"));
+  EXPECT_EQ(collect(c, {"ok"})["ok"].text, "qq");
+}
+
 TEST_F(listener_test, websocket_close_cancels_every_generation) {
   eng.pieces.assign(200, "q");
   eng.delay = 10ms;
@@ -128,6 +161,47 @@ TEST_F(listener_test, websocket_close_cancels_every_generation) {
   }
   testing::wait_until([&] { return eng.num_cancelled() >= 2; });
   EXPECT_EQ(eng.num_cancelled(), 2u);
+}
+
+// Sends `n` generate messages of `max_tokens` each and then never reads.
+void flood_without_reading(conn& c, int n, int max_tokens) {
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(c.ws_send(R"({"type":"generate","id":"g)" + std::to_string(i) + R"(","prompt":"hi","max_tokens":)" +
+                          std::to_string(max_tokens) + "}"));
+  }
+}
+
+void wait_cancelled(fake_engine& eng, size_t n, std::chrono::milliseconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (eng.num_cancelled() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+}
+
+TEST_F(listener_test, websocket_reader_that_falls_behind_the_output_cap_is_disconnected) {
+  opts.server.max_queued_output_bytes = 64 << 10;
+  opts.server.write_timeout_s = 600;  // only the byte cap can act here
+  eng.pieces.assign(60, std::string(128 << 10, 'q'));  // outgrows the socket buffers within ~1 s
+  eng.delay = 50ms;  // each generation runs 3 s: the disconnect comes while they run
+  start();
+  conn c(port);
+  ASSERT_TRUE(c.ws_handshake());
+  flood_without_reading(c, 4, 60);
+  wait_cancelled(eng, 4, 10000ms);
+  EXPECT_EQ(eng.num_cancelled(), 4u);
+  EXPECT_EQ(server->metrics().slow_client_disconnects().at("ws"), 1u);
+}
+
+TEST_F(listener_test, websocket_write_that_stalls_past_the_write_timeout_is_disconnected) {
+  opts.server.max_queued_output_bytes = uint64_t{1} << 30;  // only the write timeout can act here
+  opts.server.write_timeout_s = 0.5;
+  eng.pieces.assign(60, std::string(256 << 10, 'q'));  // fills the socket buffers within ~0.5 s
+  eng.delay = 50ms;
+  start();
+  conn c(port);
+  ASSERT_TRUE(c.ws_handshake());
+  flood_without_reading(c, 4, 60);
+  wait_cancelled(eng, 4, 10000ms);
+  EXPECT_EQ(eng.num_cancelled(), 4u);
+  EXPECT_EQ(server->metrics().slow_client_disconnects().at("ws"), 1u);
 }
 
 TEST_F(listener_test, websocket_needs_the_api_key_and_bounds_message_size) {

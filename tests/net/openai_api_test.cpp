@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "fake_engine.h"
+#include "net/json_guard.h"
 #include "net/openai_response.h"
 
 namespace troupe {
@@ -148,6 +149,22 @@ TEST_F(openai_api_test, rejects_every_bad_value_with_the_field_name) {
       {"top_logprobs range", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 30})", "top_logprobs"},
       {"max_completion_tokens", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -1})", "max_completion_tokens"},
       {"template kwargs", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": 1})", "chat_template_kwargs"},
+      {"prompt nested 3", api_kind::completion, R"({"prompt": [[[1]]]})", "prompt"},
+      {"prompt string in id list", api_kind::completion, R"({"prompt": [["a"]]})", "prompt"},
+      {"prompt mixed id list", api_kind::completion, R"({"prompt": [[1, "a"]]})", "prompt"},
+      {"prompt empty inner list", api_kind::completion, R"({"prompt": [[]]})", "prompt"},
+      {"prompt id batch", api_kind::completion, R"({"prompt": [[1], [2]]})", "prompt"},
+      {"prompt ids then list", api_kind::completion, R"({"prompt": [1, [2]]})", "prompt"},
+      {"prompt object", api_kind::completion, R"({"prompt": {"a": 1}})", "prompt"},
+      {"response_format json", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})", "response_format"},
+      {"response_format schema", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {}}}})", "response_format"},
+      {"response_format string", api_kind::completion, R"({"prompt": "a", "response_format": "json"})", "response_format"},
+      {"tools", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]})", "tools"},
+      {"tools on completions", api_kind::completion, R"({"prompt": "a", "tools": [{"type": "function"}]})", "tools"},
+      {"tool_choice auto", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "auto"})", "tool_choice"},
+      {"tool_choice object", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function", "function": {"name": "f"}}})", "tool_choice"},
+      {"functions", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "functions": [{"name": "f"}]})", "functions"},
+      {"function_call", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "function_call": "auto"})", "function_call"},
   };
   for (const bad_case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -176,6 +193,96 @@ TEST_F(openai_api_test, malformed_json_and_non_objects_are_400) {
   EXPECT_EQ(std::get<api_error>(parse_json_body("nope")).status, 400);
 }
 
+// Depth-d JSON texts, built as text (a deep nlohmann value is what the limit keeps out).
+std::string deep_list(const std::string& head, size_t depth, const std::string& tail = "}") {
+  return head + std::string(depth, '[') + std::string(depth, ']') + tail;
+}
+std::string deep_object(const std::string& head, size_t depth, const std::string& tail = "}") {
+  std::string s = head;
+  for (size_t i = 0; i < depth; ++i) s += R"({"a":)";
+  s += "1";
+  s += std::string(depth, '}');
+  return s + tail;
+}
+
+TEST(json_guard, measures_nesting_outside_strings) {
+  EXPECT_EQ(json_nesting_depth("1", 64), 0);
+  EXPECT_EQ(json_nesting_depth("[1]", 64), 1);
+  EXPECT_EQ(json_nesting_depth(R"({"a":[[]],"b":{}})", 64), 3);
+  EXPECT_EQ(json_nesting_depth(R"({"a":"[[[[{{{{"})", 64), 1);       // brackets in strings do not count
+  EXPECT_EQ(json_nesting_depth(R"({"a":"\"[[[["})", 64), 1);          // nor after an escaped quote
+  EXPECT_EQ(json_nesting_depth(R"({"a\\":[[1]]})", 64), 3);           // an escaped backslash ends the key
+  EXPECT_EQ(json_nesting_depth(std::string(100000, '['), 64), 65);    // stops past the limit
+}
+
+TEST(json_guard, describes_client_values_in_a_bounded_prefix) {
+  EXPECT_EQ(describe_json(json(7)), "7");
+  EXPECT_EQ(describe_json(json("ab")), "\"ab\"");
+  const std::string big = describe_json(json(std::string(100000, 'x')));
+  EXPECT_LE(big.size(), 100u);
+  EXPECT_EQ(big.substr(0, 4), "\"xxx");
+  EXPECT_EQ(describe_json(json::array({1, 2})), "a list of 2 items");
+  // A value far deeper than the stack allows a recursive walk: described without walking it.
+  json deep = 1;
+  for (int i = 0; i < 200000; ++i) {
+    json wrap = json::array();
+    wrap.push_back(std::move(deep));
+    deep = std::move(wrap);
+  }
+  EXPECT_EQ(describe_json(deep), "a list of 1 items");
+  EXPECT_EQ(describe_json(json::object()), "an object");
+}
+
+TEST_F(openai_api_test, json_nested_past_the_limit_is_a_400_naming_it) {
+  const std::string bodies[] = {
+      deep_list(R"({"prompt":"hi","x":)", 100000),
+      deep_object(R"({"prompt":"hi","x":)", 100000),
+      deep_list(R"({"prompt":)", 100000),
+      deep_list(R"({"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":{"k":)", 100000, "}}"),
+      deep_list(R"({"tokens":)", 100000),
+  };
+  for (const std::string& b : bodies) {
+    SCOPED_TRACE(b.substr(0, 40));
+    auto r = parse_json_body(b);
+    ASSERT_TRUE(is_error(r));
+    const api_error& e = std::get<api_error>(r);
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.code, "json_too_deep");
+    EXPECT_NE(e.message.find("64"), std::string::npos) << e.message;
+    EXPECT_LT(api_error_body(e).size(), 400u);
+  }
+  // The limit is exact and configurable: the body object is level 1.
+  EXPECT_FALSE(is_error(parse_json_body(deep_list(R"({"x":)", 63))));
+  EXPECT_TRUE(is_error(parse_json_body(deep_list(R"({"x":)", 64))));
+  EXPECT_FALSE(is_error(parse_json_body(deep_list(R"({"x":)", 9), 10)));
+  auto ten = parse_json_body(deep_list(R"({"x":)", 10), 10);
+  ASSERT_TRUE(is_error(ten));
+  EXPECT_NE(std::get<api_error>(ten).message.find("10 levels"), std::string::npos);
+}
+
+TEST_F(openai_api_test, deep_values_within_the_limit_are_refused_without_a_walk) {
+  // A prompt nested as deep as the limit allows is one 400, not unwrapped level by level.
+  auto body = parse_json_body(deep_list(R"({"prompt":)", 63));
+  ASSERT_FALSE(is_error(body));
+  EXPECT_EQ(bad(api_kind::completion, std::get<json>(body)).param, "prompt");
+  EXPECT_TRUE(is_error(tokenize_body(std::get<json>(body), ctx)));
+  // Deep kwargs reach the template by reference.
+  auto chat = parse_json_body(deep_list(
+      R"({"messages":[{"role":"user","content":"x"}],"chat_template_kwargs":{"k":)", 62, "}}"));
+  ASSERT_FALSE(is_error(chat));
+  EXPECT_FALSE(is_error(parse_openai_request(api_kind::chat, std::get<json>(chat), ctx)));
+}
+
+TEST_F(openai_api_test, default_valued_tool_fields_are_accepted_as_no_ops) {
+  const json messages = {{{"role", "user"}, {"content", "x"}}};
+  EXPECT_EQ(ok(api_kind::chat, {{"messages", messages}, {"response_format", {{"type", "text"}}}}).gen.prompt_ids.empty(), false);
+  ok(api_kind::chat, {{"messages", messages}, {"tool_choice", "none"}});
+  ok(api_kind::chat, {{"messages", messages}, {"tools", json::array()}, {"functions", json::array()}});
+  ok(api_kind::chat, {{"messages", messages}, {"function_call", "none"}, {"response_format", nullptr}});
+  EXPECT_EQ(bad(api_kind::chat, {{"messages", messages}, {"response_format", {{"type", "json_object"}}}}).code,
+            "unsupported");
+}
+
 TEST_F(openai_api_test, text_prompts_need_a_tokenizer) {
   api_context no_tok{nullptr, 64, 512, 4, "m"};
   auto r = parse_openai_request(api_kind::completion, {{"prompt", "hi"}}, no_tok);
@@ -192,6 +299,11 @@ TEST_F(openai_api_test, tokenize_body_takes_prompt_or_messages) {
   auto c = tokenize_body({{"messages", {{{"role", "user"}, {"content", "x"}}}}}, ctx);
   EXPECT_FALSE(is_error(c));
   EXPECT_TRUE(is_error(tokenize_body({{"prompt", 3}}, ctx)));
+  EXPECT_TRUE(is_error(tokenize_body(json::parse(R"({"prompt": [[[1]]]})"), ctx)));
+  EXPECT_EQ(std::get<std::vector<int32_t>>(tokenize_body(json::parse(R"({"prompt": [[4, 5]]})"), ctx)),
+            (std::vector<int32_t>{4, 5}));
+  auto one = tokenize_body(json::parse(R"({"prompt": ["ab"], "add_special_tokens": false})"), ctx);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(one).size(), 2u);
 }
 
 TEST(openai_error, maps_errc_to_http_status) {
