@@ -4,7 +4,12 @@
 // the payload size such a header announces (which BASP 0.17 allocates unchecked) is never allocated.
 #include "actors/cluster_transport.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -20,7 +25,19 @@
 namespace troupe {
 namespace {
 
-std::string absolute(const std::string& path) {
+// CAF 0.17 reads the credential files again for every new connection and aborts the process
+// when one is missing or unreadable then (CAF_RAISE_ERROR on the multiplexer thread). So the
+// files are read once here, into in-memory files (memfd) that CAF opens through
+// /proc/self/fd: what was checked at start-up is what every link uses, and files moved or
+// half-rewritten later cannot take a running node down. The descriptors live as long as the process.
+std::string snapshot(const std::string& path, const char* name) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const int fd = in ? memfd_create(name, MFD_CLOEXEC) : -1;
+  if (fd >= 0 && write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()))
+    return "/proc/self/fd/" + std::to_string(fd);
+  if (fd >= 0) close(fd);
+  logger("cluster")->warn("cannot keep an in-memory copy of {}: CAF will read the file at each connection", path);
   std::error_code ec;
   auto p = std::filesystem::absolute(path, ec);
   return ec ? path : p.string();
@@ -46,9 +63,9 @@ void prepare_cluster_transport(caf::actor_system_config& cfg, const troupe_optio
   if (!cluster_tls_enabled(opts)) return;
   // Any of these set turns on CAF's authenticated mode: SSL_VERIFY_PEER |
   // SSL_VERIFY_FAIL_IF_NO_PEER_CERT against the CA file, on both ends of every link.
-  cfg.openssl_certificate = absolute(opts.cluster.tls_cert);
-  cfg.openssl_key = absolute(opts.cluster.tls_key);
-  cfg.openssl_cafile = absolute(opts.cluster.tls_ca);
+  cfg.openssl_certificate = snapshot(opts.cluster.tls_cert, "troupe-cluster-cert");
+  cfg.openssl_key = snapshot(opts.cluster.tls_key, "troupe-cluster-key");
+  cfg.openssl_cafile = snapshot(opts.cluster.tls_ca, "troupe-cluster-ca");
   cfg.load<caf::openssl::manager>();
   if (!tls_error_queue_guard_active())
     logger("cluster")->warn("OpenSSL's error queue guard is not active in this binary: a failed TLS handshake may "

@@ -15,7 +15,7 @@
 namespace troupe {
 
 // Before the actor_system exists: loads the middleman and, with TLS, CAF's OpenSSL module with
-// this node's credentials (made absolute: CAF reads the files again for every connection).
+// in-memory copies of this node's credential files, read once (CAF reads them for every connection).
 void prepare_cluster_transport(caf::actor_system_config& cfg, const troupe_options& opts);
 
 // Publishes on host:port (0 = any free port); returns the bound port.

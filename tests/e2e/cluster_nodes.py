@@ -113,13 +113,13 @@ def certs():
 def tls(security):
     """A node's cluster-link options: "node" a member of the cluster CA; "rogue" a self-signed
     certificate that trusts only itself; "rogue-trusting" the same certificate trusting the cluster
-    CA as well; "insecure" plaintext (loopback only)."""
+    CA as well; "insecure" plaintext (loopback only); None: none (the caller gives them)."""
     c = CERTS
     return {"node": ["--cluster-cert", c["node.pem"], "--cluster-key", c["node.key"], "--cluster-ca", c["ca.pem"]],
             "rogue": ["--cluster-cert", c["rogue.pem"], "--cluster-key", c["rogue.key"], "--cluster-ca", c["rogue.pem"]],
             "rogue-trusting": ["--cluster-cert", c["rogue.pem"], "--cluster-key", c["rogue.key"],
                                "--cluster-ca", c["trusts-both.pem"]],
-            "insecure": ["--cluster-insecure", "true"]}[security]
+            "insecure": ["--cluster-insecure", "true"], None: []}[security]
 
 
 @pytest.fixture(scope="module")

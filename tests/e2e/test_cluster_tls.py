@@ -11,6 +11,7 @@ while the same measurement sees the allocation on an insecure loopback worker.
 """
 import os
 import re
+import shutil
 import socket
 import ssl
 import struct
@@ -216,3 +217,24 @@ def test_the_same_frame_is_allocated_on_an_insecure_loopback_worker(nodes):
     finally:
         for s in socks:
             s.close()
+
+
+def test_a_running_node_keeps_its_credentials_when_the_files_go(nodes, tmp_path):
+    """CAF 0.17 reads the credential files for every new connection and aborts the process when
+    they are gone; a node reads them once at start-up, so files moved away (a botched renewal)
+    take nothing down: a connection that used to crash the worker is dropped, a member still gets in."""
+    for name in ("node.pem", "node.key", "ca.pem"):
+        shutil.copy(CERTS[name], tmp_path / name)
+    w = nodes(worker_args(0, "--cluster-cert", str(tmp_path / "node.pem"), "--cluster-key", str(tmp_path / "node.key"),
+                          "--cluster-ca", str(tmp_path / "ca.pem"), security=None))
+    for name in ("node.pem", "node.key", "ca.pem"):
+        os.unlink(tmp_path / name)
+    with socket.create_connection(("127.0.0.1", w.cluster_port), timeout=20) as s:
+        s.sendall(basp_header(16))
+        assert read_until_closed(s) is not None
+    addr = f"127.0.0.1:{w.cluster_port}"
+    router = nodes(router_args([addr]))
+    wait_up(router, [addr])
+    r = complete(router.url)
+    assert r.status_code == 200, r.text
+    assert w.proc.poll() is None
