@@ -14,6 +14,8 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/cluster_tls.h"
+#include "actors/cluster_transport.h"
 #include "actors/model_loader.h"
 #include "actors/router_actor.h"
 #include "config/log.h"
@@ -34,7 +36,7 @@ class cluster_engine final : public engine {
     cfg_.add_message_types<caf::id_block::troupe_api>();
     cfg_.add_message_types<caf::id_block::troupe>();
     cfg_.add_message_types<caf::id_block::troupe_cluster>();
-    cfg_.load<caf::io::middleman>();
+    prepare_cluster_transport(cfg_, opts_);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     view_ = std::make_shared<cluster_view>();
     for (const host_port& a : addrs_) {
@@ -110,8 +112,8 @@ class cluster_engine final : public engine {
     int32_t num_up = 0;
     for (const worker_snapshot& w : view_->workers) {
       if (w.state != "up") {
-        const std::string& r = w.reason.empty() ? w.connect_error : w.reason;
-        why += (why.empty() ? "" : "; ") + w.address + " " + w.state + (r.empty() ? "" : " (" + r + ")");
+        const std::string& r = w.shown_reason();
+        why += (why.empty() ? "" : "; ") + w.address + " " + w.shown_state() + (r.empty() ? "" : " (" + r + ")");
         continue;
       }
       ++num_up;
@@ -157,8 +159,7 @@ class cluster_engine final : public engine {
   status publish_join() {
     if (!opts_.cluster.join_port) return ok_status();
     const std::string host = opts_.cluster.cluster_host.empty() ? opts_.server.host : opts_.cluster.cluster_host;
-    auto port = sys_->middleman().publish(spawn_join_acceptor(*sys_, router_), *opts_.cluster.join_port,
-                                          host.c_str(), true);
+    auto port = publish_on_cluster(*sys_, opts_, spawn_join_acceptor(*sys_, router_), *opts_.cluster.join_port, host);
     if (!port)
       return make_error(errc::io_error, "cannot publish the join port on " + host + ":" +
                                             std::to_string(*opts_.cluster.join_port) + ": " + sys_->render(port.error()));
@@ -186,16 +187,28 @@ class cluster_engine final : public engine {
         wanted = view_->workers[i].wanted;
       }
       if (wanted) {
-        auto w = sys_->middleman().remote_actor<worker_actor>(a.host, a.port);
+        auto w = connect_worker(*sys_, opts_, a);
+        // CAF only says the connection closed; a handshake of our own says which certificate failed.
+        const std::string tls = w ? "" : diagnose_tls_refusal(opts_, a, std::chrono::milliseconds(2000));
         std::lock_guard<std::mutex> lock(view_->mu);
         if (w) {
           view_->workers[i].wanted = false;
           view_->workers[i].connect_error.clear();
+          view_->workers[i].connect_refused = false;
           last_error.clear();
           anon_send(router_, connect_atom_v, static_cast<uint32_t>(i), *w);
+        } else if (!tls.empty()) {
+          // Not a worker of this cluster (or this router is not trusted by it): never used.
+          view_->workers[i].connect_error = "TLS refused the link: " + tls;
+          view_->workers[i].connect_refused = true;
+          if (tls != last_error)
+            logger("cluster")->error("refusing worker {}: TLS refused the link: {}; trying again every {} s",
+                                     a.to_string(), tls, opts_.cluster.reconnect_interval_s);
+          last_error = tls;
         } else {
           const std::string msg = sys_->render(w.error());
           view_->workers[i].connect_error = "cannot connect: " + msg;
+          view_->workers[i].connect_refused = false;
           if (msg != last_error)
             logger("cluster")->info("worker {} is not reachable ({}); trying again every {} s", a.to_string(), msg,
                                     opts_.cluster.reconnect_interval_s);
@@ -243,8 +256,8 @@ std::string cluster_engine::cluster_metrics() {
   out += prom_family_header("troupe:cluster_worker_state", "gauge",
                             "The worker's state (connecting, up, down, refused) and why.");
   for (const worker_snapshot& w : ws) {
-    const std::string& r = w.reason.empty() ? w.connect_error : w.reason;
-    out += "troupe:cluster_worker_state{worker=\"" + prom_escape_label(w.address) + "\",state=\"" + w.state +
+    const std::string& r = w.shown_reason();
+    out += "troupe:cluster_worker_state{worker=\"" + prom_escape_label(w.address) + "\",state=\"" + w.shown_state() +
            "\",reason=\"" + prom_escape_label(r) + "\"} 1\n";
   }
   family("troupe:cluster_worker_requests_in_flight", "gauge", "Requests of this router on the worker now.",
@@ -299,9 +312,9 @@ result<std::unique_ptr<engine>> start_cluster_engine(const troupe_options& opts)
   m.plan.session_len = opts.engine.session_len > 0 ? opts.engine.session_len : m.config.max_position_embeddings;
   std::string list;
   for (auto& a : addrs) list += (list.empty() ? "" : ", ") + a.to_string();
-  logger("cluster")->info("router for {} in front of {} listed worker(s){}{}", m.config.name, addrs.size(),
-                          list.empty() ? "" : ": " + list,
-                          opts.cluster.join_port ? " (and of workers that join)" : "");
+  logger("cluster")->info("router for {} in front of {} listed worker(s){}{}; cluster links: {}", m.config.name,
+                          addrs.size(), list.empty() ? "" : ": " + list,
+                          opts.cluster.join_port ? " (and of workers that join)" : "", describe_cluster_transport(opts));
   auto eng = std::make_unique<cluster_engine>(opts, std::move(m), std::move(addrs));
   TROUPE_TRY(eng->publish_join());
   return std::unique_ptr<engine>(std::move(eng));

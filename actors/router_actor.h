@@ -23,12 +23,20 @@ struct worker_snapshot {
   std::string state = "connecting";   // connecting | up | down | refused
   std::string reason;                 // why it is not up (lost connection, handshake refusal)
   std::string connect_error;          // the connector's last failure to reach it (written by the connector)
+  bool connect_refused = false;       // that failure was TLS refusing the link (wrong or no certificate)
   bool wanted = true;                 // the connector should try to reach it
   worker_load load;                   // what routing sees
   engine_stats reported;              // the worker's last load report
   int64_t num_local_in_flight = 0;    // requests of this router on it now
   uint64_t num_lost = 0;              // requests failed because it went away
   uint64_t num_connects = 0;          // successful handshakes (1 + rejoins)
+
+  // What /metrics and /health show: a worker whose link TLS refused is `refused`, for that reason,
+  // until a connection to it succeeds.
+  std::string shown_state() const { return state != "up" && connect_refused ? "refused" : state; }
+  const std::string& shown_reason() const {
+    return (state != "up" && connect_refused) || reason.empty() ? connect_error : reason;
+  }
 };
 
 // Written by the router actor and the connector threads, read by the engine (metrics, health).

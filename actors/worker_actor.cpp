@@ -11,6 +11,8 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/cluster_messages.h"
+#include "actors/cluster_tls.h"
+#include "actors/cluster_transport.h"
 #include "config/log.h"
 
 namespace troupe {
@@ -52,19 +54,26 @@ void start_joiner(caf::actor_system& sys, worker_actor w, const std::string& adv
   }
   auto j = std::make_shared<joiner>();
   const auto interval = std::chrono::milliseconds(static_cast<int64_t>(opts.cluster.reconnect_interval_s * 1000));
-  j->thread = std::thread([j, &sys, w, advertised, to = *target, interval] {
+  j->thread = std::thread([j, &sys, w, advertised, to = *target, interval, opts] {
     std::string last_error = "-";
     for (;;) {
-      auto r = sys.middleman().remote_actor<join_actor>(to.host, to.port);
+      auto r = connect_join(sys, opts, to);
       if (r) {
         anon_send(*r, announce_atom_v, advertised, w);
         if (!last_error.empty()) logger("cluster")->info("announced this worker to the router at {}", to.to_string());
         last_error.clear();
       } else {
-        const std::string msg = sys.render(r.error());
-        if (msg != last_error)
-          logger("cluster")->info("the router at {} is not reachable ({}); trying again every {} s", to.to_string(),
-                                  msg, std::chrono::duration<double>(interval).count());
+        // CAF only says the connection closed; a handshake of our own says which certificate failed.
+        const std::string tls = diagnose_tls_refusal(opts, to, std::chrono::milliseconds(2000));
+        const std::string msg = tls.empty() ? sys.render(r.error()) : "TLS refused the link: " + tls;
+        if (msg != last_error) {
+          if (tls.empty())
+            logger("cluster")->info("the router at {} is not reachable ({}); trying again every {} s", to.to_string(),
+                                    msg, std::chrono::duration<double>(interval).count());
+          else
+            logger("cluster")->error("cannot join the router at {}: {}; trying again every {} s", to.to_string(), msg,
+                                     std::chrono::duration<double>(interval).count());
+        }
         last_error = msg;
       }
       std::unique_lock<std::mutex> lock(j->mu);
@@ -85,7 +94,7 @@ void start_joiner(caf::actor_system& sys, worker_actor w, const std::string& adv
 
 void prepare_worker_system(caf::actor_system_config& cfg, const troupe_options& opts) {
   if (opts.cluster.role != "worker") return;
-  cfg.load<caf::io::middleman>();
+  prepare_cluster_transport(cfg, opts);
   cfg.add_message_types<caf::id_block::troupe_cluster>();
 }
 
@@ -101,15 +110,15 @@ result<uint16_t> publish_worker(caf::actor_system& sys, scheduler_actor sched, c
   hello.session_len = m.plan.session_len;
   auto w = sys.spawn(worker, std::move(sched), std::move(hello));
   const std::string host = opts.cluster.cluster_host.empty() ? opts.server.host : opts.cluster.cluster_host;
-  auto port = sys.middleman().publish(w, opts.cluster.cluster_port, host.c_str(), true);
+  auto port = publish_on_cluster(sys, opts, w, opts.cluster.cluster_port, host);
   if (!port) {
     anon_send_exit(w, caf::exit_reason::user_shutdown);
     return make_error(errc::io_error, "cannot publish the worker on " + host + ":" +
                                           std::to_string(opts.cluster.cluster_port) + ": " + sys.render(port.error()) +
                                           " (is --cluster-port in use?)");
   }
-  logger("cluster")->info("worker published on {}:{} (model {}, {} KV blocks)", host, *port, m.config.name,
-                          m.plan.num_blocks);
+  logger("cluster")->info("worker published on {}:{} (model {}, {} KV blocks); cluster links: {}", host, *port,
+                          m.config.name, m.plan.num_blocks, describe_cluster_transport(opts));
   if (!opts.cluster.join.empty())
     start_joiner(sys, w, host_port{host, *port}.to_string(), opts);
   return *port;

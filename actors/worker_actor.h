@@ -1,5 +1,6 @@
-// The worker side of cluster mode: before the actor_system exists, load CAF's middleman and
-// register the cluster messages (prepare_worker_system); after the engine's actors run, spawn the
+// The worker side of cluster mode: before the actor_system exists, load the cluster transport
+// (cluster_transport.h: mutual TLS unless --cluster-insecure) and register the cluster messages
+// (prepare_worker_system); after the engine's actors run, spawn the
 // worker actor, which answers the router's handshake with this node's identity, limits and
 // scheduler handle, and publish it on --cluster-host:--cluster-port (publish_worker).
 #pragma once

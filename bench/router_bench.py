@@ -169,8 +169,11 @@ def main():
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
 
+    # Both nodes on 127.0.0.1 (the default --host): the link is plaintext (--cluster-insecure), so
+    # this measures the router itself, not TLS (docs/cluster.md, "Trust model").
     common = ["--model", a.model, "--cache-max-entry-count", "1024", "--session-len", "512",
-              "--cache-block-seq-len", "16", "--max-prefill-token-num", "512", "--drain-timeout", "3"]
+              "--cache-block-seq-len", "16", "--max-prefill-token-num", "512", "--drain-timeout", "3",
+              "--cluster-insecure", "true"]
     procs = []
     try:
         w, w_url, w_port, _ = start(a.binary, ["--role", "worker", "--cluster-port", "0",

@@ -280,6 +280,19 @@ std::vector<option_def> build_table() {
       "router: send a prompt to the worker that recently got its prefix (blocks of --cache-block-seq-len "
       "tokens) while that worker is not much busier than the others",
       "true", [](o& x, const std::string& v) -> status { return parse_bool("cluster-prefix-routing", v, x.cluster.prefix_routing); });
+  add("cluster-cert", "cluster", a_path,
+      "router/worker: this node's PEM certificate (chain) signed by --cluster-ca; cluster links are mutual TLS "
+      "(docs/cluster.md, tools/make_cluster_certs.sh)", "",
+      [](o& x, const std::string& v) -> status { x.cluster.tls_cert = v; return ok_status(); });
+  add("cluster-key", "cluster", a_path, "router/worker: the PEM private key of --cluster-cert (unencrypted; keep it mode 0600)",
+      "", [](o& x, const std::string& v) -> status { x.cluster.tls_key = v; return ok_status(); });
+  add("cluster-ca", "cluster", a_path, "router/worker: PEM CA certificate(s); a peer is accepted only with a certificate "
+      "signed by one of them", "",
+      [](o& x, const std::string& v) -> status { x.cluster.tls_ca = v; return ok_status(); });
+  add("cluster-insecure", "cluster", a_bool,
+      "router/worker: plaintext cluster links with no authentication instead of TLS; allowed only when every "
+      "cluster address is loopback", "false",
+      [](o& x, const std::string& v) -> status { return parse_bool("cluster-insecure", v, x.cluster.insecure); });
   add("fault-inject", "testing", named("KEY=VALUE,..."),
       "TEST-ONLY fault injection: fail_step=N[,fail_steps=K],slow_ms=MS,refuse_blocks_after=N[,refuse_blocks_count=K|-1]",
       "", [](o& x, const std::string& v) -> status { return parse_fault_inject(v, x.engine.fault_inject); });

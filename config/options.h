@@ -83,6 +83,10 @@ struct cluster_options {
   bool prefix_routing = true;        // router: prefer the worker that was sent the prompt's prefix
   std::optional<uint16_t> join_port; // router: workers may join on this port (0 = any); unset = off
   std::string join;                  // worker: the router's join address host:port; empty = off
+  std::string tls_cert;              // this node's PEM certificate (chain), signed by the cluster CA
+  std::string tls_key;               // its PEM private key (unencrypted)
+  std::string tls_ca;                // PEM CA certificate(s) a peer's certificate must chain to
+  bool insecure = false;             // plaintext, unauthenticated cluster links: loopback only
 };
 
 struct troupe_options {
