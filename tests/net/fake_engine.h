@@ -51,6 +51,9 @@ class fake_engine final : public engine {
   std::vector<std::string> pieces = {"a", "b", "c", "d"};  // one token each; token id = 'a'.. etc
   std::chrono::milliseconds delay{2};                      // between events: a slow decode step, simulated
   std::optional<error> fail_with;                          // answer every submit with this error
+  // After this many steps a generation waits until it is cancelled (-1: never), so a cancel test
+  // does not depend on the cancel outrunning the end of the generation.
+  int32_t hold_after = -1;
   engine_stats stats_value;
   mutable std::atomic<int> plan_calls{0};
   bool stats_fail = false;
@@ -142,6 +145,10 @@ class fake_engine final : public engine {
     int32_t num_finished = 0;
     // Round-robin over choices, one token per event, like a decode step.
     for (int32_t step = 0; num_finished < req.n; ++step) {
+      if (hold_after >= 0 && step >= hold_after) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, std::chrono::seconds(30), [&] { return cancelled_.count(req.request_id) > 0; });
+      }
       std::this_thread::sleep_for(delay);
       const bool cancelled = is_cancelled(req.request_id);
       for (int32_t i = 0; i < req.n; ++i) {
