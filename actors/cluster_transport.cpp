@@ -31,6 +31,7 @@ namespace {
 // /proc/self/fd: what was checked at start-up is what every link uses, and files moved or
 // half-rewritten later cannot take a running node down. The descriptors live as long as the process.
 std::string snapshot(const std::string& path, const char* name) {
+  if (path.empty()) return path;  // not a serve command (check_cluster_security guards those)
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const int fd = in ? memfd_create(name, MFD_CLOEXEC) : -1;

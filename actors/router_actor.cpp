@@ -201,11 +201,14 @@ void on_announce(router_pointer self, const std::string& address, worker_actor w
   handshake(self, static_cast<uint32_t>(i), std::move(w));
 }
 
-std::string summary(const std::vector<worker_slot>& slots) {
+// Each worker's state and reason as /health shows them (the shared view also knows what the
+// connectors found, e.g. a worker whose link TLS refused).
+std::string summary(router_pointer self) {
+  std::lock_guard<std::mutex> lock(self->state.view->mu);
   std::string out;
-  for (const worker_slot& s : slots) {
-    out += (out.empty() ? "" : "; ") + s.addr.to_string() + " " + s.state;
-    if (!s.reason.empty()) out += " (" + s.reason + ")";
+  for (const worker_snapshot& w : self->state.view->workers) {
+    out += (out.empty() ? "" : "; ") + w.address + " " + w.shown_state();
+    if (!w.shown_reason().empty()) out += " (" + w.shown_reason() + ")";
   }
   return out;
 }
@@ -240,7 +243,7 @@ router_actor::behavior_type router(router_pointer self, router_config cfg, std::
         if (!best) {
           const bool any_up = std::any_of(slots.begin(), slots.end(), [](auto& s) { return s.state == "up"; });
           if (!any_up)
-            return to_caf_error(make_error(errc::unavailable, "no worker is up: " + summary(slots)));
+            return to_caf_error(make_error(errc::unavailable, "no worker is up: " + summary(self)));
           return to_caf_error(make_error(errc::overloaded, "every worker is at its admission limit "
                                                            "(max concurrent + queued requests)"));
         }

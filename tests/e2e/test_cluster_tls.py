@@ -91,6 +91,7 @@ def test_a_router_without_the_cluster_certificate_cannot_use_a_worker(nodes):
     assert "the peer refused this node's certificate" in reason, reason
     r = complete(router.url)
     assert r.status_code == 503, r.text
+    assert f"{addr} refused (TLS refused the link" in r.json()["error"]["message"], r.text
     assert "a router connected" not in good.log()
     assert generated_tokens(good) == 0
 
