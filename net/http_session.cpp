@@ -1,19 +1,16 @@
-// http_session (see http_session.h). Everything runs on the connection's strand; engine callbacks
-// arrive on actor threads and are posted here. Responses are queued as bytes, written one at a time.
+// http_session, the connection half (see http_session.h): reading and parsing requests, the write
+// queue, timeouts and closing. Everything runs on the connection's strand; routing lives in
+// http_session_routing.cpp, generations and SSE in http_session_generation.cpp.
 #include "net/http_session.h"
-
-#include <cctype>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/websocket/rfc6455.hpp>
 
 #include "config/log.h"
-#include "net/auth.h"  // bearer_from_query
-#include "net/ws_session.h"  // start_ws_session
+#include "net/http_generation.h"
 
 namespace troupe {
 
@@ -23,61 +20,7 @@ namespace {
 constexpr std::size_t k_header_limit = 16 * 1024;
 constexpr std::size_t k_max_buffered = 64 * 1024;  // pipelined bytes kept while a request runs
 constexpr double k_linger_s = 1.0;                 // drain unread input before closing
-
-// What extensions see of a request: method, path, bearer key, headers (names lower-cased).
-template <class Message>
-http_metadata extension_metadata(const http_request& req, const Message& msg) {
-  http_metadata m;
-  m.method = req.method;
-  m.path = req.path;
-  constexpr std::string_view bearer = "Bearer ";
-  if (req.authorization.compare(0, bearer.size(), bearer) == 0) m.api_key = req.authorization.substr(bearer.size());
-  for (const auto& field : msg) {
-    std::string name(field.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    m.headers.push_back({std::move(name), std::string(field.value())});
-  }
-  return m;
-}
-
-// A filter's rejection as an OpenAI error (type from the status, like the built-in errors).
-api_error filter_rejection(const filter_verdict& v) {
-  const int status = v.status;
-  const char* type = status == 429                  ? "rate_limit_error"
-                     : status == 401                ? "authentication_error"
-                     : status == 403                ? "permission_error"
-                     : status == 503 || status == 504 ? "service_unavailable_error"
-                     : status >= 500                ? "internal_error"
-                                                    : "invalid_request_error";
-  api_error e{status, v.message.empty() ? "rejected by a request filter" : v.message, type, {}, v.code};
-  if (status == 429 || status == 503) e.retry_after_s = 1;
-  return e;
-}
 }  // namespace
-
-struct http_session::generation {
-  generation(server_metrics& m, const openai_request& r, std::string id)
-      : request_id(std::move(id)),
-        meta(make_response_meta(r, request_id)),
-        tracker(r.gen.n, static_cast<int32_t>(r.gen.prompt_ids.size()), !r.stream),
-        timing(m, r.gen.n),
-        stream(r.stream),
-        include_usage(r.include_usage),
-        first_sent(static_cast<size_t>(r.gen.n), false),
-        text_offset(static_cast<size_t>(r.gen.n), 0) {}
-
-  std::string request_id;
-  response_meta meta;
-  generation_tracker tracker;
-  request_timing timing;
-  bool stream = false;
-  bool include_usage = false;
-  bool chunked = true;       // HTTP/1.1: chunked SSE; HTTP/1.0: raw bytes then close
-  bool head_sent = false;    // SSE headers written
-  bool client_gone = false;  // cancelled because the client went away
-  std::vector<bool> first_sent;      // [n] chat role sent
-  std::vector<int64_t> text_offset;  // [n] bytes of text streamed so far
-};
 
 http_session::http_session(tcp::socket socket, std::shared_ptr<server_context> ctx)
     : socket_(std::move(socket)), strand_(socket_.get_executor()), ctx_(std::move(ctx)), timer_(strand_) {
@@ -234,231 +177,6 @@ void http_session::on_read_body(beast::error_code ec, std::size_t) {
     return;
   }
   handle_request();
-}
-
-// -- dispatch --------------------------------------------------------------------------------
-
-void http_session::handle_request() {
-  cancel_timer();
-  phase_ = phase::busy;
-  first_request_ = false;
-  auto msg = parser_->release();
-  parser_.reset();
-
-  http_request req;
-  req.method = std::string(msg.method_string());
-  const std::string_view target(msg.target().data(), msg.target().size());
-  req.path = std::string(target.substr(0, target.find('?')));
-  req.authorization = std::string(msg[http::field::authorization]);
-  if (req.authorization.empty() && req.path == "/v1/ws") req.authorization = bearer_from_query(target);
-  req.version = msg.version();
-  req.body = std::move(msg.body());
-  keep_alive_ = msg.keep_alive() && !shutting_down_;
-  logger("net")->debug("{} {}", req.method, req.path);
-  if (ctx_->ext) http_meta_ = extension_metadata(req, msg);
-
-  try {
-    dispatch(req, msg);
-  } catch (const std::exception& e) {  // handlers never throw; this is the last line of defence
-    logger("net")->error("{} {} failed: {}", req.method, req.path, e.what());
-    if (phase_ == phase::busy && !gen_) respond(ctx_->routes.reject(api_error{500, e.what(), "internal_error", {}, {}}));
-  }
-}
-
-void http_session::dispatch(const http_request& req, request_message& msg) {
-  const route_match m = ctx_->routes.match(req.path);
-  if (m.id == route_id::unknown && ctx_->ext) {  // built-in routes take precedence
-    if (const extension_route* xr = ctx_->ext->find_route(req.path)) {
-      run_extension_route(*xr, req);
-      return;
-    }
-  }
-  if (auto denial = ctx_->routes.admit(m, req)) {
-    respond(*denial);
-    return;
-  }
-  switch (m.id) {
-    case route_id::websocket: {
-      if (!beast::websocket::is_upgrade(msg)) {
-        respond(ctx_->routes.reject(bad_request("GET /v1/ws expects a WebSocket upgrade")));
-        return;
-      }
-      phase_ = phase::closed;  // the socket now belongs to the WebSocket session
-      start_ws_session(std::move(socket_), ctx_, std::move(msg));
-      return;
-    }
-    case route_id::health:
-    case route_id::metrics:
-      run_blocking(m.id);
-      return;
-    case route_id::completions:
-    case route_id::chat_completions: {
-      auto parsed = ctx_->routes.parse_generation(m.id, req.body);
-      if (is_error(parsed)) {
-        respond(ctx_->routes.reject(std::get<api_error>(parsed)));
-      } else {
-        start_generation(std::move(std::get<openai_request>(parsed)));
-      }
-      return;
-    }
-    default:
-      respond(ctx_->routes.handle_quick(m.id, req));
-      return;
-  }
-}
-
-void http_session::run_blocking(route_id id) {
-  // engine.stats() waits on the actors: never on an I/O thread.
-  boost::asio::post(ctx_->blocking, [self = shared_from_this(), id] {
-    http_response r = self->ctx_->routes.handle_blocking(id);
-    boost::asio::post(self->strand_, [self, r = std::move(r)] {
-      if (self->phase_ == phase::busy) self->respond(r);
-    });
-  });
-}
-
-// -- generation ------------------------------------------------------------------------------
-
-void http_session::run_extension_route(const extension_route& r, const http_request& req) {
-  if (r.method != "*" && req.method != r.method) {
-    http_response resp = ctx_->routes.reject(api_error{405, "method " + req.method + " is not allowed on " + req.path +
-                                                                "; use " + r.method,
-                                                        "invalid_request_error", {}, "method_not_allowed"});
-    resp.headers.emplace_back("Allow", r.method);
-    respond(resp);
-    return;
-  }
-  if (r.needs_auth && !authorized(ctx_->opts.server.api_key, req.authorization)) {
-    respond(ctx_->routes.reject(api_error{401, "invalid or missing API key (Authorization: Bearer <key>)",
-                                          "authentication_error", {}, "invalid_api_key"}));
-    return;
-  }
-  auto self = shared_from_this();
-  ctx_->ext->route(r, route_request{http_meta_, req.body}, [self](route_response rr) {
-    boost::asio::post(self->strand_, [self, rr = std::move(rr)] {
-      if (self->phase_ != phase::busy) return;
-      http_response resp;
-      resp.status = rr.status;
-      resp.content_type = rr.content_type;
-      resp.body = rr.body;
-      self->respond(resp);
-    });
-  });
-}
-
-void http_session::start_generation(openai_request req) {
-  if (!ctx_->ext || !ctx_->ext->has_filters()) {
-    submit_generation(std::move(req));
-    return;
-  }
-  // The filters answer on an actor thread; the connection waits (phase busy) for their verdict.
-  auto self = shared_from_this();
-  auto pending = std::make_shared<openai_request>(std::move(req));
-  filter_request fr{pending->gen, http_meta_};
-  ctx_->ext->filter(std::move(fr), [self, pending](filter_verdict v) {
-    boost::asio::post(self->strand_, [self, pending, v = std::move(v)] {
-      if (self->phase_ != phase::busy || self->gen_) return;
-      if (!v.accept) {
-        self->respond(self->ctx_->routes.reject(filter_rejection(v)));
-        return;
-      }
-      if (v.rewrite) pending->gen.params = v.params;
-      self->submit_generation(std::move(*pending));
-    });
-  });
-}
-
-void http_session::submit_generation(openai_request req) {
-  std::string id = ctx_->new_request_id();
-  req.gen.request_id = id;
-  gen_ = std::make_unique<generation>(ctx_->metrics, req, id);
-  gen_->chunked = version_ >= 11;
-  if (req.stream && !gen_->chunked) keep_alive_ = false;
-  const uint64_t seq = ++gen_seq_;
-  auto self = shared_from_this();
-  try {
-    ctx_->submit(
-        std::move(req.gen), http_meta_,
-        [self, seq](const generation_event& ev) {
-          boost::asio::post(self->strand_, [self, seq, ev] { self->on_event(seq, ev); });
-        },
-        [self, seq](const error& e) {
-          boost::asio::post(self->strand_, [self, seq, e] { self->on_error(seq, e); });
-        });
-  } catch (const std::exception& e) {
-    gen_.reset();
-    respond(ctx_->routes.reject(api_error{500, std::string("submit failed: ") + e.what(), "internal_error", {}, {}}));
-    return;
-  }
-  do_read_some();  // notice a client that goes away while we wait
-}
-
-void http_session::on_event(uint64_t seq, const generation_event& ev) {
-  if (!gen_ || seq != gen_seq_) return;
-  generation& g = *gen_;
-  if (!g.tracker.add(ev)) return;
-  g.timing.on_event(ev);
-  const bool done = g.tracker.done();
-  if (done) g.timing.on_done();
-  if (g.client_gone || phase_ == phase::closed) {
-    if (done) finish_generation();
-    return;
-  }
-  const text_codec* codec = ctx_->routes.codec();
-  if (g.stream) {
-    if (!g.head_sent) {
-      send(sse_head(g.chunked));
-      g.head_sent = true;
-    }
-    const auto i = static_cast<size_t>(ev.index);
-    const bool first = !g.first_sent[i];
-    g.first_sent[i] = true;
-    send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]), g.chunked));
-    g.text_offset[i] += static_cast<int64_t>(ev.text.size());
-    if (done) {
-      if (g.include_usage) send(sse_event(usage_chunk(g.meta, g.tracker.usage()), g.chunked));
-      send(sse_end(g.chunked));
-      const bool keep = keep_alive_ && g.chunked;
-      finish_generation();
-      complete_response(keep);
-    }
-  } else if (done) {
-    http_response r = http_response::json(200, dump_json(final_response(g.meta, g.tracker, codec)));
-    finish_generation();
-    respond(r);
-  }
-}
-
-void http_session::on_error(uint64_t seq, const error& e) {
-  if (!gen_ || seq != gen_seq_) return;
-  const api_error a = to_api_error(e);
-  const bool gone = gen_->client_gone || phase_ == phase::closed;
-  const bool head_sent = gen_->head_sent;
-  const bool chunked = gen_->chunked;
-  gen_.reset();
-  if (gone) return;
-  if (head_sent) {  // the stream began: report in-band
-    ctx_->metrics.count_rejection(rejection_reason(a));
-    send(sse_event(api_error_body(a), chunked));
-    send(sse_end(chunked));
-    complete_response(keep_alive_ && chunked);
-  } else {
-    respond(ctx_->routes.reject(a));
-  }
-}
-
-void http_session::finish_generation() {
-  gen_.reset();
-  ctx_->request_done();
-}
-
-void http_session::client_gone() {
-  if (gen_ && !gen_->client_gone) {
-    gen_->client_gone = true;
-    logger("net")->debug("client went away: cancelling {}", gen_->request_id);
-    ctx_->eng.cancel(gen_->request_id);
-  }
-  close();
 }
 
 // -- writing ---------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 // halves, a single-writer queue fed by asio::post from engine callbacks). Owns the header, idle
 // and body timeouts, body limits, SSE streaming, and cancel-on-disconnect (a read stays pending
 // while a generation runs, so a closed socket is noticed at once). Upgrades to ws_session.
+// Implemented in three files: http_session.cpp (connection: read, parse, write, timers),
+// http_session_routing.cpp (dispatch, extension routes) and http_session_generation.cpp.
 #pragma once
 
 #include <deque>
@@ -23,6 +25,8 @@ namespace troupe {
 namespace beast = boost::beast;
 using tcp = boost::asio::ip::tcp;
 
+struct http_generation;  // net/http_generation.h
+
 class http_session final : public session_base, public std::enable_shared_from_this<http_session> {
  public:
   http_session(tcp::socket socket, std::shared_ptr<server_context> ctx);
@@ -36,8 +40,6 @@ class http_session final : public session_base, public std::enable_shared_from_t
   // idle: waiting for the first byte of a request; header/body: reading it; busy: handling it
   // (a generation runs or a response is being written); closing: lingering after the last write.
   enum class phase { idle, header, body, busy, closing, closed };
-
-  struct generation;  // the request in flight
 
   void do_read_some();
   void on_read_some(beast::error_code ec, std::size_t n);
@@ -90,7 +92,7 @@ class http_session final : public session_base, public std::enable_shared_from_t
   uint64_t timer_seq_ = 0;
   uint64_t gen_seq_ = 0;
   uint64_t registry_id_ = 0;
-  std::unique_ptr<generation> gen_;
+  std::unique_ptr<http_generation> gen_;  // the request in flight
   http_metadata http_meta_;  // of the request being handled (filled only when extensions run)
 };
 

@@ -1,0 +1,181 @@
+// http_session, the routing half: a parsed request becomes an http_request and goes to a built-in
+// route, an extension route (method and key checked here), the blocking stats routes (off the I/O
+// threads), the extension request filters before a generation, or the WebSocket upgrade.
+#include "net/http_session.h"
+
+#include <cctype>
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include "config/log.h"
+#include "net/auth.h"        // bearer_from_query, authorized
+#include "net/ws_session.h"  // start_ws_session
+
+namespace troupe {
+
+namespace http = beast::http;
+
+namespace {
+
+// What extensions see of a request: method, path, bearer key, headers (names lower-cased).
+template <class Message>
+http_metadata extension_metadata(const http_request& req, const Message& msg) {
+  http_metadata m;
+  m.method = req.method;
+  m.path = req.path;
+  constexpr std::string_view bearer = "Bearer ";
+  if (req.authorization.compare(0, bearer.size(), bearer) == 0) m.api_key = req.authorization.substr(bearer.size());
+  for (const auto& field : msg) {
+    std::string name(field.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    m.headers.push_back({std::move(name), std::string(field.value())});
+  }
+  return m;
+}
+
+// A filter's rejection as an OpenAI error (type from the status, like the built-in errors).
+api_error filter_rejection(const filter_verdict& v) {
+  const int status = v.status;
+  const char* type = status == 429                  ? "rate_limit_error"
+                     : status == 401                ? "authentication_error"
+                     : status == 403                ? "permission_error"
+                     : status == 503 || status == 504 ? "service_unavailable_error"
+                     : status >= 500                ? "internal_error"
+                                                    : "invalid_request_error";
+  api_error e{status, v.message.empty() ? "rejected by a request filter" : v.message, type, {}, v.code};
+  if (status == 429 || status == 503) e.retry_after_s = 1;
+  return e;
+}
+}  // namespace
+
+void http_session::handle_request() {
+  cancel_timer();
+  phase_ = phase::busy;
+  first_request_ = false;
+  auto msg = parser_->release();
+  parser_.reset();
+
+  http_request req;
+  req.method = std::string(msg.method_string());
+  const std::string_view target(msg.target().data(), msg.target().size());
+  req.path = std::string(target.substr(0, target.find('?')));
+  req.authorization = std::string(msg[http::field::authorization]);
+  if (req.authorization.empty() && req.path == "/v1/ws") req.authorization = bearer_from_query(target);
+  req.version = msg.version();
+  req.body = std::move(msg.body());
+  keep_alive_ = msg.keep_alive() && !shutting_down_;
+  logger("net")->debug("{} {}", req.method, req.path);
+  if (ctx_->ext) http_meta_ = extension_metadata(req, msg);
+
+  try {
+    dispatch(req, msg);
+  } catch (const std::exception& e) {  // handlers never throw; this is the last line of defence
+    logger("net")->error("{} {} failed: {}", req.method, req.path, e.what());
+    if (phase_ == phase::busy && !gen_) respond(ctx_->routes.reject(api_error{500, e.what(), "internal_error", {}, {}}));
+  }
+}
+
+void http_session::dispatch(const http_request& req, request_message& msg) {
+  const route_match m = ctx_->routes.match(req.path);
+  if (m.id == route_id::unknown && ctx_->ext) {  // built-in routes take precedence
+    if (const extension_route* xr = ctx_->ext->find_route(req.path)) {
+      run_extension_route(*xr, req);
+      return;
+    }
+  }
+  if (auto denial = ctx_->routes.admit(m, req)) {
+    respond(*denial);
+    return;
+  }
+  switch (m.id) {
+    case route_id::websocket: {
+      if (!beast::websocket::is_upgrade(msg)) {
+        respond(ctx_->routes.reject(bad_request("GET /v1/ws expects a WebSocket upgrade")));
+        return;
+      }
+      phase_ = phase::closed;  // the socket now belongs to the WebSocket session
+      start_ws_session(std::move(socket_), ctx_, std::move(msg));
+      return;
+    }
+    case route_id::health:
+    case route_id::metrics:
+      run_blocking(m.id);
+      return;
+    case route_id::completions:
+    case route_id::chat_completions: {
+      auto parsed = ctx_->routes.parse_generation(m.id, req.body);
+      if (is_error(parsed)) {
+        respond(ctx_->routes.reject(std::get<api_error>(parsed)));
+      } else {
+        start_generation(std::move(std::get<openai_request>(parsed)));
+      }
+      return;
+    }
+    default:
+      respond(ctx_->routes.handle_quick(m.id, req));
+      return;
+  }
+}
+
+void http_session::run_blocking(route_id id) {
+  // engine.stats() waits on the actors: never on an I/O thread.
+  boost::asio::post(ctx_->blocking, [self = shared_from_this(), id] {
+    http_response r = self->ctx_->routes.handle_blocking(id);
+    boost::asio::post(self->strand_, [self, r = std::move(r)] {
+      if (self->phase_ == phase::busy) self->respond(r);
+    });
+  });
+}
+
+// -- extension routes and filters ------------------------------------------------------------
+
+void http_session::run_extension_route(const extension_route& r, const http_request& req) {
+  if (r.method != "*" && req.method != r.method) {
+    http_response resp = ctx_->routes.reject(api_error{405, "method " + req.method + " is not allowed on " + req.path +
+                                                                "; use " + r.method,
+                                                        "invalid_request_error", {}, "method_not_allowed"});
+    resp.headers.emplace_back("Allow", r.method);
+    respond(resp);
+    return;
+  }
+  if (r.needs_auth && !authorized(ctx_->opts.server.api_key, req.authorization)) {
+    respond(ctx_->routes.reject(api_error{401, "invalid or missing API key (Authorization: Bearer <key>)",
+                                          "authentication_error", {}, "invalid_api_key"}));
+    return;
+  }
+  auto self = shared_from_this();
+  ctx_->ext->route(r, route_request{http_meta_, req.body}, [self](route_response rr) {
+    boost::asio::post(self->strand_, [self, rr = std::move(rr)] {
+      if (self->phase_ != phase::busy) return;
+      http_response resp;
+      resp.status = rr.status;
+      resp.content_type = rr.content_type;
+      resp.body = rr.body;
+      self->respond(resp);
+    });
+  });
+}
+void http_session::start_generation(openai_request req) {
+  if (!ctx_->ext || !ctx_->ext->has_filters()) {
+    submit_generation(std::move(req));
+    return;
+  }
+  // The filters answer on an actor thread; the connection waits (phase busy) for their verdict.
+  auto self = shared_from_this();
+  auto pending = std::make_shared<openai_request>(std::move(req));
+  filter_request fr{pending->gen, http_meta_};
+  ctx_->ext->filter(std::move(fr), [self, pending](filter_verdict v) {
+    boost::asio::post(self->strand_, [self, pending, v = std::move(v)] {
+      if (self->phase_ != phase::busy || self->gen_) return;
+      if (!v.accept) {
+        self->respond(self->ctx_->routes.reject(filter_rejection(v)));
+        return;
+      }
+      if (v.rewrite) pending->gen.params = v.params;
+      self->submit_generation(std::move(*pending));
+    });
+  });
+}
+
+}  // namespace troupe
