@@ -199,6 +199,44 @@ std::vector<option_def> build_table() {
       [](o& x, const std::string& v) -> status { return parse_double("drain-timeout", v, x.server.drain_timeout_s, 0, 86400); });
   add("max-n", "server", "largest n (choices per request) accepted", "16",
       [](o& x, const std::string& v) -> status { return parse_int("max-n", v, x.server.max_n, 1, 1024); });
+  add("allowed-hosts", "server",
+      "Host header names served besides localhost, 127.0.0.1, [::1] and --host, comma-separated (DNS rebinding "
+      "defence; * serves any). Bound to 0.0.0.0 or :: with none given, any Host is served",
+      "",
+      [](o& x, const std::string& v) -> status {
+        x.server.allowed_hosts.clear();
+        std::stringstream ss(v);
+        std::string name;
+        while (std::getline(ss, name, ','))
+          if (!name.empty()) x.server.allowed_hosts.push_back(name);
+        return ok_status();
+      });
+  add("allowed-origins", "server",
+      "browser origins (scheme://host[:port]) that may call the API and open /v1/ws besides the server's own "
+      "and loopback origins, comma-separated (* allows any)",
+      "",
+      [](o& x, const std::string& v) -> status {
+        x.server.allowed_origins.clear();
+        std::stringstream ss(v);
+        std::string name;
+        while (std::getline(ss, name, ','))
+          if (!name.empty()) x.server.allowed_origins.push_back(name);
+        return ok_status();
+      });
+  add("max-queued-bytes", "server",
+      "response bytes queued for one HTTP connection and not yet written; a client that lets more pile up "
+      "is disconnected and its generation cancelled",
+      "8MiB",
+      [](o& x, const std::string& v) -> status {
+        auto r = parse_byte_size(v);
+        if (!r) return bad("max-queued-bytes", v, r.err().message);
+        if (*r < 4096) return bad("max-queued-bytes", v, "must be at least 4KiB");
+        x.server.max_queued_bytes = *r;
+        return ok_status();
+      });
+  add("write-timeout", "server",
+      "seconds a response write may wait on a client that does not read before it is disconnected", "30",
+      [](o& x, const std::string& v) -> status { return parse_double("write-timeout", v, x.server.write_timeout_s, 0.1, 86400); });
   add("role", "cluster",
       "standalone (one node), worker (publishes its scheduler on --cluster-port) or router (serves the API in "
       "front of --workers); see docs/cluster.md",

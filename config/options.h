@@ -64,6 +64,10 @@ struct server_options {
   double idle_timeout_s = 60.0;       // an idle keep-alive connection is closed after this
   double drain_timeout_s = 30.0;      // on SIGTERM: finish in-flight work for at most this long
   int32_t max_n = 16;                 // largest `n` accepted
+  std::vector<std::string> allowed_hosts;    // Host names served besides loopback and --host ("*": any)
+  std::vector<std::string> allowed_origins;  // browser origins served besides own and loopback ("*": any)
+  uint64_t max_queued_bytes = 8 << 20;       // unwritten response bytes per connection; more disconnects
+  double write_timeout_s = 30.0;             // a response write stalled this long disconnects the client
   std::vector<std::string> extensions;  // named extensions linked into the binary, in order
 };
 

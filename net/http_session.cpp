@@ -5,7 +5,6 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/http/read.hpp>
 
@@ -20,10 +19,24 @@ namespace {
 constexpr std::size_t k_header_limit = 16 * 1024;
 constexpr std::size_t k_max_buffered = 64 * 1024;  // pipelined bytes kept while a request runs
 constexpr double k_linger_s = 1.0;                 // drain unread input before closing
+
+// Transfer-Encoding (every such field, joined as one list) and Host as framing_error sees them.
+template <class Message>
+std::optional<api_error> framing_of(const Message& req) {
+  std::optional<std::string> te;
+  const auto [first, last] = req.equal_range(http::field::transfer_encoding);
+  for (auto f = first; f != last; ++f) {
+    const std::string v(f->value().data(), f->value().size());
+    te = te ? *te + ", " + v : v;
+  }
+  return framing_error(req.version(), te ? std::optional<std::string_view>(*te) : std::nullopt,
+                       static_cast<std::size_t>(req.count(http::field::host)));
+}
 }  // namespace
 
 http_session::http_session(tcp::socket socket, std::shared_ptr<server_context> ctx)
-    : socket_(std::move(socket)), strand_(socket_.get_executor()), ctx_(std::move(ctx)), timer_(strand_) {
+    : socket_(std::move(socket)), strand_(socket_.get_executor()), ctx_(std::move(ctx)), timer_(strand_),
+      write_timer_(strand_) {
   ctx_->num_connections.fetch_add(1);
 }
 
@@ -41,11 +54,7 @@ void http_session::run() {
 }
 
 void http_session::reject(const http_response& resp) {
-  boost::asio::dispatch(strand_, [self = shared_from_this(), resp] {
-    self->phase_ = phase::busy;
-    self->keep_alive_ = false;
-    self->respond(resp);
-  });
+  boost::asio::dispatch(strand_, [self = shared_from_this(), resp] { self->refuse(resp); });
 }
 
 void http_session::shutdown() {
@@ -59,35 +68,45 @@ void http_session::shutdown() {
 }
 
 // -- reading ---------------------------------------------------------------------------------
+// Design note: one read loop (async_read_some into buffer_) and a parser fed from buffer_ by
+// hand. Bytes that arrive while a request is handled stay in buffer_ (pipelining), and a read
+// stays pending meanwhile so a closed socket is noticed; after the response, the next request
+// is parsed from buffer_ first, whether or not that read has completed. The socket reads into
+// read_buf_, never into buffer_, so the parser may consume buffer_ while a read is pending.
 
 void http_session::do_read_some() {
   if (reading_ || phase_ == phase::closed || buffer_.size() >= k_max_buffered) return;
   reading_ = true;
-  socket_.async_read_some(buffer_.prepare(4096),
+  socket_.async_read_some(boost::asio::buffer(read_buf_),
                           beast::bind_front_handler(&http_session::on_read_some, shared_from_this()));
 }
 
 void http_session::on_read_some(beast::error_code ec, std::size_t n) {
   reading_ = false;
   if (phase_ == phase::closed) return;
+  if (!ec) buffer_.commit(boost::asio::buffer_copy(buffer_.prepare(n), boost::asio::buffer(read_buf_, n)));
+  if (upgrade_) {  // the read was cancelled so that the socket can move
+    hand_off_upgrade();
+    return;
+  }
   if (ec) {
     if (phase_ == phase::busy && gen_) {
       client_gone();
     } else if (phase_ != phase::busy) {
       close();
     }
-    return;
+    return;  // busy without a generation: the response completes, then the next read fails
   }
-  buffer_.commit(n);
   switch (phase_) {
     case phase::idle:
-      phase_ = phase::header;
-      if (!first_request_) arm_timer(ctx_->opts.server.header_timeout_s);
-      do_read_header();
+      begin_request();
+      break;
+    case phase::header:
+    case phase::body:
+      parse_buffered();
       break;
     case phase::busy:
-      // The next request arrived early (pipelining, or our response's completion is still queued
-      // behind this read): keep its bytes and stop watching, so after_response can parse them.
+      do_read_some();  // keep the early bytes (bounded) and keep watching for a close
       break;
     case phase::closing:
       buffer_.consume(buffer_.size());
@@ -98,96 +117,106 @@ void http_session::on_read_some(beast::error_code ec, std::size_t n) {
   }
 }
 
-void http_session::do_read_header() {
+void http_session::begin_request() {
+  phase_ = phase::header;
+  cors_origin_.clear();
+  if (!first_request_) arm_timer(ctx_->opts.server.header_timeout_s);  // the first: since accept
   parser_.emplace();
   parser_->header_limit(k_header_limit);
   parser_->body_limit(ctx_->opts.server.max_body_bytes);
-  reading_ = true;
-  http::async_read_header(socket_, buffer_, *parser_,
-                          beast::bind_front_handler(&http_session::on_read_header, shared_from_this()));
+  parse_buffered();
 }
 
-void http_session::on_read_header(beast::error_code ec, std::size_t) {
-  reading_ = false;
-  if (phase_ == phase::closed) return;
-  if (ec == http::error::header_limit) {
-    phase_ = phase::busy;
-    keep_alive_ = false;
-    respond(ctx_->routes.reject(api_error{431, "request header too large", "invalid_request_error", {}, {}}));
-    return;
-  }
-  if (ec == http::error::body_limit) {  // a chunked body's first chunk can already exceed it
-    on_read_body(ec, 0);
-    return;
-  }
-  if (ec == http::error::end_of_stream || ec == boost::asio::error::eof ||
-      ec == boost::asio::error::operation_aborted || ec == boost::asio::error::connection_reset) {
-    close();
-    return;
+void http_session::parse_buffered() {
+  beast::error_code ec;
+  while (buffer_.size() > 0 && !parser_->is_done()) {
+    const bool had_header = parser_->is_header_done();
+    buffer_.consume(parser_->put(buffer_.data(), ec));
+    if (ec == http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec) break;
+    if (!had_header && parser_->is_header_done() && !on_header()) return;
   }
   if (ec) {
-    logger("net")->debug("bad request header: {}", ec.message());
-    phase_ = phase::busy;
-    keep_alive_ = false;
-    respond(ctx_->routes.reject(bad_request("malformed HTTP request: " + ec.message())));
-    return;
+    on_parse_error(ec);
+  } else if (parser_->is_done()) {
+    handle_request();
+  } else {
+    do_read_some();
   }
+}
+
+void http_session::on_parse_error(beast::error_code ec) {
+  if (ec == http::error::header_limit) {
+    refuse(ctx_->routes.reject(api_error{431, "request header too large", "invalid_request_error", {}, {}}));
+  } else if (ec == http::error::body_limit) {
+    refuse(ctx_->routes.reject(api_error{413, "request body exceeds the limit of " +
+                                                  std::to_string(ctx_->opts.server.max_body_bytes) + " bytes",
+                                         "invalid_request_error", {}, "body_too_large"}));
+  } else {
+    logger("net")->debug("bad request: {}", ec.message());
+    refuse(ctx_->routes.reject(bad_request("malformed HTTP request: " + ec.message())));
+  }
+}
+
+bool http_session::on_header() {
   const auto& req = parser_->get();
   version_ = req.version();
   head_request_ = req.method() == http::verb::head;
   if (auto len = parser_->content_length(); len && *len > ctx_->opts.server.max_body_bytes) {
-    phase_ = phase::busy;
-    keep_alive_ = false;
-    respond(ctx_->routes.reject(api_error{413,
-                                          "request body of " + std::to_string(*len) + " bytes exceeds the limit of " +
-                                              std::to_string(ctx_->opts.server.max_body_bytes),
-                                          "invalid_request_error", {}, "body_too_large"}));
-    return;
+    refuse(ctx_->routes.reject(api_error{413,
+                                         "request body of " + std::to_string(*len) + " bytes exceeds the limit of " +
+                                             std::to_string(ctx_->opts.server.max_body_bytes),
+                                         "invalid_request_error", {}, "body_too_large"}));
+    return false;
   }
-  if (parser_->is_done()) {
-    handle_request();
-    return;
+  if (auto framing = framing_of(req)) {
+    refuse(ctx_->routes.reject(*framing));
+    return false;
   }
-  if (beast::iequals(req[http::field::expect], "100-continue")) send("HTTP/1.1 100 Continue\r\n\r\n");
-  do_read_body();
-}
-
-void http_session::do_read_body() {
+  if (parser_->is_done()) return true;
   phase_ = phase::body;
   arm_timer(ctx_->opts.server.idle_timeout_s);
-  reading_ = true;
-  http::async_read(socket_, buffer_, *parser_,
-                   beast::bind_front_handler(&http_session::on_read_body, shared_from_this()));
+  if (beast::iequals(req[http::field::expect], "100-continue")) {
+    // The client holds its body back until told to send it: tell it only if the request would be
+    // accepted, so that a refused upload is never sent.
+    if (auto denial = screen(make_request(req), req)) {
+      refuse(*denial);
+      return false;
+    }
+    send("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  return true;
 }
 
-void http_session::on_read_body(beast::error_code ec, std::size_t) {
-  reading_ = false;
-  if (phase_ == phase::closed) return;
-  if (ec == http::error::body_limit) {
-    phase_ = phase::busy;
-    keep_alive_ = false;
-    respond(ctx_->routes.reject(api_error{413, "request body exceeds the limit of " +
-                                                   std::to_string(ctx_->opts.server.max_body_bytes) + " bytes",
-                                          "invalid_request_error", {}, "body_too_large"}));
-    return;
-  }
-  if (ec) {
-    logger("net")->debug("request body not read: {}", ec.message());
-    close();
-    return;
-  }
-  handle_request();
+void http_session::refuse(const http_response& r) {
+  phase_ = phase::busy;
+  keep_alive_ = false;
+  respond(r);
 }
 
 // -- writing ---------------------------------------------------------------------------------
 
 void http_session::send(std::string bytes) {
   if (phase_ == phase::closed) return;
+  queued_bytes_ += bytes.size();
   queue_.push_back(std::move(bytes));
+  // A response already queued is written whatever its size (its memory is spent); what bounds
+  // memory is refusing to pile more behind it for a client that does not read (SSE).
+  if (queue_.size() > 1 && queued_bytes_ > ctx_->opts.server.max_queued_bytes) {
+    drop_slow_client("queue_full");
+    return;
+  }
   if (!writing_) do_write();
 }
 
-void http_session::respond(const http_response& r) {
+void http_session::respond(http_response r) {
+  if (!cors_origin_.empty()) {
+    r.headers.emplace_back("Access-Control-Allow-Origin", cors_origin_);
+    r.headers.emplace_back("Vary", "Origin");
+  }
   std::string bytes = serialize_response(r, keep_alive_, version_);
   if (head_request_) bytes.resize(bytes.size() - r.body.size());
   send(std::move(bytes));
@@ -201,16 +230,25 @@ void http_session::complete_response(bool keep_alive) {
 }
 
 void http_session::do_write() {
+  // write_some, not async_write: each completion is progress, and the write timeout measures the
+  // time without any.
   writing_ = true;
-  boost::asio::async_write(socket_, boost::asio::buffer(queue_.front()),
+  arm_write_timer();
+  const std::string& front = queue_.front();
+  socket_.async_write_some(boost::asio::buffer(front.data() + written_, front.size() - written_),
                            beast::bind_front_handler(&http_session::on_write, shared_from_this()));
 }
 
-void http_session::on_write(beast::error_code ec, std::size_t) {
+void http_session::on_write(beast::error_code ec, std::size_t n) {
   writing_ = false;
-  if (phase_ == phase::closed) return;
+  if (phase_ == phase::closed) {
+    queue_.clear();  // no write holds the front any more
+    queued_bytes_ = 0;
+    return;
+  }
   if (ec) {
     queue_.clear();
+    queued_bytes_ = 0;
     if (gen_) {
       client_gone();
     } else {
@@ -218,12 +256,37 @@ void http_session::on_write(beast::error_code ec, std::size_t) {
     }
     return;
   }
-  queue_.pop_front();
+  written_ += n;
+  queued_bytes_ -= n;
+  if (written_ == queue_.front().size()) {
+    queue_.pop_front();
+    written_ = 0;
+  }
   if (!queue_.empty()) {
     do_write();
-  } else if (response_complete_) {
-    after_response();
+    return;
   }
+  ++write_seq_;  // nothing left to write: no timeout
+  write_timer_.cancel();
+  if (response_complete_) after_response();
+}
+
+void http_session::arm_write_timer() {
+  const uint64_t seq = ++write_seq_;
+  write_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(ctx_->opts.server.write_timeout_s)));
+  write_timer_.async_wait([self = shared_from_this(), seq](beast::error_code ec) {
+    if (!ec && seq == self->write_seq_ && self->writing_ && self->phase_ != phase::closed) {
+      self->drop_slow_client("write_timeout");
+    }
+  });
+}
+
+void http_session::drop_slow_client(const char* reason) {
+  logger("net")->info("closing a connection that does not read its responses ({}, {} bytes queued)", reason,
+                      queued_bytes_);
+  ctx_->metrics.count_slow_client("http", reason);
+  client_gone();  // cancels the generation (its blocks return to the pool) and closes
 }
 
 void http_session::after_response() {
@@ -234,13 +297,10 @@ void http_session::after_response() {
     return;
   }
   phase_ = phase::idle;
-  arm_timer(ctx_->opts.server.idle_timeout_s);
-  if (reading_) return;  // the pending read continues as the next request's first bytes
   if (buffer_.size() > 0) {
-    phase_ = phase::header;
-    arm_timer(ctx_->opts.server.header_timeout_s);
-    do_read_header();
+    begin_request();  // pipelined: parse what is here; a pending read carries on into the parser
   } else {
+    arm_timer(ctx_->opts.server.idle_timeout_s);
     do_read_some();
   }
 }
@@ -284,6 +344,12 @@ void http_session::close() {
   if (phase_ == phase::closed) return;
   phase_ = phase::closed;
   cancel_timer();
+  ++write_seq_;
+  write_timer_.cancel();
+  if (!writing_) {  // else on_write frees the queue once the socket lets go of its front
+    queue_.clear();
+    queued_bytes_ = 0;
+  }
   beast::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);

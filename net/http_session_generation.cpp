@@ -48,7 +48,11 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
   const text_codec* codec = ctx_->routes.codec();
   if (g.stream) {
     if (!g.head_sent) {
-      send(sse_head(g.chunked));
+      std::string head = sse_head(g.chunked);
+      if (!cors_origin_.empty()) {  // before the blank line that ends the head
+        head.insert(head.size() - 2, "Access-Control-Allow-Origin: " + cors_origin_ + "\r\nVary: Origin\r\n");
+      }
+      send(std::move(head));
       g.head_sent = true;
     }
     const auto i = static_cast<size_t>(ev.index);

@@ -10,6 +10,7 @@
 
 #include "config/log.h"
 #include "net/auth.h"        // bearer_from_query, authorized
+#include "net/http_request_checks.h"
 #include "net/ws_session.h"  // start_ws_session
 
 namespace troupe {
@@ -17,6 +18,8 @@ namespace troupe {
 namespace http = beast::http;
 
 namespace {
+
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
 // What extensions see of a request: method, path, bearer key, headers (names lower-cased).
 template <class Message>
@@ -49,13 +52,7 @@ api_error filter_rejection(const filter_verdict& v) {
 }
 }  // namespace
 
-void http_session::handle_request() {
-  cancel_timer();
-  phase_ = phase::busy;
-  first_request_ = false;
-  auto msg = parser_->release();
-  parser_.reset();
-
+http_request http_session::make_request(const request_message& msg) const {
   http_request req;
   req.method = std::string(msg.method_string());
   const std::string_view target(msg.target().data(), msg.target().size());
@@ -63,7 +60,22 @@ void http_session::handle_request() {
   req.authorization = std::string(msg[http::field::authorization]);
   if (req.authorization.empty() && req.path == "/v1/ws") req.authorization = bearer_from_query(target);
   req.version = msg.version();
+  return req;
+}
+
+void http_session::handle_request() {
+  cancel_timer();
+  phase_ = phase::busy;
+  first_request_ = false;
+  auto msg = parser_->release();
+  parser_.reset();
+
+  http_request req = make_request(msg);
   req.body = std::move(msg.body());
+  const auto origin = msg.find(http::field::origin);
+  if (origin != msg.end() && origin_allowed(browser_policy(), sv(origin->value()), sv(msg[http::field::host]))) {
+    cors_origin_ = std::string(sv(origin->value()));  // echoed so the page may read the answer
+  }
   keep_alive_ = msg.keep_alive() && !shutting_down_;
   logger("net")->debug("{} {}", req.method, req.path);
   if (ctx_->ext) http_meta_ = extension_metadata(req, msg);
@@ -76,16 +88,72 @@ void http_session::handle_request() {
   }
 }
 
-void http_session::dispatch(const http_request& req, request_message& msg) {
-  const route_match m = ctx_->routes.match(req.path);
-  if (m.id == route_id::unknown && ctx_->ext) {  // built-in routes take precedence
-    if (const extension_route* xr = ctx_->ext->find_route(req.path)) {
-      run_extension_route(*xr, req);
-      return;
-    }
+origin_policy http_session::browser_policy() const {
+  const server_options& o = ctx_->opts.server;
+  return origin_policy{o.host, o.allowed_hosts, o.allowed_origins};
+}
+
+std::optional<http_response> http_session::screen(const http_request& req, const request_message& msg) const {
+  const origin_policy policy = browser_policy();
+  const auto host = msg.find(http::field::host);  // HTTP/1.0 may have none: no browser sends that
+  if (host != msg.end() && !host_allowed(policy, sv(host->value()))) {
+    return ctx_->routes.reject(api_error{421, "this server does not answer to Host '" +
+                                                  std::string(sv(host->value()).substr(0, 128)) +
+                                                  "' (see --allowed-hosts)",
+                                         "invalid_request_error", {}, "host_not_allowed"});
   }
-  if (auto denial = ctx_->routes.admit(m, req)) {
+  const auto origin = msg.find(http::field::origin);
+  if (origin != msg.end() && !origin_allowed(policy, sv(origin->value()), sv(msg[http::field::host]))) {
+    return ctx_->routes.reject(api_error{403, "requests from origin '" +
+                                                  std::string(sv(origin->value()).substr(0, 128)) +
+                                                  "' are not allowed (see --allowed-origins)",
+                                         "permission_error", {}, "origin_not_allowed"});
+  }
+  const route_match m = ctx_->routes.match(req.path);
+  const extension_route* xr = m.id == route_id::unknown && ctx_->ext ? ctx_->ext->find_route(req.path) : nullptr;
+  if (req.method == "OPTIONS" && origin != msg.end() && (xr || m.id != route_id::unknown)) {
+    // A CORS preflight from an allowed origin: what it may send. No API key is asked here:
+    // browsers never send credentials with a preflight.
+    http_response r;
+    r.status = 204;
+    r.content_type = "text/plain";
+    r.headers.emplace_back("Access-Control-Allow-Methods", xr ? (xr->method == "*" ? "GET, POST" : xr->method)
+                                                              : std::string(m.method));
+    r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    r.headers.emplace_back("Access-Control-Max-Age", "600");
+    return r;
+  }
+  if (!xr) {  // built-in routes take precedence
+    if (auto denial = ctx_->routes.admit(m, req)) return denial;
+    if (req.method == "POST" && !is_json_content_type(sv(msg[http::field::content_type]))) {
+      // A browser sends text/plain and form bodies cross-origin without asking (no preflight).
+      return ctx_->routes.reject(api_error{415, "POST " + req.path + " needs Content-Type: application/json",
+                                           "invalid_request_error", {}, "unsupported_media_type"});
+    }
+    return std::nullopt;
+  }
+  if (xr->method != "*" && req.method != xr->method) {
+    http_response resp = ctx_->routes.reject(api_error{405, "method " + req.method + " is not allowed on " + req.path +
+                                                                "; use " + xr->method,
+                                                        "invalid_request_error", {}, "method_not_allowed"});
+    resp.headers.emplace_back("Allow", xr->method);
+    return resp;
+  }
+  if (xr->needs_auth && !authorized(ctx_->opts.server.api_key, req.authorization)) {
+    return ctx_->routes.reject(api_error{401, "invalid or missing API key (Authorization: Bearer <key>)",
+                                         "authentication_error", {}, "invalid_api_key"});
+  }
+  return std::nullopt;
+}
+
+void http_session::dispatch(const http_request& req, request_message& msg) {
+  if (auto denial = screen(req, msg)) {
     respond(*denial);
+    return;
+  }
+  const route_match m = ctx_->routes.match(req.path);
+  if (m.id == route_id::unknown) {  // screen() let it through: an extension route
+    run_extension_route(*ctx_->ext->find_route(req.path), req);
     return;
   }
   switch (m.id) {
@@ -94,8 +162,12 @@ void http_session::dispatch(const http_request& req, request_message& msg) {
         respond(ctx_->routes.reject(bad_request("GET /v1/ws expects a WebSocket upgrade")));
         return;
       }
-      phase_ = phase::closed;  // the socket now belongs to the WebSocket session
-      start_ws_session(std::move(socket_), ctx_, std::move(msg));
+      upgrade_ = std::move(msg);
+      if (reading_) {
+        socket_.cancel();  // on_read_some hands off once the pending read has returned
+      } else {
+        hand_off_upgrade();
+      }
       return;
     }
     case route_id::health:
@@ -118,6 +190,18 @@ void http_session::dispatch(const http_request& req, request_message& msg) {
   }
 }
 
+void http_session::hand_off_upgrade() {
+  // Bytes the client sent after the upgrade request (its first frames) are in buffer_: they go
+  // with the socket, or the WebSocket session would wait for a message that already came.
+  phase_ = phase::closed;  // the socket now belongs to the WebSocket session
+  cancel_timer();
+  const auto early = buffer_.data();
+  std::string buffered(static_cast<const char*>(early.data()), early.size());
+  buffer_.consume(buffer_.size());
+  start_ws_session(std::move(socket_), ctx_, std::move(*upgrade_), std::move(buffered));
+  upgrade_.reset();
+}
+
 void http_session::run_blocking(route_id id) {
   // engine.stats() waits on the actors: never on an I/O thread.
   boost::asio::post(ctx_->blocking, [self = shared_from_this(), id] {
@@ -131,19 +215,6 @@ void http_session::run_blocking(route_id id) {
 // -- extension routes and filters ------------------------------------------------------------
 
 void http_session::run_extension_route(const extension_route& r, const http_request& req) {
-  if (r.method != "*" && req.method != r.method) {
-    http_response resp = ctx_->routes.reject(api_error{405, "method " + req.method + " is not allowed on " + req.path +
-                                                                "; use " + r.method,
-                                                        "invalid_request_error", {}, "method_not_allowed"});
-    resp.headers.emplace_back("Allow", r.method);
-    respond(resp);
-    return;
-  }
-  if (r.needs_auth && !authorized(ctx_->opts.server.api_key, req.authorization)) {
-    respond(ctx_->routes.reject(api_error{401, "invalid or missing API key (Authorization: Bearer <key>)",
-                                          "authentication_error", {}, "invalid_api_key"}));
-    return;
-  }
   auto self = shared_from_this();
   ctx_->ext->route(r, route_request{http_meta_, req.body}, [self](route_response rr) {
     boost::asio::post(self->strand_, [self, rr = std::move(rr)] {
@@ -156,6 +227,7 @@ void http_session::run_extension_route(const extension_route& r, const http_requ
     });
   });
 }
+
 void http_session::start_generation(openai_request req) {
   if (!ctx_->ext || !ctx_->ext->has_filters()) {
     submit_generation(std::move(req));

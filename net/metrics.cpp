@@ -47,6 +47,16 @@ std::map<std::string, uint64_t> server_metrics::rejections() const {
   return rejections_;
 }
 
+void server_metrics::count_slow_client(const std::string& protocol, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++slow_clients_[{protocol, reason}];
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> server_metrics::slow_clients() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return slow_clients_;
+}
+
 request_timing::request_timing(server_metrics& m, int32_t n)
     : m_(m), start_(clock::now()), last_(static_cast<size_t>(n > 0 ? n : 1)) {}
 
@@ -220,6 +230,12 @@ std::string render_metrics(const server_metrics& m, const metrics_view& v) {
   for (const auto& [reason, count] : m.rejections()) {
     w.sample("troupe:requests_rejected_total", static_cast<double>(count),
              "reason=\"" + escape_label(reason) + "\"");
+  }
+  w.family("troupe:slow_client_disconnects_total", "counter",
+           "Connections closed because the client did not read its responses, by protocol and reason.");
+  for (const auto& [key, count] : m.slow_clients()) {
+    w.sample("troupe:slow_client_disconnects_total", static_cast<double>(count),
+             "protocol=\"" + escape_label(key.first) + "\",reason=\"" + escape_label(key.second) + "\"");
   }
   return w.take();
 }

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "actors/engine.h"
@@ -46,9 +47,15 @@ class server_metrics {
   void count_rejection(const std::string& reason);
   std::map<std::string, uint64_t> rejections() const;
 
+  // A client disconnected because it did not read: reason "queue_full" (--max-queued-bytes) or
+  // "write_timeout" (--write-timeout); protocol "http" or "websocket".
+  void count_slow_client(const std::string& protocol, const std::string& reason);
+  std::map<std::pair<std::string, std::string>, uint64_t> slow_clients() const;  // by (protocol, reason)
+
  private:
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> rejections_;
+  std::map<std::pair<std::string, std::string>, uint64_t> slow_clients_;
 };
 
 // Turns one request's event arrival times into histogram observations. Not thread-safe: lives on

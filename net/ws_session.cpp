@@ -36,7 +36,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     ctx_->num_connections.fetch_sub(1);
   }
 
-  void run(beast::http::request<beast::http::string_body> req) {
+  void run(beast::http::request<beast::http::string_body> req, std::string buffered) {
     registry_id_ = ctx_->add_session(weak_from_this());
     websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::server);
     t.handshake_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -45,7 +45,26 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     ws_.read_message_max(ctx_->opts.server.max_body_bytes);
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(beast::http::field::server, "troupe"); }));
-    ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
+    if (buffered.empty()) {
+      ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
+      return;
+    }
+    // Beast accepts either a parsed request or raw bytes that begin with one; early frames can
+    // only travel as raw bytes, so the handshake's fields are written back in front of them.
+    // Beast copies them into its read buffer (1536 bytes: larger early input fails the handshake).
+    std::string raw = "GET / HTTP/1.1\r\n";
+    for (auto f : {beast::http::field::host, beast::http::field::upgrade, beast::http::field::connection,
+                   beast::http::field::sec_websocket_key, beast::http::field::sec_websocket_version,
+                   beast::http::field::sec_websocket_extensions}) {
+      const auto [first, last] = req.equal_range(f);
+      for (auto v = first; v != last; ++v) {
+        raw.append(v->name_string().data(), v->name_string().size()).append(": ");
+        raw.append(v->value().data(), v->value().size()).append("\r\n");
+      }
+    }
+    raw += "\r\n" + buffered;
+    ws_.async_accept(boost::asio::buffer(raw),
+                     beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
   }
 
   void shutdown() override {
@@ -277,8 +296,8 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
 }  // namespace
 
 void start_ws_session(tcp::socket socket, std::shared_ptr<server_context> ctx,
-                      beast::http::request<beast::http::string_body> upgrade) {
-  std::make_shared<ws_session>(std::move(socket), std::move(ctx))->run(std::move(upgrade));
+                      beast::http::request<beast::http::string_body> upgrade, std::string buffered) {
+  std::make_shared<ws_session>(std::move(socket), std::move(ctx))->run(std::move(upgrade), std::move(buffered));
 }
 
 }  // namespace troupe
