@@ -1,9 +1,10 @@
 // http_session: one HTTP/1.1 connection on its own strand (Beast chat-multi style: do_x/on_x
-// halves, a single-writer queue fed by asio::post from engine callbacks). Owns the header, idle
-// and body timeouts, body limits, SSE streaming, and cancel-on-disconnect (a read stays pending
-// while a generation runs, so a closed socket is noticed at once). Upgrades to ws_session.
-// Implemented in three files: http_session.cpp (connection: read, parse, write, timers),
-// http_session_routing.cpp (dispatch, extension routes) and http_session_generation.cpp.
+// halves, a single-writer queue fed by asio::post from engine callbacks). Owns the header, idle,
+// body and write timeouts, body and queued-output limits, pipelining, SSE streaming, and
+// cancel-on-disconnect (a read stays pending while a generation runs, so a closed socket is
+// noticed at once). Upgrades to ws_session. Implemented in three files: http_session.cpp
+// (connection: read, parse, write, timers), http_session_routing.cpp (request checks, dispatch,
+// extension routes and filters) and http_session_generation.cpp (generations, SSE).
 #pragma once
 
 #include <array>
