@@ -220,8 +220,8 @@ std::vector<option_def> build_table() {
   add("max-json-depth", "server", an_int, "deepest nesting of [ and { accepted in request JSON; deeper gets HTTP 400", "64",
       [](o& x, const std::string& v) -> status { return parse_int("max-json-depth", v, x.server.max_json_depth, 1, 1024); });
   add("max-queued-output-bytes", "server", a_size,
-      "per connection, output bytes queued for a client that does not read; beyond, it is disconnected "
-      "and its generations cancelled", "8MiB",
+      "per connection (HTTP responses, SSE, WebSocket frames), output bytes queued for a client that does not "
+      "read; beyond, it is disconnected and its generations cancelled", "8MiB",
       [](o& x, const std::string& v) -> status {
         auto r = parse_byte_size(v);
         if (!r) return bad("max-queued-output-bytes", v, r.err().message);
@@ -231,6 +231,30 @@ std::vector<option_def> build_table() {
       });
   add("write-timeout", "server", a_float, "seconds a write to a client may make no progress before it is disconnected", "30",
       [](o& x, const std::string& v) -> status { return parse_double("write-timeout", v, x.server.write_timeout_s, 0.1, 86400); });
+  add("allowed-hosts", "server", named("HOST,..."),
+      "Host header names served besides localhost, 127.0.0.1, [::1] and --host, comma-separated (DNS rebinding "
+      "defence; * serves any). Bound to 0.0.0.0 or :: with none given, any Host is served",
+      "",
+      [](o& x, const std::string& v) -> status {
+        x.server.allowed_hosts.clear();
+        std::stringstream ss(v);
+        std::string name;
+        while (std::getline(ss, name, ','))
+          if (!name.empty()) x.server.allowed_hosts.push_back(name);
+        return ok_status();
+      });
+  add("allowed-origins", "server", named("ORIGIN,..."),
+      "browser origins (scheme://host[:port]) that may call the API and open /v1/ws besides the server's own "
+      "and loopback origins, comma-separated (* allows any)",
+      "",
+      [](o& x, const std::string& v) -> status {
+        x.server.allowed_origins.clear();
+        std::stringstream ss(v);
+        std::string name;
+        while (std::getline(ss, name, ','))
+          if (!name.empty()) x.server.allowed_origins.push_back(name);
+        return ok_status();
+      });
   add_choice("role", "cluster",
       "standalone (one node), worker (publishes its scheduler on --cluster-port) or router (serves the API in "
       "front of --workers); see docs/cluster.md",

@@ -66,10 +66,13 @@ struct server_options {
   double idle_timeout_s = 60.0;       // an idle keep-alive connection is closed after this
   double drain_timeout_s = 30.0;      // on SIGTERM: finish in-flight work for at most this long
   int32_t max_n = 16;                 // largest `n` accepted
+  std::vector<std::string> allowed_hosts;    // Host names served besides loopback and --host ("*": any)
+  std::vector<std::string> allowed_origins;  // browser origins served besides own and loopback ("*": any)
   std::vector<std::string> extensions;  // named extensions linked into the binary, in order
   int32_t max_json_depth = 64;        // request JSON nested deeper gets HTTP 400
-  uint64_t max_queued_output_bytes = 8 << 20;  // per connection: unwritten output beyond -> disconnect
-  double write_timeout_s = 30.0;      // a write that makes no progress this long -> disconnect
+  uint64_t max_queued_output_bytes = 8 << 20;  // per connection (HTTP or WebSocket): unwritten output
+                                               // beyond this disconnects the client
+  double write_timeout_s = 30.0;      // a write that makes no progress this long disconnects the client
 };
 
 // Cluster mode (docs/cluster.md): a router node in front of worker nodes over CAF's middleman.

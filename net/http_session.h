@@ -1,9 +1,13 @@
 // http_session: one HTTP/1.1 connection on its own strand (Beast chat-multi style: do_x/on_x
-// halves, a single-writer queue fed by asio::post from engine callbacks). Owns the header, idle
-// and body timeouts, body limits, SSE streaming, and cancel-on-disconnect (a read stays pending
-// while a generation runs, so a closed socket is noticed at once). Upgrades to ws_session.
+// halves, a single-writer queue fed by asio::post from engine callbacks). Owns the header, idle,
+// body and write timeouts, body and queued-output limits, pipelining, SSE streaming, and
+// cancel-on-disconnect (a read stays pending while a generation runs, so a closed socket is
+// noticed at once). Upgrades to ws_session. Implemented in three files: http_session.cpp
+// (connection: read, parse, write, timers), http_session_routing.cpp (request checks, dispatch,
+// extension routes and filters) and http_session_generation.cpp (generations, SSE).
 #pragma once
 
+#include <array>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -15,6 +19,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "net/http_request_checks.h"
 #include "net/openai_response.h"
 #include "net/server_context.h"
 
@@ -22,6 +27,8 @@ namespace troupe {
 
 namespace beast = boost::beast;
 using tcp = boost::asio::ip::tcp;
+
+struct http_generation;  // net/http_generation.h
 
 class http_session final : public session_base, public std::enable_shared_from_this<http_session> {
  public:
@@ -37,18 +44,24 @@ class http_session final : public session_base, public std::enable_shared_from_t
   // (a generation runs or a response is being written); closing: lingering after the last write.
   enum class phase { idle, header, body, busy, closing, closed };
 
-  struct generation;  // the request in flight
-
   void do_read_some();
   void on_read_some(beast::error_code ec, std::size_t n);
-  void do_read_header();
-  void on_read_header(beast::error_code ec, std::size_t n);
-  void do_read_body();
-  void on_read_body(beast::error_code ec, std::size_t n);
+  void begin_request();            // a new parser over the buffered bytes
+  void parse_buffered();           // feed buffer_ to the parser; read more or handle the request
+  bool on_header();                // checks once the header is in; false: answered and closing
+  void on_parse_error(beast::error_code ec);
+  void refuse(const http_response& r);  // answer and close: the rest of the request stays unread
 
   using request_message = beast::http::request<beast::http::string_body>;
+  http_request make_request(const request_message& msg) const;  // all but the body
   void handle_request();
   void dispatch(const http_request& req, request_message& msg);
+  // Host, Origin, route, method, API key and Content-Type checks: run before a body is read when
+  // the client waits for `100 Continue`, and again on the whole request. nullopt: go on; else the
+  // answer (a refusal, or the 204 to an allowed CORS preflight).
+  std::optional<http_response> screen(const http_request& req, const request_message& msg) const;
+  origin_policy browser_policy() const;
+  void hand_off_upgrade();                     // the socket and buffered bytes to ws_session
   void run_blocking(route_id id);
   void start_generation(openai_request req);   // through the request filters, if any
   void submit_generation(openai_request req);  // to the engine
@@ -59,11 +72,13 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void client_gone();
 
   void send(std::string bytes);
-  void respond(const http_response& r);           // a whole response, then complete_response
+  void respond(http_response r);                  // a whole response, then complete_response
   void complete_response(bool keep_alive);       // after the queued bytes: next request or close
   void do_write();
   void on_write(beast::error_code ec, std::size_t n);
   void after_response();
+  void arm_write_timer();                   // --write-timeout without progress: drop the client
+  void drop_slow_client(const char* reason);  // counted in /metrics; cancels the generation
 
   void arm_timer(double seconds);
   void cancel_timer();
@@ -75,9 +90,16 @@ class http_session final : public session_base, public std::enable_shared_from_t
   boost::asio::any_io_executor strand_;  // the socket's strand (kept across the WebSocket upgrade)
   std::shared_ptr<server_context> ctx_;
   boost::asio::steady_timer timer_;
-  beast::flat_buffer buffer_;
+  beast::flat_buffer buffer_;               // received, not yet parsed
+  std::array<char, 4096> read_buf_;         // the pending read's target (copied into buffer_)
   std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
+  std::optional<request_message> upgrade_;  // a WebSocket upgrade waiting for the pending read
+  boost::asio::steady_timer write_timer_;
   std::deque<std::string> queue_;  // bytes to write, front is being written
+  std::size_t written_ = 0;        // bytes of queue_.front() written
+  std::size_t queued_bytes_ = 0;   // bytes in queue_ not yet written (--max-queued-output-bytes)
+  uint64_t write_seq_ = 0;
+  std::string cors_origin_;        // an allowed Origin of the request, echoed in CORS headers
   phase phase_ = phase::idle;
   bool reading_ = false;           // an async read is outstanding
   bool writing_ = false;
@@ -91,7 +113,7 @@ class http_session final : public session_base, public std::enable_shared_from_t
   uint64_t gen_seq_ = 0;
   uint64_t registry_id_ = 0;
   bool counted_ = true;  // in ctx_->num_connections until the socket closes or is handed over
-  std::unique_ptr<generation> gen_;
+  std::unique_ptr<http_generation> gen_;  // the request in flight
   http_metadata http_meta_;  // of the request being handled (filled only when extensions run)
 };
 

@@ -46,14 +46,14 @@ std::map<std::string, uint64_t> server_metrics::rejections() const {
   return rejections_;
 }
 
-void server_metrics::count_slow_client_disconnect(const std::string& protocol) {
+void server_metrics::count_slow_client(const std::string& protocol, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++slow_disconnects_[protocol];
+  ++slow_clients_[{protocol, reason}];
 }
 
-std::map<std::string, uint64_t> server_metrics::slow_client_disconnects() const {
+std::map<std::pair<std::string, std::string>, uint64_t> server_metrics::slow_clients() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return slow_disconnects_;
+  return slow_clients_;
 }
 
 request_timing::request_timing(server_metrics& m, int32_t n)
@@ -217,10 +217,10 @@ std::string render_metrics(const server_metrics& m, const metrics_view& v) {
              "reason=\"" + prom_escape_label(reason) + "\"");
   }
   w.family("troupe:slow_client_disconnects_total", "counter",
-           "Connections closed because the client did not read its output (queued bytes over the cap or a write timeout).");
-  for (const auto& [protocol, count] : m.slow_client_disconnects()) {
+           "Connections closed because the client did not read its responses, by protocol and reason.");
+  for (const auto& [key, count] : m.slow_clients()) {
     w.sample("troupe:slow_client_disconnects_total", static_cast<double>(count),
-             "protocol=\"" + escape_label(protocol) + "\"");
+             "protocol=\"" + prom_escape_label(key.first) + "\",reason=\"" + prom_escape_label(key.second) + "\"");
   }
   return w.take();
 }

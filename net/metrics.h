@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "actors/engine.h"
@@ -47,15 +48,17 @@ class server_metrics {
   void count_rejection(const std::string& reason);
   std::map<std::string, uint64_t> rejections() const;
 
-  // A client that stopped reading was disconnected (queued output over the cap, or a write timed
-  // out); protocol: "http" or "ws". Both labels are exported from the start, at 0.
-  void count_slow_client_disconnect(const std::string& protocol);
-  std::map<std::string, uint64_t> slow_client_disconnects() const;
+  // A client disconnected because it did not read: reason "queue_full" (--max-queued-output-bytes)
+  // or "write_timeout" (--write-timeout); protocol "http" or "ws". Every pair is exported from the
+  // start, at 0.
+  void count_slow_client(const std::string& protocol, const std::string& reason);
+  std::map<std::pair<std::string, std::string>, uint64_t> slow_clients() const;  // by (protocol, reason)
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> rejections_;
-  std::map<std::string, uint64_t> slow_disconnects_{{"http", 0}, {"ws", 0}};
+  std::map<std::pair<std::string, std::string>, uint64_t> slow_clients_{
+      {{"http", "queue_full"}, 0}, {{"http", "write_timeout"}, 0}, {{"ws", "queue_full"}, 0}, {{"ws", "write_timeout"}, 0}};
 };
 
 // Turns one request's event arrival times into histogram observations. Not thread-safe: lives on

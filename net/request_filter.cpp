@@ -26,16 +26,7 @@ http_metadata request_metadata(const boost::beast::http::request<boost::beast::h
 }
 
 api_error filter_rejection(const filter_verdict& v) {
-  const int status = v.status;
-  const char* type = status == 429                    ? "rate_limit_error"
-                     : status == 401                  ? "authentication_error"
-                     : status == 403                  ? "permission_error"
-                     : status == 503 || status == 504 ? "service_unavailable_error"
-                     : status >= 500                  ? "internal_error"
-                                                      : "invalid_request_error";
-  api_error e{status, v.message.empty() ? "rejected by a request filter" : v.message, type, {}, v.code};
-  if (status == 429 || status == 503) e.retry_after_s = 1;
-  return e;
+  return extension_error(v.status, v.message.empty() ? "rejected by a request filter" : v.message, v.code);
 }
 
 }  // namespace troupe

@@ -15,7 +15,7 @@ namespace troupe {
 // and every header, names lower-cased.
 http_metadata request_metadata(const boost::beast::http::request<boost::beast::http::string_body>& msg);
 
-// A filter's rejection as an OpenAI error (type from the status, like the built-in errors).
+// A filter's rejection as an OpenAI error (net/api_error.h's extension_error owns the format).
 api_error filter_rejection(const filter_verdict& v);
 
 }  // namespace troupe

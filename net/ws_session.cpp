@@ -39,7 +39,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     ctx_->num_connections.fetch_sub(1);
   }
 
-  void run(beast::http::request<beast::http::string_body> req) {
+  void run(beast::http::request<beast::http::string_body> req, std::string buffered) {
     registry_id_ = ctx_->add_session(weak_from_this());
     if (ctx_->ext) meta_ = request_metadata(req);  // what request filters see of every generation
     websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::server);
@@ -49,7 +49,26 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     ws_.read_message_max(ctx_->opts.server.max_body_bytes);
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(beast::http::field::server, "troupe"); }));
-    ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
+    if (buffered.empty()) {
+      ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
+      return;
+    }
+    // Beast accepts either a parsed request or raw bytes that begin with one; early frames can
+    // only travel as raw bytes, so the handshake's fields are written back in front of them.
+    // Beast copies them into its read buffer (1536 bytes: larger early input fails the handshake).
+    std::string raw = "GET / HTTP/1.1\r\n";
+    for (auto f : {beast::http::field::host, beast::http::field::upgrade, beast::http::field::connection,
+                   beast::http::field::sec_websocket_key, beast::http::field::sec_websocket_version,
+                   beast::http::field::sec_websocket_extensions}) {
+      const auto [first, last] = req.equal_range(f);
+      for (auto v = first; v != last; ++v) {
+        raw.append(v->name_string().data(), v->name_string().size()).append(": ");
+        raw.append(v->value().data(), v->value().size()).append("\r\n");
+      }
+    }
+    raw += "\r\n" + buffered;
+    ws_.async_accept(boost::asio::buffer(raw),
+                     beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
   }
 
   void shutdown() override {
@@ -287,8 +306,8 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     queue_.push_back(dump_json(frame));
     queued_bytes_ += queue_.back().size();
     if (queue_.size() > 1 && queued_bytes_ > ctx_->opts.server.max_queued_output_bytes) {  // behind
-      drop_slow_client("more than " + std::to_string(ctx_->opts.server.max_queued_output_bytes) +
-                       " bytes of output queued");
+      drop_slow_client("queue_full", "more than " + std::to_string(ctx_->opts.server.max_queued_output_bytes) +
+                                         " bytes of output queued");
       return;
     }
     if (!writing_) do_write();
@@ -301,7 +320,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
         std::chrono::duration<double>(ctx_->opts.server.write_timeout_s)));
     write_timer_.async_wait([self = shared_from_this(), write](beast::error_code ec) {
       if (ec || !self->writing_ || self->write_seq_ != write) return;  // cancelled or finished in time
-      self->drop_slow_client("a write made no progress for " +
+      self->drop_slow_client("write_timeout", "a write made no progress for " +
                              std::to_string(self->ctx_->opts.server.write_timeout_s) + " s");
     });
     ws_.text(true);
@@ -309,10 +328,10 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
                     beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
   }
 
-  void drop_slow_client(const std::string& why) {
+  void drop_slow_client(const char* reason, const std::string& why) {
     if (closed_) return;
     logger("net")->warn("ws: disconnecting a client that does not read its output ({})", why);
-    ctx_->metrics.count_slow_client_disconnect("ws");
+    ctx_->metrics.count_slow_client("ws", reason);
     closed_ = true;
     cancel_all();
     // The frame being written stays until its write completes (Beast holds a buffer into it).
@@ -373,8 +392,8 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
 }  // namespace
 
 void start_ws_session(tcp::socket socket, std::shared_ptr<server_context> ctx,
-                      beast::http::request<beast::http::string_body> upgrade) {
-  std::make_shared<ws_session>(std::move(socket), std::move(ctx))->run(std::move(upgrade));
+                      beast::http::request<beast::http::string_body> upgrade, std::string buffered) {
+  std::make_shared<ws_session>(std::move(socket), std::move(ctx))->run(std::move(upgrade), std::move(buffered));
 }
 
 }  // namespace troupe

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/message.hpp>
@@ -14,7 +15,10 @@
 namespace troupe {
 
 // Takes over an upgraded connection: accepts the handshake for `upgrade` and serves it.
+// `buffered`: bytes the client sent after the upgrade request and that were already read (its
+// first frames); they are read before the socket.
 void start_ws_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<server_context> ctx,
-                      boost::beast::http::request<boost::beast::http::string_body> upgrade);
+                      boost::beast::http::request<boost::beast::http::string_body> upgrade,
+                      std::string buffered = {});
 
 }  // namespace troupe

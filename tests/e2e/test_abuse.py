@@ -4,6 +4,7 @@ absurd max_tokens and n. After each, the server is healthy and a normal request 
 the default bind address is 127.0.0.1."""
 import asyncio
 import json
+import os
 import re
 import socket
 import time
@@ -14,6 +15,8 @@ import requests
 from conftest import wait_idle
 
 SESSION_LEN = 64
+TINY = os.path.join(os.environ.get("TROUPE_FIXTURES_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..",
+                                                                       "shared", "fixtures")), "tiny-llama")
 MAX_CONN = 200
 HEADER_TIMEOUT_S = 2.0
 
@@ -254,3 +257,89 @@ def test_absurd_sizes(srv, body, status):
         err = r.json()["error"]
         assert err["type"] == "invalid_request_error" and err["message"], err
     assert_good_request(srv.url)
+
+
+def test_browser_simple_requests_and_rebound_hosts_are_refused(srv):
+    # A page on any site can POST text/plain to localhost without a CORS preflight.
+    r = requests.post(srv.url + "/v1/completions", data='{"prompt": "Hello", "max_tokens": 1}',
+                      headers={"content-type": "text/plain"}, timeout=30)
+    assert r.status_code == 415, r.text[:300]
+    assert r.json()["error"]["code"] == "unsupported_media_type"
+    # DNS rebinding: the browser sends the attacker's name as Host.
+    r = requests.get(srv.url + "/v1/models", headers={"Host": f"rebound.example:{srv.port}"}, timeout=30)
+    assert r.status_code == 421, r.text[:300]
+    r = requests.post(srv.url + "/v1/completions", json={"prompt": "Hello", "max_tokens": 1},
+                      headers={"Origin": "https://evil.example"}, timeout=30)
+    assert r.status_code == 403, r.text[:300]
+    assert_good_request(srv.url)
+
+
+def server_rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def slow_metric(url, reason):
+    text = requests.get(url + "/metrics", timeout=10).text
+    m = re.search(r'^troupe:slow_client_disconnects_total\{[^}]*protocol="http",reason="%s"\} (\S+)$' % reason,
+                  text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_sse_clients_that_never_read_are_dropped_and_their_generations_cancelled(server_factory):
+    n_clients, cap, write_timeout = 4, 256 << 10, 2.0
+    # The tiny fixture model (token-id prompts) streams fast enough to fill the kernel's socket
+    # buffers and then the cap within seconds on a loaded machine; SmolLM2 would take minutes.
+    slow = server_factory("--model", TINY, "--session-len", "1024", "--max-queued-output-bytes", "256KiB",
+                          "--write-timeout", str(write_timeout))
+    before = server_rss_bytes(slow.proc.pid)
+    # Long generations with fat events (8 choices, logprobs): far more than the cap plus the
+    # kernel's socket buffers, so a reader that never reads fills both.
+    body = json.dumps({"prompt": [1, 2, 3], "max_tokens": 1000, "ignore_eos": True, "stream": True, "n": 8,
+                       "logprobs": 5}).encode()
+    head = (f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:{slow.port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    socks = []
+    try:
+        for _ in range(n_clients):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+            s.settimeout(10)
+            s.connect(("127.0.0.1", slow.port))
+            s.sendall(head + body)
+            socks.append(s)
+        # Every client is dropped within the write timeout once its buffers are full: wait for the
+        # counter (bounded), sampling the server's RSS meanwhile.
+        deadline = time.monotonic() + 60
+        peak = before
+        while time.monotonic() < deadline:
+            peak = max(peak, server_rss_bytes(slow.proc.pid))
+            dropped = slow_metric(slow.url, "queue_full") + slow_metric(slow.url, "write_timeout")
+            if dropped >= n_clients:
+                break
+            time.sleep(0.2)
+        assert dropped >= n_clients, f"only {dropped} of {n_clients} non-reading clients were disconnected"
+        # Generous bound: the queued bytes are capped per connection; the rest is slack for the
+        # allocator and the generations' own state.
+        assert peak - before < n_clients * cap + (96 << 20), f"RSS grew by {(peak - before) >> 20} MiB"
+        # The generations were cancelled: nothing runs and every block is back.
+        idle = wait_idle(slow.url, timeout=30)
+        assert idle.get("troupe:num_requests_running") == 0, idle
+        assert idle.get("troupe:kv_blocks_used") == 0, idle
+        # And the sockets are closed: draining what the kernel still holds ends in EOF.
+        for s in socks:
+            s.settimeout(10)
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+    finally:
+        for s in socks:
+            s.close()
+    r = requests.post(slow.url + "/v1/completions", json={"prompt": [1, 2, 3], "max_tokens": 4, "ignore_eos": True},
+                      timeout=60)
+    assert r.status_code == 200, r.text

@@ -64,7 +64,8 @@ TEST_F(listener_test, http10_streaming_is_raw_and_closes) {
   start();
   conn c(port);
   const std::string body = R"({"prompt":"hi","stream":true,"max_tokens":2})";
-  ASSERT_TRUE(c.send("POST /v1/completions HTTP/1.0\r\nContent-Length: " + std::to_string(body.size()) +
+  ASSERT_TRUE(c.send("POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: " +
+                     std::to_string(body.size()) +
                      "\r\n\r\n" + body));
   auto r = c.read_reply();
   ASSERT_TRUE(r);

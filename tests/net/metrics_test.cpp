@@ -41,7 +41,7 @@ TEST(render_metrics, writes_engine_plan_and_rejections) {
   m.count_rejection("overloaded");
   m.count_rejection("overloaded");
   m.count_rejection("invalid");
-  m.count_slow_client_disconnect("ws");
+  m.count_slow_client("http", "write_timeout");
   engine_stats s;
   s.num_requests_running = 3;
   s.num_requests_waiting = 2;
@@ -82,8 +82,9 @@ TEST(render_metrics, writes_engine_plan_and_rejections) {
   EXPECT_TRUE(has_line(text, "troupe:max_concurrent_requests{" + label + "} 256"));
   EXPECT_TRUE(has_line(text, "troupe:requests_rejected_total{" + label + ",reason=\"overloaded\"} 2"));
   EXPECT_TRUE(has_line(text, "troupe:requests_rejected_total{" + label + ",reason=\"invalid\"} 1"));
-  EXPECT_TRUE(has_line(text, "troupe:slow_client_disconnects_total{" + label + ",protocol=\"http\"} 0"));
-  EXPECT_TRUE(has_line(text, "troupe:slow_client_disconnects_total{" + label + ",protocol=\"ws\"} 1"));
+  EXPECT_TRUE(has_line(text, "troupe:slow_client_disconnects_total{" + label +
+                                 ",protocol=\"http\",reason=\"write_timeout\"} 1"));
+  EXPECT_TRUE(has_line(text, "troupe:slow_client_disconnects_total{" + label + ",protocol=\"ws\",reason=\"queue_full\"} 0"));
   // Every family's TYPE line appears exactly once.
   size_t pos = 0, count = 0;
   while ((pos = text.find("# TYPE troupe:memory_weights_bytes ", pos)) != std::string::npos) ++count, ++pos;

@@ -79,6 +79,17 @@ class conn {
     return eof_;
   }
 
+  // A response head up to its blank line (an interim `100 Continue`, say); nullopt on timeout.
+  std::optional<std::string> read_head(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    if (!read_until([](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, timeout)) {
+      return std::nullopt;
+    }
+    const size_t end = buf_.find("\r\n\r\n") + 4;
+    std::string head = buf_.substr(0, end);
+    buf_.erase(0, end);
+    return head;
+  }
+
   // One HTTP response (Content-Length or chunked body); nullopt on timeout or early EOF.
   std::optional<http_reply> read_reply(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
     if (!read_until([](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, timeout)) {
@@ -130,9 +141,12 @@ class conn {
 
   // -- WebSocket (client side) ------------------------------------------------------------------
   bool ws_handshake(const std::string& extra_headers = {}) {
-    send("GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
-         extra_headers + "\r\n");
+    send(ws_upgrade(extra_headers));
+    return ws_read_handshake();
+  }
+
+  // The 101 (true) or another status (false) that answers an upgrade request sent already.
+  bool ws_read_handshake() {
     if (!read_until([](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; },
                     std::chrono::milliseconds(5000))) {
       return false;
@@ -142,7 +156,16 @@ class conn {
     return upgraded;
   }
 
-  bool ws_send(const std::string& text) {
+  static std::string ws_upgrade(const std::string& extra_headers = {}) {
+    return "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+           extra_headers + "\r\n";
+  }
+
+  bool ws_send(const std::string& text) { return send(ws_frame(text)); }
+
+  // A masked text frame, as a client sends it.
+  static std::string ws_frame(const std::string& text) {
     std::string frame;
     frame += static_cast<char>(0x81);  // FIN + text
     const uint64_t n = text.size();
@@ -159,7 +182,7 @@ class conn {
     const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
     frame.append(reinterpret_cast<const char*>(mask), 4);
     for (size_t i = 0; i < text.size(); ++i) frame += static_cast<char>(text[i] ^ mask[i % 4]);
-    return send(frame);
+    return frame;
   }
 
   // The next text message; nullopt on timeout, close frame or EOF.

@@ -1,0 +1,108 @@
+// http_session, the generation half: submitting a request to the engine, streaming its events as
+// SSE or answering with one JSON body, and cancelling it when the client goes away. Engine callbacks arrive on actor threads and are posted to the strand.
+#include "net/http_session.h"
+
+#include <boost/asio/post.hpp>
+
+#include "config/log.h"
+#include "net/http_generation.h"
+
+namespace troupe {
+
+void http_session::submit_generation(openai_request req) {
+  std::string id = ctx_->new_request_id();
+  req.gen.request_id = id;
+  gen_ = std::make_unique<http_generation>(ctx_->metrics, req, id);
+  gen_->chunked = version_ >= 11;
+  if (req.stream && !gen_->chunked) keep_alive_ = false;
+  const uint64_t seq = ++gen_seq_;
+  auto self = shared_from_this();
+  try {
+    ctx_->submit(
+        std::move(req.gen), http_meta_,
+        [self, seq](const generation_event& ev) {
+          boost::asio::post(self->strand_, [self, seq, ev] { self->on_event(seq, ev); });
+        },
+        [self, seq](const error& e) {
+          boost::asio::post(self->strand_, [self, seq, e] { self->on_error(seq, e); });
+        });
+  } catch (const std::exception& e) {
+    gen_.reset();
+    respond(ctx_->routes.reject(api_error{500, std::string("submit failed: ") + e.what(), "internal_error", {}, {}}));
+    return;
+  }
+  do_read_some();  // notice a client that goes away while we wait
+}
+
+void http_session::on_event(uint64_t seq, const generation_event& ev) {
+  if (!gen_ || seq != gen_seq_) return;
+  http_generation& g = *gen_;
+  if (!g.tracker.add(ev)) return;
+  g.timing.on_event(ev);
+  const bool done = g.tracker.done();
+  if (done) g.timing.on_done();
+  if (g.client_gone || phase_ == phase::closed) {
+    if (done) finish_generation();
+    return;
+  }
+  const text_codec* codec = ctx_->routes.codec();
+  if (g.stream) {
+    if (!g.head_sent) {
+      std::string head = sse_head(g.chunked);
+      if (!cors_origin_.empty()) {  // before the blank line that ends the head
+        head.insert(head.size() - 2, "Access-Control-Allow-Origin: " + cors_origin_ + "\r\nVary: Origin\r\n");
+      }
+      send(std::move(head));
+      g.head_sent = true;
+    }
+    const auto i = static_cast<size_t>(ev.index);
+    const bool first = !g.first_sent[i];
+    g.first_sent[i] = true;
+    send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]), g.chunked));
+    g.text_offset[i] += static_cast<int64_t>(ev.text.size());
+    if (done) {
+      if (g.include_usage) send(sse_event(usage_chunk(g.meta, g.tracker.usage()), g.chunked));
+      send(sse_end(g.chunked));
+      const bool keep = keep_alive_ && g.chunked;
+      finish_generation();
+      complete_response(keep);
+    }
+  } else if (done) {
+    http_response r = http_response::json(200, dump_json(final_response(g.meta, g.tracker, codec)));
+    finish_generation();
+    respond(r);
+  }
+}
+
+void http_session::on_error(uint64_t seq, const error& e) {
+  if (!gen_ || seq != gen_seq_) return;
+  const api_error a = to_api_error(e);
+  const bool gone = gen_->client_gone || phase_ == phase::closed;
+  const bool head_sent = gen_->head_sent;
+  const bool chunked = gen_->chunked;
+  gen_.reset();
+  if (gone) return;
+  if (head_sent) {  // the stream began: report in-band
+    ctx_->metrics.count_rejection(rejection_reason(a));
+    send(sse_event(api_error_body(a), chunked));
+    send(sse_end(chunked));
+    complete_response(keep_alive_ && chunked);
+  } else {
+    respond(ctx_->routes.reject(a));
+  }
+}
+
+void http_session::finish_generation() {
+  gen_.reset();
+  ctx_->request_done();
+}
+
+void http_session::client_gone() {
+  if (gen_ && !gen_->client_gone) {
+    gen_->client_gone = true;
+    logger("net")->debug("client went away: cancelling {}", gen_->request_id);
+    ctx_->eng.cancel(gen_->request_id);
+  }
+  close();
+}
+}  // namespace troupe
