@@ -203,7 +203,7 @@ TEST_F(listener_test, websocket_reader_that_falls_behind_the_output_cap_is_disco
   flood_without_reading(c, 4, 60);
   wait_cancelled(eng, 4, 10000ms);
   EXPECT_EQ(eng.num_cancelled(), 4u);
-  EXPECT_EQ(server->metrics().slow_client_disconnects().at("ws"), 1u);
+  EXPECT_EQ(server->metrics().slow_clients().at({"ws", "queue_full"}), 1u);
 }
 
 TEST_F(listener_test, websocket_write_that_stalls_past_the_write_timeout_is_disconnected) {
@@ -217,7 +217,7 @@ TEST_F(listener_test, websocket_write_that_stalls_past_the_write_timeout_is_disc
   flood_without_reading(c, 4, 60);
   wait_cancelled(eng, 4, 10000ms);
   EXPECT_EQ(eng.num_cancelled(), 4u);
-  EXPECT_EQ(server->metrics().slow_client_disconnects().at("ws"), 1u);
+  EXPECT_EQ(server->metrics().slow_clients().at({"ws", "write_timeout"}), 1u);
 }
 
 TEST_F(listener_test, websocket_needs_the_api_key_and_bounds_message_size) {
