@@ -23,7 +23,7 @@ void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, dou
   }
 }
 
-std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim, const std::string& weights_dtype) {
+std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim) {
   const int64_t half = head_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i)
@@ -47,14 +47,9 @@ std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim, cons
       f = static_cast<float>(scaled);
     }
   }
-  // transformers keeps inv_freq as a model buffer, so a model loaded in bf16/f16 holds it rounded
-  // to that dtype (and computes cos/sin in float32 from the rounded values). Match it: the
-  // reference logits of a bf16 checkpoint depend on it (errors grow with position otherwise).
-  if (weights_dtype == "bfloat16") {
-    for (auto& f : inv) f = bf16_bits_to_f32(f32_to_bf16_bits(f));
-  } else if (weights_dtype == "float16") {
-    for (auto& f : inv) f = f16_bits_to_f32(f32_to_f16_bits(f));
-  }
+  // Kept in float32 whatever the checkpoint's dtype: transformers computes inv_freq in float32 and
+  // from_pretrained(dtype=bfloat16) keeps that buffer float32 (only `model.to(bf16)` would round
+  // it, which is not how a checkpoint is served). Rounding it drifts the angles with position.
   return inv;
 }
 

@@ -20,9 +20,9 @@ void axpy_f32(float a, const float* x, float* y, int64_t n);
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y);
 
 // Rotary inverse frequencies [head_dim / 2] for the config's rope type (default, linear, llama3),
-// computed as Hugging Face does: float32, then rounded to the checkpoint's dtype when that is
-// "bfloat16" or "float16" (transformers holds inv_freq as a buffer in the model's dtype).
-std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim, const std::string& weights_dtype);
+// computed as Hugging Face does, in float32 for every checkpoint dtype (a bf16 checkpoint loaded
+// with from_pretrained keeps its inv_freq buffer float32).
+std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim);
 
 // cos/sin [head_dim / 2] of position `pos`.
 void rope_cos_sin(const std::vector<float>& inv_freq, int64_t pos, float* cos_out, float* sin_out);

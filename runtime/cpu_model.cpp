@@ -51,7 +51,7 @@ cpu_model::cpu_model(model_config cfg, model_weights weights, const cpu_model_op
       num_blocks_(opts.num_kv_blocks),
       block_seq_len_(opts.block_seq_len),
       block_stride_(cfg_.num_layers * 2 * cfg_.num_kv_heads * opts.block_seq_len * cfg_.head_dim),
-      inv_freq_(rope_inv_freq(cfg_.rope, cfg_.head_dim, cfg_.source_dtype)),
+      inv_freq_(rope_inv_freq(cfg_.rope, cfg_.head_dim)),
       pool_(std::make_unique<cpu_thread_pool>(opts.num_threads)),
       comm_(opts.comm),
       tp_rank_(opts.tp_rank) {}

@@ -39,7 +39,7 @@ troupe::route_handler_actor::behavior_type echo_route() {
 }
 
 // Counts completion tokens; answers nothing (observers are told, never asked).
-troupe::stream_observer_actor::behavior_type counter(int* tokens) {
+troupe::stream_observer_actor::behavior_type counter(troupe::stream_observer_actor::pointer, int* tokens) {
   return {
       [](troupe::begin_atom, const troupe::request_info&) {},
       [tokens](troupe::event_atom, const troupe::generation_event& e) { *tokens += static_cast<int>(e.token_ids.size()); },
