@@ -105,6 +105,10 @@ std::vector<option_def> build_table() {
       [](o& x, const std::string& v) -> status { x.engine.model.model = v; return ok_status(); });
   add("dtype", "model", "runtime dtype of weights and activations: auto|float32|bfloat16|float16", "auto",
       [](o& x, const std::string& v) -> status { return one_of("dtype", v, x.engine.model.dtype, {"auto", "float32", "bfloat16", "float16"}); });
+  add("kv-cache-dtype", "model", "KV cache element type: auto (float16 on cpu, the runtime dtype on cuda)|float32|bfloat16|float16",
+      "auto", [](o& x, const std::string& v) -> status {
+        return one_of("kv-cache-dtype", v, x.engine.model.kv_cache_dtype, {"auto", "float32", "bfloat16", "float16"});
+      });
   add("load-format", "model", "auto (read the weights) or dummy (random weights from config.json, for benchmarks)",
       "auto", [](o& x, const std::string& v) -> status { return one_of("load-format", v, x.engine.model.load_format, {"auto", "dummy"}); });
   add("device", "engine", "where the model runs: cpu|cuda", "cpu",
