@@ -168,6 +168,9 @@ TEST(byte_size, parses_units) {
 }  // namespace
 }  // namespace troupe
 
+namespace troupe {
+namespace {
+
 TEST(memory_plan, kv_cache_dtype_sizes_the_blocks_auto_is_float16_on_cpu) {
   engine_options o = opts_with(1, 0.5);
   o.device = "cpu";
@@ -184,3 +187,6 @@ TEST(memory_plan, kv_cache_dtype_sizes_the_blocks_auto_is_float16_on_cpu) {
   ASSERT_TRUE(gpu.ok());
   EXPECT_EQ(gpu->kv_dtype, "bfloat16");  // auto on a GPU: the runtime dtype
 }
+
+}  // namespace
+}  // namespace troupe
