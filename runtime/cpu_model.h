@@ -1,6 +1,7 @@
 // The CPU forward pass of a Llama-family decoder (Llama, Mistral, Qwen2, SmolLM2): a model_backend
-// owning the weights (float32, bf16 or f16), a float32 or float16 paged KV pool and a thread pool. The reference executor: it makes the
-// server usable without a GPU, and its logits are batch-invariant (see forward()).
+// owning the weights (float32, bf16, f16 or GGML block formats), a float32 or float16 paged KV pool
+// and a thread pool. It makes the server usable without a GPU, and its logits are batch-invariant
+// (see forward()).
 #pragma once
 
 #include <cstdint>
