@@ -165,6 +165,10 @@ result<loaded_model> load_model(const troupe_options& opts) {
     co.num_threads = std::max(1, threads / tp);
     co.comm = comm;
     co.tp_rank = r;
+    if (m.plan.kv_dtype == "float16") co.kv_dtype = weight_dtype::f16;
+    else if (m.plan.kv_dtype == "float32") co.kv_dtype = weight_dtype::f32;
+    else return make_error(errc::invalid_argument, "--kv-cache-dtype " + m.plan.kv_dtype +
+                                                       " is not supported on the CPU (float16 or float32)");
     auto model = cpu_model::create(rank_cfg, std::move(*w), co);
     if (!model) return model.err();
     m.ranks[static_cast<size_t>(r)] = std::shared_ptr<model_backend>(std::move(*model));

@@ -1,7 +1,7 @@
 // bench_cpu_forward: prefill and decode tokens/s of the CPU forward pass at batch 1, 8 and 32, plus
 // a check of why cpu_kernels does not use BLAS (OpenBLAS sgemm rows vs M, and its speed).
-// Usage: bench_cpu_forward [model path | --dummy] [--dtype f32|bf16|f16] [--threads N] [--runs R]
-//                          [--prompt L] [--batches 1,8,32]
+// Usage: bench_cpu_forward [model path | --dummy] [--dtype f32|bf16|f16] [--kv-dtype f16|f32] [--threads N]
+//                          [--runs R] [--prompt L] [--batches 1,8,32] [--no-blas-check]
 // Default model: ~/.cache/troupe/models/SmolLM2-135M-Instruct.Q4_1.gguf, else dummy SmolLM2 weights.
 #include <cblas.h>
 
@@ -109,7 +109,9 @@ int main(int argc, char** argv) {
   std::string path = std::string(std::getenv("HOME") ? std::getenv("HOME") : "") +
                      "/.cache/troupe/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   int threads = 0, runs = 3;
-  weight_load_options opts;  // auto: checkpoint dtype (GGUF dequantizes to float32)
+  weight_load_options opts;  // auto: the checkpoint's format (GGUF block formats stay quantized)
+  weight_dtype kv_dtype = weight_dtype::f16;  // the server's default on the CPU
+  bool blas = true;
   int64_t prompt = 64;
   std::vector<int64_t> batches = {1, 8, 32};
   for (int i = 1; i < argc; ++i) {
@@ -127,7 +129,12 @@ int main(int argc, char** argv) {
       auto d = parse_weight_dtype(argv[++i]);
       if (!d) return std::fprintf(stderr, "%s\n", d.err().to_string().c_str()), 2;
       opts.dtype = *d;
-    } else if (a == "--dummy") path.clear();
+    } else if (a == "--kv-dtype" && i + 1 < argc) {
+      auto d = parse_weight_dtype(argv[++i]);
+      if (!d || *d == weight_dtype::bf16) return std::fprintf(stderr, "--kv-dtype: f16 or f32\n"), 2;
+      kv_dtype = *d;
+    } else if (a == "--no-blas-check") blas = false;
+    else if (a == "--dummy") path.clear();
     else path = a;
   }
   model_config cfg = smollm2_shape();
@@ -140,16 +147,20 @@ int main(int argc, char** argv) {
   const int64_t block_len = 16, decode_steps = 8;
   const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
   const int64_t blocks_per_seq = (prompt + decode_steps + block_len - 1) / block_len;
-  auto made = cpu_model::create(cfg, std::move(w), {max_batch * blocks_per_seq, block_len, threads});
+  cpu_model_options mo{max_batch * blocks_per_seq, block_len, threads};
+  mo.kv_dtype = kv_dtype;
+  auto made = cpu_model::create(cfg, std::move(w), mo);
   if (!made) {
     std::fprintf(stderr, "%s\n", made.err().to_string().c_str());
     return 1;
   }
   cpu_model& m = **made;
-  std::printf("threads: %d, prompt: %ld tokens, block_seq_len %ld, median of %d runs\n", m.num_threads(),
-              static_cast<long>(prompt), static_cast<long>(block_len), runs);
-  blas_check(m.num_threads(), 576, 1536);
-  blas_check(m.num_threads(), 1536, 576);
+  std::printf("threads: %d, prompt: %ld tokens, block_seq_len %ld, KV %s, median of %d runs\n", m.num_threads(),
+              static_cast<long>(prompt), static_cast<long>(block_len), weight_dtype_name(kv_dtype), runs);
+  if (blas) {
+    blas_check(m.num_threads(), 576, 1536);
+    blas_check(m.num_threads(), 1536, 576);
+  }
 
   for (int64_t b : batches) {
     std::vector<double> prefill_s, decode_s;

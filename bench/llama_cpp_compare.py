@@ -84,7 +84,7 @@ def llama_batched(bin_dir, model, threads, prompt, batches):
 
 def troupe_bench(binary, model, threads, prompt, batches, runs):
     """{batch: (prefill tok/s, decode tok/s)} from bench_cpu_forward."""
-    out = run([binary, model, "--threads", str(threads), "--prompt", str(prompt), "--runs", str(runs), "--batches",
+    out = run([binary, model, "--threads", str(threads), "--prompt", str(prompt), "--runs", str(runs), "--no-blas-check", "--batches",
                ",".join(map(str, batches))])
     res = {}
     for m in re.finditer(r"batch\s+(\d+): prefill\s+([0-9.]+) tok/s.*decode\s+([0-9.]+) tok/s", out):

@@ -141,7 +141,10 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
   memory_plan p;
   p.device = o.device;
   p.dtype = dtype;
-  p.kv_dtype = dtype;
+  // The KV cache's element type (--kv-cache-dtype): auto is float16 on the CPU (its KV cache is
+  // 16-bit), the runtime dtype on a GPU.
+  const std::string& kvd = o.model.kv_cache_dtype;
+  p.kv_dtype = (kvd.empty() || kvd == "auto") ? (o.device == "cuda" ? dtype : "float16") : kvd;
   p.tp = o.tp;
   p.block_seq_len = o.cache_block_seq_len;
   p.session_len = o.session_len > 0 ? o.session_len : m.max_position_embeddings;
@@ -150,7 +153,7 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
   p.max_concurrent_requests = o.max_concurrent_requests;
   const bool on_gpu = o.device == "cuda";
   p.block_bytes = static_cast<uint64_t>(o.cache_block_seq_len) * m.num_layers * kv_heads_per_rank(m, o.tp) *
-                  m.head_dim * 2 * dtype_bytes(dtype);
+                  m.head_dim * 2 * dtype_bytes(p.kv_dtype);
 
   // The CPU default is sized per rank below (its rule names the bound that applied).
   const bool cpu_default = !o.kv_cache_memory && !o.cache_max_entry_count && !on_gpu;

@@ -120,6 +120,8 @@ std::vector<option_def> build_table() {
       [](o& x, const std::string& v) -> status { x.engine.model.model = v; return ok_status(); });
   add_choice("dtype", "model", "runtime dtype of weights and activations", "auto", {"auto", "float32", "bfloat16", "float16"},
              [](o& x) -> std::string& { return x.engine.model.dtype; });
+  add_choice("kv-cache-dtype", "model", "KV cache element type (auto: float16 on cpu, the runtime dtype on cuda)", "auto",
+             {"auto", "float32", "bfloat16", "float16"}, [](o& x) -> std::string& { return x.engine.model.kv_cache_dtype; });
   add_choice("load-format", "model", "auto (read the weights) or dummy (random weights from config.json, for benchmarks)",
              "auto", {"auto", "dummy"}, [](o& x) -> std::string& { return x.engine.model.load_format; });
   add_choice("device", "engine", "where the model runs", "cpu", {"cpu", "cuda"},

@@ -18,6 +18,7 @@ struct model_options {
   std::string model;          // GGUF file, HF folder, or config.json; empty = the default model
   std::string dtype = "auto"; // auto|float32|bfloat16|float16 (runtime dtype on the device)
   std::string load_format = "auto";  // auto|dummy (random weights from config.json)
+  std::string kv_cache_dtype = "auto";  // auto|float32|bfloat16|float16; auto: float16 on cpu, dtype on cuda
 };
 
 // Test-only fault injection (--fault-inject); every field 0 = off, and all off changes nothing.

@@ -2,6 +2,8 @@
 // attention, each with a fixed per-element reduction order.
 #include "runtime/cpu_kernels.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,6 +12,28 @@ namespace troupe {
 
 void axpy_f32(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+namespace {
+
+__attribute__((target("avx2,f16c"))) void axpy_f16_avx2(float a, const uint16_t* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(va, xv)));
+  }
+  for (; i < n; ++i) y[i] += a * _cvtsh_ss(x[i]);
+}
+
+}  // namespace
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
+  if (cpu_matmul_uses_avx2()) return axpy_f16_avx2(a, x, y, n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float p = a * f16_bits_to_f32(x[i]);
+    y[i] += p;
+  }
 }
 
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y) {
@@ -86,12 +110,13 @@ void paged_attention_row(const float* q, const paged_kv_view& kv, int64_t lo, in
                          float* scores, float* out) {
   const int64_t hd = kv.head_dim;
   auto slot = [&](int64_t pos) {
-    return kv.pool + static_cast<int64_t>(kv.block_table[pos / kv.block_seq_len]) * kv.block_stride +
+    return static_cast<int64_t>(kv.block_table[pos / kv.block_seq_len]) * kv.block_stride +
            (pos % kv.block_seq_len) * hd;
   };
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t j = lo; j <= hi; ++j) {
-    const float s = dot_f32(q, slot(j) + kv.k_offset, hd) * scale;
+    const int64_t k = slot(j) + kv.k_offset;
+    const float s = (kv.pool_f16 ? dot_f16(q, kv.pool_f16 + k, hd) : dot_f32(q, kv.pool + k, hd)) * scale;
     scores[j - lo] = s;
     mx = std::max(mx, s);
   }
@@ -102,7 +127,11 @@ void paged_attention_row(const float* q, const paged_kv_view& kv, int64_t lo, in
     sum += e;
   }
   std::fill(out, out + hd, 0.0f);
-  for (int64_t j = lo; j <= hi; ++j) axpy_f32(scores[j - lo], slot(j) + kv.v_offset, out, hd);
+  for (int64_t j = lo; j <= hi; ++j) {
+    const int64_t v = slot(j) + kv.v_offset;
+    if (kv.pool_f16) axpy_f16(scores[j - lo], kv.pool_f16 + v, out, hd);
+    else axpy_f32(scores[j - lo], kv.pool + v, out, hd);
+  }
   const float inv = 1.0f / sum;
   for (int64_t i = 0; i < hd; ++i) out[i] *= inv;
 }

@@ -15,6 +15,9 @@ namespace troupe {
 
 // y += a · x over n floats (lane-wise, so the order per element is simply the call order).
 void axpy_f32(float a, const float* x, float* y, int64_t n);
+// The same with x in float16 bits: y[i] += a * float(x[i]), one rounding for the product and one
+// for the sum (never fused), on every instruction set.
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n);
 
 // y[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) · weight, for r in [0, rows). x, y: [rows, dim].
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y);
@@ -38,9 +41,10 @@ void silu_mul(const float* gate_up, int64_t rows, int64_t inter, float* out);
 // pool + block_table[b] * block_stride + k_offset, as [block_seq_len, head_dim], values at v_offset.
 struct paged_kv_view {
   const float* pool = nullptr;
+  const uint16_t* pool_f16 = nullptr;  // set instead of pool for a float16 cache (offsets in elements)
   const int32_t* block_table = nullptr;
-  int64_t block_stride = 0;  // floats per block
-  int64_t k_offset = 0;      // floats from a block's start to this layer/head's keys
+  int64_t block_stride = 0;  // elements per block
+  int64_t k_offset = 0;      // elements from a block's start to this layer/head's keys
   int64_t v_offset = 0;      // ... and values
   int64_t block_seq_len = 0;
   int64_t head_dim = 0;

@@ -201,4 +201,10 @@ float dot_f32(const float* a, const float* b, int64_t n) {
   return y;
 }
 
+float dot_f16(const float* a, const uint16_t* b, int64_t n) {
+  float y;
+  micro_set<w_f16>::get().f[0][0](a, n, b, &y, 1);
+  return y;
+}
+
 }  // namespace troupe

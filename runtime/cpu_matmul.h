@@ -25,5 +25,7 @@ void set_cpu_matmul_scalar(bool scalar);
 
 // The dot product matmul_nt computes for one element (float32 operands).
 float dot_f32(const float* a, const float* b, int64_t n);
+// The same with b in float16 bits (widened exactly), as matmul_nt over float16 weights computes it.
+float dot_f16(const float* a, const uint16_t* b, int64_t n);
 
 }  // namespace troupe

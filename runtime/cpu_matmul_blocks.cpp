@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "runtime/cpu_matmul.h"
@@ -39,9 +40,9 @@ __attribute__((target("avx2,fma,f16c"))) inline float half_to_f32(const uint8_t*
 
 // 16 bytes of packed nibbles -> 32 floats in GGML order (low nibbles first), each as
 // cvt(nibble + add) (an int offset), then * d + m.
-__attribute__((target("avx2,fma,f16c"))) inline void nibbles_to_f32(__m128i q, __m256i high5_lo, __m256i high5_hi,
-                                                                    bool has_high, int offset, float d, float m,
-                                                                    bool has_min, float* out) {
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline void nibbles_to_f32(
+    __m128i q, __m256i high5_lo, __m256i high5_hi, bool has_high, int offset, float d, float m, bool has_min,
+    __m256* out) {
   const __m128i mask = _mm_set1_epi8(0x0F);
   const __m128i lo = _mm_and_si128(q, mask), hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask);
   const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
@@ -57,37 +58,61 @@ __attribute__((target("avx2,fma,f16c"))) inline void nibbles_to_f32(__m128i q, _
     }
     __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v, off)), vd);
     if (has_min) f = _mm256_add_ps(f, vm);
-    _mm256_storeu_ps(out + 8 * p, f);
+    out[p] = f;
   }
 }
 
-__attribute__((target("avx2,fma,f16c"))) void dec_q4_0(const uint8_t* b, float* out) {
-  nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2)), _mm256_setzero_si256(), _mm256_setzero_si256(), false, -8, half_to_f32(b), 0,
-                 false, out);
-}
-__attribute__((target("avx2,fma,f16c"))) void dec_q4_1(const uint8_t* b, float* out) {
-  nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 4)), _mm256_setzero_si256(), _mm256_setzero_si256(), false, 0, half_to_f32(b),
-                 half_to_f32(b + 2), true, out);
-}
-__attribute__((target("avx2,fma,f16c"))) void dec_q5_0(const uint8_t* b, float* out) {
-  uint32_t qh;
-  std::memcpy(&qh, b + 2, 4);
-  nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 6)), _mm256_set1_epi32(static_cast<int>(qh)),
-                 _mm256_set1_epi32(static_cast<int>(qh >> 16)), true, -16, half_to_f32(b), 0, false, out);
-}
-__attribute__((target("avx2,fma,f16c"))) void dec_q5_1(const uint8_t* b, float* out) {
-  uint32_t qh;
-  std::memcpy(&qh, b + 4, 4);
-  nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 8)), _mm256_set1_epi32(static_cast<int>(qh)),
-                 _mm256_set1_epi32(static_cast<int>(qh >> 16)), true, 0, half_to_f32(b), half_to_f32(b + 2), true,
-                 out);
-}
-__attribute__((target("avx2,fma,f16c"))) void dec_q8_0(const uint8_t* b, float* out) {
-  const __m256 vd = _mm256_set1_ps(half_to_f32(b));
-  for (int p = 0; p < 4; ++p) {
-    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * p));
-    _mm256_storeu_ps(out + 8 * p, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), vd));
+// Register decoders of the 32-element formats: one block -> 4 vectors of 8 floats.
+struct q4_0_regs {
+  static constexpr int64_t bytes = 18;
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
+    nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2)), _mm256_setzero_si256(),
+                   _mm256_setzero_si256(), false, -8, half_to_f32(b), 0, false, out);
   }
+};
+struct q4_1_regs {
+  static constexpr int64_t bytes = 20;
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
+    nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 4)), _mm256_setzero_si256(),
+                   _mm256_setzero_si256(), false, 0, half_to_f32(b), half_to_f32(b + 2), true, out);
+  }
+};
+struct q5_0_regs {
+  static constexpr int64_t bytes = 22;
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
+    uint32_t qh;
+    std::memcpy(&qh, b + 2, 4);
+    nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 6)), _mm256_set1_epi32(static_cast<int>(qh)),
+                   _mm256_set1_epi32(static_cast<int>(qh >> 16)), true, -16, half_to_f32(b), 0, false, out);
+  }
+};
+struct q5_1_regs {
+  static constexpr int64_t bytes = 24;
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
+    uint32_t qh;
+    std::memcpy(&qh, b + 4, 4);
+    nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 8)), _mm256_set1_epi32(static_cast<int>(qh)),
+                   _mm256_set1_epi32(static_cast<int>(qh >> 16)), true, 0, half_to_f32(b), half_to_f32(b + 2), true,
+                   out);
+  }
+};
+struct q8_0_regs {
+  static constexpr int64_t bytes = 34;
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
+    const __m256 vd = _mm256_set1_ps(half_to_f32(b));
+    for (int p = 0; p < 4; ++p) {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * p));
+      out[p] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), vd);
+    }
+  }
+};
+
+// The same decoders storing to memory (prefill panels).
+template <class D>
+__attribute__((target("avx2,fma,f16c"))) void dec_store(const uint8_t* b, float* out) {
+  __m256 v[4];
+  D::decode(b, v);
+  for (int p = 0; p < 4; ++p) _mm256_storeu_ps(out + 8 * p, v[p]);
 }
 
 // Formats without a vector decoder yet (the K-quants) use GGML's scalar dequantizer per block.
@@ -108,11 +133,11 @@ format format_of(weight_dtype d) {
   const ggml_type_traits* t = ggml_type_info(weight_dtype_ggml_type(d));
   format f{t->block_size, t->type_size, nullptr, nullptr};
   switch (d) {
-    case weight_dtype::q4_0: f.avx2 = dec_q4_0, f.scalar = dec_scalar<ggml_type::q4_0>; break;
-    case weight_dtype::q4_1: f.avx2 = dec_q4_1, f.scalar = dec_scalar<ggml_type::q4_1>; break;
-    case weight_dtype::q5_0: f.avx2 = dec_q5_0, f.scalar = dec_scalar<ggml_type::q5_0>; break;
-    case weight_dtype::q5_1: f.avx2 = dec_q5_1, f.scalar = dec_scalar<ggml_type::q5_1>; break;
-    case weight_dtype::q8_0: f.avx2 = dec_q8_0, f.scalar = dec_scalar<ggml_type::q8_0>; break;
+    case weight_dtype::q4_0: f.avx2 = dec_store<q4_0_regs>, f.scalar = dec_scalar<ggml_type::q4_0>; break;
+    case weight_dtype::q4_1: f.avx2 = dec_store<q4_1_regs>, f.scalar = dec_scalar<ggml_type::q4_1>; break;
+    case weight_dtype::q5_0: f.avx2 = dec_store<q5_0_regs>, f.scalar = dec_scalar<ggml_type::q5_0>; break;
+    case weight_dtype::q5_1: f.avx2 = dec_store<q5_1_regs>, f.scalar = dec_scalar<ggml_type::q5_1>; break;
+    case weight_dtype::q8_0: f.avx2 = dec_store<q8_0_regs>, f.scalar = dec_scalar<ggml_type::q8_0>; break;
     case weight_dtype::q4_k: f.avx2 = f.scalar = dec_scalar<ggml_type::q4_k>; break;
     case weight_dtype::q5_k: f.avx2 = f.scalar = dec_scalar<ggml_type::q5_k>; break;
     case weight_dtype::q6_k: f.avx2 = f.scalar = dec_scalar<ggml_type::q6_k>; break;
@@ -155,6 +180,29 @@ __attribute__((target("avx2,fma,f16c"))) void qmicro_avx2(const format& f, const
     for (int c = 0; c < C; ++c) y[r * ldy + c] = hsum8(acc[r][c]);
 }
 
+// The same tile for a 32-element format whose decoder D the compiler inlines: each block of each
+// column is decoded into registers and used at once (per (row, column) the FMAs run in the same
+// order as above).
+template <int R, int C, class D>
+__attribute__((target("avx2,fma,f16c"))) void qmicro_regs(const format&, const float* x, int64_t k, const uint8_t* w,
+                                                          int64_t row_bytes, float* y, int64_t ldy) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  const int64_t nb = k / 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* xb = x + b * 32;
+    for (int c = 0; c < C; ++c) {
+      __m256 wv[4];
+      D::decode(w + c * row_bytes + b * D::bytes, wv);
+      for (int r = 0; r < R; ++r)
+        for (int p = 0; p < 4; ++p) acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(xb + r * k + 8 * p), wv[p], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) y[r * ldy + c] = hsum8(acc[r][c]);
+}
+
 // The portable twin: the same lanes and lane tree as cpu_matmul.cpp's micro_generic.
 template <int R, int C>
 void qmicro_generic(const format& f, const float* x, int64_t k, const uint8_t* w, int64_t row_bytes, float* y,
@@ -183,24 +231,42 @@ struct qmicro_set {
   qmicro_fn f[tile_rows][tile_cols];
   qmicro_fn row_wide;
 
-  template <int R>
-  void fill_row(bool avx) {
-    f[R - 1][0] = avx ? qmicro_avx2<R, 1> : qmicro_generic<R, 1>;
-    f[R - 1][1] = avx ? qmicro_avx2<R, 2> : qmicro_generic<R, 2>;
-    f[R - 1][2] = avx ? qmicro_avx2<R, 3> : qmicro_generic<R, 3>;
+  // D: a register decoder, or void for the buffered kernels.
+  template <class D, int R, int C>
+  static qmicro_fn pick(bool avx) {
+    if (!avx) return qmicro_generic<R, C>;
+    if constexpr (std::is_void_v<D>) return qmicro_avx2<R, C>;
+    else return qmicro_regs<R, C, D>;
   }
+  template <class D, int R>
+  void fill_row(bool avx) {
+    f[R - 1][0] = pick<D, R, 1>(avx);
+    f[R - 1][1] = pick<D, R, 2>(avx);
+    f[R - 1][2] = pick<D, R, 3>(avx);
+  }
+  template <class D>
   static qmicro_set make(bool avx) {
     qmicro_set s{};
-    s.fill_row<1>(avx);
-    s.fill_row<2>(avx);
-    s.fill_row<3>(avx);
-    s.fill_row<4>(avx);
-    s.row_wide = avx ? qmicro_avx2<1, wide_cols> : qmicro_generic<1, wide_cols>;
+    s.fill_row<D, 1>(avx);
+    s.fill_row<D, 2>(avx);
+    s.fill_row<D, 3>(avx);
+    s.fill_row<D, 4>(avx);
+    s.row_wide = pick<D, 1, wide_cols>(avx);
     return s;
   }
-  static const qmicro_set& get(bool avx) {
-    static const qmicro_set a = make(true), g = make(false);
-    return avx ? a : g;
+  static const qmicro_set& get(weight_dtype d, bool avx) {
+    static const qmicro_set g = make<void>(false), buffered = make<void>(true), q4_0 = make<q4_0_regs>(true),
+                            q4_1 = make<q4_1_regs>(true), q5_0 = make<q5_0_regs>(true), q5_1 = make<q5_1_regs>(true),
+                            q8_0 = make<q8_0_regs>(true);
+    if (!avx) return g;
+    switch (d) {
+      case weight_dtype::q4_0: return q4_0;
+      case weight_dtype::q4_1: return q4_1;
+      case weight_dtype::q5_0: return q5_0;
+      case weight_dtype::q5_1: return q5_1;
+      case weight_dtype::q8_0: return q8_0;
+      default: return buffered;
+    }
   }
 };
 
@@ -213,7 +279,7 @@ void matmul_blocks(const float* x, int64_t m, const weight_matrix& w, const floa
   const bool avx = cpu_matmul_uses_avx2();
   const format f = format_of(w.dtype);
   const decode_fn decode = avx ? f.avx2 : f.scalar;
-  const qmicro_set& qs = qmicro_set::get(avx);
+  const qmicro_set& qs = qmicro_set::get(w.dtype, avx);
   const int64_t row_bytes = w.row_bytes();
   const uint8_t* wq = w.quant.data();
   // Tasks as in cpu_matmul.cpp: [row block x column block], a column block's float32 panel

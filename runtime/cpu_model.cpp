@@ -51,6 +51,7 @@ cpu_model::cpu_model(model_config cfg, model_weights weights, const cpu_model_op
       num_blocks_(opts.num_kv_blocks),
       block_seq_len_(opts.block_seq_len),
       block_stride_(cfg_.num_layers * 2 * cfg_.num_kv_heads * opts.block_seq_len * cfg_.head_dim),
+      kv_dtype_(opts.kv_dtype),
       inv_freq_(rope_inv_freq(cfg_.rope, cfg_.head_dim)),
       pool_(std::make_unique<cpu_thread_pool>(opts.num_threads)),
       comm_(opts.comm),
@@ -63,17 +64,21 @@ result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_wei
     return make_error(errc::invalid_argument, "cpu_model needs num_kv_blocks > 0 and block_seq_len > 0");
   if (opts.comm && (opts.tp_rank < 0 || opts.tp_rank >= opts.comm->world()))
     return make_error(errc::invalid_argument, "cpu_model: tensor-parallel rank outside the group");
+  if (opts.kv_dtype != weight_dtype::f32 && opts.kv_dtype != weight_dtype::f16)
+    return make_error(errc::invalid_argument, std::string("cpu_model: KV cache dtype ") +
+                                                  weight_dtype_name(opts.kv_dtype) + " is not supported (float32, float16)");
   std::unique_ptr<cpu_model> m(new cpu_model(std::move(cfg), std::move(weights), opts));
-  const int64_t floats = m->num_blocks_ * m->block_stride_;
+  const int64_t floats = (m->kv_pool_bytes() + 3) / 4;
   auto kv = host_buffer::allocate(static_cast<size_t>(floats));
   if (!kv)
     return make_error(errc::out_of_memory, "cannot allocate the CPU KV pool: " + std::to_string(m->num_blocks_) +
-                                               " blocks of " + std::to_string(m->block_stride_ * 4) + " bytes");
+                                               " blocks of " + std::to_string(m->block_bytes()) + " bytes");
   m->kv_ = std::move(*kv);
-  logger("runtime")->info("cpu_model '{}': {} layers, weights {:.1f} MiB ({}), KV pool {} blocks x {} tokens ({:.1f} MiB), {} threads",
+  logger("runtime")->info("cpu_model '{}': {} layers, weights {:.1f} MiB ({}), KV pool {} blocks x {} tokens ({:.1f} MiB {}), {} threads",
                           m->cfg_.name, m->cfg_.num_layers, m->w_.num_bytes() / 1048576.0,
                           weight_dtype_name(m->w_.layers[0].w_qkv.dtype), m->num_blocks_,
-                          m->block_seq_len_, floats * 4 / 1048576.0, m->pool_->num_threads());
+                          m->block_seq_len_, m->kv_pool_bytes() / 1048576.0, weight_dtype_name(m->kv_dtype_),
+                          m->pool_->num_threads());
   return m;
 }
 
@@ -127,7 +132,7 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
   const int64_t n = static_cast<int64_t>(tok_seq_.size());
   const int64_t hd = cfg_.head_dim, half = hd / 2, nh = cfg_.num_heads, nkv = cfg_.num_kv_heads;
   const int64_t q_size = cfg_.q_size(), kv_size = cfg_.kv_size(), row = q_size + 2 * kv_size;
-  const int64_t head_stride = block_seq_len_ * hd;           // floats per [block_seq_len, head_dim]
+  const int64_t head_stride = block_seq_len_ * hd;           // elements per [block_seq_len, head_dim]
   const int64_t layer_off = layer * 2 * nkv * head_stride;   // K of this layer inside a block
   const int64_t v_off = nkv * head_stride;                   // V after K
 
@@ -138,11 +143,18 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
     rope_apply(q + q_size, nkv, hd, cos_.data() + t * half, sin_.data() + t * half);
     const seq_step& s = batch.seqs[tok_seq_[t]];
     const int64_t pos = tok_pos_[t];
-    float* block = kv_.data() + static_cast<int64_t>(s.block_table[pos / block_seq_len_]) * block_stride_;
+    const int64_t block = static_cast<int64_t>(s.block_table[pos / block_seq_len_]) * block_stride_;
     for (int64_t g = 0; g < nkv; ++g) {
-      float* slot = block + layer_off + g * head_stride + (pos % block_seq_len_) * hd;
-      std::copy_n(q + q_size + g * hd, hd, slot);
-      std::copy_n(q + q_size + kv_size + g * hd, hd, slot + v_off);
+      const int64_t slot = block + layer_off + g * head_stride + (pos % block_seq_len_) * hd;
+      const float* k = q + q_size + g * hd;
+      const float* v = q + q_size + kv_size + g * hd;
+      if (kv_dtype_ == weight_dtype::f16) {
+        uint16_t* p = reinterpret_cast<uint16_t*>(kv_.data()) + slot;
+        for (int64_t i = 0; i < hd; ++i) p[i] = f32_to_f16_bits(k[i]), p[v_off + i] = f32_to_f16_bits(v[i]);
+      } else {
+        std::copy_n(k, hd, kv_.data() + slot);
+        std::copy_n(v, hd, kv_.data() + slot + v_off);
+      }
     }
   }
 
@@ -156,7 +168,8 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
     const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
     if (static_cast<int64_t>(scores.size()) < pos - lo + 1) scores.resize(pos - lo + 1);
     paged_kv_view kv;
-    kv.pool = kv_.data();
+    if (kv_dtype_ == weight_dtype::f16) kv.pool_f16 = reinterpret_cast<const uint16_t*>(kv_.data());
+    else kv.pool = kv_.data();
     kv.block_table = batch.seqs[tok_seq_[t]].block_table.data();
     kv.block_stride = block_stride_;
     kv.k_offset = layer_off + g * head_stride;

@@ -1,6 +1,7 @@
 // The CPU forward pass of a Llama-family decoder (Llama, Mistral, Qwen2, SmolLM2): a model_backend
-// owning the weights (float32, bf16 or f16), a float32 paged KV pool and a thread pool. The reference executor: it makes the
-// server usable without a GPU, and its logits are batch-invariant (see forward()).
+// owning the weights (float32, bf16, f16 or GGML block formats), a float32 or float16 paged KV pool
+// and a thread pool. It makes the server usable without a GPU, and its logits are batch-invariant
+// (see forward()).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,8 @@ struct cpu_model_options {
   int64_t num_kv_blocks = 0;   // blocks in the KV pool
   int64_t block_seq_len = 16;  // tokens per block (cache_block_seq_len)
   int num_threads = 0;         // threads for matmuls and attention, the caller included; 0 = all cores
+  // The KV cache's element type: float32 or float16 (half the bytes; attention reads it directly).
+  weight_dtype kv_dtype = weight_dtype::f32;
   // Tensor parallelism: this model is rank `tp_rank` of comm->world() and holds that rank's shard
   // (weights and config from runtime/tensor_parallel.h). Null: a whole model, no collectives.
   std::shared_ptr<cpu_comm_group> comm;
@@ -53,9 +56,11 @@ class cpu_model : public model_backend {
   // are serialised.
   status forward(const step_batch& batch, step_logits& out) override;
 
-  // KV block layout: [num_layers][2 (K, V)][num_kv_heads][block_seq_len][head_dim] float32.
+  // KV block layout: [num_layers][2 (K, V)][num_kv_heads][block_seq_len][head_dim] of kv_dtype.
   int64_t block_floats() const { return block_stride_; }
-  int64_t kv_pool_bytes() const { return static_cast<int64_t>(kv_.size() * sizeof(float)); }
+  int64_t block_bytes() const { return block_stride_ * kv_elem_bytes(); }
+  int64_t kv_pool_bytes() const { return num_blocks_ * block_bytes(); }
+  weight_dtype kv_dtype() const { return kv_dtype_; }
   int num_threads() const { return pool_->num_threads(); }
   backend_memory memory() const override;
 
@@ -65,13 +70,15 @@ class cpu_model : public model_backend {
   void prepare_tokens(const step_batch& batch);
   void attention_layer(const step_batch& batch, int64_t layer);
   void compute_logits(const step_batch& batch, step_logits& out);
+  int64_t kv_elem_bytes() const { return kv_dtype_ == weight_dtype::f32 ? 4 : 2; }
 
   model_config cfg_;
   model_weights w_;
   int64_t num_blocks_ = 0;
   int64_t block_seq_len_ = 0;
-  int64_t block_stride_ = 0;  // floats per block
-  host_buffer kv_;            // [num_blocks, num_layers, 2, num_kv_heads, block_seq_len, head_dim]
+  int64_t block_stride_ = 0;  // elements per block
+  weight_dtype kv_dtype_ = weight_dtype::f32;
+  host_buffer kv_;            // [num_blocks, num_layers, 2, num_kv_heads, block_seq_len, head_dim] of kv_dtype_
   std::vector<float> inv_freq_;  // [head_dim / 2]
   std::unique_ptr<cpu_thread_pool> pool_;
   std::shared_ptr<cpu_comm_group> comm_;

@@ -1,5 +1,6 @@
 // A Llama-family model's weights laid out for the CPU forward pass: one struct per decoder layer,
-// q/k/v and gate/up fused into single row-major matrices (float32, bf16 or f16). Loaded from a
+// q/k/v and gate/up fused into single row-major matrices (float32, bf16, f16, or the GGUF's block
+// format when every fused part shares one). Loaded from a
 // weight_source with every shape checked against model_config, or filled with seeded random values.
 #pragma once
 
@@ -22,7 +23,8 @@ enum class load_format {
 
 struct weight_load_options {
   // How matrices are stored. Unset ("auto"): a matrix whose checkpoint tensors are all BF16 (F16)
-  // stays bf16 (f16), losslessly; anything else (F32, GGUF) becomes float32. Set: that dtype for
+  // stays bf16 (f16), all one GGML block format (Q4_0 ... Q6_K) stays in it, losslessly; anything
+  // else (F32, mixed formats, a tensor-parallel shard) becomes float32. Set: that dtype for
   // every matrix (lossy when narrower than the checkpoint). Norms and biases are always float32.
   std::optional<weight_dtype> dtype;
   uint64_t seed = 0;  // load_format::dummy only

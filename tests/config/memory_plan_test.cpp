@@ -270,3 +270,26 @@ TEST(byte_size, parses_units) {
 
 }  // namespace
 }  // namespace troupe
+
+namespace troupe {
+namespace {
+
+TEST(memory_plan, kv_cache_dtype_sizes_the_blocks_auto_is_float16_on_cpu) {
+  engine_options o = opts_with(1, 0.5);
+  o.device = "cpu";
+  auto cpu_auto = make_memory_plan(llama3_8b(), o, "float32", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(cpu_auto.ok()) << cpu_auto.err().message;
+  EXPECT_EQ(cpu_auto->kv_dtype, "float16");
+  EXPECT_EQ(cpu_auto->block_bytes, 8 * MiB);  // 2 bytes although the runtime dtype is float32
+  o.model.kv_cache_dtype = "float32";
+  auto cpu_f32 = make_memory_plan(llama3_8b(), o, "float32", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(cpu_f32.ok());
+  EXPECT_EQ(cpu_f32->kv_dtype, "float32");
+  EXPECT_EQ(cpu_f32->block_bytes, 16 * MiB);
+  auto gpu = make_memory_plan(llama3_8b(), opts_with(1, 0.5), "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(gpu.ok());
+  EXPECT_EQ(gpu->kv_dtype, "bfloat16");  // auto on a GPU: the runtime dtype
+}
+
+}  // namespace
+}  // namespace troupe

@@ -1,0 +1,57 @@
+// The memory plan against what the CPU backend allocates: for each shared fixture and the default
+// model, the plan's KV dtype, block bytes and KV bytes equal the cpu_model built from that plan
+// (--kv-cache-dtype auto: float16 on the CPU; explicit float32 too).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "config/paths.h"
+#include "runtime/cpu_model.h"
+#include "runtime/model_plan.h"
+#include "runtime/model_weights.h"
+
+namespace troupe {
+namespace {
+
+void check_plan_equals_allocation(const std::string& path) {
+  SCOPED_TRACE(path);
+  auto cfg = read_model_config(path);
+  ASSERT_TRUE(cfg.ok()) << cfg.err().message;
+  for (const char* kv : {"auto", "float32", "float16"}) {
+    SCOPED_TRACE(kv);
+    engine_options o;
+    o.device = "cpu";
+    o.model.kv_cache_dtype = kv;
+    o.cache_max_entry_count = 12;  // blocks
+    o.session_len = 64;
+    o.device_memory = 64ull << 30;
+    auto plan = plan_for_model(*cfg, o, simulated_or_host_devices(o));
+    ASSERT_TRUE(plan.ok()) << plan.err().message;
+    EXPECT_EQ(plan->kv_dtype, std::string(kv) == "auto" ? "float16" : kv);
+    auto w = load_model_weights(*cfg, path, load_format::weights);
+    ASSERT_TRUE(w.ok()) << w.err().message;
+    cpu_model_options co;
+    co.num_kv_blocks = plan->num_blocks;
+    co.block_seq_len = plan->block_seq_len;
+    co.num_threads = 1;
+    co.kv_dtype = plan->kv_dtype == "float16" ? weight_dtype::f16 : weight_dtype::f32;
+    auto m = cpu_model::create(*cfg, std::move(*w), co);
+    ASSERT_TRUE(m.ok()) << m.err().message;
+    EXPECT_EQ(plan->block_bytes, static_cast<uint64_t>((*m)->block_bytes()));
+    EXPECT_EQ(plan->ranks[0].kv_bytes, (*m)->memory().kv_bytes);
+  }
+}
+
+TEST(cpu_plan_allocation, fixtures_kv_plan_equals_allocation) {
+  for (const char* name : {"tiny-llama", "tiny-llama-bf16", "tiny-qwen2", "tiny-qwen2-bf16"})
+    check_plan_equals_allocation(std::string(TROUPE_FIXTURES_DIR) + "/" + name);
+}
+
+TEST(cpu_plan_allocation, default_model_kv_plan_equals_allocation) {
+  const std::string path = default_model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not installed at " << path;
+  check_plan_equals_allocation(path);
+}
+
+}  // namespace
+}  // namespace troupe
