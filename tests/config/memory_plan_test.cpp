@@ -177,17 +177,17 @@ engine_options cpu_opts(int32_t session_len, int32_t max_concurrent_requests) {
   return o;
 }
 
-constexpr uint64_t kSmolBlock = 64ull * 30 * 3 * 64 * 2 * 4;  // float32 K and V of 64 tokens
+constexpr uint64_t kSmolBlock = 64ull * 30 * 3 * 64 * 2 * 2;  // float16 K and V of 64 tokens (the CPU's auto KV dtype)
 
 TEST(memory_plan_cpu_default, a_23gib_host_gets_the_4gib_cap_not_most_of_its_ram) {
-  // 256 full 8192-token sequences would need 90 GiB; the old default took 0.8 of the ~22 GiB left.
+  // 256 full 8192-token sequences would need 45 GiB (float16 KV); the old default took 0.8 of the ~22 GiB left.
   auto p = make_memory_plan(smollm2_135m(), cpu_opts(8192, 256), "float32", {{23 * GiB, 23 * GiB}});
   ASSERT_TRUE(p.ok()) << p.err().message;
   EXPECT_EQ(p->block_bytes, kSmolBlock);
   EXPECT_EQ(p->num_blocks, static_cast<int64_t>(4 * GiB / kSmolBlock));
   EXPECT_LE(p->ranks[0].kv_bytes, 4 * GiB);
   EXPECT_NE(p->kv_rule.find("cpu default: the 4.00 GiB cap"), std::string::npos) << p->kv_rule;
-  EXPECT_NE(p->kv_rule.find("256 full 8192-token sequences would need 90.00 GiB"), std::string::npos) << p->kv_rule;
+  EXPECT_NE(p->kv_rule.find("256 full 8192-token sequences would need 45.00 GiB"), std::string::npos) << p->kv_rule;
   EXPECT_NE(format_memory_plan(*p).find("KV rule: cpu default"), std::string::npos);
 }
 

@@ -157,7 +157,7 @@ def test_default_tool_fields_are_accepted(srv, extra):
 
 def test_max_json_depth_option_sets_the_limit(server_factory):
     s = server_factory("--max-json-depth", "8")
-    ok = requests.post(s.url + "/tokenize", data='{"prompt":' + "[" * 6 + "]" * 6 + "}", timeout=30)
+    ok = post_raw(s, "/tokenize", '{"prompt":' + "[" * 6 + "]" * 6 + "}")
     assert_error(ok, 400, param="prompt")  # within the limit: judged by shape
     r = post_raw(s, "/tokenize", '{"prompt":' + "[" * 8 + "]" * 8 + "}")
     err = assert_error(r, 400, code="json_too_deep")
