@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets of tests/fuzz with clang (build-fuzz/, -DTROUPE_FUZZ=ON: every library
 # instrumented with ASan+UBSan) and runs each one:
 #   bash tools/fuzz.sh [--runs N] [--time S] [--jobs J] [target...]
-# targets: openai_routes ws_message tokenize tokenizer gguf safetensors config_json hf_config chat_template
+# targets: openai_routes ws_message tokenize http_header_checks tokenizer gguf safetensors config_json command_line
+#          hf_config chat_template
 # (default: all). Each runs N executions (default 1000000) or S seconds, whichever ends first, from
 # its seeds (tests/fuzz/corpus/<target>) plus what earlier runs found (build-fuzz/fuzz-corpus/),
 # after replaying tests/fuzz/regressions/<target>/ (pending/ holds findings not fixed yet); the JSON
@@ -26,7 +27,7 @@ while (($#)); do
   esac
 done
 [ -n "$runs$secs" ] || runs=1000000
-all=(openai_routes ws_message tokenize tokenizer gguf safetensors config_json hf_config chat_template)
+all=(openai_routes ws_message tokenize http_header_checks tokenizer gguf safetensors config_json command_line hf_config chat_template)
 ((${#targets[@]})) || targets=("${all[@]}")
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (bash tools/setup.sh installs it)" >&2; exit 2; }
