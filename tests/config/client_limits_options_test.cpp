@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "config/option_table.h"
 #include "support/cli_parse.h"
 
 namespace troupe {
@@ -40,6 +41,22 @@ TEST(client_limits, out_of_range_values_are_usage_errors) {
     EXPECT_NE(r.exit_code, 0) << args[1];
     EXPECT_NE(r.output.find(args[1]), std::string::npos) << r.output;
   }
+}
+
+// Every enumeration (--dtype, --kv-cache-dtype, --device, --role, --log-level, ...) refuses a word
+// outside its list with a usage error that names the option and the words it takes.
+TEST(choice_options, a_word_outside_the_list_is_a_usage_error_naming_the_choices) {
+  int checked = 0;
+  for (const option_def& def : option_table()) {
+    if (def.value.kind != value_kind::choice) continue;
+    ++checked;
+    auto r = parse({"serve", "--" + def.name, "no-such-word"});
+    EXPECT_TRUE(r.command.empty()) << def.name;
+    EXPECT_NE(r.exit_code, 0) << def.name;
+    EXPECT_NE(r.output.find("--" + def.name), std::string::npos) << r.output;
+    for (const std::string& w : def.value.choices) EXPECT_NE(r.output.find(w), std::string::npos) << def.name << ": " << w;
+  }
+  EXPECT_GE(checked, 5);
 }
 
 }  // namespace
