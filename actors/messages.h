@@ -52,7 +52,12 @@ constexpr watchdog_atom watchdog_atom_v{};
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, seq_step& x) {
   return f(caf::meta::type_name("seq_step"), x.seq_id, x.tokens, x.start_pos, x.block_table, x.want_logits,
-           x.want_all_logits);
+           x.want_all_logits, x.prompt_logprobs, x.next_token);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, position_logprobs& x) {
+  return f(caf::meta::type_name("position_logprobs"), x.seq, x.position, x.lp);
 }
 
 template <class Inspector>
@@ -62,7 +67,7 @@ typename Inspector::result_type inspect(Inspector& f, step_batch& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_logits& x) {
-  return f(caf::meta::type_name("step_logits"), x.row_seq, x.data, x.vocab_size);
+  return f(caf::meta::type_name("step_logits"), x.row_seq, x.data, x.vocab_size, x.prompt);
 }
 
 template <class Inspector>

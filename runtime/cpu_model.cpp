@@ -8,6 +8,7 @@
 
 #include "config/log.h"
 #include "runtime/cpu_kernels.h"
+#include "runtime/prompt_logprobs.h"
 
 namespace troupe {
 namespace {
@@ -92,6 +93,8 @@ status cpu_model::check_batch(const step_batch& batch) const {
     for (int32_t t : s.tokens)
       if (t < 0 || t >= cfg_.vocab_size)
         return bad("token " + std::to_string(t) + " outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) + ")");
+    if (s.next_token >= cfg_.vocab_size || s.prompt_logprobs > 1024)
+      return bad("next_token or prompt_logprobs out of range");
     const int64_t end = static_cast<int64_t>(s.start_pos) + static_cast<int64_t>(s.tokens.size());
     const int64_t needed = (end + block_seq_len_ - 1) / block_seq_len_;
     if (static_cast<int64_t>(s.block_table.size()) < needed)
@@ -198,9 +201,34 @@ void cpu_model::compute_logits(const step_batch& batch, step_logits& out) {
     t += n;
   }
   out.data.resize(static_cast<size_t>(rows * vocab));
-  if (rows == 0) return;
-  rmsnorm(h_.data(), w_.final_norm.data(), rows, hidden, cfg_.rms_norm_eps, h_.data());
-  matmul_nt(h_.data(), rows, w_.lm_head_matrix(), nullptr, out.data.data(), *pool_);
+  if (rows > 0) {
+    rmsnorm(h_.data(), w_.final_norm.data(), rows, hidden, cfg_.rms_norm_eps, h_.data());
+    matmul_nt(h_.data(), rows, w_.lm_head_matrix(), nullptr, out.data.data(), *pool_);
+  }
+  score_prompt_rows(batch, out);
+}
+
+// Prompt scoring: logits for the scored rows in chunks of kChunk rows, each reduced to its token's
+// logprob and top k at once; the [chunk, vocab] scratch never leaves this function.
+void cpu_model::score_prompt_rows(const step_batch& batch, step_logits& out) {
+  out.prompt.clear();
+  const std::vector<scored_row> todo = rows_to_score(batch);
+  if (todo.empty()) return;
+  constexpr int64_t kChunk = 32;
+  const int64_t hidden = cfg_.hidden_size, vocab = cfg_.vocab_size;
+  std::vector<float> h(static_cast<size_t>(kChunk * hidden)), logits(static_cast<size_t>(kChunk * vocab));
+  for (size_t begin = 0; begin < todo.size(); begin += kChunk) {
+    const int64_t m = std::min<int64_t>(kChunk, static_cast<int64_t>(todo.size() - begin));
+    for (int64_t r = 0; r < m; ++r)
+      std::copy_n(x_.data() + todo[begin + r].row * hidden, hidden, h.data() + r * hidden);
+    rmsnorm(h.data(), w_.final_norm.data(), m, hidden, cfg_.rms_norm_eps, h.data());
+    matmul_nt(h.data(), m, w_.lm_head_matrix(), nullptr, logits.data(), *pool_);
+    for (int64_t r = 0; r < m; ++r) {
+      const scored_row& sr = todo[begin + r];
+      const std::span<const float> row(logits.data() + r * vocab, static_cast<size_t>(vocab));
+      out.prompt.push_back({sr.seq, sr.position, score_row(row, sr.token, sr.k)});
+    }
+  }
 }
 
 backend_memory cpu_model::memory() const {
@@ -217,6 +245,7 @@ status cpu_model::forward(const step_batch& batch, step_logits& out) {
   if (n == 0) {
     out.row_seq.clear();
     out.data.clear();
+    out.prompt.clear();
     out.vocab_size = cfg_.vocab_size;
     return ok_status();
   }
@@ -240,6 +269,7 @@ status cpu_model::forward(const step_batch& batch, step_logits& out) {
   if (tp_rank_ != 0) {  // the residual stream is identical on every rank: rank 0 answers
     out.row_seq.clear();
     out.data.clear();
+    out.prompt.clear();
     out.vocab_size = cfg_.vocab_size;
     return ok_status();
   }

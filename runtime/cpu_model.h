@@ -70,6 +70,7 @@ class cpu_model : public model_backend {
   void prepare_tokens(const step_batch& batch);
   void attention_layer(const step_batch& batch, int64_t layer);
   void compute_logits(const step_batch& batch, step_logits& out);
+  void score_prompt_rows(const step_batch& batch, step_logits& out);
   int64_t kv_elem_bytes() const { return kv_dtype_ == weight_dtype::f32 ? 4 : 2; }
 
   model_config cfg_;

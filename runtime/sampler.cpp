@@ -179,7 +179,11 @@ status validate_sampling_params(const sampling_params& p, int64_t vocab_size) {
   if (p.logprobs < -1 || p.logprobs > 20) {
     return invalid("logprobs must be between 0 and 20, got " + std::to_string(p.logprobs));
   }
-  if (p.max_tokens < 1) return invalid("max_tokens must be >= 1, got " + std::to_string(p.max_tokens));
+  // 0 scores the prompt without generating (echo with max_tokens 0, prompt_logprobs).
+  if (p.max_tokens < 0) return invalid("max_tokens must be >= 0, got " + std::to_string(p.max_tokens));
+  if (p.prompt_logprobs < -1 || p.prompt_logprobs > 20) {
+    return invalid("prompt_logprobs must be between 0 and 20, got " + std::to_string(p.prompt_logprobs));
+  }
   if (p.min_tokens < 0 || p.min_tokens > p.max_tokens) {
     return invalid("min_tokens must be in [0, max_tokens=" + std::to_string(p.max_tokens) + "], got " +
                    std::to_string(p.min_tokens));
@@ -252,6 +256,11 @@ sampler::sampler(const sampling_params& params, std::span<const int32_t> prompt_
   if (params.repetition_penalty != 1.0f) seen_.insert(prompt_ids.begin(), prompt_ids.end());
 }
 
+bool sampler::modifies_row() const {
+  return !params_.logit_bias.empty() || (num_generated_ < params_.min_tokens && !masked_until_min_.empty()) ||
+         params_.repetition_penalty != 1.0f || params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
+}
+
 double sampler::uniform01() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
 void sampler::apply_bias_and_penalties(std::span<float> l) const {
@@ -284,13 +293,18 @@ void sampler::apply_bias_and_penalties(std::span<float> l) const {
 sampled_token sampler::sample(std::span<float> logits) {
   sampled_token out;
   if (logits.empty()) return out;
+  // Raw logprobs describe the model's row before bias and penalties: keep a copy only when
+  // something would change it.
+  const bool raw = params_.logprobs >= 0 && params_.lp_mode == logprobs_mode::raw && modifies_row();
+  if (raw) raw_.assign(logits.begin(), logits.end());
   apply_bias_and_penalties(logits);
   const std::span<const float> l(logits.data(), logits.size());
   out.token = params_.temperature < kGreedyEps ? argmax(l) : sample_filtered(l);
   if (params_.logprobs >= 0) {
-    const double lse = log_sum_exp(l);
-    out.logprob = static_cast<float>(l[static_cast<size_t>(out.token)] - lse);
-    out.top = top_logprobs(l, params_.logprobs, lse);
+    const std::span<const float> src = raw ? std::span<const float>(raw_) : l;
+    const double lse = log_sum_exp(src);
+    out.logprob = static_cast<float>(src[static_cast<size_t>(out.token)] - lse);
+    out.top = top_logprobs(src, params_.logprobs, lse);
   }
   ++num_generated_;
   if (params_.repetition_penalty != 1.0f) seen_.insert(out.token);

@@ -26,7 +26,7 @@ struct logprob_entry {
 
 struct sampled_token {
   int32_t token = 0;
-  float logprob = 0.0f;            // log-softmax of the processed logits (see sampler); 0 if not asked
+  float logprob = 0.0f;            // log-softmax per params.lp_mode (see sampler); 0 if not asked
   std::vector<logprob_entry> top;  // [params.logprobs] most likely, best first (ties: lower id)
 };
 
@@ -35,9 +35,9 @@ struct sampled_token {
 //   2. penalties: repetition over prompt + generated tokens (positive logits divided, negative ones
 //      multiplied), then frequency and presence over generated tokens only (OpenAI: l -= f * count +
 //      p * (count > 0));
-//   3. logprobs, if asked, from the log-softmax of these processed logits: after bias and penalties,
-//      before temperature and filtering. This is our documented choice: the numbers describe the
-//      model's (penalized) distribution, do not depend on top_k/top_p, and match greedy decoding;
+//   3. logprobs, if asked, from a log-softmax before temperature and filtering (they never depend
+//      on top_k/top_p): params.lp_mode raw (the default, as vLLM) takes the model's row before step
+//      1, processed takes it after steps 1-2 (the distribution greedy decoding follows);
 //   4. temperature == 0: greedy argmax (ties: lowest id). Otherwise temperature, then min_p (relative
 //      to the most likely token), then top_k, then top_p over what is left, then one draw.
 // Costs: a few vectorized O(vocab) passes (a polynomial exp, rel. error < 1e-7); top_k selects with a
@@ -63,6 +63,7 @@ class sampler {
 
  private:
   void apply_bias_and_penalties(std::span<float> logits) const;
+  bool modifies_row() const;  // would step 1 or 2 change the row now?
   int32_t sample_filtered(std::span<const float> logits);
   double uniform01();
 
@@ -75,6 +76,7 @@ class sampler {
   int32_t num_generated_ = 0;
   std::vector<int32_t> cand_;  // [vocab] scratch: candidate ids
   std::vector<float> weight_;  // [vocab] scratch: unnormalized probabilities
+  std::vector<float> raw_;     // [vocab] scratch: the row before bias and penalties (raw logprobs)
 };
 
 // Log-softmax helpers, exposed for tests and the CUDA reference.

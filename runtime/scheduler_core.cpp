@@ -6,6 +6,7 @@
 #include <cassert>
 
 #include "runtime/incremental_decoder.h"
+#include "runtime/logprob_aligner.h"
 #include "runtime/sampler.h"
 #include "runtime/tokenizer.h"
 
@@ -18,6 +19,7 @@ struct scheduler_core::request_state {
   std::vector<std::unique_ptr<sequence>> seqs;
   int32_t num_done = 0;
   usage_info usage;
+  std::vector<token_logprobs> prompt_lp;  // prompt tokens 1.. scored so far (params.prompt_logprobs)
 };
 
 struct scheduler_core::sequence {
@@ -39,11 +41,20 @@ struct scheduler_core::sequence {
   std::unique_ptr<incremental_decoder> dec;
   std::unique_ptr<stop_checker> stop;
   bool first_event = true;
+  logprob_aligner lps;    // generated tokens' logprobs, released with their text
+  int64_t decoded = 0;    // bytes the decoder produced so far
+  int64_t returned = 0;   // bytes of text emitted so far
 };
 
 namespace {
 
 int32_t blocks_for(int64_t tokens, int32_t bs) { return static_cast<int32_t>((tokens + bs - 1) / bs); }
+
+token_logprobs to_token_logprobs(const sampled_token& t) {
+  token_logprobs tl{t.token, t.logprob, {}};
+  for (const auto& e : t.top) tl.top.push_back({e.token, e.logprob});
+  return tl;
+}
 
 }  // namespace
 
@@ -103,6 +114,22 @@ uint64_t scheduler_core::add_request(generation_request req, double queue_time_s
   return handle;
 }
 
+bool scheduler_core::scores_prompt(const sequence& s) const {
+  return s.index == 0 && s.req->req.params.prompt_logprobs >= 0 &&
+         static_cast<int32_t>(s.req->prompt_lp.size()) < s.num_prompt - 1;
+}
+
+// Keeps the scored positions that extend the request's prompt logprobs in order: a recompute after
+// preemption scores positions again, and they are not taken twice.
+void scheduler_core::collect_prompt_logprobs(sequence& s, const step_logits& logits, int32_t row) {
+  if (s.index != 0) return;
+  auto& got = s.req->prompt_lp;
+  for (const position_logprobs& p : logits.prompt) {
+    if (p.seq != row || p.position >= s.num_prompt) continue;
+    if (p.position == static_cast<int32_t>(got.size()) + 1) got.push_back(p.lp);
+  }
+}
+
 scheduler_core::sequence* scheduler_core::find_seq(uint64_t seq_id) {
   auto it = seqs_.find(seq_id);
   return it == seqs_.end() ? nullptr : it->second;
@@ -150,7 +177,7 @@ std::optional<block_request> scheduler_core::plan_step(int64_t available) {
     st.holder = s->id;
     st.tokens = s->tokens;
     st.chunk_budget = std::min(len, prefill_budget);
-    st.match_prefix = limits_.prefix_caching;
+    st.match_prefix = limits_.prefix_caching && !scores_prompt(*s);  // cached positions are never scored
     int32_t need = blocks_for(st.chunk_budget, bs);
     if (s->index > 0 && !s->started_once) {
       sequence* parent = s->req->seqs[0].get();
@@ -225,6 +252,11 @@ step_batch scheduler_core::apply_blocks(const block_reply& reply) {
     ss.tokens.assign(s->tokens.begin() + s->num_computed, s->tokens.begin() + s->num_computed + step_chunk_[i]);
     ss.block_table = s->blocks;
     ss.want_logits = s->num_computed + step_chunk_[i] == static_cast<int32_t>(s->tokens.size());
+    if (scores_prompt(*s) && s->num_computed < s->num_prompt) {
+      const int32_t end = s->num_computed + step_chunk_[i];
+      ss.prompt_logprobs = s->req->req.params.prompt_logprobs;
+      ss.next_token = end < s->num_prompt ? s->tokens[static_cast<size_t>(end)] : -1;
+    }
     assert(static_cast<int64_t>(s->blocks.size()) * bs >= s->num_computed + step_chunk_[i]);
     batch.seqs.push_back(std::move(ss));
   }
@@ -237,9 +269,16 @@ void scheduler_core::on_step_output(const step_logits& logits) {
   for (size_t i = 0; i < in_step_.size(); ++i) {
     sequence* s = in_step_[i];  // entries turn null when their request ends during this loop
     if (!s || s->ph != sequence::phase::running) continue;  // cancelled mid-step
+    collect_prompt_logprobs(*s, logits, static_cast<int32_t>(i));
     s->num_computed += step_chunk_[i];
     if (s->num_computed < static_cast<int32_t>(s->tokens.size())) {
       // A prompt chunk short of the end: nothing to sample yet.
+    } else if (s->req->req.params.max_tokens == 0) {
+      // Scoring only (echo / prompt_logprobs with max_tokens 0): the prompt is done, nothing to sample.
+      for (auto& c : s->req->seqs) c->waits_for_parent = false;
+      emit(*s, {}, {}, {}, finish_reason::length);
+      finish_sequence(*s, finish_reason::length);
+      continue;
     } else {
       int64_t r = -1;
       for (int64_t k = 0; k < logits.num_rows(); ++k)
@@ -254,12 +293,7 @@ void scheduler_core::on_step_output(const step_logits& logits) {
       ++s->num_generated;
       ++generation_tokens_total_;
       ++s->req->usage.completion_tokens;
-      std::vector<token_logprobs> lp;
-      if (s->req->req.params.logprobs >= 0) {
-        token_logprobs tl{t.token, t.logprob, {}};
-        for (const auto& e : t.top) tl.top.push_back({e.token, e.logprob});
-        lp.push_back(std::move(tl));
-      }
+      const bool want_lp = s->req->req.params.logprobs >= 0;
       token_finish tf = check_token_finish(s->req->req.params, stop_rules_, t.token, s->num_generated,
                                            static_cast<int64_t>(s->tokens.size()));
       finish_reason fin = tf == token_finish::none ? finish_reason::none
@@ -267,8 +301,12 @@ void scheduler_core::on_step_output(const step_logits& logits) {
                                                     : finish_reason::stop;
       std::string text;
       const bool token_is_stop = tf == token_finish::eos || tf == token_finish::stop_token;
+      // Logprobs follow the text: EOS and stop ids have none, cut tokens none (logprob_aligner.h).
+      if (want_lp && !token_is_stop) s->lps.add(to_token_logprobs(t), s->dec ? s->decoded : -1);
       if (s->dec && !token_is_stop) {
-        stop_output so = s->stop->feed(s->dec->push(t.token), s->num_generated >= s->req->req.params.min_tokens);
+        const std::string piece = s->dec->push(t.token);
+        s->decoded += static_cast<int64_t>(piece.size());
+        stop_output so = s->stop->feed(piece, s->num_generated >= s->req->req.params.min_tokens);
         text = std::move(so.text);
         if (so.stopped) fin = finish_reason::stop;
       }
@@ -277,6 +315,10 @@ void scheduler_core::on_step_output(const step_logits& logits) {
         text += so.text;
         if (!so.stopped) text += s->stop->flush();
       }
+      s->returned += static_cast<int64_t>(text.size());
+      std::vector<token_logprobs> lp = fin == finish_reason::none
+                                           ? s->lps.release(s->returned)
+                                           : s->lps.finish(s->returned, s->dec && s->stop->stopped());
       if (s->index == 0 && s->num_generated == 1)
         for (auto& c : s->req->seqs)
           if (c->waits_for_parent) c->waits_for_parent = false;
@@ -327,6 +369,7 @@ void scheduler_core::emit(sequence& s, std::vector<int32_t> ids, std::string tex
   ev.logprobs = std::move(lp);
   ev.finish = fin;
   if (s.first_event) ev.queue_time_s = s.req->queue_time_s;
+  if (s.first_event && s.req->req.params.prompt_logprobs >= 0) ev.prompt_logprobs = s.req->prompt_lp;
   s.first_event = false;
   if (fin != finish_reason::none) ev.usage = s.req->usage;
   outputs_.push_back(std::move(out));

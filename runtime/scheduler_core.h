@@ -99,6 +99,8 @@ class scheduler_core {
   void fail_request(request_state& r, const error& err);
   void erase_if_done(request_state& r);
   sequence* find_seq(uint64_t seq_id);
+  bool scores_prompt(const sequence& s) const;  // still scoring the prompt (params.prompt_logprobs)
+  void collect_prompt_logprobs(sequence& s, const step_logits& logits, int32_t row);
 
   scheduler_limits limits_;
   std::shared_ptr<const tokenizer> tok_;

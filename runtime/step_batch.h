@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "troupe/generation.h"
+
 namespace troupe {
 
 struct seq_step {
@@ -14,7 +16,19 @@ struct seq_step {
   int32_t start_pos = 0;             // position of tokens[0]; positions [0, start_pos) are in KV
   std::vector<int32_t> block_table;  // block ids covering positions [0, start_pos + n)
   bool want_logits = true;           // logits of the last new token (false: mid-prompt chunk)
-  bool want_all_logits = false;      // logits of every new token (tests, prompt logprobs)
+  bool want_all_logits = false;      // logits of every new token (tests)
+  // Prompt scoring: >= 0 asks for, at every new position, the log-softmax of its logits taken at
+  // the token that follows (tokens[j + 1], then next_token) plus the top k. The backend reduces
+  // where the logits are: only these entries leave it, never [n, vocab] rows.
+  int32_t prompt_logprobs = -1;
+  int32_t next_token = -1;  // the token after tokens.back() when known (-1: none, nothing to score)
+};
+
+// One scored position: `lp.token` at absolute `position` given tokens [0, position).
+struct position_logprobs {
+  int32_t seq = 0;  // index into step_batch::seqs
+  int32_t position = 0;
+  token_logprobs lp;  // the token's logprob and the top k, best first (ties: lower id)
 };
 
 struct step_batch {
@@ -33,6 +47,7 @@ struct step_logits {
   std::vector<int32_t> row_seq;
   std::vector<float> data;  // [num_rows, vocab_size]
   int64_t vocab_size = 0;
+  std::vector<position_logprobs> prompt;  // seqs with prompt_logprobs >= 0, in seq then position order
   int64_t num_rows() const { return vocab_size ? static_cast<int64_t>(data.size()) / vocab_size : 0; }
   const float* row(int64_t i) const { return data.data() + i * vocab_size; }
 };

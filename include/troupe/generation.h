@@ -42,7 +42,10 @@ struct generation_event {
   int32_t index = 0;                  // which choice (0..n-1)
   std::vector<int32_t> token_ids;     // tokens sampled since the previous event of this choice
   std::string text;                   // their text; complete UTF-8; stop strings held back/cut
-  std::vector<token_logprobs> logprobs;  // one per token when params.logprobs >= 0
+  std::vector<token_logprobs> logprobs;  // params.logprobs >= 0: one per token whose text is (partly)
+                                         // in `text` of this or an earlier event (never EOS/stop ids)
+  std::vector<token_logprobs> prompt_logprobs;  // params.prompt_logprobs >= 0, each choice's first event:
+                                                // prompt tokens 1..P-1 (token 0 has none)
   finish_reason finish = finish_reason::none;  // != none: last event of this choice
   usage_info usage;                   // filled on each choice's final event (whole request)
   double queue_time_s = 0.0;          // time spent waiting for admission (first event)

@@ -48,11 +48,13 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
   bool has_seed = x.seed.has_value();
   uint64_t seed = x.seed.value_or(0);
+  uint8_t mode = static_cast<uint8_t>(x.lp_mode);
   return f(caf::meta::type_name("sampling_params"), x.temperature, x.top_p, x.top_k, x.min_p,
            x.repetition_penalty, x.presence_penalty, x.frequency_penalty, has_seed, seed, x.logit_bias, x.logprobs,
-           x.max_tokens, x.min_tokens, x.ignore_eos, x.stop, x.stop_token_ids,
+           x.max_tokens, x.min_tokens, x.ignore_eos, x.stop, x.stop_token_ids, x.prompt_logprobs, mode,
            caf::meta::load_callback([&]() -> caf::error {
              x.seed = has_seed ? std::optional<uint64_t>(seed) : std::nullopt;
+             x.lp_mode = static_cast<logprobs_mode>(mode);
              return caf::none;
            }));
 }
@@ -81,7 +83,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_event& x) {
   uint8_t fin = static_cast<uint8_t>(x.finish);
   return f(caf::meta::type_name("generation_event"), x.request_id, x.index, x.token_ids, x.text, x.logprobs, fin,
-           x.usage, x.queue_time_s, caf::meta::load_callback([&]() -> caf::error {
+           x.usage, x.prompt_logprobs, x.queue_time_s, caf::meta::load_callback([&]() -> caf::error {
              x.finish = static_cast<finish_reason>(fin);
              return caf::none;
            }));

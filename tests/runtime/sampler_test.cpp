@@ -178,6 +178,7 @@ TEST(sampler, penalties_follow_vllm_arithmetic) {
   p.frequency_penalty = 0.5f;
   p.presence_penalty = 0.25f;
   p.logprobs = 4;
+  p.lp_mode = logprobs_mode::processed;  // the logprobs show the penalized row
   const std::vector<int32_t> prompt{1, 3};
   sampler s(p, prompt);
   const std::vector<float> raw{3.0f, 1.0f, 0.0f, -1.0f};
@@ -221,6 +222,42 @@ TEST(sampler, logit_bias_applies_before_penalties_and_can_flip_greedy) {
   EXPECT_EQ(s.sample(row).token, 2);
   EXPECT_NEAR(row[2], 2.5f, 1e-6);
   EXPECT_NEAR(row[0], -97.0f, 1e-4);
+}
+
+// logprobs_mode: raw (the default) reports the model's row before bias and penalties, processed the
+// row greedy decoding followed; the sampled token is the same either way.
+TEST(sampler, raw_logprobs_ignore_bias_and_penalties_processed_ones_show_them) {
+  const std::vector<float> model_row{3.0f, 1.0f, 0.0f, -1.0f};
+  const double lse = log_sum_exp(model_row);
+  for (logprobs_mode mode : {logprobs_mode::raw, logprobs_mode::processed}) {
+    sampling_params p;
+    p.temperature = 0.0f;
+    p.logit_bias = {{3, 10.0f}};  // token 3: -1 + 10 = 9, the new argmax
+    p.presence_penalty = 1.0f;
+    p.logprobs = 2;
+    p.lp_mode = mode;
+    sampler s(p, {});
+    auto row = model_row;
+    const sampled_token t = s.sample(row);
+    EXPECT_EQ(t.token, 3);
+    ASSERT_EQ(t.top.size(), 2u);
+    if (mode == logprobs_mode::raw) {
+      EXPECT_NEAR(t.logprob, -1.0 - lse, 1e-5);
+      EXPECT_EQ(t.top[0].token, 0);
+      EXPECT_NEAR(t.top[0].logprob, 3.0 - lse, 1e-5);
+      EXPECT_EQ(t.top[1].token, 1);
+      // Second step: token 3 now carries the presence penalty too; raw still ignores it.
+      row = model_row;
+      const sampled_token t2 = s.sample(row);
+      EXPECT_NEAR(t2.logprob, model_row[static_cast<size_t>(t2.token)] - lse, 1e-5);
+    } else {
+      const std::vector<float> processed{3.0f, 1.0f, 0.0f, 9.0f};
+      const double plse = log_sum_exp(processed);
+      EXPECT_NEAR(t.logprob, 9.0 - plse, 1e-5);
+      EXPECT_EQ(t.top[0].token, 3);
+      EXPECT_EQ(t.top[1].token, 0);
+    }
+  }
 }
 
 TEST(sampler, negative_presence_penalty_encourages_repeats) {
@@ -356,7 +393,8 @@ TEST(sampler, validation_names_the_bad_knob) {
   bad([](sampling_params& p) { p.logit_bias = {{100, 1.0f}}; }, "outside the vocabulary");
   bad([](sampling_params& p) { p.logit_bias = {{5, 101.0f}}; }, "[-100, 100]");
   bad([](sampling_params& p) { p.logprobs = 21; }, "logprobs");
-  bad([](sampling_params& p) { p.max_tokens = 0; }, "max_tokens");
+  bad([](sampling_params& p) { p.max_tokens = -1; }, "max_tokens");
+  bad([](sampling_params& p) { p.prompt_logprobs = 21; }, "prompt_logprobs");
   bad([](sampling_params& p) { p.min_tokens = 20; }, "min_tokens");
   bad([](sampling_params& p) { p.stop = {""}; }, "stop strings");
   bad([](sampling_params& p) { p.stop_token_ids = {-1}; }, "stop_token_ids");

@@ -3,6 +3,8 @@
 // chunking, preemption or prefix caching, and every block must come back.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <fstream>
 #include <map>
 
 #include "runtime/block_manager_core.h"
@@ -20,6 +22,7 @@ struct outcome {
   std::vector<finish_reason> finish;
   std::optional<error> failure;
   usage_info usage;
+  std::vector<std::vector<token_logprobs>> prompt_lp;  // per choice, from its first event
 };
 
 // Runs the core to completion the way the scheduler actor does, with the block manager's work done
@@ -52,6 +55,8 @@ struct harness {
       const auto i = static_cast<size_t>(o.event.index);
       if (r.tokens.size() <= i) r.tokens.resize(i + 1), r.finish.resize(i + 1, finish_reason::none);
       r.tokens[i].insert(r.tokens[i].end(), o.event.token_ids.begin(), o.event.token_ids.end());
+      if (r.prompt_lp.size() <= i) r.prompt_lp.resize(i + 1);
+      if (!o.event.prompt_logprobs.empty()) r.prompt_lp[i] = o.event.prompt_logprobs;
       if (o.event.finish != finish_reason::none) {
         r.finish[i] = o.event.finish;
         r.usage = o.event.usage;
@@ -231,6 +236,99 @@ TEST(scheduler_core, batch_size_bounds_each_step) {
     h.collect();
   }
   for (auto id : ids) EXPECT_EQ(h.out[id].tokens[0].size(), 4u);
+  h.expect_all_blocks_back();
+}
+
+}  // namespace
+}  // namespace troupe
+
+namespace troupe {
+namespace {
+
+// Prompt scoring: log_softmax of the transformers reference logits at position p - 1, taken at
+// prompt token p, for every p >= 1.
+std::vector<double> reference_prompt_logprobs(const std::string& fixture, size_t which) {
+  std::ifstream in(testing::fixture_dir(fixture) + "/reference.json");
+  const auto j = nlohmann::json::parse(in);
+  const auto& p = j["prompts"][which];
+  const auto ids = p["input_ids"].get<std::vector<int32_t>>();
+  const auto& rows = p["logits_all_positions"];
+  std::vector<double> out;
+  for (size_t pos = 1; pos < ids.size(); ++pos) {
+    const auto row = rows[pos - 1].get<std::vector<double>>();
+    double mx = row[0], sum = 0;
+    for (double v : row) mx = std::max(mx, v);
+    for (double v : row) sum += std::exp(v - mx);
+    out.push_back(row[static_cast<size_t>(ids[pos])] - mx - std::log(sum));
+  }
+  return out;
+}
+
+void expect_prompt_logprobs(const std::vector<token_logprobs>& got, const testing::fixture_prompt& p,
+                            const std::vector<double>& ref, int32_t k) {
+  ASSERT_EQ(got.size(), p.input_ids.size() - 1);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].token, p.input_ids[i + 1]) << "position " << i + 1;
+    EXPECT_NEAR(got[i].logprob, ref[i], 2e-3) << "position " << i + 1;
+    ASSERT_EQ(got[i].top.size(), static_cast<size_t>(k));
+    for (size_t t = 1; t < got[i].top.size(); ++t) EXPECT_GE(got[i].top[t - 1].logprob, got[i].top[t].logprob);
+    EXPECT_GE(got[i].top[0].logprob, got[i].logprob);
+  }
+}
+
+// Chunked prefill (16-token chunks over a 33-token prompt), max_tokens 0 (score only), and a
+// second identical request after the first filled the prefix cache: the scored positions are
+// never served from the cache, so both carry every prompt token's logprob.
+TEST(scheduler_core, prompt_logprobs_match_the_reference_whatever_the_chunking_or_cache) {
+  const auto prompts = fixture_prompts("tiny-llama");
+  harness h(64, 16, limits(64, 16, true));
+  const size_t which = 2;  // 33 tokens: 2 full blocks the prefix cache could serve
+  const auto ref = reference_prompt_logprobs("tiny-llama", which);
+  auto add_scoring = [&](int32_t max_tokens) {
+    generation_request r;
+    r.prompt_ids = prompts[which].input_ids;
+    r.params.temperature = 0;
+    r.params.max_tokens = max_tokens;
+    r.params.ignore_eos = true;
+    r.params.prompt_logprobs = 3;
+    return h.core.add_request(r, 0.0);
+  };
+  const auto plain = h.add(prompts[which].input_ids, 2);  // fills the prefix cache
+  h.run();
+  const auto scored = add_scoring(0);
+  h.run();
+  const auto again = add_scoring(4);
+  h.run();
+  EXPECT_TRUE(h.out[plain].prompt_lp.empty() || h.out[plain].prompt_lp[0].empty());
+  for (auto id : {scored, again}) {
+    ASSERT_FALSE(h.out[id].failure);
+    EXPECT_EQ(h.out[id].usage.cached_prompt_tokens, 0);
+    expect_prompt_logprobs(h.out[id].prompt_lp[0], prompts[which], ref, 3);
+  }
+  EXPECT_TRUE(h.out[scored].tokens[0].empty());
+  EXPECT_EQ(h.out[scored].finish[0], finish_reason::length);
+  EXPECT_EQ(h.out[scored].usage.completion_tokens, 0);
+  EXPECT_EQ(h.out[again].tokens[0], std::vector<int32_t>(prompts[which].greedy.begin(), prompts[which].greedy.begin() + 4));
+  h.expect_all_blocks_back();
+}
+
+// n = 2 with max_tokens 0: both choices finish and both carry the prompt's logprobs.
+TEST(scheduler_core, scoring_only_with_n_choices_finishes_every_choice) {
+  const auto prompts = fixture_prompts("tiny-llama");
+  harness h(64, 16, limits());
+  generation_request r;
+  r.prompt_ids = prompts[2].input_ids;
+  r.params.max_tokens = 0;
+  r.params.prompt_logprobs = 0;
+  r.n = 2;
+  const auto id = h.core.add_request(r, 0.0);
+  h.run();
+  ASSERT_FALSE(h.out[id].failure);
+  ASSERT_EQ(h.out[id].finish.size(), 2u);
+  for (size_t c = 0; c < 2; ++c) {
+    EXPECT_EQ(h.out[id].finish[c], finish_reason::length);
+    EXPECT_EQ(h.out[id].prompt_lp[c].size(), prompts[2].input_ids.size() - 1) << "choice " << c;
+  }
   h.expect_all_blocks_back();
 }
 
