@@ -328,6 +328,8 @@ status cuda_model::validate(const step_batch& batch) const {
       if (b < 0 || b >= kv_layout_.num_blocks)
         return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": block id " +
                                                       std::to_string(b) + " out of range");
+    if (s.next_token >= cfg_.vocab_size || s.prompt_logprobs > 32)
+      return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": next_token or prompt_logprobs out of range");
     for (int32_t t : s.tokens)
       if (t < 0 || t >= cfg_.vocab_size)
         return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": token id " +
@@ -343,6 +345,7 @@ status cuda_model::forward(const step_batch& batch, step_logits& out) {
   TROUPE_TRY(validate(batch));
   out.row_seq.clear();
   out.data.clear();
+  out.prompt.clear();
   out.vocab_size = cfg_.vocab_size;
   if (const decode_graph* g = graph_for(batch)) return run_decode_graph(*g, batch, out);
   const int64_t T = batch.num_tokens();
@@ -411,8 +414,12 @@ status cuda_model::forward(const step_batch& batch, step_logits& out) {
   attn.partial_ml = buf_.partial_ml;
   attn.dtype = opts_.dtype;
   TROUPE_TRY(run_layers(T, buf_.meta + tok_off, buf_.meta + pos_off, buf_.meta + slot_off, attn));
-  if (opts_.tp_rank == 0) TROUPE_TRY(run_lm_head(rows, buf_.meta + rows_off, out));  // other TP ranks: no rows
-  else out.row_seq.clear();
+  if (opts_.tp_rank == 0) {  // other TP ranks: no rows
+    TROUPE_TRY(run_lm_head(rows, buf_.meta + rows_off, out));
+    TROUPE_TRY(run_prompt_scoring(batch, out));
+  } else {
+    out.row_seq.clear();
+  }
   return cuda_status(cudaStreamSynchronize(stream_), "forward step");
 }
 

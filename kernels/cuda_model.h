@@ -124,6 +124,7 @@ class cuda_model final : public model_backend {
   attention_schedule_options schedule_options() const;
   status all_reduce_hidden(int64_t num_tokens);  // sums buf_.h [T, hidden] over the TP ranks
   status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
+  status run_prompt_scoring(const step_batch& batch, step_logits& out);  // cuda_model_scoring.cpp
 
   // CUDA graphs for decode steps. All graphs read one fixed metadata layout at the start of
   // buf_.meta (offsets in int32, sized for the largest graph batch; block tables with row stride

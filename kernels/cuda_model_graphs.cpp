@@ -134,7 +134,7 @@ const cuda_model::decode_graph* cuda_model::graph_for(const step_batch& batch) c
   const int64_t n = static_cast<int64_t>(batch.seqs.size());
   if (n > graphs_.back().batch) return nullptr;
   for (const auto& s : batch.seqs)
-    if (s.tokens.size() != 1 || s.want_all_logits) return nullptr;
+    if (s.tokens.size() != 1 || s.want_all_logits || s.prompt_logprobs >= 0) return nullptr;
   for (const decode_graph& g : graphs_)
     if (g.batch >= n) return &g;
   return nullptr;
