@@ -219,6 +219,10 @@ std::vector<option_def> build_table() {
       [](o& x, const std::string& v) -> status { return parse_double("drain-timeout", v, x.server.drain_timeout_s, 0, 86400); });
   add("max-n", "server", an_int, "largest n (choices per request) accepted", "16",
       [](o& x, const std::string& v) -> status { return parse_int("max-n", v, x.server.max_n, 1, 1024); });
+  add_choice("logprobs-mode", "server",
+             "what logprobs describe by default: raw (the model's distribution, before logit_bias and penalties; as "
+             "vLLM) or processed (after them: the distribution tokens are drawn from); a request's logprobs_mode wins",
+             "raw", {"raw", "processed"}, [](o& x) -> std::string& { return x.server.logprobs_mode; });
   add("max-json-depth", "server", an_int, "deepest nesting of [ and { accepted in request JSON; deeper gets HTTP 400", "64",
       [](o& x, const std::string& v) -> status { return parse_int("max-json-depth", v, x.server.max_json_depth, 1, 1024); });
   add("max-queued-output-bytes", "server", a_size,

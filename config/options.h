@@ -74,6 +74,7 @@ struct server_options {
   uint64_t max_queued_output_bytes = 8 << 20;  // per connection (HTTP or WebSocket): unwritten output
                                                // beyond this disconnects the client
   double write_timeout_s = 30.0;      // a write that makes no progress this long disconnects the client
+  std::string logprobs_mode = "raw";  // default of a request's logprobs_mode: raw or processed
 };
 
 // Cluster mode (docs/cluster.md): a router node in front of worker nodes over CAF's middleman.

@@ -69,6 +69,19 @@ class engine_codec final : public text_codec {
     return make_error(errc::unsupported, "this model has no tokenizer");
   }
 
+  std::string eos_token() const override {
+#ifdef TROUPE_NET_HAVE_TOKENIZER
+    if (const tokenizer* t = eng_.tok(); t && t->eos_id() >= 0) return t->token_text(t->eos_id());
+#endif
+    return {};
+  }
+  std::string bos_token() const override {
+#ifdef TROUPE_NET_HAVE_TOKENIZER
+    if (const tokenizer* t = eng_.tok(); t && t->bos_id() >= 0) return t->token_text(t->bos_id());
+#endif
+    return {};
+  }
+
   result<std::string> render_chat(const nlohmann::json& messages, bool add_generation_prompt,
                                   const nlohmann::json& extra) const override {
 #ifdef TROUPE_NET_HAVE_CHAT_TEMPLATE

@@ -2,6 +2,7 @@
 // events into a response (SSE chunks or one JSON body). Internal to the http_session_*.cpp files.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -14,14 +15,27 @@ struct http_generation {
   http_generation(server_metrics& m, const openai_request& r, std::string id)
       : request_id(std::move(id)),
         meta(make_response_meta(r, request_id)),
-        tracker(r.gen.n, static_cast<int32_t>(r.gen.prompt_ids.size()), !r.stream),
-        timing(m, r.gen.n),
+        tracker(num_choices(r), num_prompt_tokens(r), !r.stream, std::max<int32_t>(1, static_cast<int32_t>(r.prompts.size()))),
+        timing(m, num_choices(r)),
         stream(r.stream),
         include_usage(r.include_usage),
-        first_sent(static_cast<size_t>(r.gen.n), false),
-        text_offset(static_cast<size_t>(r.gen.n), 0) {}
+        first_sent(static_cast<size_t>(num_choices(r)), false) {
+    for (int32_t i = 0; i < num_choices(r); ++i) text_offset.push_back(initial_text_offset(meta, i));
+  }
+
+  // A list of K prompts runs as K engine requests of n choices each (choice i = prompt i / n).
+  static int32_t num_choices(const openai_request& r) {
+    return r.gen.n * std::max<int32_t>(1, static_cast<int32_t>(r.prompts.size()));
+  }
+  static int32_t num_prompt_tokens(const openai_request& r) {
+    if (r.prompts.empty()) return static_cast<int32_t>(r.gen.prompt_ids.size());
+    int32_t n = 0;
+    for (const prompt_item& p : r.prompts) n += static_cast<int32_t>(p.ids.size());
+    return n;
+  }
 
   std::string request_id;
+  std::vector<std::string> engine_ids;  // one engine request per prompt (cancelled together)
   response_meta meta;
   generation_tracker tracker;
   request_timing timing;

@@ -17,19 +17,33 @@ void http_session::submit_generation(openai_request req) {
   if (req.stream && !gen_->chunked) keep_alive_ = false;
   const uint64_t seq = ++gen_seq_;
   auto self = shared_from_this();
-  try {
-    ctx_->submit(
-        std::move(req.gen), http_meta_,
-        [self, seq](const generation_event& ev) {
-          boost::asio::post(self->strand_, [self, seq, ev] { self->on_event(seq, ev); });
-        },
-        [self, seq](const error& e) {
-          boost::asio::post(self->strand_, [self, seq, e] { self->on_error(seq, e); });
-        });
-  } catch (const std::exception& e) {
-    gen_.reset();
-    respond(ctx_->routes.reject(api_error{500, std::string("submit failed: ") + e.what(), "internal_error", {}, {}}));
-    return;
+  // One engine request per prompt; their choices are renumbered prompt-major (prompt p, choice j ->
+  // p * n + j), as OpenAI numbers the choices of a batch.
+  const size_t num_prompts = std::max<size_t>(1, req.prompts.size());
+  const int32_t n = req.gen.n;
+  for (size_t p = 0; p < num_prompts; ++p) {
+    generation_request g = req.gen;
+    if (!req.prompts.empty()) g.prompt_ids = req.prompts[p].ids;
+    if (num_prompts > 1) g.request_id = id + "-" + std::to_string(p);
+    gen_->engine_ids.push_back(g.request_id);
+    const int32_t base = static_cast<int32_t>(p) * n;
+    try {
+      ctx_->submit(
+          std::move(g), http_meta_,
+          [self, seq, base](const generation_event& ev) {
+            generation_event e = ev;
+            e.index += base;
+            boost::asio::post(self->strand_, [self, seq, e = std::move(e)] { self->on_event(seq, e); });
+          },
+          [self, seq](const error& e) {
+            boost::asio::post(self->strand_, [self, seq, e] { self->on_error(seq, e); });
+          });
+    } catch (const std::exception& e) {
+      for (size_t q = 0; q < p; ++q) ctx_->eng.cancel(gen_->engine_ids[q]);
+      gen_.reset();
+      respond(ctx_->routes.reject(api_error{500, std::string("submit failed: ") + e.what(), "internal_error", {}, {}}));
+      return;
+    }
   }
   do_read_some();  // notice a client that goes away while we wait
 }
@@ -59,7 +73,6 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
     const bool first = !g.first_sent[i];
     g.first_sent[i] = true;
     send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]), g.chunked));
-    g.text_offset[i] += static_cast<int64_t>(ev.text.size());
     if (done) {
       if (g.include_usage) send(sse_event(usage_chunk(g.meta, g.tracker.usage()), g.chunked));
       send(sse_end(g.chunked));
@@ -80,6 +93,8 @@ void http_session::on_error(uint64_t seq, const error& e) {
   const bool gone = gen_->client_gone || phase_ == phase::closed;
   const bool head_sent = gen_->head_sent;
   const bool chunked = gen_->chunked;
+  // One failed prompt fails the request: the others' engine requests stop too.
+  for (const std::string& other : gen_->engine_ids) ctx_->eng.cancel(other);
   gen_.reset();
   if (gone) return;
   if (head_sent) {  // the stream began: report in-band
@@ -101,7 +116,7 @@ void http_session::client_gone() {
   if (gen_ && !gen_->client_gone) {
     gen_->client_gone = true;
     logger("net")->debug("client went away: cancelling {}", gen_->request_id);
-    ctx_->eng.cancel(gen_->request_id);
+    for (const std::string& id : gen_->engine_ids) ctx_->eng.cancel(id);
   }
   close();
 }

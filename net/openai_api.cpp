@@ -12,6 +12,7 @@ using json = nlohmann::json;
 using maybe_error = std::optional<api_error>;
 
 constexpr int32_t k_max_logprobs = 20;
+constexpr int32_t k_max_prompt_logprobs = 20;
 constexpr size_t k_max_stop_strings = 16;
 
 const json* field(const json& body, const char* key) {
@@ -263,6 +264,19 @@ maybe_error read_sampling(const json& body, api_kind kind, const api_context& ct
     }
     p.logprobs = r.chat_logprobs ? top : -1;
   }
+  if ((e = read_int(body, "prompt_logprobs", r.prompt_logprobs, 0, k_max_prompt_logprobs))) return e;
+  p.prompt_logprobs = r.prompt_logprobs;
+  p.lp_mode = ctx.default_lp_mode;
+  if (const json* m = field(body, "logprobs_mode")) {
+    const std::string v = m->is_string() ? m->get<std::string>() : std::string();
+    if (v == "raw" || v == "raw_logprobs") {
+      p.lp_mode = logprobs_mode::raw;
+    } else if (v == "processed" || v == "processed_logprobs") {
+      p.lp_mode = logprobs_mode::processed;
+    } else {
+      return bad_request("logprobs_mode must be \"raw\" or \"processed\"", "logprobs_mode");
+    }
+  }
   return std::nullopt;
 }
 
@@ -286,7 +300,9 @@ maybe_error read_max_tokens(const json& body, api_kind kind, const api_context& 
   const char* key = "max_tokens";
   if (kind == api_kind::chat && field(body, "max_completion_tokens")) key = "max_completion_tokens";
   int32_t max_tokens = -1;
-  if (auto e = read_int(body, key, max_tokens, 1, INT32_MAX)) return e;
+  // 0 only scores the prompt: allowed where the prompt's logprobs come back (echo, prompt_logprobs).
+  const int64_t lowest = r.echo || r.prompt_logprobs >= 0 ? 0 : 1;
+  if (auto e = read_int(body, key, max_tokens, lowest, INT32_MAX)) return e;
   if (ctx.session_len > 0 && num_prompt >= ctx.session_len) {
     return bad_request("This model's maximum context length is " + std::to_string(ctx.session_len) +
                            " tokens. However, your prompt has " + std::to_string(num_prompt) +
@@ -335,10 +351,29 @@ maybe_error reject_tool_fields(const json& body) {
   return std::nullopt;
 }
 
+// echo (completions): the prompt's text prefixes each choice, and its token logprobs the choice's
+// logprobs; one choice per prompt (n > 1 and best_of are refused with it).
+// Runs first, so echo's conflicts are named as such whatever else is wrong with n or best_of.
+maybe_error read_echo(const json& body, api_kind kind, openai_request& r) {
+  if (auto e = read_bool(body, "echo", r.echo)) return e;
+  if (!r.echo) return std::nullopt;
+  if (kind != api_kind::completion) return bad_request("echo is only supported on /v1/completions", "echo");
+  const json* n = field(body, "n");
+  if (n && !(n->is_number_integer() && n->get<int64_t>() == 1)) {
+    return bad_request("echo is not supported with n > 1", "echo");
+  }
+  if (field(body, "best_of")) return bad_request("echo is not supported with best_of", "echo");
+  return std::nullopt;
+}
+
+// With echo and logprobs, the prompt's tokens need their top `logprobs` too.
+void widen_prompt_logprobs_for_echo(openai_request& r) {
+  if (r.echo && r.gen.params.logprobs >= 0) {
+    r.gen.params.prompt_logprobs = std::max(r.gen.params.prompt_logprobs, r.gen.params.logprobs);
+  }
+}
+
 maybe_error reject_unsupported(const json& body) {
-  bool echo = false;
-  if (auto e = read_bool(body, "echo", echo)) return e;
-  if (echo) return bad_request("echo is not supported", "echo", "unsupported");
   if (const json* b = field(body, "best_of"); b && !(b->is_number_integer() && b->get<int64_t>() == 1)) {
     return bad_request("best_of is not supported", "best_of", "unsupported");
   }
@@ -367,18 +402,34 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
     openai_request r;
     r.kind = kind;
     r.model = ctx.model_name;
+    r.system_fingerprint = ctx.system_fingerprint;
     if (const json* m = field(body, "model")) {
       if (!m->is_string()) return bad_request("model must be a string", "model");
       // Any name is accepted (one model is served); responses report the served name.
     }
     maybe_error e;
+    if ((e = read_echo(body, kind, r))) return *e;
     if ((e = reject_unsupported(body))) return *e;
     if ((e = read_stream(body, r))) return *e;
     if ((e = read_int(body, "n", r.gen.n, 1, ctx.max_n))) return *e;
     if ((e = read_sampling(body, kind, ctx, r))) return *e;
-    e = kind == api_kind::completion ? read_prompt(body, ctx, true, r.gen.prompt_ids)
-                                     : read_chat_prompt(body, ctx, r.gen.prompt_ids);
-    if (e) return *e;
+    widen_prompt_logprobs_for_echo(r);
+    if (kind == api_kind::completion) {
+      const json* p = field(body, "prompt");
+      if (!p) return bad_request("prompt is required", "prompt");
+      auto list = parse_prompt_list(*p, prompt_list_options{ctx.codec, ctx.vocab_size, true, k_max_prompts});
+      if (std::holds_alternative<api_error>(list)) return std::get<api_error>(list);
+      r.prompts = std::move(std::get<std::vector<prompt_item>>(list));
+      // max_tokens is checked against the longest prompt (every prompt shares it).
+      size_t longest = 0;
+      for (size_t i = 0; i < r.prompts.size(); ++i)
+        if (r.prompts[i].ids.size() > r.prompts[longest].ids.size()) longest = i;
+      r.gen.prompt_ids = r.prompts[longest].ids;
+      if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
+      r.gen.prompt_ids = r.prompts[0].ids;
+      return r;
+    }
+    if ((e = read_chat_prompt(body, ctx, r.gen.prompt_ids))) return *e;
     if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
     return r;
   } catch (const std::exception& ex) {  // nlohmann type errors we did not foresee

@@ -13,6 +13,7 @@
 #include "actors/engine.h"
 #include "net/api_error.h"
 #include "net/json_guard.h"
+#include "net/prompt_list.h"
 #include "net/text_codec.h"
 
 namespace troupe {
@@ -27,15 +28,23 @@ struct api_context {
   int32_t max_n = 16;
   std::string model_name;
   int32_t max_json_depth = k_default_max_json_depth;  // deeper request JSON is a 400 (parse_json_body)
+  logprobs_mode default_lp_mode = logprobs_mode::raw;  // --logprobs-mode; a request's logprobs_mode wins
+  std::string system_fingerprint;  // build + model identity, the same for every response of a process
 };
 
 struct openai_request {
   api_kind kind = api_kind::completion;
   generation_request gen;
   std::string model;
+  std::string system_fingerprint;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool chat_logprobs = false;  // chat: "logprobs": true
+  bool echo = false;           // completions: the prompt prefixes the text (and its logprobs)
+  int32_t prompt_logprobs = -1;  // vLLM's prompt_logprobs as asked (gen.params may ask more for echo)
+  // Completions: every prompt of the request, gen.prompt_ids == prompts[0].ids. A list of K prompts
+  // runs as K engine requests; choice i*n + j is prompt i's choice j.
+  std::vector<prompt_item> prompts;
 };
 
 template <class T>

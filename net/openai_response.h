@@ -3,6 +3,7 @@
 // request's choices to their end (used by HTTP and WebSocket sessions alike).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,7 +21,18 @@ struct response_meta {
   std::string id;       // "cmpl-..." / "chatcmpl-..."
   int64_t created = 0;  // unix seconds
   std::string model;
+  std::string system_fingerprint;
   int32_t logprobs = -1;  // params.logprobs: -1 none, else top k
+  int32_t n = 1;          // choices per prompt: choice i belongs to prompt i / n
+  bool echo = false;
+  int32_t prompt_logprobs = -1;          // vLLM's prompt_logprobs as asked (-1: not asked)
+  std::vector<std::string> prompt_texts;  // [num_prompts] echo text; text_offset counts from its start
+  std::vector<int32_t> first_tokens;      // [num_prompts] each prompt's first token (echo logprobs)
+
+  int32_t num_prompts() const { return std::max<int32_t>(1, static_cast<int32_t>(prompt_texts.size())); }
+  // Where choice `index`'s generated text starts in its full text: the prompt's length (OpenAI
+  // counts text_offset in prompt + completion, echoed or not).
+  int64_t completion_offset(int32_t index) const;
 };
 
 response_meta make_response_meta(const openai_request& r, const std::string& request_id);
@@ -33,11 +45,13 @@ class generation_tracker {
     std::string text;
     std::vector<int32_t> token_ids;
     std::vector<token_logprobs> logprobs;
+    std::vector<token_logprobs> prompt_logprobs;
     int32_t num_tokens = 0;
     finish_reason finish = finish_reason::none;
   };
 
-  generation_tracker(int32_t n, int32_t num_prompt_tokens, bool keep_output);
+  // `n` choices in all (num_prompts x choices per prompt); events carry the overall choice index.
+  generation_tracker(int32_t n, int32_t num_prompt_tokens, bool keep_output, int32_t num_prompts = 1);
 
   // Returns false for an event of an unknown or already finished choice (ignored).
   bool add(const generation_event& ev);
@@ -52,7 +66,8 @@ class generation_tracker {
   int32_t num_prompt_tokens_ = 0;
   bool keep_output_ = false;
   bool any_tokens_ = false;
-  usage_info engine_usage_;  // from the last final event
+  int32_t per_prompt_ = 1;                // choices per prompt
+  std::vector<usage_info> engine_usage_;  // [num_prompts] from each prompt's last final event
 };
 
 nlohmann::json usage_json(const usage_info& u);
@@ -60,20 +75,26 @@ nlohmann::json usage_json(const usage_info& u);
 // The text of one token for logprobs ("token_id:N" when there is no tokenizer).
 std::string token_text(const text_codec* codec, int32_t token);
 
-// completions: {"tokens","token_logprobs","top_logprobs","text_offset"}; chat: {"content": [...]}.
-nlohmann::json logprobs_json(api_kind kind, const std::vector<token_logprobs>& lps,
-                             const text_codec* codec, int64_t text_offset);
+// completions: {"tokens","token_logprobs","top_logprobs","text_offset"} (top_logprobs best first);
+// chat: {"content": [...]}. Ordered JSON: the order of top_logprobs is part of the answer.
+nlohmann::ordered_json logprobs_json(api_kind kind, const std::vector<token_logprobs>& lps,
+                                     const text_codec* codec, int64_t text_offset);
 
-// One streaming chunk for an event (JSON text, no SSE framing). first_of_choice adds the chat role.
+// One streaming chunk for an event (JSON text, no SSE framing). first_of_choice adds the chat role
+// and, with echo, the prompt's text and logprobs. `text_offset` (start it at
+// initial_text_offset) advances past the text this chunk carries.
 std::string stream_chunk(const response_meta& meta, const generation_event& ev, const text_codec* codec,
-                         bool first_of_choice, bool include_usage, int64_t text_offset);
+                         bool first_of_choice, bool include_usage, int64_t& text_offset);
+// Where a choice's text_offset starts when streaming: 0 with echo, else the prompt's length.
+int64_t initial_text_offset(const response_meta& meta, int32_t index);
 // The last chunk when stream_options.include_usage: empty choices, usage filled.
 std::string usage_chunk(const response_meta& meta, const usage_info& usage);
 
 // The whole non-streaming body.
-nlohmann::json final_response(const response_meta& meta, const generation_tracker& tracker,
-                              const text_codec* codec);
+nlohmann::ordered_json final_response(const response_meta& meta, const generation_tracker& tracker,
+                                      const text_codec* codec);
 
 std::string dump_json(const nlohmann::json& j);  // compact; invalid UTF-8 replaced, never throws
+std::string dump_json(const nlohmann::ordered_json& j);
 
 }  // namespace troupe

@@ -1,6 +1,7 @@
 // Route handlers without sockets (see routes.h). Nothing here throws: JSON errors become 400s.
 #include "net/routes.h"
 
+#include <cstdio>
 #include <ctime>
 
 #include "net/auth.h"
@@ -21,6 +22,21 @@ int64_t resolve_session_len(const engine& eng) {
 
 constexpr auto k_stats_timeout = std::chrono::milliseconds(1000);
 
+// "fp_" + 16 hex digits of FNV-1a over the build's version and the model's identity (architecture,
+// shapes, vocabulary, name): the same for every response of one process and model, and different
+// when either changes, which is what clients compare it for.
+std::string make_system_fingerprint(const model_config& m, int64_t vocab) {
+  const std::string id = std::string("troupe ") + TROUPE_VERSION_STRING + "|" + m.architecture + "|" + m.name + "|" +
+                         std::to_string(m.hidden_size) + "|" + std::to_string(m.num_layers) + "|" +
+                         std::to_string(m.num_heads) + "|" + std::to_string(m.num_kv_heads) + "|" +
+                         std::to_string(m.intermediate_size) + "|" + std::to_string(vocab);
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "fp_%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
 }  // namespace
 
 api_routes::api_routes(engine& eng, const server_options& opts, std::shared_ptr<const text_codec> codec,
@@ -32,16 +48,20 @@ api_routes::api_routes(engine& eng, const server_options& opts, std::shared_ptr<
   ctx_.vocab_size = codec_ ? codec_->vocab_size() : eng_.model().vocab_size;
   ctx_.max_n = opts_.max_n;
   ctx_.max_json_depth = opts_.max_json_depth;
+  ctx_.default_lp_mode = opts_.logprobs_mode == "processed" ? logprobs_mode::processed : logprobs_mode::raw;
   ctx_.model_name = !opts_.served_model_name.empty() ? opts_.served_model_name
                     : !eng_.model().name.empty()     ? eng_.model().name
                                                      : std::string("troupe");
+  ctx_.system_fingerprint = make_system_fingerprint(eng_.model(), ctx_.vocab_size);
 }
 
 route_match api_routes::match(std::string_view path) const {
   if (path == "/v1/completions") return {route_id::completions, "POST", true, false};
   if (path == "/v1/chat/completions") return {route_id::chat_completions, "POST", true, false};
   if (path == "/v1/models") return {route_id::models, "GET", true, false};
+  if (path.starts_with("/v1/models/")) return {route_id::model, "GET", true, false};
   if (path == "/tokenize") return {route_id::tokenize, "POST", true, false};
+  if (path == "/tokenizer_info") return {route_id::tokenizer_info, "GET", true, false};
   if (path == "/detokenize") return {route_id::detokenize, "POST", true, false};
   if (path == "/health") return {route_id::health, "GET", false, true};
   if (path == "/ready") return {route_id::ready, "GET", false, false};
@@ -80,7 +100,9 @@ std::optional<http_response> api_routes::admit(const route_match& m, const http_
 http_response api_routes::handle_quick(route_id id, const http_request& req) const {
   switch (id) {
     case route_id::models: return models();
+    case route_id::model: return model(req.path.substr(std::string_view("/v1/models/").size()));
     case route_id::tokenize: return tokenize(req);
+    case route_id::tokenizer_info: return tokenizer_info();
     case route_id::detokenize: return detokenize(req);
     case route_id::ready: return ready();
     case route_id::static_file: return static_page(req.path);
@@ -103,12 +125,36 @@ api_result<openai_request> api_routes::parse_generation(route_id id, const std::
                               std::get<json>(parsed), ctx_);
 }
 
+json api_routes::model_card() const {
+  return json{{"id", ctx_.model_name},       {"object", "model"},
+              {"created", static_cast<int64_t>(std::time(nullptr))},
+              {"owned_by", "troupe"},        {"root", ctx_.model_name},
+              {"max_model_len", ctx_.session_len}};
+}
+
 http_response api_routes::models() const {
-  json model = {{"id", ctx_.model_name},       {"object", "model"},
-                {"created", static_cast<int64_t>(std::time(nullptr))},
-                {"owned_by", "troupe"},        {"root", ctx_.model_name},
-                {"max_model_len", ctx_.session_len}};
-  return http_response::json(200, dump_json(json{{"object", "list"}, {"data", json::array({model})}}));
+  return http_response::json(200, dump_json(json{{"object", "list"}, {"data", json::array({model_card()})}}));
+}
+
+// GET /v1/models/{id}: the served model by its name (as /v1/models lists it), else OpenAI's 404.
+http_response api_routes::model(const std::string& id) const {
+  if (id == ctx_.model_name) return http_response::json(200, dump_json(model_card()));
+  return reject(api_error{404, "The model '" + id + "' does not exist", "invalid_request_error", "model",
+                          "model_not_found"});
+}
+
+// vLLM's GET /tokenizer_info, what clients (lm-eval's remote tokenizer) read besides /tokenize and
+// /detokenize: the special tokens' text and the context length.
+http_response api_routes::tokenizer_info() const {
+  if (!codec_ || !codec_->has_tokenizer()) {
+    return reject(api_error{404, "this model has no tokenizer", "not_found_error", {}, "not_found"});
+  }
+  json info = {{"tokenizer_class", "troupe"}, {"model_max_length", ctx_.session_len}};
+  const std::string eos = codec_->eos_token(), bos = codec_->bos_token();
+  info["eos_token"] = eos.empty() ? json(nullptr) : json(eos);
+  info["bos_token"] = bos.empty() ? json(nullptr) : json(bos);
+  info["pad_token"] = nullptr;
+  return http_response::json(200, dump_json(info));
 }
 
 http_response api_routes::tokenize(const http_request& req) const {

@@ -24,7 +24,7 @@ struct server_state {
 };
 
 enum class route_id : uint8_t {
-  completions, chat_completions, models, tokenize, detokenize, health, ready, metrics, websocket,
+  completions, chat_completions, models, model, tokenize, tokenizer_info, detokenize, health, ready, metrics, websocket,
   static_file,  // the web playground: / and /static/<name> (net/static_files.h)
   unknown
 };
@@ -61,7 +61,10 @@ class api_routes {
 
  private:
   http_response models() const;
+  http_response model(const std::string& id) const;  // GET /v1/models/{id}
+  nlohmann::json model_card() const;
   http_response tokenize(const http_request& req) const;
+  http_response tokenizer_info() const;
   http_response detokenize(const http_request& req) const;
   http_response ready() const;
   http_response health();

@@ -28,6 +28,9 @@ class text_codec {
   virtual result<std::vector<int32_t>> encode(const std::string& text, bool add_special,
                                               bool parse_special) const = 0;
   virtual result<std::string> decode(const std::vector<int32_t>& ids, bool skip_special) const = 0;
+  // The text of the end/begin-of-sequence tokens ("" when none): /tokenizer_info.
+  virtual std::string eos_token() const { return {}; }
+  virtual std::string bos_token() const { return {}; }
   // messages: [{"role": ..., "content": "..."}] with string contents (already normalized).
   virtual result<std::string> render_chat(const nlohmann::json& messages, bool add_generation_prompt,
                                           const nlohmann::json& extra) const = 0;

@@ -176,6 +176,16 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
       return;
     }
     openai_request& r = std::get<openai_request>(parsed);
+    // A frame streams one prompt's choices: batches and echo belong to /v1/completions.
+    if (r.prompts.size() > 1) {
+      send_error(id, bad_request("a generate message takes one prompt; lists of prompts work on /v1/completions",
+                                 "prompt"));
+      return;
+    }
+    if (r.echo) {
+      send_error(id, bad_request("echo works on /v1/completions; use prompt_logprobs here", "echo"));
+      return;
+    }
     std::string rid = ctx_->new_request_id();
     r.gen.request_id = rid;
     const uint64_t seq = ++seq_;
@@ -264,6 +274,9 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
                     {"token_ids", ev.token_ids}};
       if (g->meta.logprobs >= 0 && !ev.logprobs.empty()) {
         frame["logprobs"] = logprobs_json(api_kind::chat, ev.logprobs, ctx_->routes.codec(), 0)["content"];
+      }
+      if (!ev.prompt_logprobs.empty()) {  // each choice's first frame (prompt_logprobs asked)
+        frame["prompt_logprobs"] = logprobs_json(api_kind::chat, ev.prompt_logprobs, ctx_->routes.codec(), 0)["content"];
       }
       if (finish) frame["finish_reason"] = finish;
       send(frame);

@@ -44,11 +44,11 @@ struct generation_event {
   std::string text;                   // their text; complete UTF-8; stop strings held back/cut
   std::vector<token_logprobs> logprobs;  // params.logprobs >= 0: one per token whose text is (partly)
                                          // in `text` of this or an earlier event (never EOS/stop ids)
-  std::vector<token_logprobs> prompt_logprobs;  // params.prompt_logprobs >= 0, each choice's first event:
-                                                // prompt tokens 1..P-1 (token 0 has none)
   finish_reason finish = finish_reason::none;  // != none: last event of this choice
   usage_info usage;                   // filled on each choice's final event (whole request)
   double queue_time_s = 0.0;          // time spent waiting for admission (first event)
+  std::vector<token_logprobs> prompt_logprobs;  // params.prompt_logprobs >= 0, each choice's first event:
+                                                // prompt tokens 1..P-1 (token 0 has none)
 };
 
 }  // namespace troupe

@@ -83,7 +83,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_event& x) {
   uint8_t fin = static_cast<uint8_t>(x.finish);
   return f(caf::meta::type_name("generation_event"), x.request_id, x.index, x.token_ids, x.text, x.logprobs, fin,
-           x.usage, x.prompt_logprobs, x.queue_time_s, caf::meta::load_callback([&]() -> caf::error {
+           x.usage, x.queue_time_s, x.prompt_logprobs, caf::meta::load_callback([&]() -> caf::error {
              x.finish = static_cast<finish_reason>(fin);
              return caf::none;
            }));

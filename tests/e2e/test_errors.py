@@ -64,7 +64,14 @@ def test_malformed_json_is_400(small, path, body):
 WRONG_TYPES = [
     ("/v1/completions", {"prompt": 5}, "prompt"),
     ("/v1/completions", {"prompt": {"text": "hi"}}, "prompt"),
-    ("/v1/completions", {"prompt": ["a", "b"]}, "prompt"),
+    ("/v1/completions", {"prompt": ["a", [1]]}, "prompt"),
+    ("/v1/completions", {"prompt": ["a"] * 65}, "prompt"),  # more prompts than the bound (64)
+    ("/v1/completions", {"prompt": "hi", "echo": True, "n": 2}, "echo"),
+    ("/v1/completions", {"prompt": "hi", "echo": True, "best_of": 2}, "echo"),
+    ("/v1/completions", {"prompt": "hi", "prompt_logprobs": 21}, "prompt_logprobs"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "prompt_logprobs": 99},
+     "prompt_logprobs"),
+    ("/v1/completions", {"prompt": "hi", "logprobs_mode": "sideways"}, "logprobs_mode"),
     ("/v1/completions", {"prompt": [1, "two"]}, "prompt"),
     ("/v1/completions", {"prompt": "hi", "max_tokens": "10"}, "max_tokens"),
     ("/v1/completions", {"prompt": "hi", "max_tokens": 2.5}, "max_tokens"),

@@ -77,6 +77,42 @@ TEST_F(openai_api_test, accepts_token_id_prompts_and_single_string_lists) {
             std::vector<std::string>{"s"});
 }
 
+TEST_F(openai_api_test, prompt_lists_become_one_prompt_each_with_its_echo_text) {
+  openai_request r = ok(api_kind::completion, {{"prompt", {"ab", "c"}}, {"n", 2}});
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(r.prompts[0].ids, (std::vector<int32_t>{test::fake_codec::bos, 'a', 'b'}));
+  EXPECT_EQ(r.prompts[1].ids, (std::vector<int32_t>{test::fake_codec::bos, 'c'}));
+  EXPECT_EQ(r.prompts[1].text, "c");
+  EXPECT_EQ(r.gen.prompt_ids, r.prompts[0].ids);
+  openai_request ids = ok(api_kind::completion, {{"prompt", {{7, 8}, {9}}}});
+  ASSERT_EQ(ids.prompts.size(), 2u);
+  EXPECT_EQ(ids.prompts[1].ids, std::vector<int32_t>{9});
+  EXPECT_FALSE(ids.prompts[0].text.empty());  // decoded for echo and text_offset
+  json many = json::array();
+  for (size_t i = 0; i < k_max_prompts; ++i) many.push_back("a");
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", many}}).prompts.size(), k_max_prompts);
+  many.push_back("a");
+  EXPECT_EQ(bad(api_kind::completion, {{"prompt", many}}).param, "prompt");
+}
+
+TEST_F(openai_api_test, echo_scores_the_prompt_and_allows_max_tokens_zero) {
+  openai_request r = ok(api_kind::completion, {{"prompt", "ab"}, {"echo", true}, {"logprobs", 2}, {"max_tokens", 0}});
+  EXPECT_TRUE(r.echo);
+  EXPECT_EQ(r.gen.params.max_tokens, 0);
+  EXPECT_EQ(r.gen.params.prompt_logprobs, 2);  // the echoed prompt's logprobs need its top 2
+  EXPECT_EQ(r.prompt_logprobs, -1);            // vLLM's field was not asked for
+  openai_request v = ok(api_kind::completion, {{"prompt", "ab"}, {"prompt_logprobs", 5}, {"max_tokens", 0}});
+  EXPECT_FALSE(v.echo);
+  EXPECT_EQ(v.gen.params.prompt_logprobs, 5);
+  openai_request c = ok(api_kind::chat, {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"prompt_logprobs", 0}});
+  EXPECT_EQ(c.gen.params.prompt_logprobs, 0);
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", "a"}}).gen.params.lp_mode, logprobs_mode::raw);
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", "a"}, {"logprobs_mode", "processed"}}).gen.params.lp_mode,
+            logprobs_mode::processed);
+  ctx.default_lp_mode = logprobs_mode::processed;
+  EXPECT_EQ(ok(api_kind::completion, {{"prompt", "a"}}).gen.params.lp_mode, logprobs_mode::processed);
+}
+
 TEST_F(openai_api_test, chat_renders_the_template_and_maps_logprobs) {
   json body = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"logprobs", true}, {"top_logprobs", 2},
                {"max_completion_tokens", 3}};
@@ -105,7 +141,9 @@ TEST_F(openai_api_test, rejects_every_bad_value_with_the_field_name) {
       {"empty prompt", api_kind::completion, R"({"prompt": ""})", "prompt"},
       {"empty id list", api_kind::completion, R"({"prompt": []})", "prompt"},
       {"prompt type", api_kind::completion, R"({"prompt": 5})", "prompt"},
-      {"batched", api_kind::completion, R"({"prompt": ["a", "b"]})", "prompt"},
+      {"mixed prompt list", api_kind::completion, R"({"prompt": ["a", [1]]})", "prompt"},
+      {"nested prompt list", api_kind::completion, R"({"prompt": [[[1]]]})", "prompt"},
+      {"empty prompt in list", api_kind::completion, R"({"prompt": ["a", ""]})", "prompt"},
       {"id range", api_kind::completion, R"({"prompt": [1, 600]})", "prompt"},
       {"negative id", api_kind::completion, R"({"prompt": [-1]})", "prompt"},
       {"temperature type", api_kind::completion, R"({"prompt": "a", "temperature": "hot"})", "temperature"},
@@ -136,7 +174,14 @@ TEST_F(openai_api_test, rejects_every_bad_value_with_the_field_name) {
       {"stream type", api_kind::completion, R"({"prompt": "a", "stream": "yes"})", "stream"},
       {"stream_options w/o stream", api_kind::completion, R"({"prompt": "a", "stream_options": {"include_usage": true}})", "stream_options"},
       {"include_usage type", api_kind::completion, R"({"prompt": "a", "stream": true, "stream_options": {"include_usage": 1}})", "stream_options.include_usage"},
-      {"echo", api_kind::completion, R"({"prompt": "a", "echo": true})", "echo"},
+      {"echo with n", api_kind::completion, R"({"prompt": "a", "echo": true, "n": 2})", "echo"},
+      {"echo with best_of", api_kind::completion, R"({"prompt": "a", "echo": true, "best_of": 1})", "echo"},
+      {"echo type", api_kind::completion, R"({"prompt": "a", "echo": 1})", "echo"},
+      {"echo on chat", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "echo": true})", "echo"},
+      {"prompt_logprobs range", api_kind::completion, R"({"prompt": "a", "prompt_logprobs": 21})", "prompt_logprobs"},
+      {"chat prompt_logprobs range", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "prompt_logprobs": -1})", "prompt_logprobs"},
+      {"logprobs_mode", api_kind::completion, R"({"prompt": "a", "logprobs_mode": "logits"})", "logprobs_mode"},
+      {"max_tokens below zero with echo", api_kind::completion, R"({"prompt": "a", "echo": true, "max_tokens": -1})", "max_tokens"},
       {"best_of", api_kind::completion, R"({"prompt": "a", "best_of": 2})", "best_of"},
       {"model type", api_kind::completion, R"({"prompt": "a", "model": 1})", "model"},
       {"missing messages", api_kind::chat, R"({})", "messages"},
@@ -362,6 +407,60 @@ TEST(openai_response, final_body_has_choices_usage_and_logprobs) {
   EXPECT_EQ(body["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
 }
 
+// Echo: the prompt's text prefixes the choice, its tokens lead the logprobs (the first null), the
+// top_logprobs keep the engine's best-first order, and text_offset counts in the echoed text.
+TEST(openai_response, echo_prefixes_prompt_text_and_logprobs_in_order) {
+  test::fake_codec codec;
+  openai_request req;
+  req.kind = api_kind::completion;
+  req.model = "m";
+  req.echo = true;
+  req.gen.params.logprobs = 2;
+  req.prompts = {{{'a', 'b'}, "ab"}, {{'c'}, "c"}};
+  req.system_fingerprint = "fp_x";
+  response_meta meta = make_response_meta(req, "e");
+  generation_tracker t(2, 3, true, 2);
+  // 'z' is more likely than 'a' here: alphabetical order would put 'a' first.
+  generation_event e0{"e", 0, {'!'}, "!", {{'!', -0.5f, {{'z', -0.1f}, {'a', -0.4f}}}}, finish_reason::length,
+                      {2, 1, 0}, 0.0, {{'b', -1.5f, {{'z', -0.2f}, {'b', -1.5f}}}}};
+  generation_event e1{"e", 1, {}, "", {}, finish_reason::length, {1, 0, 0}, 0.0, {}};
+  EXPECT_TRUE(t.add(e0));
+  EXPECT_TRUE(t.add(e1));
+  const std::string body_text = dump_json(final_response(meta, t, &codec));
+  // Best first as serialized ('z' before 'a', which alphabetical order would put first).
+  const auto ordered = nlohmann::ordered_json::parse(body_text);
+  const auto& gen_top = ordered["choices"][0]["logprobs"]["top_logprobs"][2];
+  ASSERT_EQ(gen_top.size(), 2u);
+  EXPECT_EQ(gen_top.begin().key(), "z");
+  json body = json::parse(body_text);
+  EXPECT_EQ(body["system_fingerprint"], "fp_x");
+  EXPECT_EQ(body["choices"][0]["text"], "ab!");
+  EXPECT_EQ(body["choices"][1]["text"], "c");
+  const json& lp = body["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], json({"a", "b", "!"}));
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  EXPECT_FLOAT_EQ(lp["token_logprobs"][1].get<float>(), -1.5f);
+  EXPECT_EQ(lp["text_offset"], json({0, 1, 2}));
+  EXPECT_EQ(body["choices"][1]["logprobs"]["tokens"], json({"c"}));
+  EXPECT_EQ(body["usage"]["prompt_tokens"], 3);  // both prompts
+  EXPECT_EQ(body["usage"]["completion_tokens"], 1);
+}
+
+TEST(openai_response, text_offset_starts_after_the_prompt_without_echo) {
+  test::fake_codec codec;
+  openai_request req;
+  req.kind = api_kind::completion;
+  req.gen.params.logprobs = 0;
+  req.prompts = {{{'a', 'b'}, "ab"}};
+  response_meta meta = make_response_meta(req, "o");
+  generation_tracker t(1, 2, true);
+  EXPECT_TRUE(t.add(generation_event{"o", 0, {'x', 'y'}, "xy", {{'x', -1.f, {}}, {'y', -1.f, {}}}, finish_reason::stop, {}, 0.0}));
+  json body = final_response(meta, t, &codec);
+  EXPECT_EQ(body["choices"][0]["logprobs"]["text_offset"], json({2, 3}));
+  EXPECT_EQ(initial_text_offset(meta, 0), 2);
+}
+
 TEST(openai_response, chat_chunks_carry_role_once_and_logprob_content) {
   test::fake_codec codec;
   openai_request req;
@@ -370,7 +469,9 @@ TEST(openai_response, chat_chunks_carry_role_once_and_logprob_content) {
   req.gen.params.logprobs = 0;
   response_meta meta = make_response_meta(req, "q");
   generation_event ev{"q", 0, {'o'}, "o", {{'o', -1.0f, {}}}, finish_reason::none, {}, 0.0};
-  json first = json::parse(stream_chunk(meta, ev, &codec, true, true, 0));
+  int64_t offset = 0;
+  json first = json::parse(stream_chunk(meta, ev, &codec, true, true, offset));
+  EXPECT_EQ(offset, 1);  // advanced past the chunk's text
   EXPECT_EQ(first["object"], "chat.completion.chunk");
   EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
   EXPECT_EQ(first["choices"][0]["delta"]["content"], "o");
@@ -378,7 +479,7 @@ TEST(openai_response, chat_chunks_carry_role_once_and_logprob_content) {
   EXPECT_TRUE(first.contains("usage") && first["usage"].is_null());
   EXPECT_EQ(first["choices"][0]["logprobs"]["content"][0]["token"], "o");
   EXPECT_EQ(first["choices"][0]["logprobs"]["content"][0]["bytes"], json({111}));
-  json next = json::parse(stream_chunk(meta, ev, &codec, false, false, 1));
+  json next = json::parse(stream_chunk(meta, ev, &codec, false, false, offset));
   EXPECT_FALSE(next["choices"][0]["delta"].contains("role"));
   EXPECT_FALSE(next.contains("usage"));
   json usage = json::parse(usage_chunk(meta, {4, 2, 0}));
