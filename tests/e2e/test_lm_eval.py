@@ -53,7 +53,7 @@ def run_lm_eval(server, model, task, tmp_path):
                TOKENIZERS_PARALLELISM="false")
     args = [sys.executable, "-m", "lm_eval", "--model", "local-completions",
             "--model_args", f"base_url={server.url}/v1/completions,model={model},tokenizer_backend=remote,"
-                            "num_concurrent=1,max_retries=1,timeout=120,batch_size=2",
+                            "num_concurrent=1,max_retries=1,timeout=120",
             "--tasks", task, "--include_path", TASKS, "--output_path", str(out), "--log_samples",
             "--batch_size", "2"]
     p = subprocess.run(args, cwd=TASKS, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
@@ -62,6 +62,15 @@ def run_lm_eval(server, model, task, tmp_path):
     assert files, f"no samples file under {out}:\n{p.stderr[-3000:]}"
     with open(files[0]) as f:
         return [json.loads(line) for line in f]
+
+
+def arguments(sample):
+    """A logged sample's request arguments, in order: [(arg_0, arg_1), ...]."""
+    args = sample["arguments"]
+    if isinstance(args, dict):  # lm-eval 0.4.13: {"gen_args_0": {"arg_0": ..., "arg_1": ...}, ...}
+        keys = sorted(args, key=lambda k: int(k.rsplit("_", 1)[-1]))
+        return [(args[k]["arg_0"], args[k]["arg_1"]) for k in keys]
+    return [tuple(a) for a in args]
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +83,8 @@ def test_multiple_choice_log_likelihoods_are_troupes_prompt_logprobs(server, bas
     assert len(samples) == 6
     checked = 0
     for s in samples:
-        for (context, continuation), resp in zip(s["arguments"], s["resps"]):
-            ll = resp[0][0]
+        for (context, continuation), resp in zip(arguments(s), s["resps"]):
+            ll = float(resp[0][0])
             ctx, cont = encode_pair(base_url, context, continuation)
             r = requests.post(base_url + "/v1/completions", timeout=60,
                               json={"prompt": ctx + cont, "echo": True, "logprobs": 0, "max_tokens": 0}).json()
@@ -93,8 +102,10 @@ def test_generate_until_returns_troupes_greedy_text(server, base_url, model, tmp
     samples = run_lm_eval(server, model, "troupe_capitals_gen", tmp_path)
     assert len(samples) == 6
     for s in samples:
-        prompt = s["arguments"][0][0]
+        prompt = arguments(s)[0][0]
         got = s["resps"][0][0]
+        # lm-eval sends the prompt as token ids from /tokenize without special tokens: so do we.
         ref = requests.post(base_url + "/v1/completions", timeout=60,
-                            json={"prompt": prompt, "max_tokens": 8, "temperature": 0, "stop": ["\n"]}).json()
+                            json={"prompt": tokenize(base_url, prompt), "max_tokens": 8, "temperature": 0,
+                                  "stop": ["\n"]}).json()
         assert got == ref["choices"][0]["text"], (prompt, got, ref)

@@ -154,7 +154,8 @@ def test_batched_echo_scores_each_prompt(client, model, base_url):
 # -- logprobs == text ---------------------------------------------------------------------------------
 
 def greedy(client, model, prompt, n, **kw):
-    return client.completions.create(model=model, prompt=prompt, max_tokens=n, temperature=0, logprobs=0, **kw)
+    return client.completions.create(model=model, prompt=prompt, max_tokens=n, temperature=0, logprobs=0,
+                                     extra_body={"ignore_eos": True}, **kw)
 
 
 def pick_stop(tokens):
@@ -170,7 +171,7 @@ def pick_stop(tokens):
 
 
 def test_logprobs_join_to_the_text_with_a_stop_string(client, model, base_url):
-    prompt = "Write a short story about a cat who lives in Paris."
+    prompt = "Once upon a time, in a small village by the sea,"
     full = greedy(client, model, prompt, 24)
     tokens = full.choices[0].logprobs.tokens
     assert "".join(tokens) == full.choices[0].text
@@ -277,7 +278,7 @@ def test_websocket_logprobs_follow_the_text_and_carry_prompt_logprobs(client, mo
     from websockets.asyncio.client import connect
     from test_websocket import collect_until_done, ws_url
 
-    prompt = "Write a short story about a cat who lives in Paris."
+    prompt = "Once upon a time, in a small village by the sea,"
     full = greedy(client, model, prompt, 24)
     stop, k = pick_stop(full.choices[0].logprobs.tokens)
     assert stop is not None
