@@ -108,7 +108,8 @@ def tokens_of(srv, prompt):
     return r.json()["tokens"]
 
 
-@pytest.mark.parametrize("prompt", [[[[1]]], [["Hi"]], [[1], [2]], [[1, "a"]], [[]], [1, [2]], {"a": 1},
+# [[1], [2]] and ["a", "b"] are batches on /v1/completions (tests/e2e/test_openai_conformance.py).
+@pytest.mark.parametrize("prompt", [[[[1]]], [["Hi"]], [[1], "a"], [[1, "a"]], [[]], [1, [2]], {"a": 1},
                                     [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]])
 def test_wrongly_shaped_prompts_are_400_not_unwrapped(srv, prompt):
     t0 = time.monotonic()
