@@ -198,7 +198,7 @@ TEST_F(openai_api_test, rejects_every_bad_value_with_the_field_name) {
       {"prompt string in id list", api_kind::completion, R"({"prompt": [["a"]]})", "prompt"},
       {"prompt mixed id list", api_kind::completion, R"({"prompt": [[1, "a"]]})", "prompt"},
       {"prompt empty inner list", api_kind::completion, R"({"prompt": [[]]})", "prompt"},
-      {"prompt id batch", api_kind::completion, R"({"prompt": [[1], [2]]})", "prompt"},
+      {"prompt id batch with a string", api_kind::completion, R"({"prompt": [[1], "a"]})", "prompt"},
       {"prompt ids then list", api_kind::completion, R"({"prompt": [1, [2]]})", "prompt"},
       {"prompt object", api_kind::completion, R"({"prompt": {"a": 1}})", "prompt"},
       {"response_format json", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})", "response_format"},
