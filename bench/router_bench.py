@@ -94,7 +94,7 @@ def stream(session, url, tokens):
             buf += d
             if b'"error"' in buf:
                 raise RuntimeError(buf[-500:].decode(errors="replace"))
-            k = d.count(b'data: {"choices"')
+            k = d.count(b'data: {"id"')  # one per chunk: chunks open with their id (OpenAI's key order)
             for _ in range(k):
                 if ttft is None:
                     ttft = now - t0
