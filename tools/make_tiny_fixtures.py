@@ -38,11 +38,12 @@ class fixture:
     seed: int = 0
     gguf: Optional[Callable] = None  # gguf(model, config, path): writes a GGUF of the same weights
     note: str = ""
+    embed_std: float = 1.0  # tied embeddings need a small one, or each token predicts itself
 
 
-def randomize(model: torch.nn.Module, seed: int) -> None:
+def randomize(model: torch.nn.Module, seed: int, embed_std: float = 1.0) -> None:
     """Seeded weights that make every part of the forward pass matter: matrices ~ N(0, 1/in),
-    embeddings ~ N(0, 1), norm weights 1 + N(0, 0.2²) (HF initialises them to exactly 1, which
+    embeddings ~ N(0, embed_std²), norm weights 1 + N(0, 0.2²) (HF initialises them to exactly 1, which
     would hide a norm applied in the wrong place), biases ~ N(0, 0.1²)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -52,7 +53,7 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
             elif "embed" in name:
-                p.copy_(torch.randn(p.shape, generator=g))
+                p.copy_(embed_std * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
 
@@ -89,7 +90,7 @@ def build(fx: fixture) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     model = AutoModelForCausalLM.from_config(fx.config, dtype=torch.float32)
-    randomize(model, fx.seed)
+    randomize(model, fx.seed, fx.embed_std)
     model.to(fx.dtype).save_pretrained(folder)
     # The reference runs in float32 from the stored weights (bf16 ones upcast), as the
     # shared fixtures' references do; rotary frequencies stay float32.
@@ -198,8 +199,8 @@ def qwen3_config(**kw):
 def qwen3_fixtures():
     gg = lambda m, c, p: write_gguf(m, c, p, "qwen3", permute_qk=False, bf16=True)
     note = "q_norm/k_norm per head before rotary; head_dim 24 with hidden 64."
-    return [fixture("tiny-qwen3", qwen3_config(), seed=3, note=note),
-            fixture("tiny-qwen3-bf16", qwen3_config(), torch.bfloat16, seed=3, gguf=gg,
+    return [fixture("tiny-qwen3", qwen3_config(), seed=3, note=note, embed_std=0.05),
+            fixture("tiny-qwen3-bf16", qwen3_config(), torch.bfloat16, seed=3, gguf=gg, embed_std=0.05,
                     note=note + " model.gguf: the same weights as GGUF arch qwen3 (BF16 matrices, F32 norms).")]
 
 
