@@ -19,7 +19,10 @@ struct http_generation {
         stream(r.stream),
         include_usage(r.include_usage),
         first_sent(static_cast<size_t>(r.gen.n), false),
-        text_offset(static_cast<size_t>(r.gen.n), 0) {}
+        text_offset(static_cast<size_t>(r.gen.n), 0) {
+    if (meta.separate_reasoning && stream)
+      reasoning.assign(static_cast<size_t>(r.gen.n), reasoning_parser(meta.reasoning_starts_open));
+  }
 
   std::string request_id;
   response_meta meta;
@@ -32,6 +35,7 @@ struct http_generation {
   bool client_gone = false;  // cancelled because the client went away
   std::vector<bool> first_sent;      // [n] chat role sent
   std::vector<int64_t> text_offset;  // [n] bytes of text streamed so far
+  std::vector<reasoning_parser> reasoning;  // [n] when streaming with separate_reasoning, else empty
 };
 
 }  // namespace troupe

@@ -27,6 +27,7 @@ struct api_context {
   int32_t max_n = 16;
   std::string model_name;
   int32_t max_json_depth = k_default_max_json_depth;  // deeper request JSON is a 400 (parse_json_body)
+  bool reasoning = false;  // chat answers' <think> spans become reasoning_content (--reasoning-parser)
 };
 
 struct openai_request {
@@ -36,6 +37,10 @@ struct openai_request {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool chat_logprobs = false;  // chat: "logprobs": true
+  // Chat with the reasoning parser on for this request (ctx.reasoning, and neither
+  // chat_template_kwargs.enable_thinking nor separate_reasoning is false).
+  bool separate_reasoning = false;
+  bool reasoning_starts_open = false;  // the rendered prompt ends inside an opened <think>
 };
 
 template <class T>

@@ -14,6 +14,8 @@ response_meta make_response_meta(const openai_request& r, const std::string& req
   m.created = static_cast<int64_t>(std::time(nullptr));
   m.model = r.model;
   m.logprobs = r.gen.params.logprobs;
+  m.separate_reasoning = r.kind == api_kind::chat && r.separate_reasoning;
+  m.reasoning_starts_open = r.reasoning_starts_open;
   return m;
 }
 
@@ -125,12 +127,18 @@ json logprobs_json(api_kind kind, const std::vector<token_logprobs>& lps, const 
 }
 
 std::string stream_chunk(const response_meta& meta, const generation_event& ev, const text_codec* codec,
-                         bool first_of_choice, bool include_usage, int64_t text_offset) {
+                         bool first_of_choice, bool include_usage, int64_t text_offset,
+                         const reasoning_split* reasoning) {
   json choice = {{"index", ev.index}};
   if (meta.kind == api_kind::chat) {
     json delta = json::object();
     if (first_of_choice) delta["role"] = "assistant";
-    delta["content"] = ev.text;
+    if (reasoning) {  // as vLLM streams it: reasoning deltas carry no content key
+      if (!reasoning->reasoning.empty()) delta["reasoning_content"] = reasoning->reasoning;
+      if (!reasoning->content.empty() || reasoning->reasoning.empty()) delta["content"] = reasoning->content;
+    } else {
+      delta["content"] = ev.text;
+    }
     choice["delta"] = std::move(delta);
   } else {
     choice["text"] = ev.text;
@@ -157,7 +165,14 @@ json final_response(const response_meta& meta, const generation_tracker& tracker
   int32_t index = 0;
   for (const generation_tracker::choice& c : tracker.choices()) {
     json ch = {{"index", index++}};
-    if (meta.kind == api_kind::chat) {
+    if (meta.kind == api_kind::chat && meta.separate_reasoning) {
+      // As vLLM answers: content null when the answer was all reasoning, reasoning_content null
+      // when there was none.
+      const reasoning_split s = reasoning_parser::split(c.text, meta.reasoning_starts_open);
+      ch["message"] = {{"role", "assistant"},
+                       {"content", s.content.empty() && !s.reasoning.empty() ? json(nullptr) : json(s.content)},
+                       {"reasoning_content", s.reasoning.empty() ? json(nullptr) : json(s.reasoning)}};
+    } else if (meta.kind == api_kind::chat) {
       ch["message"] = {{"role", "assistant"}, {"content", c.text}};
     } else {
       ch["text"] = c.text;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/engine.h"
+#include "runtime/reasoning_parser.h"
 #include "net/openai_api.h"
 #include "net/text_codec.h"
 
@@ -21,6 +22,8 @@ struct response_meta {
   int64_t created = 0;  // unix seconds
   std::string model;
   int32_t logprobs = -1;  // params.logprobs: -1 none, else top k
+  bool separate_reasoning = false;     // chat: <think> spans go to reasoning_content
+  bool reasoning_starts_open = false;  // the prompt opened the span
 };
 
 response_meta make_response_meta(const openai_request& r, const std::string& request_id);
@@ -65,8 +68,11 @@ nlohmann::json logprobs_json(api_kind kind, const std::vector<token_logprobs>& l
                              const text_codec* codec, int64_t text_offset);
 
 // One streaming chunk for an event (JSON text, no SSE framing). first_of_choice adds the chat role.
+// With `reasoning` (the event's text through the choice's reasoning_parser) the delta carries
+// reasoning_content and content from it instead of the raw text.
 std::string stream_chunk(const response_meta& meta, const generation_event& ev, const text_codec* codec,
-                         bool first_of_choice, bool include_usage, int64_t text_offset);
+                         bool first_of_choice, bool include_usage, int64_t text_offset,
+                         const reasoning_split* reasoning = nullptr);
 // The last chunk when stream_options.include_usage: empty choices, usage filled.
 std::string usage_chunk(const response_meta& meta, const usage_info& usage);
 

@@ -32,6 +32,9 @@ api_routes::api_routes(engine& eng, const server_options& opts, std::shared_ptr<
   ctx_.vocab_size = codec_ ? codec_->vocab_size() : eng_.model().vocab_size;
   ctx_.max_n = opts_.max_n;
   ctx_.max_json_depth = opts_.max_json_depth;
+  ctx_.reasoning = opts_.reasoning_parser == "qwen3" || opts_.reasoning_parser == "deepseek_r1" ||
+                   (opts_.reasoning_parser == "auto" && codec_ &&
+                    codec_->chat_template_source().find("<think>") != std::string::npos);
   ctx_.model_name = !opts_.served_model_name.empty() ? opts_.served_model_name
                     : !eng_.model().name.empty()     ? eng_.model().name
                                                      : std::string("troupe");

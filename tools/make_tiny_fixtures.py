@@ -188,7 +188,7 @@ def write_gguf(model, cfg, path: str, arch: str, permute_qk: bool, extra: Option
 
 def qwen3_config(**kw):
     base = dict(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=24,  # 4 x 24 = 96 != hidden 64
+                num_attention_heads=4, num_key_value_heads=2, head_dim=32,  # 4 x 32 = 128 != hidden 64
                 max_position_embeddings=1024, rms_norm_eps=1e-6, tie_word_embeddings=True,
                 rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
                 bos_token_id=1, eos_token_id=2)
@@ -198,7 +198,7 @@ def qwen3_config(**kw):
 
 def qwen3_fixtures():
     gg = lambda m, c, p: write_gguf(m, c, p, "qwen3", permute_qk=False, bf16=True)
-    note = "q_norm/k_norm per head before rotary; head_dim 24 with hidden 64."
+    note = "q_norm/k_norm per head before rotary; head_dim 32 with hidden 64 (a head_dim the CUDA attention runs)."
     return [fixture("tiny-qwen3", qwen3_config(), seed=3, note=note, embed_std=0.05),
             fixture("tiny-qwen3-bf16", qwen3_config(), torch.bfloat16, seed=3, gguf=gg, embed_std=0.05,
                     note=note + " model.gguf: the same weights as GGUF arch qwen3 (BF16 matrices, F32 norms).")]

@@ -21,8 +21,8 @@ TEST(model_families_config, qwen3_has_qk_norm_and_a_head_dim_of_its_own) {
     EXPECT_EQ(c->architecture, "qwen3") << path;
     EXPECT_TRUE(c->qk_norm) << path;
     EXPECT_FALSE(c->attention_bias) << path;
-    EXPECT_EQ(c->head_dim, 24) << path;
-    EXPECT_EQ(c->q_size(), 96) << path;  // != hidden_size 64
+    EXPECT_EQ(c->head_dim, 32) << path;
+    EXPECT_EQ(c->q_size(), 128) << path;  // != hidden_size 64
     EXPECT_TRUE(c->tie_word_embeddings) << path;
   }
 }
@@ -122,7 +122,7 @@ TEST(model_families_config, head_dim_times_heads_unlike_q_proj_is_refused_naming
   auto src = open_weights(fixture("tiny-qwen3"));
   ASSERT_TRUE(src.ok());
   model_config bad = *cfg;
-  bad.head_dim = 16;  // 4 heads x 16 = 64 rows, the checkpoint's q_proj has 96
+  bad.head_dim = 16;  // 4 heads x 16 = 64 rows, the checkpoint's q_proj has 128
   auto w = load_model_weights(bad, **src);
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.err().code, errc::corrupt_file);

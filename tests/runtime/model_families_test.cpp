@@ -14,6 +14,7 @@
 
 #include "runtime/cpu_model.h"
 #include "runtime/model_config.h"
+#include "runtime/model_plan.h"
 #include "runtime/model_weights.h"
 #include "runtime/weight_source.h"
 
@@ -174,6 +175,42 @@ INSTANTIATE_TEST_SUITE_P(fixtures, model_family,
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;
                          });
+
+}  // namespace
+}  // namespace troupe
+
+namespace troupe {
+namespace {
+
+// `troupe plan` for the new families: the planned KV pool and weights equal what the CPU backend
+// allocates for a float32 checkpoint (the plan's weight formula counts Qwen3's q/k norms).
+TEST(model_family_plan, plan_equals_allocation) {
+  for (const char* name : {"tiny-qwen3", "tiny-phi3", "tiny-phi3-short"}) {
+    SCOPED_TRACE(name);
+    const std::string path = fixtures() + name;
+    auto cfg = read_model_config(path);
+    ASSERT_TRUE(cfg.ok()) << cfg.err().message;
+    engine_options o;
+    o.device = "cpu";
+    o.model.dtype = "float32";
+    o.model.kv_cache_dtype = "float32";
+    o.cache_max_entry_count = 12;  // blocks
+    o.session_len = 64;
+    o.device_memory = 64ull << 30;
+    auto plan = plan_for_model(*cfg, o, simulated_or_host_devices(o));
+    ASSERT_TRUE(plan.ok()) << plan.err().message;
+    auto w = load_model_weights(*cfg, path, load_format::weights);
+    ASSERT_TRUE(w.ok()) << w.err().message;
+    cpu_model_options co;
+    co.num_kv_blocks = plan->num_blocks;
+    co.block_seq_len = plan->block_seq_len;
+    co.num_threads = 1;
+    auto m = cpu_model::create(*cfg, std::move(*w), co);
+    ASSERT_TRUE(m.ok()) << m.err().message;
+    EXPECT_EQ(plan->ranks[0].kv_bytes, (*m)->memory().kv_bytes);
+    EXPECT_EQ(plan->ranks[0].weights_bytes, (*m)->memory().weights_bytes);
+  }
+}
 
 }  // namespace
 }  // namespace troupe
