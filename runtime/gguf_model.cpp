@@ -189,7 +189,12 @@ result<tokenizer_data> tokenizer_from(const gguf_file& f) {
   tokenizer_data t;
   auto model = f.get_string("tokenizer.ggml.model");
   if (!model) return model.err();
-  if (!model->has_value()) return make_error(errc::corrupt_file, f.origin() + ": missing key 'tokenizer.ggml.model'");
+  if (!model->has_value()) {
+    // A file with no tokenizer at all serves token ids only, like an HF folder without tokenizer.json.
+    if (!f.find("tokenizer.ggml.tokens"))
+      return make_error(errc::not_found, f.origin() + ": no tokenizer (no 'tokenizer.ggml.*' keys)");
+    return make_error(errc::corrupt_file, f.origin() + ": missing key 'tokenizer.ggml.model'");
+  }
   t.model = **model;
   auto pre = f.get_string("tokenizer.ggml.pre");
   if (!pre) return pre.err();

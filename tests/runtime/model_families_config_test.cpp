@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "runtime/gguf_model.h"
 #include "runtime/model_config.h"
 #include "runtime/model_weights.h"
 #include "runtime/weight_source.h"
@@ -163,6 +164,18 @@ TEST(model_families_config, missing_norms_are_refused_naming_the_tensor) {
     EXPECT_EQ(w.err().code, errc::not_found);
     EXPECT_NE(w.err().message.find(missing), std::string::npos) << w.err().message;
   }
+}
+
+}  // namespace
+}  // namespace troupe
+
+namespace troupe {
+namespace {
+
+TEST(model_families_config, a_gguf_without_tokenizer_keys_has_no_tokenizer_rather_than_a_broken_one) {
+  auto t = read_gguf_tokenizer_data(fixture("tiny-qwen3-bf16/model.gguf"));
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.err().code, errc::not_found) << t.err().message;  // the loader then serves token ids only
 }
 
 }  // namespace
