@@ -133,9 +133,12 @@ status check_attention_shapes(const model_config& c, const weight_source& src) {
   auto rows_are = [&](const std::string& name, int64_t want, const std::string& keys) -> status {
     const tensor_info* t = src.find(p + name);
     if (!t || t->shape.empty() || t->shape[0] == want) return ok_status();  // missing: named later
-    return make_error(errc::corrupt_file, src.origin() + ": tensor '" + p + name + "' has " +
-                                              std::to_string(t->shape[0]) + " rows, but the config's " + keys + " = " +
-                                              std::to_string(want));
+    std::vector<int64_t> expected = t->shape;
+    expected[0] = want;
+    return make_error(errc::corrupt_file, "tensor '" + p + name + "' in " + src.origin() + " has shape " +
+                                              shape_string(t->shape) + ", the config expects " +
+                                              shape_string(expected) + " (" + keys + " = " + std::to_string(want) +
+                                              " rows)");
   };
   const std::string hd = " x head_dim (" + std::to_string(c.head_dim) + ")";
   TROUPE_TRY(rows_are("q_proj.weight", c.q_size(), "num_attention_heads (" + std::to_string(c.num_heads) + ")" + hd));
