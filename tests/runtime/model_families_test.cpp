@@ -9,13 +9,17 @@
 #include <fstream>
 #include <numeric>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "runtime/cpu_model.h"
+#include "runtime/cpu_comm.h"
+#include "runtime/fused_weights.h"
 #include "runtime/model_config.h"
 #include "runtime/model_plan.h"
 #include "runtime/model_weights.h"
+#include "runtime/tensor_parallel.h"
 #include "runtime/weight_source.h"
 
 namespace troupe {
@@ -209,6 +213,71 @@ TEST(model_family_plan, plan_equals_allocation) {
     ASSERT_TRUE(m.ok()) << m.err().message;
     EXPECT_EQ(plan->ranks[0].kv_bytes, (*m)->memory().kv_bytes);
     EXPECT_EQ(plan->ranks[0].weights_bytes, (*m)->memory().weights_bytes);
+  }
+}
+
+}  // namespace
+}  // namespace troupe
+
+namespace troupe {
+namespace {
+
+// Tensor parallelism over the new families, loaded as the model loader does (fused Phi-3 tensors
+// split first, then sharded): two CPU ranks give transformers' greedy continuation, so the q/k norms
+// (replicated) and the split projections shard correctly.
+TEST(model_family_tp, two_ranks_continue_like_transformers) {
+  for (const char* name : {"tiny-qwen3", "tiny-phi3", "tiny-llama3-bf16/model.gguf"}) {
+    SCOPED_TRACE(name);
+    const std::string path = fixtures() + name;
+    const std::string folder = fixtures() + std::string(name).substr(0, std::string(name).find('/'));
+    auto cfg = read_model_config(path);
+    ASSERT_TRUE(cfg.ok()) << cfg.err().message;
+    auto opened = open_weights(path);
+    ASSERT_TRUE(opened.ok());
+    auto src = split_fused_projections(std::move(*opened), *cfg);
+    ASSERT_TRUE(src.ok()) << src.err().message;
+    constexpr int32_t world = 2;
+    auto comm = std::make_shared<cpu_comm_group>(world);
+    std::vector<std::unique_ptr<cpu_model>> ranks;
+    for (int32_t r = 0; r < world; ++r) {
+      auto shard = make_sharded_source(**src, *cfg, {r, world});
+      ASSERT_TRUE(shard.ok()) << shard.err().message;
+      const model_config rc = shard_config(*cfg, {r, world});
+      auto w = load_model_weights(rc, **shard);
+      ASSERT_TRUE(w.ok()) << w.err().message;
+      cpu_model_options o;
+      o.num_kv_blocks = kNumBlocks;
+      o.block_seq_len = kBlockLen;
+      o.num_threads = 1;
+      o.comm = comm;
+      o.tp_rank = r;
+      auto m = cpu_model::create(rc, std::move(*w), o);
+      ASSERT_TRUE(m.ok()) << m.err().message;
+      ranks.push_back(std::move(*m));
+    }
+    const auto ref = load_reference(folder)[1];
+    std::vector<int32_t> table(kNumBlocks);
+    std::iota(table.begin(), table.end(), 0);
+    std::vector<int32_t> seq = ref.input_ids, generated;
+    int64_t step_id = 0;
+    for (int i = 0; i <= 8; ++i) {
+      step_batch b;
+      b.step_id = ++step_id;
+      const size_t begin = i == 0 ? 0 : seq.size() - 1;
+      b.seqs.push_back(make_step(seq, begin, seq.size(), table, false));
+      std::vector<step_logits> outs(world);
+      std::vector<std::thread> threads;
+      for (int32_t r = 0; r < world; ++r)
+        threads.emplace_back([&, r] { EXPECT_TRUE(ranks[static_cast<size_t>(r)]->forward(b, outs[static_cast<size_t>(r)]).ok()); });
+      for (auto& t : threads) t.join();
+      ASSERT_EQ(outs[0].num_rows(), 1);
+      if (i == 0) EXPECT_LT(rel_error(outs[0].row(0), ref.logits_last), 1e-4);
+      if (i == 8) break;
+      const int32_t next = argmax(outs[0].row(0), cfg->vocab_size);
+      generated.push_back(next);
+      seq.push_back(next);
+    }
+    EXPECT_EQ(generated, std::vector<int32_t>(ref.greedy.begin(), ref.greedy.begin() + 8));
   }
 }
 
