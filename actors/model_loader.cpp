@@ -7,6 +7,7 @@
 #include "actors/devices.h"
 #include "config/log.h"
 #include "config/paths.h"
+#include "runtime/fused_weights.h"
 #include "runtime/gguf_model.h"
 #include "runtime/hf_tokenizer.h"
 #include "runtime/host_memory.h"
@@ -92,7 +93,9 @@ result<loaded_model> load_model(const troupe_options& opts) {
   if (!dummy) {
     auto s = open_weights(m.path);
     if (!s) return s.err();
-    src = std::move(*s);
+    auto split = split_fused_projections(std::move(*s), m.config);  // Phi-3's fused qkv / gate_up
+    if (!split) return split.err();
+    src = std::move(*split);
   }
   // Rank r's shard of the weights (the whole model for --tp 1).
   std::vector<std::unique_ptr<weight_source>> shards;

@@ -88,6 +88,7 @@ uint64_t weight_bytes_per_rank(const plan_model_shape& m, const std::string& dty
   if (m.attention_bias) per_layer += (q_heads + 2 * kv_heads) * d;
   per_layer += 3 * h * (m.intermediate_size / tp);  // gate, up [inter/tp, h]; down [h, inter/tp]
   per_layer += 2 * h;                   // input and post-attention RMSNorm
+  if (m.qk_norm) per_layer += 2 * d;    // q_norm, k_norm (shared by the heads, replicated)
   int64_t total = per_layer * m.num_layers;
   total += m.vocab_size * h;                            // embedding (replicated)
   if (!m.tie_word_embeddings) total += m.vocab_size * h;  // LM head (replicated)

@@ -25,6 +25,7 @@ struct plan_model_shape {
   int64_t max_position_embeddings = 0;
   bool tie_word_embeddings = false;
   bool attention_bias = false;
+  bool qk_norm = false;  // per-head q/k RMSNorm weights (Qwen3): 2 x head_dim per layer
 };
 
 struct device_memory {

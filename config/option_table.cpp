@@ -223,6 +223,10 @@ std::vector<option_def> build_table() {
              "what logprobs describe by default: raw (the model's distribution, before logit_bias and penalties; as "
              "vLLM) or processed (after them: the distribution tokens are drawn from); a request's logprobs_mode wins",
              "raw", {"raw", "processed"}, [](o& x) -> std::string& { return x.server.logprobs_mode; });
+  add_choice("reasoning-parser", "server",
+             "return <think>...</think> of chat answers as reasoning_content (auto: when the chat template writes <think>; "
+             "a request turns it off with chat_template_kwargs.enable_thinking=false or separate_reasoning=false)",
+             "auto", {"auto", "qwen3", "deepseek_r1", "none"}, [](o& x) -> std::string& { return x.server.reasoning_parser; });
   add("max-json-depth", "server", an_int, "deepest nesting of [ and { accepted in request JSON; deeper gets HTTP 400", "64",
       [](o& x, const std::string& v) -> status { return parse_int("max-json-depth", v, x.server.max_json_depth, 1, 1024); });
   add("max-queued-output-bytes", "server", a_size,

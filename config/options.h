@@ -75,6 +75,9 @@ struct server_options {
                                                // beyond this disconnects the client
   double write_timeout_s = 30.0;      // a write that makes no progress this long disconnects the client
   std::string logprobs_mode = "raw";  // default of a request's logprobs_mode: raw or processed
+  // Chat answers' <think>...</think> spans go to reasoning_content: auto (when the chat template
+  // writes <think>), qwen3 / deepseek_r1 (always), none (never).
+  std::string reasoning_parser = "auto";
 };
 
 // Cluster mode (docs/cluster.md): a router node in front of worker nodes over CAF's middleman.

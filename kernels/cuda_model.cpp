@@ -3,6 +3,7 @@
 #include "kernels/cuda_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -13,6 +14,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/embedding.h"
+#include "kernels/head_norm.h"
 #include "kernels/host_dtype.h"
 #include "kernels/norm.h"
 #include "kernels/rotary.h"
@@ -122,6 +124,8 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
                                               "max_prefill_token_num must be positive");
   if (!opts.dummy_weights && !weights)
     return make_error(errc::invalid_argument, "cuda_model: no weights given and load format is not dummy");
+  if (cfg.qk_norm && cfg.attention_bias)  // the head norm runs before the kernel that adds the bias
+    return make_error(errc::unsupported, "cuda_model: q/k norms with a q/k/v bias are not supported");
   if (cfg.sliding_window > 0)
     logger("kernels")->warn("cuda_model: sliding_window {} is ignored (full attention)", cfg.sliding_window);
 
@@ -143,7 +147,8 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
   const uint64_t e = 2;
   uint64_t wbytes = align_up(d.V * d.H * e) + align_up(d.H * e) + (tied ? 0 : align_up(d.V * d.H * e));
   wbytes += d.L * (2 * align_up(d.H * e) + align_up(d.qkv * d.H * e) + (has_bias ? align_up(d.qkv * e) : 0) +
-                   align_up(d.H * d.Hq * d.D * e) + align_up(2 * d.I * d.H * e) + align_up(d.H * d.I * e));
+                   align_up(d.H * d.Hq * d.D * e) + align_up(2 * d.I * d.H * e) + align_up(d.H * d.I * e) +
+                   (cfg.qk_norm ? 2 * align_up(d.D * e) : 0));
   const uint64_t needed = base_reserve_bytes(cfg, opts);
   const uint64_t rbytes = opts.reserve_bytes ? opts.reserve_bytes : reserve_bytes_needed(cfg, opts);
   if (rbytes < needed)
@@ -290,6 +295,10 @@ status cuda_model::allocate_weights(const weight_source* src) {
                         {layer_name(i, "self_attn.k_proj.bias"), d.Hkv * d.D},
                         {layer_name(i, "self_attn.v_proj.bias"), d.Hkv * d.D}},
                        0.f, 0.f));
+    if (cfg_.qk_norm) {
+      TROUPE_TRY(place(&l.q_norm, d.D, 1, {{layer_name(i, "self_attn.q_norm.weight"), d.D}}, 0.f, 1.f));
+      TROUPE_TRY(place(&l.k_norm, d.D, 1, {{layer_name(i, "self_attn.k_norm.weight"), d.D}}, 0.f, 1.f));
+    }
     TROUPE_TRY(place(&l.o, d.H, d.Hq * d.D, {{layer_name(i, "self_attn.o_proj.weight"), d.H}}, wscale, 0.f));
     TROUPE_TRY(place(&l.gate_up, 2 * d.I, d.H,
                      {{layer_name(i, "mlp.gate_proj.weight"), d.I}, {layer_name(i, "mlp.up_proj.weight"), d.I}},
@@ -442,6 +451,19 @@ status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t*
     g.m = T;
     g.y = buf_.qkv, g.x = buf_.h, g.w = l.qkv, g.n = d.qkv, g.k = d.H;
     TROUPE_TRY(matmul(g));
+    if (l.q_norm) {  // Qwen3: per-head RMSNorm of q and k before rotary
+      head_rms_norm_args hn;
+      hn.qkv = buf_.qkv;
+      hn.q_weight = l.q_norm;
+      hn.k_weight = l.k_norm;
+      hn.num_tokens = T;
+      hn.num_heads = static_cast<int32_t>(d.Hq);
+      hn.num_kv_heads = static_cast<int32_t>(d.Hkv);
+      hn.head_dim = static_cast<int32_t>(d.D);
+      hn.eps = eps;
+      hn.dtype = dt;
+      TROUPE_CUDA_TRY(launch_head_rms_norm(hn, stream_), "head_rms_norm");
+    }
     rotary_args r;
     r.qkv = buf_.qkv;
     r.bias = l.qkv_bias;
@@ -458,6 +480,10 @@ status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t*
     TROUPE_CUDA_TRY(launch_rotary(r, stream_), "rotary + KV append");
     paged_attention_args a = attn_template;
     a.layer = static_cast<int32_t>(i);
+    // LongRoPE scales cos and sin by attention_factor, so q.k by its square: folded into the scale.
+    if (cfg_.rope.attention_factor != 1.0)
+      a.scale = static_cast<float>(cfg_.rope.attention_factor * cfg_.rope.attention_factor /
+                                   std::sqrt(static_cast<double>(d.D)));
     TROUPE_CUDA_TRY(launch_paged_attention(a, stream_), "paged_attention");
     g.y = buf_.h, g.x = buf_.attn, g.w = l.o, g.n = d.H, g.k = d.Hq * d.D;
     TROUPE_TRY(matmul(g));

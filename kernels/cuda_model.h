@@ -91,6 +91,8 @@ class cuda_model final : public model_backend {
     void* post_norm = nullptr;   // [hidden]
     void* qkv = nullptr;         // [(Hq + 2 Hkv) * D, hidden]: q_proj | k_proj | v_proj rows
     void* qkv_bias = nullptr;    // [(Hq + 2 Hkv) * D] or null
+    void* q_norm = nullptr;      // [D] or null (qk_norm: Qwen3)
+    void* k_norm = nullptr;      // [D] or null
     void* o = nullptr;           // [hidden, Hq * D]
     void* gate_up = nullptr;     // [2 * inter, hidden]: gate_proj | up_proj rows
     void* down = nullptr;        // [hidden, inter]

@@ -97,6 +97,9 @@ std::vector<float> rotary_inv_freq(const rope_config& rope, int64_t head_dim) {
       v = static_cast<float>(out);
     }
   }
+  // Per-dimension divisors (a GGUF's rope_freqs, LongRoPE's list in use), as in rope_inv_freq.
+  if (rope.freq_factors.size() == f.size())
+    for (size_t i = 0; i < f.size(); ++i) f[i] = static_cast<float>(f[i] / static_cast<double>(rope.freq_factors[i]));
   return f;
 }
 

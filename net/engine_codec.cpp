@@ -81,6 +81,12 @@ class engine_codec final : public text_codec {
 #endif
     return {};
   }
+  std::string chat_template_source() const override {
+#ifdef TROUPE_NET_HAVE_CHAT_TEMPLATE
+    if (const chat_template* c = eng_.chat()) return c->source();
+#endif
+    return "";
+  }
 
   result<std::string> render_chat(const nlohmann::json& messages, bool add_generation_prompt,
                                   const nlohmann::json& extra) const override {

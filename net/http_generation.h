@@ -21,6 +21,8 @@ struct http_generation {
         include_usage(r.include_usage),
         first_sent(static_cast<size_t>(num_choices(r)), false) {
     for (int32_t i = 0; i < num_choices(r); ++i) text_offset.push_back(initial_text_offset(meta, i));
+    if (meta.separate_reasoning && stream)
+      reasoning.assign(static_cast<size_t>(num_choices(r)), reasoning_parser(meta.reasoning_starts_open));
   }
 
   // A list of K prompts runs as K engine requests of n choices each (choice i = prompt i / n).
@@ -46,6 +48,7 @@ struct http_generation {
   bool client_gone = false;  // cancelled because the client went away
   std::vector<bool> first_sent;      // [n] chat role sent
   std::vector<int64_t> text_offset;  // [n] bytes of text streamed so far
+  std::vector<reasoning_parser> reasoning;  // [n] when streaming with separate_reasoning, else empty
 };
 
 }  // namespace troupe

@@ -72,7 +72,17 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
     const auto i = static_cast<size_t>(ev.index);
     const bool first = !g.first_sent[i];
     g.first_sent[i] = true;
-    send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]), g.chunked));
+    if (!g.reasoning.empty()) {  // the choice's parser: held-back tag prefixes are released at its end
+      reasoning_split split = g.reasoning[i].feed(ev.text);
+      if (ev.finish != finish_reason::none) {
+        reasoning_split tail = g.reasoning[i].finish();
+        split.reasoning += tail.reasoning;
+        split.content += tail.content;
+      }
+      send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i], &split), g.chunked));
+    } else {
+      send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]), g.chunked));
+    }
     if (done) {
       if (g.include_usage) send(sse_event(usage_chunk(g.meta, g.tracker.usage()), g.chunked));
       send(sse_end(g.chunked));

@@ -166,7 +166,8 @@ maybe_error normalize_messages(const json& body, json& out) {
   return std::nullopt;
 }
 
-maybe_error read_chat_prompt(const json& body, const api_context& ctx, std::vector<int32_t>& out) {
+maybe_error read_chat_prompt(const json& body, const api_context& ctx, std::vector<int32_t>& out,
+                             std::string* rendered = nullptr) {
   json messages;
   if (auto e = normalize_messages(body, messages)) return e;
   bool add_generation_prompt = true;
@@ -182,7 +183,26 @@ maybe_error read_chat_prompt(const json& body, const api_context& ctx, std::vect
   }
   auto text = ctx.codec->render_chat(messages, add_generation_prompt, extra ? *extra : no_kwargs);
   if (!text.ok()) return bad_request(text.err().message, "messages");
+  if (rendered) *rendered = text.value();
   return encode_text(text.value(), ctx, false, true, "messages", out);
+}
+
+// The reasoning parser for one chat request: on when the server's is, unless the request turns
+// thinking off (chat_template_kwargs.enable_thinking=false: the template closed an empty span in
+// the prompt, the answer is plain content) or asks for no split (SGLang's separate_reasoning).
+maybe_error read_reasoning(const json& body, const api_context& ctx, const std::string& prompt, openai_request& r) {
+  bool separate = true;
+  if (auto e = read_bool(body, "separate_reasoning", separate)) return e;
+  bool thinking = true;
+  if (const json* kw = field(body, "chat_template_kwargs"))
+    if (auto it = kw->find("enable_thinking"); it != kw->end() && it->is_boolean()) thinking = it->get<bool>();
+  r.separate_reasoning = ctx.reasoning && separate && thinking;
+  // A prompt that ends in an opened span (DeepSeek-R1's templates) makes the answer start inside it.
+  const size_t end = prompt.find_last_not_of(" \n");
+  const size_t open = prompt.rfind("<think>");
+  r.reasoning_starts_open = r.separate_reasoning && open != std::string::npos && end != std::string::npos &&
+                            open + 6 == end && prompt.find("</think>", open) == std::string::npos;
+  return std::nullopt;
 }
 
 maybe_error read_stop(const json& body, sampling_params& p) {
@@ -429,7 +449,9 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
       r.gen.prompt_ids = r.prompts[0].ids;
       return r;
     }
-    if ((e = read_chat_prompt(body, ctx, r.gen.prompt_ids))) return *e;
+    std::string rendered;
+    if ((e = read_chat_prompt(body, ctx, r.gen.prompt_ids, &rendered))) return *e;
+    if ((e = read_reasoning(body, ctx, rendered, r))) return *e;
     if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
     return r;
   } catch (const std::exception& ex) {  // nlohmann type errors we did not foresee

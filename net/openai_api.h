@@ -30,6 +30,7 @@ struct api_context {
   int32_t max_json_depth = k_default_max_json_depth;  // deeper request JSON is a 400 (parse_json_body)
   logprobs_mode default_lp_mode = logprobs_mode::raw;  // --logprobs-mode; a request's logprobs_mode wins
   std::string system_fingerprint;  // build + model identity, the same for every response of a process
+  bool reasoning = false;  // chat answers' <think> spans become reasoning_content (--reasoning-parser)
 };
 
 struct openai_request {
@@ -45,6 +46,10 @@ struct openai_request {
   // Completions: every prompt of the request, gen.prompt_ids == prompts[0].ids. A list of K prompts
   // runs as K engine requests; choice i*n + j is prompt i's choice j.
   std::vector<prompt_item> prompts;
+  // Chat with the reasoning parser on for this request (ctx.reasoning, and neither
+  // chat_template_kwargs.enable_thinking nor separate_reasoning is false).
+  bool separate_reasoning = false;
+  bool reasoning_starts_open = false;  // the rendered prompt ends inside an opened <think>
 };
 
 template <class T>

@@ -22,6 +22,8 @@ response_meta make_response_meta(const openai_request& r, const std::string& req
     m.prompt_texts.push_back(p.text);
     m.first_tokens.push_back(p.ids.empty() ? -1 : p.ids[0]);
   }
+  m.separate_reasoning = r.kind == api_kind::chat && r.separate_reasoning;
+  m.reasoning_starts_open = r.reasoning_starts_open;
   return m;
 }
 
@@ -220,14 +222,20 @@ json logprobs_json(api_kind kind, const std::vector<token_logprobs>& lps, const 
 }
 
 std::string stream_chunk(const response_meta& meta, const generation_event& ev, const text_codec* codec,
-                         bool first_of_choice, bool include_usage, int64_t& text_offset) {
+                         bool first_of_choice, bool include_usage, int64_t& text_offset,
+                         const reasoning_split* reasoning) {
   json choice = {{"index", ev.index}};
   const bool echo_now = first_of_choice && meta.echo && meta.kind == api_kind::completion;
   const std::string text = echo_now ? prompt_text(meta, ev.index) + ev.text : ev.text;
   if (meta.kind == api_kind::chat) {
     json delta = json::object();
     if (first_of_choice) delta["role"] = "assistant";
-    delta["content"] = text;
+    if (reasoning) {  // as vLLM streams it: reasoning deltas carry no content key
+      if (!reasoning->reasoning.empty()) delta["reasoning_content"] = reasoning->reasoning;
+      if (!reasoning->content.empty() || reasoning->reasoning.empty()) delta["content"] = reasoning->content;
+    } else {
+      delta["content"] = text;
+    }
     choice["delta"] = std::move(delta);
   } else {
     choice["text"] = text;
@@ -270,7 +278,15 @@ json final_response(const response_meta& meta, const generation_tracker& tracker
   int32_t index = 0;
   for (const generation_tracker::choice& c : tracker.choices()) {
     json ch = {{"index", index}};
-    if (meta.kind == api_kind::chat) {
+    if (meta.kind == api_kind::chat && meta.separate_reasoning) {
+      // As vLLM answers: content null when the answer was all reasoning, reasoning_content null
+      // when there was none.
+      const reasoning_split s = reasoning_parser::split(c.text, meta.reasoning_starts_open);
+      ch["message"] = {{"role", "assistant"},
+                       {"content", s.content.empty() && !s.reasoning.empty() ? json(nullptr) : json(s.content)},
+                       {"reasoning_content", s.reasoning.empty() ? json(nullptr) : json(s.reasoning)}};
+      ch["logprobs"] = meta.logprobs >= 0 ? chat_logprobs(c.logprobs, codec) : json(nullptr);
+    } else if (meta.kind == api_kind::chat) {
       ch["message"] = {{"role", "assistant"}, {"content", c.text}};
       ch["logprobs"] = meta.logprobs >= 0 ? chat_logprobs(c.logprobs, codec) : json(nullptr);
     } else {

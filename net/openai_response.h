@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/engine.h"
+#include "runtime/reasoning_parser.h"
 #include "net/openai_api.h"
 #include "net/text_codec.h"
 
@@ -33,6 +34,8 @@ struct response_meta {
   // Where choice `index`'s generated text starts in its full text: the prompt's length (OpenAI
   // counts text_offset in prompt + completion, echoed or not).
   int64_t completion_offset(int32_t index) const;
+  bool separate_reasoning = false;     // chat: <think> spans go to reasoning_content
+  bool reasoning_starts_open = false;  // the prompt opened the span
 };
 
 response_meta make_response_meta(const openai_request& r, const std::string& request_id);
@@ -82,9 +85,12 @@ nlohmann::ordered_json logprobs_json(api_kind kind, const std::vector<token_logp
 
 // One streaming chunk for an event (JSON text, no SSE framing). first_of_choice adds the chat role
 // and, with echo, the prompt's text and logprobs. `text_offset` (start it at
-// initial_text_offset) advances past the text this chunk carries.
+// initial_text_offset) advances past the text this chunk carries. With `reasoning` (the event's
+// text through the choice's reasoning_parser) the delta carries reasoning_content and content from
+// it instead of the raw text.
 std::string stream_chunk(const response_meta& meta, const generation_event& ev, const text_codec* codec,
-                         bool first_of_choice, bool include_usage, int64_t& text_offset);
+                         bool first_of_choice, bool include_usage, int64_t& text_offset,
+                         const reasoning_split* reasoning = nullptr);
 // Where a choice's text_offset starts when streaming: 0 with echo, else the prompt's length.
 int64_t initial_text_offset(const response_meta& meta, int32_t index);
 // The last chunk when stream_options.include_usage: empty choices, usage filled.

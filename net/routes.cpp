@@ -49,6 +49,9 @@ api_routes::api_routes(engine& eng, const server_options& opts, std::shared_ptr<
   ctx_.max_n = opts_.max_n;
   ctx_.max_json_depth = opts_.max_json_depth;
   ctx_.default_lp_mode = opts_.logprobs_mode == "processed" ? logprobs_mode::processed : logprobs_mode::raw;
+  ctx_.reasoning = opts_.reasoning_parser == "qwen3" || opts_.reasoning_parser == "deepseek_r1" ||
+                   (opts_.reasoning_parser == "auto" && codec_ &&
+                    codec_->chat_template_source().find("<think>") != std::string::npos);
   ctx_.model_name = !opts_.served_model_name.empty() ? opts_.served_model_name
                     : !eng_.model().name.empty()     ? eng_.model().name
                                                      : std::string("troupe");

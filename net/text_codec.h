@@ -34,6 +34,8 @@ class text_codec {
   // messages: [{"role": ..., "content": "..."}] with string contents (already normalized).
   virtual result<std::string> render_chat(const nlohmann::json& messages, bool add_generation_prompt,
                                           const nlohmann::json& extra) const = 0;
+  // The chat template's source ("" without one): --reasoning-parser auto looks for <think> in it.
+  virtual std::string chat_template_source() const { return ""; }
 };
 
 // The codec over engine.tok() / engine.chat(); the engine must outlive it.

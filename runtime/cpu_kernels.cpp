@@ -71,6 +71,10 @@ std::vector<float> rope_inv_freq(const rope_config& rope, int64_t head_dim) {
       f = static_cast<float>(scaled);
     }
   }
+  // Per-dimension divisors (a GGUF's rope_freqs, LongRoPE's list in use): f_i / factor_i, as
+  // llama.cpp and transformers apply them.
+  if (rope.freq_factors.size() == inv.size())
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] = static_cast<float>(inv[i] / static_cast<double>(rope.freq_factors[i]));
   // Kept in float32 whatever the checkpoint's dtype: transformers computes inv_freq in float32 and
   // from_pretrained(dtype=bfloat16) keeps that buffer float32 (only `model.to(bf16)` would round
   // it, which is not how a checkpoint is served). Rounding it drifts the angles with position.

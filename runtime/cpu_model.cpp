@@ -36,6 +36,8 @@ status check_weights(const model_config& c, const model_weights& w) {
         (!l.b_qkv.empty() && l.b_qkv.size() != q + 2 * kv) || !shape_is(l.w_o, h, q) ||
         !shape_is(l.w_gate_up, 2 * inter, h) || !shape_is(l.w_down, h, inter))
       return bad("a decoder layer's tensor shapes");
+    const size_t hd = static_cast<size_t>(c.head_dim);
+    if (c.qk_norm && (l.q_norm.size() != hd || l.k_norm.size() != hd)) return bad("q_norm/k_norm (qk_norm)");
   }
   return ok_status();
 }
@@ -126,6 +128,10 @@ void cpu_model::prepare_tokens(const step_batch& batch) {
       tok_seq_[t] = static_cast<int32_t>(i);
       tok_pos_[t] = s.start_pos + static_cast<int32_t>(j);
       rope_cos_sin(inv_freq_, tok_pos_[t], cos_.data() + t * half, sin_.data() + t * half);
+      if (cfg_.rope.attention_factor != 1.0) {  // LongRoPE scales cos and sin, as transformers does
+        const float af = static_cast<float>(cfg_.rope.attention_factor);
+        for (int64_t i = 0; i < half; ++i) cos_[t * half + i] *= af, sin_[t * half + i] *= af;
+      }
       w_.embed.row_f32(s.tokens[j], x_.data() + t * hidden);
     }
   }
@@ -139,9 +145,14 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
   const int64_t layer_off = layer * 2 * nkv * head_stride;   // K of this layer inside a block
   const int64_t v_off = nkv * head_stride;                   // V after K
 
-  // Rotary on q and k, then append k and v at each token's slot.
+  // Per-head RMSNorm of q and k (Qwen3), rotary on q and k, then append k and v at each token's slot.
+  const layer_weights& lw = w_.layers[static_cast<size_t>(layer)];
   for (int64_t t = 0; t < n; ++t) {
     float* q = qkv_.data() + t * row;
+    if (cfg_.qk_norm) {
+      rmsnorm(q, lw.q_norm.data(), nh, hd, cfg_.rms_norm_eps, q);
+      rmsnorm(q + q_size, lw.k_norm.data(), nkv, hd, cfg_.rms_norm_eps, q + q_size);
+    }
     rope_apply(q, nh, hd, cos_.data() + t * half, sin_.data() + t * half);
     rope_apply(q + q_size, nkv, hd, cos_.data() + t * half, sin_.data() + t * half);
     const seq_step& s = batch.seqs[tok_seq_[t]];

@@ -14,7 +14,6 @@
 namespace troupe {
 namespace {
 
-bool is_supported_arch(const std::string& a) { return a == "llama" || a == "qwen2" || a == "mistral"; }
 
 // llama.cpp's converter permutes q/k rows only for the llama family (GGML's interleaved rope).
 bool arch_permutes_qk(const std::string& a) { return a == "llama" || a == "mistral"; }
@@ -42,9 +41,22 @@ result<std::string> architecture(const gguf_file& f) {
   auto arch = f.get_string("general.architecture");
   if (!arch) return arch.err();
   if (!arch->has_value()) return make_error(errc::corrupt_file, f.origin() + ": missing key 'general.architecture'");
-  if (!is_supported_arch(**arch))
-    return make_error(errc::unsupported, f.origin() + ": architecture '" + **arch + "' is not supported (llama, qwen2, mistral are)");
+  if (!is_supported_architecture(**arch))
+    return make_error(errc::unsupported, f.origin() + ": architecture '" + **arch + "' is not supported (supported: " +
+                                             supported_architectures_list() + ")");
   return **arch;
+}
+
+// A small float tensor (rope factors) as float32 values; errors name the file and the tensor.
+result<std::vector<float>> f32_tensor(const gguf_file& f, const std::string& name) {
+  const gguf_tensor* t = f.find_tensor(name);
+  if (!t) return make_error(errc::corrupt_file, f.origin() + ": missing tensor '" + name + "'");
+  if (t->dims.size() != 1 || t->num_elements <= 0 || t->num_elements > 65536)
+    return make_error(errc::corrupt_file, f.origin() + ": tensor '" + name + "' should be a short vector");
+  std::vector<float> out(static_cast<size_t>(t->num_elements));
+  auto st = dequantize_to_f32(t->type, t->data, t->num_elements, out.data());
+  if (!st) return make_error(st.err().code, f.origin() + ": tensor '" + name + "': " + st.err().message);
+  return out;
 }
 
 status read_rope(const gguf_file& f, const std::string& p, rope_config& rope) {
@@ -65,8 +77,30 @@ status read_rope(const gguf_file& f, const std::string& p, rope_config& rope) {
   int64_t orig = rope.original_max_position_embeddings;
   TROUPE_TRY(int_key(f, p + "rope.scaling.original_context_length", orig, false));
   rope.original_max_position_embeddings = orig;
-  if (f.find_tensor("rope_freqs.weight"))
-    logger("runtime")->warn("{}: per-dimension rope factors (rope_freqs.weight, Llama 3 scaling) are not applied", f.origin());
+  // Llama 3 scaling as llama.cpp's converter stores it: per-dimension divisors of the frequencies.
+  if (f.find_tensor("rope_freqs.weight")) {
+    auto factors = f32_tensor(f, "rope_freqs.weight");
+    if (!factors) return factors.err();
+    rope.freq_factors = std::move(*factors);
+  }
+  return ok_status();
+}
+
+// Phi-3's LongRoPE as llama.cpp stores it: rope_factors_long/short.weight tensors, the attention
+// factor and original context as keys; the list is chosen by resolve_longrope like config.json's.
+status read_longrope(const gguf_file& f, const std::string& p, model_config& c) {
+  if (!f.find_tensor("rope_factors_long.weight") && !f.find_tensor("rope_factors_short.weight")) return ok_status();
+  auto lf = f32_tensor(f, "rope_factors_long.weight");
+  if (!lf) return lf.err();
+  auto sf = f32_tensor(f, "rope_factors_short.weight");
+  if (!sf) return sf.err();
+  c.rope.type = "longrope";
+  c.rope.long_factor = std::move(*lf);
+  c.rope.short_factor = std::move(*sf);
+  c.rope.factor = 0;
+  c.rope.attention_factor = 0;
+  TROUPE_TRY(float_key(f, p + "rope.scaling.attn_factor", c.rope.attention_factor));
+  resolve_longrope(c);
   return ok_status();
 }
 
@@ -108,6 +142,8 @@ result<model_config> config_from(const gguf_file& f) {
 
   c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
   c.attention_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.qk_norm = c.architecture == "qwen3";
+  if (c.architecture == "phi3") TROUPE_TRY(read_longrope(f, p, c));
 
   int64_t id = -1;
   TROUPE_TRY(int_key(f, "tokenizer.ggml.bos_token_id", id, false));
@@ -153,7 +189,12 @@ result<tokenizer_data> tokenizer_from(const gguf_file& f) {
   tokenizer_data t;
   auto model = f.get_string("tokenizer.ggml.model");
   if (!model) return model.err();
-  if (!model->has_value()) return make_error(errc::corrupt_file, f.origin() + ": missing key 'tokenizer.ggml.model'");
+  if (!model->has_value()) {
+    // A file with no tokenizer at all serves token ids only, like an HF folder without tokenizer.json.
+    if (!f.find("tokenizer.ggml.tokens"))
+      return make_error(errc::not_found, f.origin() + ": no tokenizer (no 'tokenizer.ggml.*' keys)");
+    return make_error(errc::corrupt_file, f.origin() + ": missing key 'tokenizer.ggml.model'");
+  }
   t.model = **model;
   auto pre = f.get_string("tokenizer.ggml.pre");
   if (!pre) return pre.err();
@@ -230,6 +271,7 @@ std::string hf_name(const std::string& g) {
       {"attn_q", "self_attn.q_proj"},       {"attn_k", "self_attn.k_proj"},
       {"attn_v", "self_attn.v_proj"},       {"attn_output", "self_attn.o_proj"},
       {"attn_q_norm", "self_attn.q_norm"},  {"attn_k_norm", "self_attn.k_norm"},
+      {"attn_qkv", "self_attn.qkv_proj"},
       {"ffn_gate", "mlp.gate_proj"},        {"ffn_up", "mlp.up_proj"},
       {"ffn_down", "mlp.down_proj"},
   };
@@ -279,9 +321,13 @@ class gguf_weights final : public weight_source {
       if (n_head <= 0 || n_head_kv <= 0)
         return make_error(errc::corrupt_file, f.origin() + ": head counts must be positive");
     }
+    // Phi-3 files fuse gate and up into ffn_up ([2 x ffn, hidden], gate rows first, no ffn_gate).
+    const bool fused_up = arch->has_value() && **arch == "phi3" && !f.find_tensor("blk.0.ffn_gate.weight");
     for (const gguf_tensor& t : f.tensors()) {
       tensor_info info;
       info.name = hf_name(t.name);
+      if (fused_up && t.name.find(".ffn_up.") != std::string::npos)
+        info.name.replace(info.name.find("mlp.up_proj"), std::strlen("mlp.up_proj"), "mlp.gate_up_proj");
       info.shape.assign(t.dims.rbegin(), t.dims.rend());
       info.dtype = ggml_type_name(t.type);
       entry e{&t, 0};

@@ -33,6 +33,7 @@ plan_model_shape to_plan_shape(const model_config& c) {
   s.max_position_embeddings = c.max_position_embeddings;
   s.tie_word_embeddings = c.tie_word_embeddings;
   s.attention_bias = c.attention_bias;
+  s.qk_norm = c.qk_norm;
   return s;
 }
 

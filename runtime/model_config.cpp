@@ -2,6 +2,7 @@
 // Accepts both the older top-level rope_theta/rope_scaling and transformers 5's rope_parameters.
 #include "runtime/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -35,11 +36,64 @@ std::string arch_from(const json& j) {
       !j["architectures"].empty() && j["architectures"][0].is_string()) {
     std::string a = j["architectures"][0].get<std::string>();
     if (a.rfind("Qwen2", 0) == 0) type = "qwen2";
+    else if (a.rfind("Qwen3", 0) == 0) type = "qwen3";
+    else if (a.rfind("Phi3", 0) == 0) type = "phi3";
     else if (a.rfind("Mistral", 0) == 0) type = "mistral";
     else if (a.rfind("Llama", 0) == 0) type = "llama";
   }
   return type;
 }
+
+result<std::vector<float>> float_list(const json& s, const char* key, const std::string& origin) {
+  std::vector<float> out;
+  if (!s.contains(key) || !s[key].is_array())
+    return make_error(errc::corrupt_file, origin + ": rope_scaling '" + key + "' must be a list of numbers");
+  for (const auto& v : s[key]) {
+    if (!v.is_number()) return make_error(errc::corrupt_file, origin + ": rope_scaling '" + key + "' must be a list of numbers");
+    out.push_back(v.get<float>());
+  }
+  return out;
+}
+
+// LongRoPE (Phi-3): both factor lists, the attention factor when given, and the original context,
+// which Phi-3 configs keep at the top level. resolve_longrope() picks the list once sizes are known.
+status read_longrope(const json& j, const json& s, rope_config& rope, const std::string& origin) {
+  auto lf = float_list(s, "long_factor", origin);
+  if (!lf) return lf.err();
+  auto sf = float_list(s, "short_factor", origin);
+  if (!sf) return sf.err();
+  rope.long_factor = std::move(*lf);
+  rope.short_factor = std::move(*sf);
+  if (!s.contains("original_max_position_embeddings")) {
+    auto top = int_key(j, "original_max_position_embeddings", 0, origin);
+    if (!top) return top.err();
+    if (*top <= 0)
+      return make_error(errc::corrupt_file, origin + ": longrope needs 'original_max_position_embeddings'");
+    rope.original_max_position_embeddings = *top;
+  }
+  rope.factor = 0;  // 0: derived from the context in finish_longrope, as transformers does
+  if (s.contains("factor") && s["factor"].is_number()) rope.factor = s["factor"].get<double>();
+  rope.attention_factor = 0;
+  if (s.contains("attention_factor") && s["attention_factor"].is_number())
+    rope.attention_factor = s["attention_factor"].get<double>();
+  return ok_status();
+}
+
+}  // namespace
+
+// transformers' _compute_longrope_parameters: factor = context / original context when not given;
+// attention factor sqrt(1 + ln factor / ln original) (1 when factor <= 1) when not given.
+void resolve_longrope(model_config& c) {
+  rope_config& r = c.rope;
+  if (r.type != "longrope") return;
+  const double orig = static_cast<double>(r.original_max_position_embeddings);
+  if (r.factor <= 0) r.factor = orig > 0 ? static_cast<double>(c.max_position_embeddings) / orig : 1.0;
+  if (r.attention_factor <= 0)
+    r.attention_factor = r.factor <= 1.0 || orig <= 1 ? 1.0 : std::sqrt(1.0 + std::log(r.factor) / std::log(orig));
+  r.freq_factors = c.max_position_embeddings > r.original_max_position_embeddings ? r.long_factor : r.short_factor;
+}
+
+namespace {
 
 status read_rope(const json& j, rope_config& rope, const std::string& origin) {
   // transformers 5: "rope_parameters": {"rope_theta": ..., "rope_type": ..., "factor": ...}
@@ -54,6 +108,7 @@ status read_rope(const json& j, rope_config& rope, const std::string& origin) {
   if (!scaling) return ok_status();
   const json& s = *scaling;
   std::string type = s.value("rope_type", s.value("type", std::string("default")));
+  if (type == "su") type = "longrope";  // Phi-3's first name for it
   rope.type = type;
   rope.factor = s.value("factor", 1.0);
   rope.low_freq_factor = s.value("low_freq_factor", 1.0);
@@ -61,6 +116,7 @@ status read_rope(const json& j, rope_config& rope, const std::string& origin) {
   auto original = int_key(s, "original_max_position_embeddings", 8192, origin);
   if (!original) return original.err();
   rope.original_max_position_embeddings = *original;
+  if (type == "longrope") TROUPE_TRY(read_longrope(j, s, rope, origin));
   return ok_status();
 }
 
@@ -83,9 +139,9 @@ result<model_config> parse_hf_config(const std::string& json_text, const std::st
     if (j.contains("text_config") && j["text_config"].is_object() && !j.contains("hidden_size")) j = j["text_config"];
     model_config c;
     c.architecture = arch_from(j);
-    if (c.architecture != "llama" && c.architecture != "qwen2" && c.architecture != "mistral")
-      return make_error(errc::unsupported,
-                        origin + ": model_type '" + c.architecture + "' is not supported (llama, qwen2, mistral)");
+    if (!is_supported_architecture(c.architecture))
+      return make_error(errc::unsupported, origin + ": model_type '" + c.architecture +
+                                               "' is not supported (supported: " + supported_architectures_list() + ")");
     auto need = [&](const char* key, int64_t& out) -> status {
       if (!j.contains(key) || !j[key].is_number_integer())
         return make_error(errc::corrupt_file, origin + ": missing or non-integer '" + key + "'");
@@ -100,19 +156,29 @@ result<model_config> parse_hf_config(const std::string& json_text, const std::st
     c.num_kv_heads = j.contains("num_key_value_heads") && j["num_key_value_heads"].is_number_integer()
                          ? j["num_key_value_heads"].get<int64_t>()
                          : c.num_heads;
-    c.head_dim = j.contains("head_dim") && j["head_dim"].is_number_integer() ? j["head_dim"].get<int64_t>()
-                 : c.num_heads > 0 ? c.hidden_size / c.num_heads
-                                   : 0;
+    const bool explicit_head_dim = j.contains("head_dim") && j["head_dim"].is_number_integer();
+    c.head_dim = explicit_head_dim ? j["head_dim"].get<int64_t>() : c.num_heads > 0 ? c.hidden_size / c.num_heads : 0;
+    if (!explicit_head_dim && c.num_heads > 0 && c.hidden_size % c.num_heads != 0)
+      return make_error(errc::corrupt_file, origin + ": 'hidden_size' (" + std::to_string(c.hidden_size) +
+                                                ") is not a multiple of 'num_attention_heads' (" +
+                                                std::to_string(c.num_heads) + ") and no 'head_dim' is given");
+    if (j.contains("partial_rotary_factor") && j["partial_rotary_factor"].is_number() &&
+        j["partial_rotary_factor"].get<double>() != 1.0)
+      return make_error(errc::unsupported, origin + ": 'partial_rotary_factor' " +
+                                               std::to_string(j["partial_rotary_factor"].get<double>()) +
+                                               " is not supported (rotary over the whole head only)");
     auto max_pos = int_key(j, "max_position_embeddings", 2048, origin);
     if (!max_pos) return max_pos.err();
     c.max_position_embeddings = *max_pos;
     c.rms_norm_eps = j.value("rms_norm_eps", 1e-6);
     TROUPE_TRY(read_rope(j, c.rope, origin));
+    resolve_longrope(c);
+    c.qk_norm = c.architecture == "qwen3";
     c.tie_word_embeddings = j.value("tie_word_embeddings", false);
     c.attention_bias = c.architecture == "qwen2" ? true : j.value("attention_bias", false);
     if (j.contains("sliding_window") && j["sliding_window"].is_number_integer() &&
         j["sliding_window"].get<int64_t>() > 0 &&
-        j.value("use_sliding_window", c.architecture == "mistral"))
+        j.value("use_sliding_window", c.architecture == "mistral" || c.architecture == "phi3"))
       c.sliding_window = j["sliding_window"].get<int64_t>();
     if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int64_t>();
     if (j.contains("eos_token_id")) c.eos_token_ids = ids_of(j["eos_token_id"]);
@@ -123,6 +189,22 @@ result<model_config> parse_hf_config(const std::string& json_text, const std::st
   } catch (const json::exception& e) {
     return make_error(errc::corrupt_file, origin + ": invalid JSON: " + e.what());
   }
+}
+
+const std::vector<std::string>& supported_architectures() {
+  static const std::vector<std::string> archs = {"llama", "qwen2", "qwen3", "mistral", "phi3"};
+  return archs;
+}
+
+std::string supported_architectures_list() {
+  std::string out;
+  for (const auto& a : supported_architectures()) out += (out.empty() ? "" : ", ") + a;
+  return out;
+}
+
+bool is_supported_architecture(const std::string& arch) {
+  const auto& a = supported_architectures();
+  return std::find(a.begin(), a.end(), arch) != a.end();
 }
 
 status validate_model_config(const model_config& c, const std::string& origin) {
@@ -139,8 +221,26 @@ status validate_model_config(const model_config& c, const std::string& origin) {
   if (c.max_position_embeddings <= 0) return bad("max_position_embeddings must be positive");
   if (!(c.rms_norm_eps > 0)) return bad("rms_norm_eps must be positive");
   if (!(c.rope.theta > 0)) return bad("rope_theta must be positive");
-  if (c.rope.type != "default" && c.rope.type != "llama3" && c.rope.type != "linear")
-    return make_error(errc::unsupported, origin + ": rope type '" + c.rope.type + "' is not supported");
+  if (c.rope.type != "default" && c.rope.type != "llama3" && c.rope.type != "linear" && c.rope.type != "longrope")
+    return make_error(errc::unsupported, origin + ": rope type '" + c.rope.type +
+                                             "' is not supported (default, linear, llama3, longrope)");
+  const size_t half = static_cast<size_t>(c.head_dim / 2);
+  if (c.rope.type == "longrope") {
+    if (c.rope.long_factor.size() != half)
+      return bad("rope_scaling 'long_factor' has " + std::to_string(c.rope.long_factor.size()) +
+                 " entries, head_dim / 2 is " + std::to_string(half));
+    if (c.rope.short_factor.size() != half)
+      return bad("rope_scaling 'short_factor' has " + std::to_string(c.rope.short_factor.size()) +
+                 " entries, head_dim / 2 is " + std::to_string(half));
+  }
+  if (!c.rope.freq_factors.empty() && c.rope.freq_factors.size() != half)
+    return bad("rope frequency factors have " + std::to_string(c.rope.freq_factors.size()) +
+               " entries, head_dim / 2 is " + std::to_string(half));
+  for (float f : c.rope.freq_factors)
+    if (!(f > 0) || !std::isfinite(f)) return bad("rope frequency factors must be positive and finite");
+  if (!(c.rope.attention_factor > 0) || !std::isfinite(c.rope.attention_factor))
+    return bad("rope attention_factor must be positive");
+  if (c.sliding_window < 0) return bad("sliding_window must not be negative");
   const int64_t kMax = int64_t{1} << 24;
   if (c.vocab_size > kMax || c.hidden_size > kMax || c.intermediate_size > kMax || c.num_layers > 4096 ||
       c.num_heads > 4096 || c.head_dim > 4096)

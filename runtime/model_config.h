@@ -18,11 +18,19 @@ struct rope_config {
   double factor = 1.0;           // llama3 / linear scaling factor
   double low_freq_factor = 1.0;  // llama3
   double high_freq_factor = 4.0; // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3, longrope
+  // Per-dimension divisors of the rotary frequencies, [head_dim / 2] (empty: none): a GGUF file's
+  // rope_freqs.weight (how llama.cpp stores Llama 3 scaling) or the LongRoPE factor list in use.
+  std::vector<float> freq_factors;
+  // "longrope" (Phi-3; "su" is its old name): both factor lists from the config; the long list is
+  // used when the model's context exceeds original_max_position_embeddings (as vLLM decides, once
+  // per model, so cached keys never change meaning), else the short list.
+  std::vector<float> long_factor, short_factor;
+  double attention_factor = 1.0;  // multiplies cos and sin (LongRoPE's sqrt(1 + ln s / ln L)); 1 elsewhere
 };
 
 struct model_config {
-  std::string architecture;  // "llama" | "qwen2" | "mistral" (SmolLM2 is "llama")
+  std::string architecture;  // one of supported_architectures() (SmolLM2 is "llama")
   std::string name;          // display name (folder or GGUF general.name)
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
@@ -36,6 +44,7 @@ struct model_config {
   rope_config rope;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
+  bool qk_norm = false;         // per-head RMSNorm of q and k before rotary (Qwen3: q_norm, k_norm)
   int64_t sliding_window = 0;   // 0 = none
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
@@ -45,12 +54,22 @@ struct model_config {
   int64_t kv_size() const { return num_kv_heads * head_dim; }
 };
 
+// The architectures troupe runs, as config.json's model_type and GGUF's general.architecture
+// spell them: "llama, qwen2, qwen3, mistral, phi3" (for error messages).
+const std::vector<std::string>& supported_architectures();
+std::string supported_architectures_list();
+bool is_supported_architecture(const std::string& arch);
+
 // Reads the architecture from `path`: a folder with config.json, a config.json file, or a .gguf
 // file. Errors name the file and the offending key.
 result<model_config> read_model_config(const std::filesystem::path& path);
 
 // Parses the text of a Hugging Face config.json (exposed for tests and fuzzing).
 result<model_config> parse_hf_config(const std::string& json_text, const std::string& origin);
+
+// LongRoPE: derives factor and attention_factor when the config leaves them out (as transformers
+// does) and picks freq_factors from the long or short list by the model's context. No-op otherwise.
+void resolve_longrope(model_config& cfg);
 
 // Checks the invariants every consumer relies on (positive sizes, heads divide, ...).
 status validate_model_config(const model_config& cfg, const std::string& origin);

@@ -3,6 +3,8 @@
 // random weights for benchmarks.
 #include "runtime/model_weights.h"
 
+#include "runtime/fused_weights.h"
+
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -123,19 +125,50 @@ weight_dtype storage_dtype(const weight_source& src, const std::vector<std::stri
   return weight_dtype::f32;
 }
 
+// The attention projections of layer 0 against the config keys that size them, so that a config
+// inconsistent with its checkpoint (say head_dim x heads != q_proj rows) is refused naming the keys,
+// not only the tensor.
+status check_attention_shapes(const model_config& c, const weight_source& src) {
+  const std::string p = "model.layers.0.self_attn.";
+  auto rows_are = [&](const std::string& name, int64_t want, const std::string& keys) -> status {
+    const tensor_info* t = src.find(p + name);
+    if (!t || t->shape.empty() || t->shape[0] == want) return ok_status();  // missing: named later
+    std::vector<int64_t> expected = t->shape;
+    expected[0] = want;
+    return make_error(errc::corrupt_file, "tensor '" + p + name + "' in " + src.origin() + " has shape " +
+                                              shape_string(t->shape) + ", the config expects " +
+                                              shape_string(expected) + " (" + keys + " = " + std::to_string(want) +
+                                              " rows)");
+  };
+  const std::string hd = " x head_dim (" + std::to_string(c.head_dim) + ")";
+  TROUPE_TRY(rows_are("q_proj.weight", c.q_size(), "num_attention_heads (" + std::to_string(c.num_heads) + ")" + hd));
+  TROUPE_TRY(rows_are("k_proj.weight", c.kv_size(), "num_key_value_heads (" + std::to_string(c.num_kv_heads) + ")" + hd));
+  if (c.qk_norm) TROUPE_TRY(rows_are("q_norm.weight", c.head_dim, "head_dim"));
+  return ok_status();
+}
+
 }  // namespace
 
 int64_t model_weights::num_bytes() const {
   int64_t n = embed.num_bytes() + lm_head.num_bytes() + static_cast<int64_t>(final_norm.size() * 4);
   for (const auto& l : layers)
     n += l.w_qkv.num_bytes() + l.w_o.num_bytes() + l.w_gate_up.num_bytes() + l.w_down.num_bytes() +
-         static_cast<int64_t>((l.attn_norm.size() + l.b_qkv.size() + l.mlp_norm.size()) * 4);
+         static_cast<int64_t>((l.attn_norm.size() + l.b_qkv.size() + l.mlp_norm.size() + l.q_norm.size() +
+                               l.k_norm.size()) * 4);
   return n;
 }
 
-result<model_weights> load_model_weights(const model_config& c, const weight_source& src,
+result<model_weights> load_model_weights(const model_config& c, const weight_source& fused_src,
                                          const weight_load_options& opts) {
   TROUPE_TRY(check_config(c));
+  std::unique_ptr<weight_source> split;
+  if (has_fused_projections(fused_src)) {
+    auto s = split_fused_projections(fused_src, c);
+    if (!s) return s.err();
+    split = std::move(*s);
+  }
+  const weight_source& src = split ? *split : fused_src;
+  TROUPE_TRY(check_attention_shapes(c, src));
   const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), inter = c.intermediate_size;
   tensor_reader r(src);
   model_weights w;
@@ -184,6 +217,10 @@ result<model_weights> load_model_weights(const model_config& c, const weight_sou
     TROUPE_TRY(matrix({{p + "self_attn.q_proj.weight", q}, {p + "self_attn.k_proj.weight", kv},
                        {p + "self_attn.v_proj.weight", kv}},
                       h, l.w_qkv));
+    if (c.qk_norm) {
+      TROUPE_TRY(r.read(p + "self_attn.q_norm.weight", {c.head_dim}, l.q_norm));
+      TROUPE_TRY(r.read(p + "self_attn.k_norm.weight", {c.head_dim}, l.k_norm));
+    }
     if (c.attention_bias) {
       TROUPE_TRY(r.read(p + "self_attn.q_proj.bias", {q}, l.b_qkv, 0));
       TROUPE_TRY(r.read(p + "self_attn.k_proj.bias", {kv}, l.b_qkv, static_cast<size_t>(q)));
@@ -223,6 +260,7 @@ result<model_weights> make_dummy_weights(const model_config& c, uint64_t seed, w
     l.mlp_norm.assign(static_cast<size_t>(h), 1.0f);
     l.w_qkv = matrix(q + 2 * kv, h, inv_sqrt(h));
     if (c.attention_bias) l.b_qkv = random_values(static_cast<size_t>(q + 2 * kv), 0.02f, rng);
+    if (c.qk_norm) l.q_norm.assign(static_cast<size_t>(c.head_dim), 1.0f), l.k_norm.assign(static_cast<size_t>(c.head_dim), 1.0f);
     l.w_o = matrix(h, q, inv_sqrt(q));
     l.w_gate_up = matrix(2 * inter, h, inv_sqrt(h));
     l.w_down = matrix(h, inter, inv_sqrt(inter));

@@ -35,6 +35,8 @@ struct layer_weights {
   std::vector<float> attn_norm;  // [hidden]
   weight_matrix w_qkv;           // [q_size + 2 * kv_size, hidden]: q rows, then k, then v
   std::vector<float> b_qkv;      // [q_size + 2 * kv_size], empty unless attention_bias (Qwen2)
+  std::vector<float> q_norm;     // [head_dim], empty unless qk_norm (Qwen3): RMSNorm weight of each q head
+  std::vector<float> k_norm;     // [head_dim], empty unless qk_norm
   weight_matrix w_o;             // [hidden, q_size]
   std::vector<float> mlp_norm;   // [hidden]
   weight_matrix w_gate_up;       // [2 * intermediate, hidden]: gate rows, then up rows
@@ -51,7 +53,8 @@ struct model_weights {
   int64_t num_bytes() const;
 };
 
-// Reads every tensor the config needs from `src`. A missing tensor is errc::not_found and a shape
+// Reads every tensor the config needs from `src` (fused qkv_proj / gate_up_proj checkpoints are
+// split on the way: runtime/fused_weights.h). A missing tensor is errc::not_found and a shape
 // that disagrees with the config is errc::corrupt_file; both name the tensor and the file.
 result<model_weights> load_model_weights(const model_config& cfg, const weight_source& src,
                                          const weight_load_options& opts = {});

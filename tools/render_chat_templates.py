@@ -26,6 +26,7 @@ SPECIAL = {
     "llama3_2": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
     "qwen2_5": {"bos_token": "", "eos_token": "<|im_end|>"},
     "mistral_v0_3": {"bos_token": "<s>", "eos_token": "</s>"},
+    "qwen3": {"bos_token": "", "eos_token": "<|im_end|>"},
 }
 
 SYSTEM = {"role": "system", "content": "  You are a terse assistant.\n"}
@@ -42,6 +43,8 @@ TOOL_CALL = {"role": "assistant", "content": "", "tool_calls": [{
     "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}
 TOOL_RESULT = {"role": "tool", "tool_call_id": "abc123XYZ", "content": "{\"temp_c\": 21}"}
 
+ASSIST_THINK = {"role": "assistant", "content": "<think>\nAdd them.\n</think>\n\nIt's 4."}
+
 CONVERSATIONS = {
     "user_only": ([USER1], {}),
     "system_user": ([SYSTEM, USER1], {}),
@@ -51,6 +54,11 @@ CONVERSATIONS = {
     "tools": ([SYSTEM, USER1, TOOL_CALL, TOOL_RESULT], {"tools": TOOLS}),
     "not_alternating": ([USER1, USER2], {}),
     "extra_date_string": ([USER1], {"date_string": "01 Jan 2025"}),
+    # chat_template_kwargs as vLLM passes them (Qwen3's enable_thinking), and an earlier answer
+    # that carried its reasoning inline.
+    "thinking_off": ([SYSTEM, USER1], {"enable_thinking": False}),
+    "thinking_on": ([USER1], {"enable_thinking": True}),
+    "assistant_with_think": ([USER1, ASSIST_THINK, USER2, ASSIST_THINK], {}),
 }
 
 

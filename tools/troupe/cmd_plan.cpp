@@ -2,6 +2,7 @@
 // simulates --device-memory) and prints the memory plan as a table or JSON. Starts nothing.
 #include <cstdio>
 #include <filesystem>
+#include <string>
 
 #include "actors/devices.h"
 #include "config/paths.h"
@@ -40,6 +41,14 @@ int run_plan(const cli_result& cli) {
                 cfg->architecture.c_str(), static_cast<long long>(cfg->num_layers),
                 static_cast<long long>(cfg->hidden_size), static_cast<long long>(cfg->num_heads),
                 static_cast<long long>(cfg->num_kv_heads), static_cast<long long>(cfg->vocab_size));
+    // What sets this family apart (each changes the forward pass or the memory it needs).
+    std::string traits = "head_dim " + std::to_string(cfg->head_dim);
+    if (cfg->qk_norm) traits += ", q/k norm";
+    if (cfg->attention_bias) traits += ", qkv bias";
+    if (cfg->rope.type != "default") traits += ", rope " + cfg->rope.type;
+    if (cfg->rope.type == "default" && !cfg->rope.freq_factors.empty()) traits += ", rope factors (rope_freqs)";
+    if (cfg->sliding_window > 0) traits += ", sliding window " + std::to_string(cfg->sliding_window);
+    std::printf("       %s\n", traits.c_str());
     std::printf("%s", format_memory_plan(*plan).c_str());
   }
   return 0;
