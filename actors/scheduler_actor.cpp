@@ -24,6 +24,7 @@
 
 #include "config/log.h"
 #include "runtime/sampler.h"
+#include "runtime/token_constraint.h"
 
 namespace troupe {
 namespace {
@@ -383,7 +384,14 @@ void on_tick(sched_pointer self) {
 scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
                                          block_manager_actor bm, executor_group group) {
   auto& st = self->state;
-  st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
+  if (tok) {
+    // A request from a remote listener carries its constraint as a spec only (local listeners
+    // compile before submitting): compiled here, through the shared cache.
+    st.core = std::make_unique<scheduler_core>(cfg.limits, tok, cfg.eos_ids);
+    st.core->set_constraint_compiler([tok](const constraint_spec& spec) { return compile_constraint(spec, *tok); });
+  } else {
+    st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
+  }
   st.available = cfg.limits.num_blocks;
   st.cfg = std::move(cfg);
   st.bm = std::move(bm);

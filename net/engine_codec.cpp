@@ -5,6 +5,8 @@
 
 #include "actors/engine.h"
 
+#include "runtime/token_constraint.h"
+
 #if __has_include("runtime/tokenizer.h")
 #include "runtime/tokenizer.h"
 #define TROUPE_NET_HAVE_TOKENIZER 1
@@ -81,6 +83,19 @@ class engine_codec final : public text_codec {
     }
 #endif
     return make_error(errc::unsupported, "this model has no chat template: use /v1/completions");
+  }
+
+  result<std::shared_ptr<const compiled_constraint>> compile(const constraint_spec& spec) const override {
+#ifdef TROUPE_NET_HAVE_TOKENIZER
+    if (const tokenizer* t = eng_.tok()) {
+      try {
+        return compile_constraint(spec, *t);
+      } catch (const std::exception& e) {
+        return make_error(errc::invalid_argument, std::string("structured output: ") + e.what());
+      }
+    }
+#endif
+    return make_error(errc::unsupported, "structured outputs need a tokenizer; this model has none");
   }
 
  private:

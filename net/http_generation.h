@@ -19,7 +19,8 @@ struct http_generation {
         stream(r.stream),
         include_usage(r.include_usage),
         first_sent(static_cast<size_t>(r.gen.n), false),
-        text_offset(static_cast<size_t>(r.gen.n), 0) {}
+        text_offset(static_cast<size_t>(r.gen.n), 0),
+        tool_text(r.tool_calls && r.stream ? static_cast<size_t>(r.gen.n) : 0) {}
 
   std::string request_id;
   response_meta meta;
@@ -32,6 +33,7 @@ struct http_generation {
   bool client_gone = false;  // cancelled because the client went away
   std::vector<bool> first_sent;      // [n] chat role sent
   std::vector<int64_t> text_offset;  // [n] bytes of text streamed so far
+  std::vector<std::string> tool_text;  // [n] a streamed tool envelope, held until its choice ends
 };
 
 }  // namespace troupe

@@ -58,7 +58,16 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
     const auto i = static_cast<size_t>(ev.index);
     const bool first = !g.first_sent[i];
     g.first_sent[i] = true;
-    send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]), g.chunked));
+    if (!g.tool_text.empty()) {  // a tool envelope: parsed and sent as tool_calls when its choice ends
+      g.tool_text[i] += ev.text;
+      if (ev.finish != finish_reason::none) {
+        for (auto& c : tool_choice_chunks(g.meta, ev.index, g.tool_text[i], ev.finish, g.include_usage)) {
+          send(sse_event(c, g.chunked));
+        }
+      }
+    } else {
+      send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]), g.chunked));
+    }
     g.text_offset[i] += static_cast<int64_t>(ev.text.size());
     if (done) {
       if (g.include_usage) send(sse_event(usage_chunk(g.meta, g.tracker.usage()), g.chunked));

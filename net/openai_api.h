@@ -36,6 +36,8 @@ struct openai_request {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool chat_logprobs = false;  // chat: "logprobs": true
+  bool tool_calls = false;     // chat with tools (tool_choice not none): the answer is a tool envelope
+  std::vector<std::string> tool_names;
 };
 
 template <class T>

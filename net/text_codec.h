@@ -11,10 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "config/error.h"
+#include "troupe/constraint_spec.h"
 
 namespace troupe {
 
 class engine;
+class compiled_constraint;
 
 class text_codec {
  public:
@@ -31,6 +33,11 @@ class text_codec {
   // messages: [{"role": ..., "content": "..."}] with string contents (already normalized).
   virtual result<std::string> render_chat(const nlohmann::json& messages, bool add_generation_prompt,
                                           const nlohmann::json& extra) const = 0;
+  // Compiles a structured-output spec for this model's tokenizer (the engine's codec goes through
+  // a bounded cache, so a repeated schema costs a lookup). Errors name the JSON path or offset.
+  virtual result<std::shared_ptr<const compiled_constraint>> compile(const constraint_spec&) const {
+    return make_error(errc::unsupported, "structured outputs need a tokenizer");
+  }
 };
 
 // The codec over engine.tok() / engine.chat(); the engine must outlive it.

@@ -59,10 +59,11 @@ if ((want_test_env)); then
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c "import pytest, openai, websockets, requests, selenium" 2>/dev/null; then
+  if ! "$venv/bin/python" -c "import pytest, openai, websockets, requests, selenium, jsonschema" 2>/dev/null; then
     echo "setup: installing the Python test clients"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-      "pytest>=7" "openai>=1.30" "websockets>=12" "requests>=2.28" "jinja2>=3" "selenium>=4.10"
+      "pytest>=7" "openai>=1.30" "websockets>=12" "requests>=2.28" "jinja2>=3" "selenium>=4.10" \
+      "jsonschema==4.26.0"
   fi
 fi
 echo "setup: ready (model: $model)"
