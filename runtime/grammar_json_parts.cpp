@@ -156,7 +156,9 @@ gexpr json_parts::number() {
   e.add('E');
   sign.add('+');
   sign.add('-');
-  return g_seq({integer(), fraction(), g_opt(g_seq({g_bytes(e), g_opt(g_bytes(sign)), g_repeat(digit(), 1, 3)}))});
+  // "-0" is a valid start here ("-0.5"), unlike for integers.
+  const gexpr int_part = g_seq({g_opt(g_byte('-')), nonneg_range(0, k_json_max_integer)});
+  return g_seq({int_part, fraction(), g_opt(g_seq({g_bytes(e), g_opt(g_bytes(sign)), g_repeat(digit(), 1, 3)}))});
 }
 
 gexpr json_parts::integer_range(int64_t lo, int64_t hi) {
