@@ -1,0 +1,89 @@
+// A grammar compiled against one vocabulary (compiled_constraint) and its per-sequence matcher
+// (token_constraint): token masks from a byte-level pushdown matcher walked over the token trie.
+// Design note: most of a mask does not depend on the stack below the top. For each grammar position
+// that can be a stack top, one walk of the trie from that position over a sentinel splits the vocab
+// into tokens accepted whatever lies below (kept as a mask), tokens rejected whatever lies below
+// (dropped), and trie nodes where a parse popped the sentinel with bytes left (kept as "resume"
+// nodes). A sequence's mask is then the OR of its tops' masks plus a walk, with the real stack, of
+// the subtrees under their resume nodes: inside a JSON string that is only the tokens that close it.
+// Position tables are shared by every sequence using the compiled grammar (computed on first use).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/grammar.h"
+#include "runtime/grammar_stack.h"
+#include "runtime/grammar_vocab.h"
+#include "runtime/token_constraint.h"
+
+namespace troupe {
+
+class grammar_constraint final : public compiled_constraint,
+                                 public std::enable_shared_from_this<grammar_constraint> {
+ public:
+  struct position_table {
+    token_mask accepted;               // tokens matched whatever lies below the top
+    std::vector<int32_t> resume_nodes;  // trie nodes where a parse popped the top with bytes left
+  };
+
+  grammar_constraint(grammar g, std::shared_ptr<const grammar_vocab> vocab);
+  std::unique_ptr<token_constraint> start() const override;
+
+  const grammar& rules() const { return g_; }
+  const grammar_vocab& vocab() const { return *vocab_; }
+  // The table of grammar position `pos` (thread-safe; computed on first use).
+  const position_table& table(int32_t pos) const;
+  // The mask at the start (shared: every sequence starts in the same state). Empty until stored.
+  std::shared_ptr<const token_mask> start_mask() const;
+  void store_start_mask(std::shared_ptr<const token_mask> m) const;
+
+ private:
+  position_table compute_table(int32_t pos) const;
+
+  grammar g_;
+  std::shared_ptr<const grammar_vocab> vocab_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<int32_t, std::unique_ptr<position_table>> tables_;
+  mutable std::shared_ptr<const token_mask> start_mask_;
+};
+
+class grammar_matcher final : public token_constraint {
+ public:
+  explicit grammar_matcher(std::shared_ptr<const grammar_constraint> c);
+  void fill_mask(token_mask& mask) override;
+  bool accept(int32_t token) override;
+  bool is_terminated() const override;
+  std::unique_ptr<token_constraint> clone() const override;
+
+  // Advances over raw bytes (tests; false and unchanged when they do not match).
+  bool accept_bytes(std::string_view bytes);
+  bool is_complete() const { return state_.complete; }  // the output so far is a full match
+
+ private:
+  void compute_mask(token_mask& mask);
+  void walk_subtree(int32_t trie_node, const grammar_state& s, token_mask& mask, size_t depth);
+  bool walk(std::string_view bytes, grammar_state& s);
+  void first_token_mask(token_mask& mask);
+
+  std::shared_ptr<const grammar_constraint> c_;
+  grammar_stacks stacks_;
+  grammar_state state_;
+  bool first_ = true;      // no token accepted yet (SentencePiece strips the first token's space)
+  bool finished_ = false;  // an end-of-sequence token was accepted
+  std::vector<grammar_state> scratch_;  // [trie depth] states reused by the walks
+  // Masks of recently seen states: a string's body revisits one state token after token.
+  std::map<std::pair<std::vector<int32_t>, bool>, token_mask> mask_cache_;
+};
+
+}  // namespace troupe
+
+namespace troupe {
+// compile_constraint over an explicit vocabulary (tests, benchmarks, synthetic vocabularies).
+result<std::shared_ptr<const compiled_constraint>> compile_constraint_for_vocab(
+    const constraint_spec& spec, std::shared_ptr<const grammar_vocab> vocab);
+}  // namespace troupe
