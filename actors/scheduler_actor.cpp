@@ -24,7 +24,7 @@
 
 #include "config/log.h"
 #include "runtime/sampler.h"
-#include "runtime/token_constraint.h"
+#include "runtime/constraint_cache.h"
 
 namespace troupe {
 namespace {
@@ -386,9 +386,13 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
   auto& st = self->state;
   if (tok) {
     // A request from a remote listener carries its constraint as a spec only (local listeners
-    // compile before submitting): compiled here, through the shared cache.
+    // compile before submitting): compiled here, through a cache of its own.
     st.core = std::make_unique<scheduler_core>(cfg.limits, tok, cfg.eos_ids);
-    st.core->set_constraint_compiler([tok](const constraint_spec& spec) { return compile_constraint(spec, *tok); });
+    auto cache = std::make_shared<std::unique_ptr<constraint_cache>>();  // built on first use
+    st.core->set_constraint_compiler([cache, tok](const constraint_spec& spec) {
+      if (!*cache) *cache = std::make_unique<constraint_cache>(*tok);
+      return (*cache)->get(spec);
+    });
   } else {
     st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
   }

@@ -5,7 +5,9 @@
 
 #include "actors/engine.h"
 
-#include "runtime/token_constraint.h"
+#include <mutex>
+
+#include "runtime/constraint_cache.h"
 
 #if __has_include("runtime/tokenizer.h")
 #include "runtime/tokenizer.h"
@@ -89,7 +91,9 @@ class engine_codec final : public text_codec {
 #ifdef TROUPE_NET_HAVE_TOKENIZER
     if (const tokenizer* t = eng_.tok()) {
       try {
-        return compile_constraint(spec, *t);
+        // One bounded cache per served model: a repeated schema costs a lookup.
+        std::call_once(cache_once_, [&] { cache_ = std::make_unique<constraint_cache>(*t); });
+        return cache_->get(spec);
       } catch (const std::exception& e) {
         return make_error(errc::invalid_argument, std::string("structured output: ") + e.what());
       }
@@ -100,6 +104,8 @@ class engine_codec final : public text_codec {
 
  private:
   const engine& eng_;
+  mutable std::once_flag cache_once_;
+  mutable std::unique_ptr<constraint_cache> cache_;
 };
 
 }  // namespace
