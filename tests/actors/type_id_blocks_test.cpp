@@ -143,6 +143,7 @@ TEST(type_id_blocks, a_requests_constraint_spec_crosses_nodes_but_its_compiled_f
     caf::message back;
     caf::binary_deserializer source{sys, buf};
     if (auto err = source(back)) return err;
+    if (!back.match_elements<generation_request>()) return caf::make_error(caf::sec::invalid_argument);
     out = back.get_as<generation_request>(0);
     return caf::error{};
   };

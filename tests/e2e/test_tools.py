@@ -124,3 +124,26 @@ def test_unknown_tool_names_and_bad_tools_are_400s(base_url, client, model):
         "messages": ASK, "max_tokens": 5, "tools": [{"type": "function", "function": {"name": "bad name"}}]})
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "tools"
+
+
+def test_websocket_done_frame_carries_the_parsed_calls(base_url):
+    import asyncio
+
+    import websockets
+
+    async def run():
+        async with websockets.connect(base_url.replace("http", "ws") + "/v1/ws") as ws:
+            await ws.send(json.dumps({"type": "generate", "id": "t", "messages": ASK, "tools": TOOLS,
+                                      "tool_choice": "required", "max_tokens": 120, "temperature": 0}))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                assert frame["type"] in ("token", "done"), frame
+                if frame["type"] == "done":
+                    return frame
+    done = asyncio.run(run())
+    choice = done["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    calls = choice["message"]["tool_calls"]
+    assert calls
+    for call in calls:
+        jsonschema.validate(json.loads(call["function"]["arguments"]), SCHEMAS[call["function"]["name"]])

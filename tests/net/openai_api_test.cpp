@@ -169,7 +169,7 @@ TEST_F(openai_api_test, rejects_every_bad_value_with_the_field_name) {
       {"structured_outputs grammar", api_kind::completion, R"({"prompt": "a", "structured_outputs": {"grammar": 3}})", "structured_outputs.grammar"},
       {"two constraints", api_kind::completion, R"({"prompt": "a", "response_format": {"type": "json_object"}, "guided_regex": "a+"})", "guided_regex"},
       {"response_format string", api_kind::completion, R"({"prompt": "a", "response_format": "json"})", "response_format"},
-      {"tools", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]})", "tools"},
+      {"tools malformed", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "a b"}}]})", "tools"},
       {"tools on completions", api_kind::completion, R"({"prompt": "a", "tools": [{"type": "function"}]})", "tools"},
       {"tool_choice auto", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "auto"})", "tool_choice"},
       {"tool_choice object", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function", "function": {"name": "f"}}})", "tool_choice"},
