@@ -27,7 +27,7 @@ while (($#)); do
   esac
 done
 [ -n "$runs$secs" ] || runs=1000000
-all=(openai_routes ws_message tokenize http_header_checks tokenizer gguf safetensors config_json command_line hf_config chat_template)
+all=(openai_routes ws_message tokenize http_header_checks tokenizer gguf safetensors config_json command_line hf_config chat_template json_schema grammar)
 ((${#targets[@]})) || targets=("${all[@]}")
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (bash tools/setup.sh installs it)" >&2; exit 2; }
