@@ -9,6 +9,8 @@ namespace troupe {
 namespace {
 // States of recent masks a matcher keeps (a mask is vocab/8 bytes).
 constexpr size_t k_mask_cache_entries = 32;
+// Interned states the shared table walker keeps before starting afresh (~1 KiB each).
+constexpr size_t k_max_walk_states = 1u << 16;
 
 void or_into(token_mask& dst, const token_mask& src) {
   const size_t n = std::min(dst.words.size(), src.words.size());
@@ -17,7 +19,7 @@ void or_into(token_mask& dst, const token_mask& src) {
 }  // namespace
 
 grammar_constraint::grammar_constraint(grammar g, std::shared_ptr<const grammar_vocab> vocab)
-    : g_(std::move(g)), vocab_(std::move(vocab)) {}
+    : g_(std::move(g)), vocab_(std::move(vocab)), walk_stacks_(g_) {}
 
 std::unique_ptr<token_constraint> grammar_constraint::start() const {
   return std::make_unique<grammar_matcher>(shared_from_this());
@@ -33,33 +35,43 @@ void grammar_constraint::store_start_mask(std::shared_ptr<const token_mask> m) c
   if (!start_mask_) start_mask_ = std::move(m);
 }
 
-const grammar_constraint::position_table& grammar_constraint::table(const std::vector<int32_t>& context,
-                                                                   bool on_bottom) const {
-  std::vector<int32_t> key = context;
-  key.push_back(on_bottom ? 1 : 0);
+const grammar_constraint::position_table& grammar_constraint::table(const std::vector<int32_t>& key) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tables_.find(key);
     if (it != tables_.end()) return *it->second;
   }
   // Computed outside the lock: two sequences may both compute it once; the first stored wins.
-  auto t = std::make_unique<position_table>(compute_table(context, on_bottom));
+  auto t = std::make_unique<position_table>(compute_table(key));
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, fresh] = tables_.emplace(std::move(key), std::move(t));
+  auto [it, fresh] = tables_.emplace(key, std::move(t));
   return *it->second;
 }
 
-grammar_constraint::position_table grammar_constraint::compute_table(const std::vector<int32_t>& context,
-                                                                     bool on_bottom) const {
+grammar_constraint::position_table grammar_constraint::compute_table(const std::vector<int32_t>& context) const {
   position_table t;
   t.accepted.resize(vocab_->vocab_size);
-  grammar_stacks local(g_);
-  grammar_dfa dfa;
+  std::lock_guard<std::mutex> lock(walk_mu_);
+  if (walk_dfa_.num_states() > k_max_walk_states || walk_stacks_.num_nodes() > k_grammar_max_nodes / 2) {
+    walk_dfa_ = grammar_dfa();
+    walk_stacks_ = grammar_stacks(g_);
+  }
+  grammar_stacks& local = walk_stacks_;
+  grammar_dfa& dfa = walk_dfa_;
   const auto& nodes = vocab_->nodes;
-  const int32_t top = local.push_chain(context, on_bottom);
-  if (top < 0) return t;
   grammar_state s0;
-  s0.tops.push_back(top);
+  std::vector<int32_t> chain;
+  for (int32_t x : context) {
+    if (x >= 0) {
+      chain.push_back(x);
+      continue;
+    }
+    const int32_t top = local.push_chain(chain, x == -1);
+    if (top >= 0) s0.tops.push_back(top);
+    chain.clear();
+  }
+  std::sort(s0.tops.begin(), s0.tops.end());
+  s0.tops.erase(std::unique(s0.tops.begin(), s0.tops.end()), s0.tops.end());
   // Depth-first over the trie. A state is alive when a parse continues, completed (the real
   // bottom) or popped the sentinel; tokens ending in an alive state match whatever lies below.
   auto dfs = [&](auto&& self, int32_t u, int32_t state) -> void {
@@ -112,24 +124,20 @@ void grammar_matcher::compute_mask(token_mask& mask) {
   // Copied: walks below intern new states and may move dfa_'s storage.
   const grammar_state current = dfa_.state(state_);
   for (int32_t top : current.tops) {
-    context.clear();
     int32_t n = top;
-    while (n >= 0 && context.size() < grammar_constraint::k_table_context) {
+    for (size_t k = 0; n >= 0 && k < grammar_constraint::k_table_context; ++k) {
       context.push_back(stacks_.pos(n));
       n = stacks_.parent(n);
     }
-    const auto& table = c_->table(context, n == grammar_stacks::k_bottom);
-    or_into(mask, table.accepted);
-    if (table.resume_nodes.empty()) continue;
-    grammar_state single;
-    single.tops.push_back(top);
-    const int32_t from = dfa_.intern(single);
-    for (int32_t r : table.resume_nodes) {
-      const auto& rn = v.nodes[r];
-      const int32_t s = walk(std::string_view(v.pieces[rn.any_token]).substr(0, rn.depth), from);
-      if (s == grammar_dfa::k_dead || dfa_.state(s).tops.empty()) continue;
-      walk_subtree(r, s, mask);
-    }
+    context.push_back(n == grammar_stacks::k_bottom ? -1 : -2);
+  }
+  const auto& table = c_->table(context);
+  or_into(mask, table.accepted);
+  for (int32_t r : table.resume_nodes) {
+    const auto& rn = v.nodes[r];
+    const int32_t s = walk(std::string_view(v.pieces[rn.any_token]).substr(0, rn.depth), state_);
+    if (s == grammar_dfa::k_dead || dfa_.state(s).tops.empty()) continue;
+    walk_subtree(r, s, mask);
   }
   if (current.complete) {
     for (int32_t e : v.eos_ids) {

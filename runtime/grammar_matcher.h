@@ -1,13 +1,14 @@
 // A grammar compiled against one vocabulary (compiled_constraint) and its per-sequence matcher
 // (token_constraint): token masks from a byte-level pushdown matcher walked over the token trie.
-// Design note: most of a mask does not depend on the stack far below the top. For each context (the
-// grammar positions of a stack's top k_table_context nodes) one walk of the trie from that context
-// over a sentinel splits the vocabulary into tokens accepted whatever lies below (kept as a mask),
-// tokens rejected whatever lies below (dropped), and trie nodes where a parse popped the sentinel
-// with bytes left (kept as "resume" nodes). A sequence's mask is then the OR of its tops' masks plus
-// a walk, with the real stack, of the subtrees under their resume nodes: inside a JSON string that is
-// only tokens that close the string and more than the context's enclosing value. Context tables are
-// shared by every sequence using the compiled grammar (computed on first use).
+// Design note: most of a mask does not depend on the stack far below the tops. A state's context is
+// the grammar positions of the top k_table_context nodes of each of its stacks; one walk of the
+// token trie from that context, over a sentinel, splits the vocabulary into tokens accepted whatever
+// lies below (kept as a mask), tokens rejected whatever lies below (dropped), and trie nodes where a
+// parse popped the sentinel with bytes left (kept as "resume" nodes). A sequence's mask is then the
+// table's mask plus a walk, with the real stacks, of the subtrees under the resume nodes: inside a
+// JSON string that is only tokens that close the string and more. Tables are shared by every
+// sequence using the compiled grammar (computed on first use), so a cached schema's masks are
+// mostly lookups; byte steps go through interned states (grammar_dfa), so a walk is array lookups.
 #pragma once
 
 #include <cstdint>
@@ -37,24 +38,28 @@ class grammar_constraint final : public compiled_constraint,
 
   const grammar& rules() const { return g_; }
   const grammar_vocab& vocab() const { return *vocab_; }
-  // Stack nodes whose positions key a table: a token popping more of them than this is resumed.
+  // Stack nodes per stack whose positions key a table: a token popping more is resumed.
   static constexpr size_t k_table_context = 4;
-  // The table of a context: positions of the top nodes, top first; `on_bottom` when the stack ends
-  // there (thread-safe; computed on first use).
-  const position_table& table(const std::vector<int32_t>& context, bool on_bottom) const;
+  // The table of a context: per stack, the positions of its top nodes (top first) then -1 when the
+  // stack ends there or -2 when it goes deeper (thread-safe; computed on first use).
+  const position_table& table(const std::vector<int32_t>& context) const;
   // The mask at the start (shared: every sequence starts in the same state). Empty until stored.
   std::shared_ptr<const token_mask> start_mask() const;
   void store_start_mask(std::shared_ptr<const token_mask> m) const;
 
  private:
-  position_table compute_table(const std::vector<int32_t>& context, bool on_bottom) const;
+  position_table compute_table(const std::vector<int32_t>& context) const;
 
   grammar g_;
   std::shared_ptr<const grammar_vocab> vocab_;
   mutable std::mutex mu_;
-  // key: the context positions, then 1 when the stack ends at the bottom
   mutable std::map<std::vector<int32_t>, std::unique_ptr<position_table>> tables_;
   mutable std::shared_ptr<const token_mask> start_mask_;
+  // Table walks share stacks and states (guarded by walk_mu_): neighbouring contexts, such as the
+  // lengths of a bounded string, reach the same states, so one table's transitions serve the next.
+  mutable std::mutex walk_mu_;
+  mutable grammar_stacks walk_stacks_;
+  mutable grammar_dfa walk_dfa_;
 };
 
 class grammar_matcher final : public token_constraint {
