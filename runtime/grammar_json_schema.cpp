@@ -338,6 +338,11 @@ gexpr schema_compiler::key_except(const std::vector<std::string>& names) {
 }
 
 gexpr schema_compiler::compile_object(const ojson& s, const std::string& path, int nesting, int recursion) {
+  // A bare {"type": "object"} means any object; once properties are listed, absent
+  // additionalProperties means none (what structured-output clients expect).
+  if (!s.contains("properties") && !s.contains("required") && !s.contains("additionalProperties")) {
+    return parts_.any_object();
+  }
   struct member {
     std::string name;
     gexpr kv;

@@ -1,6 +1,7 @@
 // JSON Schema (and "any JSON object") to grammar. Supported: type (one or a list), properties,
-// required, additionalProperties (false or absent: no other keys; true or a schema: other keys,
-// never one of the listed names when those are plain ASCII), enum, const, items, minItems,
+// required, additionalProperties (false, or absent with properties listed: no other keys; true or a
+// schema: other keys, never one of the listed names when those are plain ASCII; a bare
+// {"type":"object"}: any object), enum, const, items, minItems,
 // maxItems, anyOf, oneOf (as anyOf), allOf with one schema, $ref to "#..." JSON pointers with $defs
 // or definitions, minLength, maxLength, format (date, time, date-time, uuid, email, ipv4), pattern
 // (the regex subset of runtime/grammar_regex.h; unanchored ends match anything), integer bounds

@@ -9,8 +9,10 @@ namespace troupe {
 namespace {
 // States of recent masks a matcher keeps (a mask is vocab/8 bytes).
 constexpr size_t k_mask_cache_entries = 32;
-// Interned states the shared table walker keeps before starting afresh (~1 KiB each).
-constexpr size_t k_max_walk_states = 1u << 16;
+// Interned states (~1 KiB each) the shared table walker, and each matcher, keep before starting
+// afresh: bounds memory per compiled constraint and per sequence.
+constexpr size_t k_max_walk_states = 8192;
+constexpr size_t k_max_matcher_states = 8192;
 
 void or_into(token_mask& dst, const token_mask& src) {
   const size_t n = std::min(dst.words.size(), src.words.size());
@@ -179,6 +181,12 @@ void grammar_matcher::fill_mask(token_mask& mask) {
     stored->words.assign(mask.words.begin(), mask.words.begin() + static_cast<std::ptrdiff_t>(words));
     c_->store_start_mask(std::move(stored));
     return;
+  }
+  if (dfa_.num_states() > k_max_matcher_states) {
+    const grammar_state keep = dfa_.state(state_);
+    dfa_ = grammar_dfa();
+    state_ = dfa_.intern(keep);
+    mask_cache_.clear();
   }
   auto it = mask_cache_.find(state_);
   if (it != mask_cache_.end()) {

@@ -49,6 +49,13 @@ TEST(grammar_json_schema, additional_properties_schema_allows_other_keys_but_not
   EXPECT_FALSE(matches(*c, R"({"x":1})"));             // other values are strings
 }
 
+TEST(grammar_json_schema, a_bare_object_type_means_any_object) {
+  auto c = schema(R"({"type":"object"})");
+  EXPECT_TRUE(matches(*c, R"({})"));
+  EXPECT_TRUE(matches(*c, R"({"a":[1,{"b":null}]})"));
+  EXPECT_FALSE(matches(*c, R"([])"));
+}
+
 TEST(grammar_json_schema, enum_const_and_nested_objects) {
   auto c = schema(R"({"type":"object","properties":{"kind":{"enum":["a","b c",3,null]},
                       "v":{"const":{"x":[1,"é"]}},"in":{"type":"object","properties":{"d":{"type":"null"}},
