@@ -4,8 +4,9 @@
 // {"type":"object"}: any object), enum, const, items, minItems,
 // maxItems, anyOf, oneOf (as anyOf), allOf with one schema, $ref to "#..." JSON pointers with $defs
 // or definitions, minLength, maxLength, format (date, time, date-time, uuid, email, ipv4), pattern
-// (the regex subset of runtime/grammar_regex.h; unanchored ends match anything), integer bounds
-// (minimum, maximum, exclusiveMinimum, exclusiveMaximum) and integral bounds for "number".
+// (the regex subset of runtime/grammar_regex.h; unanchored ends match anything), and minimum,
+// maximum, exclusiveMinimum, exclusiveMaximum for integers and numbers (for numbers rounded inward
+// to integers: {"minimum": 0.5} generates numbers >= 1; no integer in range is refused).
 // Annotations (title, description, default, examples, $schema, $id, $comment, deprecated,
 // readOnly, writeOnly) are ignored. Any other keyword is refused, as OpenAI's strict mode does:
 // errc::invalid_argument "$.properties.age: unsupported keyword \"patternProperties\"".
