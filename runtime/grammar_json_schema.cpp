@@ -283,25 +283,24 @@ gexpr schema_compiler::compile_number(const ojson& s, const std::string& path, b
     }
     const bool is_min = key[0] == 'm' ? std::string(key) == "minimum" : std::string(key) == "exclusiveMinimum";
     const bool exclusive = key[0] == 'e';
+    // Bounds become integers rounded inward (ceil for minimums, floor for maximums, one step more
+    // when exclusive and already integral): every number generated then satisfies the original.
     int64_t bound;
-    if (integer) {
-      // The tightest integral bound: ceil for minimums, floor for maximums, one more when exclusive.
-      if (is_min) {
-        const double c = std::ceil(d);
-        bound = static_cast<int64_t>(c) + (exclusive && c == d ? 1 : 0);
-      } else {
-        const double f = std::floor(d);
-        bound = static_cast<int64_t>(f) - (exclusive && f == d ? 1 : 0);
-      }
+    if (is_min) {
+      const double c = std::ceil(d);
+      bound = static_cast<int64_t>(c) + (exclusive && c == d ? 1 : 0);
     } else {
-      if (exclusive) return fail(p, std::string("\"") + key + "\" is not supported for \"number\" (use \"integer\")");
-      if (d != std::floor(d)) return fail(p, std::string("only integral \"") + key + "\" is supported for \"number\"");
-      bound = static_cast<int64_t>(d);
+      const double f = std::floor(d);
+      bound = static_cast<int64_t>(f) - (exclusive && f == d ? 1 : 0);
     }
     if (is_min) lo = lo ? std::max(*lo, bound) : bound;
     else hi = hi ? std::min(*hi, bound) : bound;
   }
-  if (lo && hi && *lo > *hi) return fail(path, "no number satisfies the bounds");
+  if (lo && hi && *lo > *hi) {
+    return fail(path, integer ? "no integer satisfies the bounds"
+                              : "no number satisfies the bounds once rounded inward to integers "
+                                "(non-integral bounds are rounded; unsupported range)");
+  }
   if (integer) return json_parts::integer_range(lo.value_or(-k_json_max_integer), hi.value_or(k_json_max_integer));
   if (!lo && !hi) return parts_.number();
   return json_parts::number_range(lo, hi);
@@ -338,6 +337,11 @@ gexpr schema_compiler::key_except(const std::vector<std::string>& names) {
 }
 
 gexpr schema_compiler::compile_object(const ojson& s, const std::string& path, int nesting, int recursion) {
+  // A bare {"type": "object"} means any object; once properties are listed, absent
+  // additionalProperties means none (what structured-output clients expect).
+  if (!s.contains("properties") && !s.contains("required") && !s.contains("additionalProperties")) {
+    return parts_.any_object();
+  }
   struct member {
     std::string name;
     gexpr kv;

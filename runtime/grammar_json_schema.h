@@ -1,10 +1,12 @@
 // JSON Schema (and "any JSON object") to grammar. Supported: type (one or a list), properties,
-// required, additionalProperties (false or absent: no other keys; true or a schema: other keys,
-// never one of the listed names when those are plain ASCII), enum, const, items, minItems,
+// required, additionalProperties (false, or absent with properties listed: no other keys; true or a
+// schema: other keys, never one of the listed names when those are plain ASCII; a bare
+// {"type":"object"}: any object), enum, const, items, minItems,
 // maxItems, anyOf, oneOf (as anyOf), allOf with one schema, $ref to "#..." JSON pointers with $defs
 // or definitions, minLength, maxLength, format (date, time, date-time, uuid, email, ipv4), pattern
-// (the regex subset of runtime/grammar_regex.h; unanchored ends match anything), integer bounds
-// (minimum, maximum, exclusiveMinimum, exclusiveMaximum) and integral bounds for "number".
+// (the regex subset of runtime/grammar_regex.h; unanchored ends match anything), and minimum,
+// maximum, exclusiveMinimum, exclusiveMaximum for integers and numbers (for numbers rounded inward
+// to integers: {"minimum": 0.5} generates numbers >= 1; no integer in range is refused).
 // Annotations (title, description, default, examples, $schema, $id, $comment, deprecated,
 // readOnly, writeOnly) are ignored. Any other keyword is refused, as OpenAI's strict mode does:
 // errc::invalid_argument "$.properties.age: unsupported keyword \"patternProperties\"".

@@ -1,12 +1,14 @@
 // A grammar compiled against one vocabulary (compiled_constraint) and its per-sequence matcher
 // (token_constraint): token masks from a byte-level pushdown matcher walked over the token trie.
-// Design note: most of a mask does not depend on the stack below the top. For each grammar position
-// that can be a stack top, one walk of the trie from that position over a sentinel splits the vocab
-// into tokens accepted whatever lies below (kept as a mask), tokens rejected whatever lies below
-// (dropped), and trie nodes where a parse popped the sentinel with bytes left (kept as "resume"
-// nodes). A sequence's mask is then the OR of its tops' masks plus a walk, with the real stack, of
-// the subtrees under their resume nodes: inside a JSON string that is only the tokens that close it.
-// Position tables are shared by every sequence using the compiled grammar (computed on first use).
+// Design note: most of a mask does not depend on the stack far below the tops. A state's context is
+// the grammar positions of the top k_table_context nodes of each of its stacks; one walk of the
+// token trie from that context, over a sentinel, splits the vocabulary into tokens accepted whatever
+// lies below (kept as a mask), tokens rejected whatever lies below (dropped), and trie nodes where a
+// parse popped the sentinel with bytes left (kept as "resume" nodes). A sequence's mask is then the
+// table's mask plus a walk, with the real stacks, of the subtrees under the resume nodes: inside a
+// JSON string that is only tokens that close the string and more. Tables are shared by every
+// sequence using the compiled grammar (computed on first use), so a cached schema's masks are
+// mostly lookups; byte steps go through interned states (grammar_dfa), so a walk is array lookups.
 #pragma once
 
 #include <cstdint>
@@ -36,20 +38,28 @@ class grammar_constraint final : public compiled_constraint,
 
   const grammar& rules() const { return g_; }
   const grammar_vocab& vocab() const { return *vocab_; }
-  // The table of grammar position `pos` (thread-safe; computed on first use).
-  const position_table& table(int32_t pos) const;
+  // Stack nodes per stack whose positions key a table: a token popping more is resumed.
+  static constexpr size_t k_table_context = 4;
+  // The table of a context: per stack, the positions of its top nodes (top first) then -1 when the
+  // stack ends there or -2 when it goes deeper (thread-safe; computed on first use).
+  const position_table& table(const std::vector<int32_t>& context) const;
   // The mask at the start (shared: every sequence starts in the same state). Empty until stored.
   std::shared_ptr<const token_mask> start_mask() const;
   void store_start_mask(std::shared_ptr<const token_mask> m) const;
 
  private:
-  position_table compute_table(int32_t pos) const;
+  position_table compute_table(const std::vector<int32_t>& context) const;
 
   grammar g_;
   std::shared_ptr<const grammar_vocab> vocab_;
   mutable std::mutex mu_;
-  mutable std::unordered_map<int32_t, std::unique_ptr<position_table>> tables_;
+  mutable std::map<std::vector<int32_t>, std::unique_ptr<position_table>> tables_;
   mutable std::shared_ptr<const token_mask> start_mask_;
+  // Table walks share stacks and states (guarded by walk_mu_): neighbouring contexts, such as the
+  // lengths of a bounded string, reach the same states, so one table's transitions serve the next.
+  mutable std::mutex walk_mu_;
+  mutable grammar_stacks walk_stacks_;
+  mutable grammar_dfa walk_dfa_;
 };
 
 class grammar_matcher final : public token_constraint {
@@ -62,22 +72,22 @@ class grammar_matcher final : public token_constraint {
 
   // Advances over raw bytes (tests; false and unchanged when they do not match).
   bool accept_bytes(std::string_view bytes);
-  bool is_complete() const { return state_.complete; }  // the output so far is a full match
+  bool is_complete() const { return dfa_.state(state_).complete; }  // the output so far is a full match
 
  private:
   void compute_mask(token_mask& mask);
-  void walk_subtree(int32_t trie_node, const grammar_state& s, token_mask& mask, size_t depth);
-  bool walk(std::string_view bytes, grammar_state& s);
+  void walk_subtree(int32_t trie_node, int32_t state, token_mask& mask);
+  int32_t walk(std::string_view bytes, int32_t state);  // grammar_dfa::k_dead if rejected
   void first_token_mask(token_mask& mask);
 
   std::shared_ptr<const grammar_constraint> c_;
   grammar_stacks stacks_;
-  grammar_state state_;
+  grammar_dfa dfa_;
+  int32_t state_ = grammar_dfa::k_dead;  // id in dfa_
   bool first_ = true;      // no token accepted yet (SentencePiece strips the first token's space)
   bool finished_ = false;  // an end-of-sequence token was accepted
-  std::vector<grammar_state> scratch_;  // [trie depth] states reused by the walks
   // Masks of recently seen states: a string's body revisits one state token after token.
-  std::map<std::pair<std::vector<int32_t>, bool>, token_mask> mask_cache_;
+  std::unordered_map<int32_t, token_mask> mask_cache_;
 };
 
 }  // namespace troupe

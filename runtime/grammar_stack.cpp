@@ -103,6 +103,12 @@ grammar_state grammar_stacks::start() {
   return s;
 }
 
+int32_t grammar_stacks::push_chain(const std::vector<int32_t>& positions, bool on_bottom) {
+  int32_t n = on_bottom ? k_bottom : k_sentinel;
+  for (size_t i = positions.size(); i-- > 0;) n = push(positions[i], n);
+  return n;
+}
+
 grammar_state grammar_stacks::at_position(int32_t pos) {
   grammar_state s;
   const expansion& x = expand(push(pos, k_sentinel), 0);
@@ -132,6 +138,34 @@ void grammar_stacks::step(const grammar_state& in, uint8_t byte, grammar_state& 
     ++contributors;
   }
   if (contributors > 1) sort_unique(out.tops);
+}
+
+namespace {
+constexpr int32_t k_unknown = -2;
+}
+
+int32_t grammar_dfa::intern(const grammar_state& s) {
+  if (!s.alive()) return k_dead;
+  std::vector<int32_t> key = s.tops;
+  key.push_back(-1 - (s.complete ? 1 : 0) - (s.popped ? 2 : 0));  // flags, below any node id
+  auto it = ids_.find(key);
+  if (it != ids_.end()) return it->second;
+  const int32_t id = static_cast<int32_t>(states_.size());
+  states_.push_back(s);
+  std::array<int32_t, 256> unknown;
+  unknown.fill(k_unknown);
+  next_.push_back(unknown);
+  ids_.emplace(std::move(key), id);
+  return id;
+}
+
+int32_t grammar_dfa::step(grammar_stacks& stacks, int32_t id, uint8_t byte) {
+  int32_t n = next_[id][byte];
+  if (n != k_unknown) return n;
+  stacks.step(states_[id], byte, scratch_);
+  n = intern(scratch_);
+  next_[id][byte] = n;
+  return n;
 }
 
 }  // namespace troupe

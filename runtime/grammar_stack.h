@@ -6,6 +6,7 @@
 // The expansion after each terminal is memoised per node, so a byte step is a bit test and a copy.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <unordered_map>
@@ -45,7 +46,12 @@ class grammar_stacks {
   // True when some stack in `s` may take `byte` next.
   bool may_take(const grammar_state& s, uint8_t byte) const;
 
+  // Builds the stack positions[0] (top) over positions[1] ... over k_bottom (on_bottom) or the
+  // sentinel; returns the top node (k_dead if refused).
+  int32_t push_chain(const std::vector<int32_t>& positions, bool on_bottom);
+
   int32_t pos(int32_t node) const { return nodes_[node].pos; }
+  int32_t parent(int32_t node) const { return nodes_[node].parent; }
   size_t num_nodes() const { return nodes_.size(); }
 
  private:
@@ -72,6 +78,32 @@ class grammar_stacks {
   std::vector<int32_t> after_of_;       // [node] index into expansions_ after its terminal
   std::deque<expansion> expansions_;  // a deque: references stay valid as it grows
   expansion bottom_, sentinel_, dead_;
+};
+
+// Parser states interned into ids with a lazily filled transition table: a walk over the token trie
+// revisits the same few states (inside a string, every character leads back to one), so after the
+// first visit a byte step is one array lookup.
+class grammar_dfa {
+ public:
+  static constexpr int32_t k_dead = -1;  // no parse survives
+
+  int32_t intern(const grammar_state& s);  // k_dead for a state that is not alive
+  int32_t step(grammar_stacks& stacks, int32_t id, uint8_t byte);
+  const grammar_state& state(int32_t id) const { return states_[id]; }
+  size_t num_states() const { return states_.size(); }
+
+ private:
+  struct key_hash {
+    size_t operator()(const std::vector<int32_t>& v) const {
+      uint64_t h = 1469598103934665603ull;
+      for (int32_t x : v) h = (h ^ static_cast<uint32_t>(x)) * 1099511628211ull;
+      return static_cast<size_t>(h);
+    }
+  };
+  std::vector<grammar_state> states_;
+  std::vector<std::array<int32_t, 256>> next_;  // [state][byte]; k_unknown until computed
+  std::unordered_map<std::vector<int32_t>, int32_t, key_hash> ids_;
+  grammar_state scratch_;
 };
 
 }  // namespace troupe

@@ -49,6 +49,13 @@ TEST(grammar_json_schema, additional_properties_schema_allows_other_keys_but_not
   EXPECT_FALSE(matches(*c, R"({"x":1})"));             // other values are strings
 }
 
+TEST(grammar_json_schema, a_bare_object_type_means_any_object) {
+  auto c = schema(R"({"type":"object"})");
+  EXPECT_TRUE(matches(*c, R"({})"));
+  EXPECT_TRUE(matches(*c, R"({"a":[1,{"b":null}]})"));
+  EXPECT_FALSE(matches(*c, R"([])"));
+}
+
 TEST(grammar_json_schema, enum_const_and_nested_objects) {
   auto c = schema(R"({"type":"object","properties":{"kind":{"enum":["a","b c",3,null]},
                       "v":{"const":{"x":[1,"é"]}},"in":{"type":"object","properties":{"d":{"type":"null"}},
@@ -122,6 +129,10 @@ TEST(grammar_json_schema, integer_and_number_bounds) {
   for (const char* ok : {"-1", "-0.5", "0", "1.999", "2", "2.0"}) EXPECT_TRUE(matches(*n, ok)) << ok;
   for (const char* bad : {"-1.5", "2.5", "3", "1e3"}) EXPECT_FALSE(matches(*n, bad)) << bad;
   EXPECT_TRUE(matches(*schema(R"({"type":"number"})"), "-0.25E+12"));
+  auto rounded = schema(R"({"type":"number","exclusiveMinimum":0,"maximum":2.5})");  // rounded inward: [1, 2]
+  for (const char* ok : {"1", "1.25", "2"}) EXPECT_TRUE(matches(*rounded, ok)) << ok;
+  for (const char* bad : {"0", "0.5", "2.25", "-1"}) EXPECT_FALSE(matches(*rounded, bad)) << bad;
+  EXPECT_NE(schema_error(R"({"type":"number","minimum":0.2,"maximum":0.8})").find("rounded inward"), std::string::npos);
   EXPECT_FALSE(matches(*schema(R"({"type":"integer"})"), "12345678901234567"));  // 17 digits
 }
 
