@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets of tests/fuzz with clang (build-fuzz/, -DTROUPE_FUZZ=ON: every library
 # instrumented with ASan+UBSan) and runs each one:
 #   bash tools/fuzz.sh [--runs N] [--time S] [--jobs J] [target...]
-# targets: openai_routes ws_message tokenize http_header_checks tokenizer gguf safetensors config_json command_line
+# targets: openai_routes ws_message tokenize http_header_checks tool_output tokenizer gguf safetensors config_json command_line
 #          hf_config chat_template json_schema grammar
 # (default: all). Each runs N executions (default 1000000) or S seconds, whichever ends first, from
 # its seeds (tests/fuzz/corpus/<target>) plus what earlier runs found (build-fuzz/fuzz-corpus/),
