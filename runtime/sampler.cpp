@@ -332,6 +332,8 @@ sampled_token sampler::sample(std::span<float> logits) {
     const double lse = log_sum_exp(l);
     out.logprob = static_cast<float>(l[static_cast<size_t>(out.token)] - lse);
     out.top = top_logprobs(l, params_.logprobs, lse);
+    // Fewer allowed tokens than asked for: masked ones (-inf) are not alternatives (nor valid JSON).
+    if (constraint_) std::erase_if(out.top, [](const logprob_entry& e) { return std::isinf(e.logprob); });
   }
   if (constraint_ && !constraint_->accept(out.token)) constraint_blocked_ = true;  // a matcher bug: stop
   ++num_generated_;

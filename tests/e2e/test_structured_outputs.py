@@ -137,3 +137,15 @@ def test_bad_formats_are_400s_that_say_where(base_url, fmt, fragment):
     err = r.json()["error"]
     assert err["type"] == "invalid_request_error"
     assert fragment in err["message"] or fragment == err["param"], err
+
+
+def test_logprobs_under_a_constraint_list_only_allowed_tokens(client, model):
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Yes or no?"}],
+                                       max_tokens=5, temperature=0, logprobs=True, top_logprobs=5,
+                                       extra_body={"guided_choice": ["yes", "no"]})
+    c = r.choices[0]
+    assert c.message.content in ("yes", "no")
+    for entry in c.logprobs.content:
+        assert isinstance(entry.logprob, float) and entry.logprob <= 0.0
+        for alt in entry.top_logprobs:  # masked tokens (-inf) are not listed
+            assert isinstance(alt.logprob, float) and alt.logprob > float("-inf")

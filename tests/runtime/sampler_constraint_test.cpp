@@ -3,6 +3,7 @@
 // with every sampled token; a mask that allows nothing stops the sequence instead of emitting junk.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 #include <vector>
 
@@ -131,6 +132,20 @@ TEST(sampler_constraint, a_tokenizer_vocabulary_larger_than_the_row_is_safe) {
   s.set_constraint(std::make_unique<choice_matcher>(std::vector<std::vector<int32_t>>{{290}, {7}}, -1, true), 300);
   std::vector<float> row(70, 0.0f);
   EXPECT_EQ(s.sample(row).token, 7);
+}
+
+TEST(sampler_constraint, logprobs_describe_the_constrained_distribution_without_masked_entries) {
+  sampling_params p = greedy();
+  p.logprobs = 5;
+  sampler s(p, {});
+  s.set_constraint(std::make_unique<choice_matcher>(std::vector<std::vector<int32_t>>{{1}, {2}}, -1, true));
+  std::vector<float> row{5.0f, 1.0f, 1.0f, 4.0f};
+  const sampled_token t = s.sample(row);
+  EXPECT_EQ(t.token, 1);
+  EXPECT_NEAR(t.logprob, std::log(0.5), 1e-5) << "two equally likely allowed tokens";
+  ASSERT_EQ(t.top.size(), 2u) << "only allowed tokens are alternatives";
+  EXPECT_EQ(t.top[0].token, 1);
+  EXPECT_EQ(t.top[1].token, 2);
 }
 
 TEST(sampler_constraint, without_a_constraint_nothing_changes) {
