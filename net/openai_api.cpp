@@ -352,6 +352,12 @@ maybe_error reject_unsupported(const json& body, api_kind kind) {
   return reject_tool_fields(body, kind);
 }
 
+// The body again with its objects in the client's order (only for requests with a schema: the
+// grammar follows property order); its depth was bounded when it was first parsed.
+nlohmann::ordered_json parse_ordered(std::string_view raw) {
+  return nlohmann::ordered_json::parse(raw, nullptr, false);
+}
+
 }  // namespace
 
 api_result<json> parse_json_body(const std::string& text, int32_t max_depth) {
@@ -365,7 +371,8 @@ api_result<json> parse_json_body(const std::string& text, int32_t max_depth) {
   return body;
 }
 
-api_result<openai_request> parse_openai_request(api_kind kind, const json& body, const api_context& ctx) {
+api_result<openai_request> parse_openai_request(api_kind kind, const json& body, const api_context& ctx,
+                                                std::string_view raw_body) {
   try {
     if (!body.is_object()) return bad_request("the request body must be a JSON object");
     openai_request r;
@@ -379,6 +386,7 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
     if ((e = reject_unsupported(body, kind))) return *e;
     tool_request tools;
     if (kind == api_kind::chat && (e = read_tools(body, tools))) return *e;
+    if (!raw_body.empty() && tools.active()) keep_client_order(parse_ordered(raw_body), tools);
     if ((e = read_stream(body, r))) return *e;
     if ((e = read_int(body, "n", r.gen.n, 1, ctx.max_n))) return *e;
     if ((e = read_sampling(body, kind, ctx, r))) return *e;
@@ -388,6 +396,9 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
     if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
     structured_output_request so;
     if ((e = read_structured_output(body, so))) return *e;
+    if (!raw_body.empty() && so.spec.type == constraint_spec::kind::json_schema) {
+      keep_client_order(parse_ordered(raw_body), so);
+    }
     if (tools.active()) {
       // The generic tool format: the answer is constrained to the envelope of the allowed calls.
       if (!so.spec.empty()) {

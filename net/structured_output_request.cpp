@@ -1,6 +1,8 @@
 // Reading and compiling the structured-output fields of a request (see structured_output_request.h).
 #include "net/structured_output_request.h"
 
+#include <algorithm>
+
 #include "net/text_codec.h"
 
 namespace troupe {
@@ -26,7 +28,7 @@ std::optional<api_error> read_schema(const json& v, const std::string& param, st
     if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_boolean())) {
       return bad_request(param + " must be a JSON Schema (an object, or a string holding one)", param);
     }
-    out = parsed.dump();
+    out = v.get<std::string>();  // as sent: keeps the client's property order (the grammar follows it)
     return std::nullopt;
   }
   return bad_request(param + " must be a JSON Schema (an object, or a string holding one)", param);
@@ -144,6 +146,21 @@ std::optional<api_error> read_vllm(const json& body, structured_output_request& 
 std::optional<api_error> read_structured_output(const json& body, structured_output_request& out) {
   if (auto e = read_response_format(body, out)) return e;
   return read_vllm(body, out);
+}
+
+void keep_client_order(const nlohmann::ordered_json& ordered, structured_output_request& so) {
+  if (so.spec.type != kind::json_schema) return;
+  const nlohmann::ordered_json* node = &ordered;
+  size_t begin = 0;
+  while (begin <= so.param.size()) {  // walk the dotted field name: response_format.json_schema.schema
+    const size_t dot = std::min(so.param.find('.', begin), so.param.size());
+    if (!node->is_object()) return;
+    auto it = node->find(so.param.substr(begin, dot - begin));
+    if (it == node->end()) return;
+    node = &*it;
+    begin = dot + 1;
+  }
+  if (node->is_object()) so.spec.text = node->dump();  // a string schema is kept as sent already
 }
 
 std::optional<api_error> compile_structured_output(const text_codec* codec, const structured_output_request& so,

@@ -27,6 +27,10 @@ struct structured_output_request {
 // ask for a constraint. Shapes are checked here; a schema's content when it is compiled.
 std::optional<api_error> read_structured_output(const nlohmann::json& body, structured_output_request& out);
 
+// Puts back the client's property order into a schema given as an object (the grammar follows it,
+// and the body was parsed into sorted objects), from `ordered` = the same body parsed in order.
+void keep_client_order(const nlohmann::ordered_json& ordered, structured_output_request& so);
+
 // Compiles `so.spec` (when not empty) through the codec into req.constraint / req.compiled. A spec
 // the engine refuses is a 400 carrying its message (the JSON path and keyword, or the offset).
 std::optional<api_error> compile_structured_output(const text_codec* codec, const structured_output_request& so,

@@ -9,6 +9,7 @@ namespace troupe {
 namespace {
 
 using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
 
 const json* field(const json& body, const char* key) {
   auto it = body.find(key);
@@ -43,10 +44,10 @@ std::optional<api_error> read_tool(const json& t, size_t i, tool_request& out) {
     if (!desc->is_string()) return bad_request(at + ".function.description must be a string", "tools");
     d.description = desc->get<std::string>();
   }
-  d.parameters = json{{"type", "object"}};
+  d.parameters = nlohmann::ordered_json{{"type", "object"}};
   if (const json* p = field(*f, "parameters")) {
     if (!p->is_object()) return bad_request(at + ".function.parameters must be a JSON Schema object", "tools");
-    if (!p->empty()) d.parameters = *p;
+    if (!p->empty()) d.parameters = nlohmann::ordered_json(*p);
   }
   out.tools.push_back(std::move(d));
   return std::nullopt;
@@ -84,11 +85,9 @@ std::optional<api_error> read_choice(const json& c, tool_request& out) {
   return std::nullopt;
 }
 
-using ojson = nlohmann::ordered_json;
-
 ojson call_schema(const tool_def& d) {
   return ojson{{"type", "object"},
-              {"properties", {{"name", {{"const", d.name}}}, {"arguments", ojson(d.parameters)}}},
+              {"properties", {{"name", {{"const", d.name}}}, {"arguments", d.parameters}}},
               {"required", {"name", "arguments"}},
               {"additionalProperties", false}};
 }
@@ -99,6 +98,19 @@ std::vector<std::string> tool_request::names() const {
   std::vector<std::string> n;
   for (const tool_def& d : tools) n.push_back(d.name);
   return n;
+}
+
+void keep_client_order(const ojson& ordered, tool_request& t) {
+  auto ts = ordered.find("tools");
+  if (ts == ordered.end() || !ts->is_array() || ts->size() != t.tools.size()) return;
+  for (size_t i = 0; i < t.tools.size(); ++i) {
+    const ojson& tool = (*ts)[i];
+    if (!tool.is_object()) continue;
+    auto f = tool.find("function");
+    if (f == tool.end() || !f->is_object()) continue;
+    auto p = f->find("parameters");
+    if (p != f->end() && p->is_object() && !p->empty()) t.tools[i].parameters = *p;
+  }
 }
 
 std::optional<api_error> read_tools(const json& body, tool_request& out) {
@@ -149,7 +161,7 @@ std::string tool_system_prompt(const tool_request& t) {
   for (const tool_def& d : t.tools) {
     s += "- " + d.name;
     if (!d.description.empty()) s += ": " + d.description;
-    s += "\n  arguments: " + d.parameters.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    s += "\n  arguments: " + d.parameters.dump(-1, ' ', false, ojson::error_handler_t::replace) + "\n";
   }
   s += "\nAnswer with one JSON object and nothing else. To call functions: "
        "{\"tool_calls\": [{\"name\": \"<function name>\", \"arguments\": {<arguments>}}]}";

@@ -17,7 +17,7 @@ namespace troupe {
 struct tool_def {
   std::string name;
   std::string description;
-  nlohmann::json parameters;  // a JSON Schema object ({"type": "object"} when the tool has none)
+  nlohmann::ordered_json parameters;  // a JSON Schema object ({"type": "object"} when the tool has none)
 };
 
 enum class tool_choice_mode : uint8_t { none, automatic, required, named };
@@ -36,6 +36,10 @@ struct tool_request {
 // Reads tools / tool_choice / parallel_tool_calls. tool_choice defaults to auto with tools and none
 // without; a named function that is not among the tools is a 400 naming tool_choice.
 std::optional<api_error> read_tools(const nlohmann::json& body, tool_request& out);
+
+// Puts back the client's property order into the tools' parameter schemas (the grammar follows it,
+// and the body was parsed into sorted objects), from `ordered` = the same body parsed in order.
+void keep_client_order(const nlohmann::ordered_json& ordered, tool_request& t);
 
 // The JSON Schema of the answer: {"tool_calls": [one of the allowed calls, 1..(parallel ? any : 1)]},
 // or under auto also {"content": string}. Each call is {"name": const, "arguments": its schema}.

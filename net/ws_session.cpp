@@ -135,7 +135,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
       return;
     }
     if (*type == "generate") {
-      generate(msg);
+      generate(msg, text);
     } else if (*type == "cancel") {
       cancel(msg);
     } else {
@@ -148,7 +148,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     return it != msg.end() && it->is_string() ? *it : json(nullptr);
   }
 
-  void generate(const json& msg) {
+  void generate(const json& msg, const std::string& raw) {
     json id = id_of(msg);
     if (id.is_null() || id.get_ref<const std::string&>().empty() || id.get_ref<const std::string&>().size() > k_max_id_bytes) {
       send_error(nullptr, bad_request("generate needs a non-empty string id", "id"));
@@ -170,7 +170,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
       return;
     }
     const api_kind kind = msg.contains("messages") ? api_kind::chat : api_kind::completion;
-    auto parsed = parse_openai_request(kind, msg, ctx_->routes.context());
+    auto parsed = parse_openai_request(kind, msg, ctx_->routes.context(), raw);
     if (is_error(parsed)) {
       send_error(id, std::get<api_error>(parsed));
       return;

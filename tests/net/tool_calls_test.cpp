@@ -43,7 +43,7 @@ TEST(tool_request, tool_choice_defaults_and_modes) {
   EXPECT_EQ(named.choice, tool_choice_mode::named);
   EXPECT_EQ(named.named, "get_time");
   EXPECT_FALSE(read_ok({{"tools", {weather}}, {"parallel_tool_calls", false}}).parallel);
-  EXPECT_EQ(read_ok({{"tools", {clock_tool}}}).tools[0].parameters, (json{{"type", "object"}}));
+  EXPECT_EQ(read_ok({{"tools", {clock_tool}}}).tools[0].parameters.dump(), R"({"type":"object"})");
 }
 
 TEST(tool_request, bad_tools_are_400s_naming_the_field) {
@@ -188,6 +188,21 @@ TEST_F(tool_api_test, history_tool_calls_and_results_reach_the_prompt) {
   const std::string text = prompt_text(r);
   EXPECT_NE(text.find(R"({"tool_calls":[{"name":"get_weather","arguments":{"city":"Paris"}}]})"), std::string::npos) << text;
   EXPECT_NE(text.find("<|tool|>18C and sunny"), std::string::npos) << text;
+}
+
+TEST_F(tool_api_test, schemas_keep_the_clients_property_order) {
+  // Parsed bodies sort their keys; with the raw text the grammar gets the order the client wrote.
+  const std::string raw = R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function",
+      "function": {"name": "f", "parameters": {"type": "object", "properties": {"zeta": {}, "alpha": {}}}}}]})";
+  auto r = parse_openai_request(api_kind::chat, json::parse(raw), ctx, raw);
+  ASSERT_FALSE(is_error(r));
+  const std::string& text = std::get<openai_request>(r).gen.constraint.text;
+  EXPECT_LT(text.find("zeta"), text.find("alpha")) << text;
+  const std::string raw2 = R"({"prompt": "x", "response_format": {"type": "json_schema", "json_schema":
+      {"name": "n", "schema": {"type": "object", "properties": {"zeta": {}, "alpha": {}}}}}})";
+  auto r2 = parse_openai_request(api_kind::completion, json::parse(raw2), ctx, raw2);
+  ASSERT_FALSE(is_error(r2));
+  EXPECT_EQ(std::get<openai_request>(r2).gen.constraint.text, R"({"type":"object","properties":{"zeta":{},"alpha":{}}})");
 }
 
 TEST_F(tool_api_test, tools_and_response_format_together_are_refused) {
