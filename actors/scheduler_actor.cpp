@@ -24,6 +24,7 @@
 
 #include "config/log.h"
 #include "runtime/sampler.h"
+#include "runtime/constraint_cache.h"
 
 namespace troupe {
 namespace {
@@ -383,7 +384,18 @@ void on_tick(sched_pointer self) {
 scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cfg, std::shared_ptr<const tokenizer> tok,
                                          block_manager_actor bm, executor_group group) {
   auto& st = self->state;
-  st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
+  if (tok) {
+    // A request from a remote listener carries its constraint as a spec only (local listeners
+    // compile before submitting): compiled here, through a cache of its own.
+    st.core = std::make_unique<scheduler_core>(cfg.limits, tok, cfg.eos_ids);
+    auto cache = std::make_shared<std::unique_ptr<constraint_cache>>();  // built on first use
+    st.core->set_constraint_compiler([cache, tok](const constraint_spec& spec) {
+      if (!*cache) *cache = std::make_unique<constraint_cache>(*tok);
+      return (*cache)->get(spec);
+    });
+  } else {
+    st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
+  }
   st.available = cfg.limits.num_blocks;
   st.cfg = std::move(cfg);
   st.bm = std::move(bm);

@@ -5,6 +5,10 @@
 
 #include "actors/engine.h"
 
+#include <mutex>
+
+#include "runtime/constraint_cache.h"
+
 #if __has_include("runtime/tokenizer.h")
 #include "runtime/tokenizer.h"
 #define TROUPE_NET_HAVE_TOKENIZER 1
@@ -102,8 +106,25 @@ class engine_codec final : public text_codec {
     return make_error(errc::unsupported, "this model has no chat template: use /v1/completions");
   }
 
+  result<std::shared_ptr<const compiled_constraint>> compile(const constraint_spec& spec) const override {
+#ifdef TROUPE_NET_HAVE_TOKENIZER
+    if (const tokenizer* t = eng_.tok()) {
+      try {
+        // One bounded cache per served model: a repeated schema costs a lookup.
+        std::call_once(cache_once_, [&] { cache_ = std::make_unique<constraint_cache>(*t); });
+        return cache_->get(spec);
+      } catch (const std::exception& e) {
+        return make_error(errc::invalid_argument, std::string("structured output: ") + e.what());
+      }
+    }
+#endif
+    return make_error(errc::unsupported, "structured outputs need a tokenizer; this model has none");
+  }
+
  private:
   const engine& eng_;
+  mutable std::once_flag cache_once_;
+  mutable std::unique_ptr<constraint_cache> cache_;
 };
 
 }  // namespace

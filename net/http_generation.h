@@ -23,6 +23,7 @@ struct http_generation {
     for (int32_t i = 0; i < num_choices(r); ++i) text_offset.push_back(initial_text_offset(meta, i));
     if (meta.separate_reasoning && stream)
       reasoning.assign(static_cast<size_t>(num_choices(r)), reasoning_parser(meta.reasoning_starts_open));
+    if (r.tool_calls && r.stream) tool_text.resize(static_cast<size_t>(num_choices(r)));
   }
 
   // A list of K prompts runs as K engine requests of n choices each (choice i = prompt i / n).
@@ -49,6 +50,7 @@ struct http_generation {
   std::vector<bool> first_sent;      // [n] chat role sent
   std::vector<int64_t> text_offset;  // [n] bytes of text streamed so far
   std::vector<reasoning_parser> reasoning;  // [n] when streaming with separate_reasoning, else empty
+  std::vector<std::string> tool_text;  // [n] a streamed tool envelope, held until its choice ends
 };
 
 }  // namespace troupe

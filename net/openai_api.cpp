@@ -3,6 +3,9 @@
 #include "net/openai_api.h"
 
 #include <cmath>
+
+#include "net/structured_output_request.h"
+#include "net/tool_request.h"
 #include <optional>
 
 namespace troupe {
@@ -159,17 +162,22 @@ maybe_error normalize_messages(const json& body, json& out) {
     } else if (c) {
       return bad_request("message content must be a string or a list of parts", "messages");
     }
+    if (*role == "assistant") {
+      if (auto e = render_tool_calls_message(msg, content)) return e;
+    }
     json n = {{"role", *role}, {"content", content}};
     if (const json* name = field(msg, "name"); name && name->is_string()) n["name"] = *name;
+    if (const json* id = field(msg, "tool_call_id"); id && id->is_string()) n["tool_call_id"] = *id;
     out.push_back(std::move(n));
   }
   return std::nullopt;
 }
 
-maybe_error read_chat_prompt(const json& body, const api_context& ctx, std::vector<int32_t>& out,
-                             std::string* rendered = nullptr) {
+maybe_error read_chat_prompt(const json& body, const api_context& ctx, const tool_request& tools,
+                             std::vector<int32_t>& out, std::string* rendered = nullptr) {
   json messages;
   if (auto e = normalize_messages(body, messages)) return e;
+  if (tools.active()) add_tool_prompt(tools, messages);
   bool add_generation_prompt = true;
   if (auto e = read_bool(body, "add_generation_prompt", add_generation_prompt)) return e;
   // Passed by reference, never copied: its depth is bounded at parse time (json_guard.h).
@@ -347,25 +355,20 @@ maybe_error read_max_tokens(const json& body, api_kind kind, const api_context& 
   return std::nullopt;
 }
 
-// Structured outputs and tool calls are not implemented: a request that asks for them is a 400,
-// never served as prose. Only the values that mean "the default" pass: response_format
-// {"type": "text"}, tool_choice/function_call "none", and empty tools/functions lists.
-maybe_error reject_tool_fields(const json& body) {
-  const char* const later = " is not supported yet (structured outputs and tool calls are not implemented)";
-  if (const json* f = field(body, "response_format")) {
-    const json* type = f->is_object() ? field(*f, "type") : nullptr;
-    const bool text = type && type->is_string() && *type == "text" && f->size() == 1;
-    if (!text) return bad_request(std::string("response_format") + later + "; only {\"type\": \"text\"} is accepted",
-                                  "response_format", "unsupported");
-  }
+// Tools are a chat feature; the legacy functions/function_call fields are not implemented. A request
+// that asks for them is a 400, never served as prose. Only the values that mean "the default" pass.
+maybe_error reject_tool_fields(const json& body, api_kind kind) {
+  const char* const no = " is not supported (use tools on /v1/chat/completions)";
   for (const char* key : {"tools", "functions"}) {
+    if (kind == api_kind::chat && std::string(key) == "tools") continue;
     const json* f = field(body, key);
-    if (f && !(f->is_array() && f->empty())) return bad_request(std::string(key) + later, key, "unsupported");
+    if (f && !(f->is_array() && f->empty())) return bad_request(std::string(key) + no, key, "unsupported");
   }
   for (const char* key : {"tool_choice", "function_call"}) {
+    if (kind == api_kind::chat && std::string(key) == "tool_choice") continue;
     const json* f = field(body, key);
     if (f && !(f->is_string() && *f == "none")) {
-      return bad_request(std::string(key) + later + "; only \"none\" is accepted", key, "unsupported");
+      return bad_request(std::string(key) + no + "; only \"none\" is accepted", key, "unsupported");
     }
   }
   return std::nullopt;
@@ -393,14 +396,20 @@ void widen_prompt_logprobs_for_echo(openai_request& r) {
   }
 }
 
-maybe_error reject_unsupported(const json& body) {
+maybe_error reject_unsupported(const json& body, api_kind kind) {
   if (const json* b = field(body, "best_of"); b && !(b->is_number_integer() && b->get<int64_t>() == 1)) {
     return bad_request("best_of is not supported", "best_of", "unsupported");
   }
   if (const json* s = field(body, "suffix"); s && !(s->is_string() && s->get<std::string>().empty())) {
     return bad_request("suffix is not supported", "suffix", "unsupported");
   }
-  return reject_tool_fields(body);
+  return reject_tool_fields(body, kind);
+}
+
+// The body again with its objects in the client's order (only for requests with a schema: the
+// grammar follows property order); its depth was bounded when it was first parsed.
+nlohmann::ordered_json parse_ordered(std::string_view raw) {
+  return nlohmann::ordered_json::parse(raw, nullptr, false);
 }
 
 }  // namespace
@@ -416,7 +425,8 @@ api_result<json> parse_json_body(const std::string& text, int32_t max_depth) {
   return body;
 }
 
-api_result<openai_request> parse_openai_request(api_kind kind, const json& body, const api_context& ctx) {
+api_result<openai_request> parse_openai_request(api_kind kind, const json& body, const api_context& ctx,
+                                                std::string_view raw_body) {
   try {
     if (!body.is_object()) return bad_request("the request body must be a JSON object");
     openai_request r;
@@ -429,11 +439,19 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
     }
     maybe_error e;
     if ((e = read_echo(body, kind, r))) return *e;
-    if ((e = reject_unsupported(body))) return *e;
+    if ((e = reject_unsupported(body, kind))) return *e;
+    tool_request tools;
+    if (kind == api_kind::chat && (e = read_tools(body, tools))) return *e;
+    if (!raw_body.empty() && tools.active()) keep_client_order(parse_ordered(raw_body), tools);
     if ((e = read_stream(body, r))) return *e;
     if ((e = read_int(body, "n", r.gen.n, 1, ctx.max_n))) return *e;
     if ((e = read_sampling(body, kind, ctx, r))) return *e;
     widen_prompt_logprobs_for_echo(r);
+    structured_output_request so;
+    if ((e = read_structured_output(body, so))) return *e;
+    if (!raw_body.empty() && so.spec.type == constraint_spec::kind::json_schema) {
+      keep_client_order(parse_ordered(raw_body), so);
+    }
     if (kind == api_kind::completion) {
       const json* p = field(body, "prompt");
       if (!p) return bad_request("prompt is required", "prompt");
@@ -447,12 +465,25 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
       r.gen.prompt_ids = r.prompts[longest].ids;
       if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
       r.gen.prompt_ids = r.prompts[0].ids;
+      if ((e = compile_structured_output(ctx.codec, so, r.gen))) return *e;  // last: the costly check
       return r;
     }
     std::string rendered;
-    if ((e = read_chat_prompt(body, ctx, r.gen.prompt_ids, &rendered))) return *e;
+    if ((e = read_chat_prompt(body, ctx, tools, r.gen.prompt_ids, &rendered))) return *e;
     if ((e = read_reasoning(body, ctx, rendered, r))) return *e;
     if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
+    if (tools.active()) {
+      // The generic tool format: the answer is constrained to the envelope of the allowed calls.
+      if (!so.spec.empty()) {
+        return bad_request(so.param + " cannot be combined with tools (unless tool_choice is \"none\")", so.param,
+                           "unsupported");
+      }
+      so.spec = {constraint_spec::kind::json_schema, tool_envelope_schema(tools).dump()};
+      so.param = "tools";
+      r.tool_calls = true;
+      r.tool_names = tools.names();
+    }
+    if ((e = compile_structured_output(ctx.codec, so, r.gen))) return *e;  // last: the costly check
     return r;
   } catch (const std::exception& ex) {  // nlohmann type errors we did not foresee
     return bad_request(std::string("bad request: ") + ex.what());
@@ -464,7 +495,7 @@ api_result<std::vector<int32_t>> tokenize_body(const json& body, const api_conte
     std::vector<int32_t> ids;
     maybe_error e;
     if (field(body, "messages")) {
-      e = read_chat_prompt(body, ctx, ids);
+      e = read_chat_prompt(body, ctx, tool_request{}, ids);
     } else {
       bool add_special = true;
       if ((e = read_bool(body, "add_special_tokens", add_special))) return *e;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -50,6 +51,8 @@ struct openai_request {
   // chat_template_kwargs.enable_thinking nor separate_reasoning is false).
   bool separate_reasoning = false;
   bool reasoning_starts_open = false;  // the rendered prompt ends inside an opened <think>
+  bool tool_calls = false;     // chat with tools (tool_choice not none): the answer is a tool envelope
+  std::vector<std::string> tool_names;
 };
 
 template <class T>
@@ -63,9 +66,10 @@ bool is_error(const api_result<T>& r) { return r.index() == 1; }
 api_result<nlohmann::json> parse_json_body(const std::string& text,
                                            int32_t max_depth = k_default_max_json_depth);
 
-// Maps and validates a completion or chat request.
+// Maps and validates a completion or chat request. `raw_body`: the text `body` was parsed from, when
+// the caller has it: schemas (response_format, tools) then keep the client's property order.
 api_result<openai_request> parse_openai_request(api_kind kind, const nlohmann::json& body,
-                                                const api_context& ctx);
+                                                const api_context& ctx, std::string_view raw_body = {});
 
 // The prompt of a /tokenize body: {"prompt": "..." | [ids]} or {"messages": [...]}.
 api_result<std::vector<int32_t>> tokenize_body(const nlohmann::json& body, const api_context& ctx);

@@ -2,6 +2,9 @@
 #include "net/openai_response.h"
 
 #include <ctime>
+#include <random>
+
+#include "net/tool_call_parser.h"
 
 namespace troupe {
 
@@ -24,6 +27,8 @@ response_meta make_response_meta(const openai_request& r, const std::string& req
   }
   m.separate_reasoning = r.kind == api_kind::chat && r.separate_reasoning;
   m.reasoning_starts_open = r.reasoning_starts_open;
+  m.tool_calls = r.tool_calls;
+  m.tool_names = r.tool_names;
   return m;
 }
 
@@ -177,6 +182,28 @@ json finish_json(finish_reason r) {
   return name ? json(name) : json(nullptr);
 }
 
+// "call_" and 24 random letters and digits, as OpenAI's ids look.
+std::string new_call_id() {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id = "call_";
+  for (int i = 0; i < 24; ++i) id += alphabet[rng() % (sizeof(alphabet) - 1)];
+  return id;
+}
+
+json tool_calls_json(const std::vector<parsed_tool_call>& calls) {
+  json out = json::array();
+  for (const parsed_tool_call& c : calls) {
+    out.push_back({{"id", new_call_id()}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  }
+  return out;
+}
+
+// Calls are only reported when the choice ended normally: a truncated envelope is text.
+const char* tool_finish(const tool_output& out, finish_reason fin) {
+  return out.is_calls && fin == finish_reason::stop ? "tool_calls" : openai_finish_reason(fin);
+}
+
 json chunk_head(const response_meta& meta) {
   json h = {{"id", meta.id},
             {"object", meta.kind == api_kind::chat ? "chat.completion.chunk" : "text_completion"},
@@ -273,11 +300,62 @@ std::string usage_chunk(const response_meta& meta, const usage_info& usage) {
   return dump_json(chunk);
 }
 
+std::pair<json, json> tool_message(const response_meta& meta, const std::string& text, finish_reason fin) {
+  const tool_output out = parse_tool_output(text, meta.tool_names);
+  json message = out.is_calls && fin == finish_reason::stop
+                     ? json{{"role", "assistant"}, {"content", nullptr}, {"tool_calls", tool_calls_json(out.calls)}}
+                     : json{{"role", "assistant"}, {"content", out.is_calls ? text : out.content}};
+  const char* reason = tool_finish(out, fin);
+  return {std::move(message), reason ? json(reason) : json(nullptr)};
+}
+
+std::vector<std::string> tool_choice_chunks(const response_meta& meta, int32_t index, const std::string& text,
+                                            finish_reason fin, bool include_usage) {
+  tool_output out = parse_tool_output(text, meta.tool_names);
+  if (out.is_calls && fin != finish_reason::stop) out = tool_output{false, text, {}};  // not a finished answer
+  std::vector<json> deltas;
+  if (out.is_calls) {
+    const json calls = tool_calls_json(out.calls);
+    for (size_t i = 0; i < calls.size(); ++i) {
+      json head = {{"index", i}, {"id", calls[i]["id"]}, {"type", "function"},
+                   {"function", {{"name", calls[i]["function"]["name"]}, {"arguments", ""}}}};
+      json d = {{"tool_calls", json::array({std::move(head)})}};
+      if (i == 0) d = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", d["tool_calls"]}};
+      deltas.push_back(std::move(d));
+      deltas.push_back({{"tool_calls", json::array({{{"index", i}, {"function", {{"arguments", calls[i]["function"]["arguments"]}}}}})}});
+    }
+  } else {
+    deltas.push_back({{"role", "assistant"}, {"content", out.content}});
+  }
+  deltas.push_back(json::object());
+  std::vector<std::string> chunks;
+  for (size_t i = 0; i < deltas.size(); ++i) {
+    const bool last = i + 1 == deltas.size();
+    const char* reason = last ? tool_finish(out, fin) : nullptr;
+    json choice = {{"index", index}, {"delta", std::move(deltas[i])}, {"logprobs", nullptr},
+                   {"finish_reason", reason ? json(reason) : json(nullptr)}};
+    json chunk = chunk_head(meta);
+    chunk["choices"] = json::array({std::move(choice)});
+    if (include_usage) chunk["usage"] = nullptr;
+    chunks.push_back(dump_json(chunk));
+  }
+  return chunks;
+}
+
 json final_response(const response_meta& meta, const generation_tracker& tracker, const text_codec* codec) {
   json choices = json::array();
   int32_t index = 0;
   for (const generation_tracker::choice& c : tracker.choices()) {
     json ch = {{"index", index}};
+    if (meta.kind == api_kind::chat && meta.tool_calls) {
+      auto [message, reason] = tool_message(meta, c.text, c.finish);
+      ch["message"] = std::move(message);
+      ch["logprobs"] = meta.logprobs >= 0 ? logprobs_json(meta.kind, c.logprobs, codec, 0) : json(nullptr);
+      ch["finish_reason"] = std::move(reason);
+      choices.push_back(std::move(ch));
+      ++index;
+      continue;
+    }
     if (meta.kind == api_kind::chat && meta.separate_reasoning) {
       // As vLLM answers: content null when the answer was all reasoning, reasoning_content null
       // when there was none.

@@ -36,6 +36,8 @@ struct response_meta {
   int64_t completion_offset(int32_t index) const;
   bool separate_reasoning = false;     // chat: <think> spans go to reasoning_content
   bool reasoning_starts_open = false;  // the prompt opened the span
+  bool tool_calls = false;  // the answer is a tool envelope (see net/tool_request.h)
+  std::vector<std::string> tool_names;
 };
 
 response_meta make_response_meta(const openai_request& r, const std::string& request_id);
@@ -95,6 +97,18 @@ std::string stream_chunk(const response_meta& meta, const generation_event& ev, 
 int64_t initial_text_offset(const response_meta& meta, int32_t index);
 // The last chunk when stream_options.include_usage: empty choices, usage filled.
 std::string usage_chunk(const response_meta& meta, const usage_info& usage);
+
+// A chat answer under tools: {message, finish_reason}. The message is {"role", "content": null,
+// "tool_calls": [{"id": "call_...", "type": "function", "function": {"name", "arguments"}}]} with
+// finish_reason "tool_calls", or {"role", "content"} when the output holds no (complete) calls.
+std::pair<nlohmann::json, nlohmann::json> tool_message(const response_meta& meta, const std::string& text,
+                                                       finish_reason fin);
+
+// A request with tools streams each choice when it ends (its envelope must be whole to parse): the
+// chunks of choice `index` in OpenAI's shape, delta.tool_calls (id and name, then the arguments)
+// or delta.content, then the finish_reason ("tool_calls" when calls were made).
+std::vector<std::string> tool_choice_chunks(const response_meta& meta, int32_t index, const std::string& text,
+                                            finish_reason fin, bool include_usage);
 
 // The whole non-streaming body.
 nlohmann::ordered_json final_response(const response_meta& meta, const generation_tracker& tracker,

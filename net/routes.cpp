@@ -125,7 +125,7 @@ api_result<openai_request> api_routes::parse_generation(route_id id, const std::
   auto parsed = parse_json_body(body, ctx_.max_json_depth);
   if (is_error(parsed)) return std::get<api_error>(parsed);
   return parse_openai_request(id == route_id::chat_completions ? api_kind::chat : api_kind::completion,
-                              std::get<json>(parsed), ctx_);
+                              std::get<json>(parsed), ctx_, body);
 }
 
 json api_routes::model_card() const {

@@ -11,10 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "config/error.h"
+#include "troupe/constraint_spec.h"
 
 namespace troupe {
 
 class engine;
+class compiled_constraint;
 
 class text_codec {
  public:
@@ -36,6 +38,11 @@ class text_codec {
                                           const nlohmann::json& extra) const = 0;
   // The chat template's source ("" without one): --reasoning-parser auto looks for <think> in it.
   virtual std::string chat_template_source() const { return ""; }
+  // Compiles a structured-output spec for this model's tokenizer (the engine's codec goes through
+  // a bounded cache, so a repeated schema costs a lookup). Errors name the JSON path or offset.
+  virtual result<std::shared_ptr<const compiled_constraint>> compile(const constraint_spec&) const {
+    return make_error(errc::unsupported, "structured outputs need a tokenizer");
+  }
 };
 
 // The codec over engine.tok() / engine.chat(); the engine must outlive it.

@@ -82,7 +82,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
   struct generation {
     generation(server_metrics& m, const openai_request& r, std::string rid, uint64_t s)
         : request_id(std::move(rid)), seq(s), meta(make_response_meta(r, request_id)),
-          tracker(r.gen.n, static_cast<int32_t>(r.gen.prompt_ids.size()), false), timing(m, r.gen.n) {}
+          tracker(r.gen.n, static_cast<int32_t>(r.gen.prompt_ids.size()), r.tool_calls), timing(m, r.gen.n) {}
     std::string request_id;
     uint64_t seq;
     response_meta meta;
@@ -135,7 +135,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
       return;
     }
     if (*type == "generate") {
-      generate(msg);
+      generate(msg, text);
     } else if (*type == "cancel") {
       cancel(msg);
     } else {
@@ -148,7 +148,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     return it != msg.end() && it->is_string() ? *it : json(nullptr);
   }
 
-  void generate(const json& msg) {
+  void generate(const json& msg, const std::string& raw) {
     json id = id_of(msg);
     if (id.is_null() || id.get_ref<const std::string&>().empty() || id.get_ref<const std::string&>().size() > k_max_id_bytes) {
       send_error(nullptr, bad_request("generate needs a non-empty string id", "id"));
@@ -170,7 +170,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
       return;
     }
     const api_kind kind = msg.contains("messages") ? api_kind::chat : api_kind::completion;
-    auto parsed = parse_openai_request(kind, msg, ctx_->routes.context());
+    auto parsed = parse_openai_request(kind, msg, ctx_->routes.context(), raw);
     if (is_error(parsed)) {
       send_error(id, std::get<api_error>(parsed));
       return;
@@ -286,7 +286,13 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     json choices = json::array();
     for (const auto& c : g->tracker.choices()) {
       const char* r = openai_finish_reason(c.finish);
-      choices.push_back({{"index", choices.size()}, {"finish_reason", r ? json(r) : json(nullptr)}});
+      json choice = {{"index", choices.size()}, {"finish_reason", r ? json(r) : json(nullptr)}};
+      if (g->meta.tool_calls) {  // the envelope streamed as tokens; its parsed form comes here
+        auto [message, reason] = tool_message(g->meta, c.text, c.finish);
+        choice["message"] = std::move(message);
+        choice["finish_reason"] = std::move(reason);
+      }
+      choices.push_back(std::move(choice));
     }
     json done = {{"type", "done"}, {"id", cid}, {"finish_reason", choices[0]["finish_reason"]},
                  {"choices", std::move(choices)}, {"usage", usage_json(g->tracker.usage())}};

@@ -290,14 +290,55 @@ void sampler::apply_bias_and_penalties(std::span<float> l) const {
   }
 }
 
+void sampler::set_constraint(std::unique_ptr<token_constraint> c, int32_t tokenizer_vocab) {
+  constraint_ = std::move(c);
+  tokenizer_vocab_ = tokenizer_vocab;
+  constraint_blocked_ = false;
+}
+
+// Sets every token the constraint disallows to -inf; false when no finite logit is left. Tokens
+// past the mask (a model vocabulary padded beyond the tokenizer's) are disallowed.
+// Cost: one fill_mask plus a pass over the mask words; fully allowed words are skipped.
+bool sampler::apply_constraint(std::span<float> l) {
+  const int32_t vocab = std::max(static_cast<int32_t>(l.size()), tokenizer_vocab_);
+  if (mask_.words.size() != (static_cast<size_t>(vocab) + 63) / 64) {
+    mask_.resize(vocab);
+  } else {
+    mask_.clear();
+  }
+  constraint_->fill_mask(mask_);
+  bool any = false;
+  const size_t num_words = (l.size() + 63) / 64;  // bits past the row (tokenizer-only ids) are ignored
+  for (size_t w = 0; w < num_words; ++w) {
+    const uint64_t bits = mask_.words[w];
+    const size_t begin = w * 64, end = std::min<size_t>(begin + 64, l.size());
+    if (bits == ~uint64_t{0} && end - begin == 64) {
+      for (size_t i = begin; i < end && !any; ++i) any = l[i] != kNegInf;
+      continue;
+    }
+    for (size_t i = begin; i < end; ++i) {
+      if ((bits >> (i - begin)) & 1) {
+        any = any || l[i] != kNegInf;
+      } else {
+        l[i] = kNegInf;
+      }
+    }
+  }
+  return any;
+}
+
 sampled_token sampler::sample(std::span<float> logits) {
   sampled_token out;
   if (logits.empty()) return out;
   // Raw logprobs describe the model's row before bias and penalties: keep a copy only when
   // something would change it.
-  const bool raw = params_.logprobs >= 0 && params_.lp_mode == logprobs_mode::raw && modifies_row();
+  const bool raw = params_.logprobs >= 0 && params_.lp_mode == logprobs_mode::raw && (modifies_row() || constraint_);
   if (raw) raw_.assign(logits.begin(), logits.end());
   apply_bias_and_penalties(logits);
+  if (constraint_) {
+    constraint_blocked_ = !apply_constraint(logits);
+    if (constraint_blocked_) return out;  // nothing allowed: the caller stops the sequence
+  }
   const std::span<const float> l(logits.data(), logits.size());
   out.token = params_.temperature < kGreedyEps ? argmax(l) : sample_filtered(l);
   if (params_.logprobs >= 0) {
@@ -305,7 +346,10 @@ sampled_token sampler::sample(std::span<float> logits) {
     const double lse = log_sum_exp(src);
     out.logprob = static_cast<float>(src[static_cast<size_t>(out.token)] - lse);
     out.top = top_logprobs(src, params_.logprobs, lse);
+    // Fewer allowed tokens than asked for: masked ones are not alternatives (nor valid output).
+    if (constraint_) std::erase_if(out.top, [&](const logprob_entry& e) { return std::isinf(l[static_cast<size_t>(e.token)]); });
   }
+  if (constraint_ && !constraint_->accept(out.token)) constraint_blocked_ = true;  // a matcher bug: stop
   ++num_generated_;
   if (params_.repetition_penalty != 1.0f) seen_.insert(out.token);
   if (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) ++out_counts_[out.token];

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <span>
 #include <unordered_map>
@@ -13,6 +14,7 @@
 
 #include "config/error.h"
 #include "config/sampling_params.h"
+#include "runtime/token_constraint.h"
 
 namespace troupe {
 
@@ -35,9 +37,12 @@ struct sampled_token {
 //   2. penalties: repetition over prompt + generated tokens (positive logits divided, negative ones
 //      multiplied), then frequency and presence over generated tokens only (OpenAI: l -= f * count +
 //      p * (count > 0));
+//   2b. a structured-output constraint, if any: tokens it disallows become -inf (so bias and
+//      penalties compose with it, and greedy and stochastic sampling alike only see allowed tokens);
 //   3. logprobs, if asked, from a log-softmax before temperature and filtering (they never depend
 //      on top_k/top_p): params.lp_mode raw (the default, as vLLM) takes the model's row before step
-//      1, processed takes it after steps 1-2 (the distribution greedy decoding follows);
+//      1, processed takes it after steps 1-2b (the distribution greedy decoding follows); top
+//      alternatives a constraint disallows are left out;
 //   4. temperature == 0: greedy argmax (ties: lowest id). Otherwise temperature, then min_p (relative
 //      to the most likely token), then top_k, then top_p over what is left, then one draw.
 // Costs: a few vectorized O(vocab) passes (a polynomial exp, rel. error < 1e-7); top_k selects with a
@@ -58,12 +63,24 @@ class sampler {
   // applied in place.
   sampled_token sample(std::span<float> logits);
 
+  // Constrains every later sample() to the tokens `c` allows (step 2b), then advances `c` past the
+  // sampled token. Null: unconstrained. `tokenizer_vocab`: the vocabulary the matcher sets bits
+  // in, when it may exceed the logits row (the mask is sized to the larger of the two).
+  void set_constraint(std::unique_ptr<token_constraint> c, int32_t tokenizer_vocab = 0);
+  const token_constraint* constraint() const { return constraint_.get(); }
+  // The constraint is complete and nothing may follow the last sampled token: stop the sequence.
+  bool constraint_terminated() const { return constraint_ && constraint_->is_terminated(); }
+  // The last sample() found no token the constraint allows (or the allowed ones all masked, e.g.
+  // EOS before min_tokens): its token means nothing and the sequence must stop without it.
+  bool constraint_blocked() const { return constraint_blocked_; }
+
   int32_t num_generated() const { return num_generated_; }
   uint64_t seed() const { return seed_; }
 
  private:
   void apply_bias_and_penalties(std::span<float> logits) const;
   bool modifies_row() const;  // would step 1 or 2 change the row now?
+  bool apply_constraint(std::span<float> logits);
   int32_t sample_filtered(std::span<const float> logits);
   double uniform01();
 
@@ -77,6 +94,10 @@ class sampler {
   std::vector<int32_t> cand_;  // [vocab] scratch: candidate ids
   std::vector<float> weight_;  // [vocab] scratch: unnormalized probabilities
   std::vector<float> raw_;     // [vocab] scratch: the row before bias and penalties (raw logprobs)
+  std::unique_ptr<token_constraint> constraint_;
+  token_mask mask_;  // [max(vocab, tokenizer_vocab_) bits] reused across steps
+  int32_t tokenizer_vocab_ = 0;
+  bool constraint_blocked_ = false;
 };
 
 // Log-softmax helpers, exposed for tests and the CUDA reference.

@@ -8,6 +8,7 @@
 #include "runtime/incremental_decoder.h"
 #include "runtime/logprob_aligner.h"
 #include "runtime/sampler.h"
+#include "runtime/token_constraint.h"
 #include "runtime/tokenizer.h"
 
 namespace troupe {
@@ -90,6 +91,19 @@ uint64_t scheduler_core::add_request(generation_request req, double queue_time_s
                                     "; lower max_tokens or raise the KV cache"));
     return handle;
   }
+  std::shared_ptr<const compiled_constraint> constraint = rr.req.compiled;
+  if (!rr.req.constraint.empty() && !constraint) {
+    if (!compile_) {
+      fail_request(rr, make_error(errc::unsupported, "structured outputs are not available on this node"));
+      return handle;
+    }
+    auto c = compile_(rr.req.constraint);
+    if (!c.ok()) {
+      fail_request(rr, c.err());
+      return handle;
+    }
+    constraint = std::move(c).value();
+  }
   rr.usage.prompt_tokens = static_cast<int32_t>(prompt_len);
   prompt_tokens_total_ += prompt_len;
   const int32_t n = std::max(1, rr.req.n);
@@ -105,6 +119,11 @@ uint64_t scheduler_core::add_request(generation_request req, double queue_time_s
     sampling_params p = rr.req.params;
     if (p.seed && i > 0) p.seed = *p.seed + static_cast<uint64_t>(i);  // distinct but reproducible choices
     s->smp = std::make_unique<sampler>(p, rr.req.prompt_ids, stop_rules_.eos_ids);
+    if (constraint) {
+      // Choices fork from one prompt: each gets its own matcher in the starting state.
+      auto m = i == 0 ? constraint->start() : rr.seqs[0]->smp->constraint()->clone();
+      s->smp->set_constraint(std::move(m), tok_ ? static_cast<int32_t>(tok_->vocab_size()) : 0);
+    }
     if (tok_) s->dec = std::make_unique<incremental_decoder>(*tok_, true);
     s->stop = std::make_unique<stop_checker>(rr.req.params.stop);
     seqs_[s->id] = s.get();
@@ -289,6 +308,17 @@ void scheduler_core::on_step_output(const step_logits& logits) {
       }
       row.assign(logits.row(r), logits.row(r) + logits.vocab_size);
       sampled_token t = s->smp->sample(row);
+      if (s->smp->constraint_blocked()) {  // the constraint allows nothing more: stop without a token
+        std::string text;
+        if (s->dec && !s->stop->stopped()) {
+          stop_output so = s->stop->feed(s->dec->flush());
+          text = std::move(so.text);
+          if (!so.stopped) text += s->stop->flush();
+        }
+        emit(*s, {}, std::move(text), {}, finish_reason::stop);
+        finish_sequence(*s, finish_reason::stop);
+        continue;
+      }
       s->tokens.push_back(t.token);
       ++s->num_generated;
       ++generation_tokens_total_;
@@ -299,6 +329,7 @@ void scheduler_core::on_step_output(const step_logits& logits) {
       finish_reason fin = tf == token_finish::none ? finish_reason::none
                           : is_length_finish(tf)    ? finish_reason::length
                                                     : finish_reason::stop;
+      if (fin == finish_reason::none && s->smp->constraint_terminated()) fin = finish_reason::stop;
       std::string text;
       const bool token_is_stop = tf == token_finish::eos || tf == token_finish::stop_token;
       // Logprobs follow the text: EOS and stop ids have none, cut tokens none (logprob_aligner.h).

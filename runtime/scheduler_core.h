@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,12 @@ namespace troupe {
 class tokenizer;
 class sampler;
 class incremental_decoder;
+class compiled_constraint;
+
+// Compiles a request's structured-output spec when it arrives without its compiled form (from a
+// remote node); the scheduler actor supplies one backed by the compile cache.
+using constraint_compiler =
+    std::function<result<std::shared_ptr<const compiled_constraint>>(const constraint_spec&)>;
 
 struct scheduler_limits {
   int32_t max_batch_size = 128;      // sequences per step
@@ -46,7 +53,10 @@ class scheduler_core {
 
   // Takes an admitted request (validated by the caller: params, n, lengths). Returns its handle.
   // Requests that can never fit the cache fail at once with context_too_long (in outputs).
+  // A request with a constraint gets a matcher per choice (from req.compiled, else compiled here
+  // by the constraint compiler); its choices stop (finish_reason stop) when the matcher is done.
   uint64_t add_request(generation_request req, double queue_time_s);
+  void set_constraint_compiler(constraint_compiler c) { compile_ = std::move(c); }
   // Cancels by handle: every choice ends with finish_reason::cancelled; its blocks are released.
   void cancel(uint64_t request);
   // Fails a request (its sink died, ...): no more events for it; blocks released.
@@ -118,6 +128,7 @@ class scheduler_core {
   std::vector<uint64_t> releases_;
   std::vector<block_commit> commits_;
   std::vector<uint64_t> finished_requests_;
+  constraint_compiler compile_;
   int64_t num_preemptions_ = 0;
   int64_t prompt_tokens_total_ = 0;
   int64_t generation_tokens_total_ = 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/error.h"
+#include "troupe/constraint_spec.h"
 
 namespace troupe {
 
@@ -43,17 +44,8 @@ class token_constraint {
   virtual std::unique_ptr<token_constraint> clone() const = 0;
 };
 
-// What a request asks for, as data (travels in requests, keys the compile cache).
-struct constraint_spec {
-  enum class kind : uint8_t { none, json_object, json_schema, regex, choice, grammar };
-  kind type = kind::none;
-  // json_schema: the schema as JSON text; regex: the pattern; choice: a JSON array of strings;
-  // grammar: GBNF text; json_object and none: empty.
-  std::string text;
-
-  bool empty() const { return type == kind::none; }
-  friend bool operator==(const constraint_spec&, const constraint_spec&) = default;
-};
+// constraint_spec (what a request asks for, as data) lives in include/troupe/constraint_spec.h:
+// it is part of the public generation_request.
 
 // A spec compiled against one tokenizer's vocabulary: immutable, shared by every sequence using it.
 class compiled_constraint {

@@ -2,8 +2,8 @@
 # Builds the libFuzzer targets of tests/fuzz with clang (build-fuzz/, -DTROUPE_FUZZ=ON: every library
 # instrumented with ASan+UBSan) and runs each one:
 #   bash tools/fuzz.sh [--runs N] [--time S] [--jobs J] [target...]
-# targets: openai_routes ws_message tokenize http_header_checks tokenizer gguf safetensors config_json command_line
-#          hf_config chat_template
+# targets: openai_routes ws_message tokenize http_header_checks tool_output tokenizer gguf safetensors config_json command_line
+#          hf_config chat_template json_schema grammar
 # (default: all). Each runs N executions (default 1000000) or S seconds, whichever ends first, from
 # its seeds (tests/fuzz/corpus/<target>) plus what earlier runs found (build-fuzz/fuzz-corpus/),
 # after replaying tests/fuzz/regressions/<target>/ (pending/ holds findings not fixed yet); the JSON
@@ -27,7 +27,7 @@ while (($#)); do
   esac
 done
 [ -n "$runs$secs" ] || runs=1000000
-all=(openai_routes ws_message tokenize prompt_list http_header_checks tokenizer gguf safetensors config_json command_line hf_config chat_template reasoning_parser)
+all=(openai_routes ws_message tokenize prompt_list http_header_checks tool_output tokenizer gguf safetensors config_json command_line hf_config chat_template reasoning_parser json_schema grammar)
 ((${#targets[@]})) || targets=("${all[@]}")
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (bash tools/setup.sh installs it)" >&2; exit 2; }
@@ -71,7 +71,7 @@ for t in "${targets[@]}"; do
   rc=0
   dict=()
   case "$t" in  # the JSON targets share a dictionary heavy in nesting (tests/fuzz/json.dict)
-    openai_routes|ws_message|tokenize) dict=("-dict=tests/fuzz/json.dict") ;;
+    openai_routes|ws_message|tokenize|json_schema) dict=("-dict=tests/fuzz/json.dict") ;;
   esac
   "$exe" "${limits[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$art/" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?

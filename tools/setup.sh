@@ -59,12 +59,12 @@ if ((want_test_env)); then
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c "import pytest, openai, websockets, requests, selenium, lm_eval" 2>/dev/null; then
+  if ! "$venv/bin/python" -c "import pytest, openai, websockets, requests, selenium, lm_eval, jsonschema" 2>/dev/null; then
     echo "setup: installing the Python test clients"
     # lm_eval[api]: EleutherAI's harness for tests/e2e/test_lm_eval.py (its core needs no torch).
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
       "pytest>=7" "openai>=1.30" "websockets>=12" "requests>=2.28" "jinja2>=3" "selenium>=4.10" \
-      "lm_eval[api]==0.4.13"
+      "lm_eval[api]==0.4.13" "jsonschema==4.26.0"
   fi
 fi
 echo "setup: ready (model: $model)"

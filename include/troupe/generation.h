@@ -3,12 +3,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "troupe/constraint_spec.h"
 #include "troupe/sampling_params.h"
 
 namespace troupe {
+
+class compiled_constraint;  // runtime/token_constraint.h
 
 enum class finish_reason : uint8_t { none = 0, stop = 1, length = 2, cancelled = 3, error = 4 };
 const char* finish_reason_name(finish_reason r);  // "stop", "length", ...
@@ -18,6 +22,10 @@ struct generation_request {
   std::vector<int32_t> prompt_ids;  // already tokenized (chat template applied by the caller)
   sampling_params params;
   int32_t n = 1;                    // independent choices sharing the prompt's KV blocks
+  constraint_spec constraint;       // structured output asked for (none: free text)
+  // `constraint` compiled for this process's tokenizer by the listener, so the scheduler never
+  // compiles on its thread. Not serialized: a remote node compiles the spec itself.
+  std::shared_ptr<const compiled_constraint> compiled;
 };
 
 struct top_logprob {

@@ -15,6 +15,7 @@
 #include <caf/error.hpp>
 #include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
+#include <caf/sec.hpp>
 #include <caf/type_id.hpp>
 
 #include "troupe/error.h"
@@ -61,7 +62,15 @@ typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_request& x) {
-  return f(caf::meta::type_name("generation_request"), x.request_id, x.prompt_ids, x.params, x.n);
+  uint8_t constraint_type = static_cast<uint8_t>(x.constraint.type);
+  return f(caf::meta::type_name("generation_request"), x.request_id, x.prompt_ids, x.params, x.n, constraint_type,
+           x.constraint.text, caf::meta::load_callback([&]() -> caf::error {
+             // A peer's byte outside the enumeration is refused, never cast into a bogus kind.
+             if (constraint_type > static_cast<uint8_t>(constraint_spec::kind::grammar))
+               return caf::make_error(caf::sec::invalid_argument);
+             x.constraint.type = static_cast<constraint_spec::kind>(constraint_type);
+             return caf::none;
+           }));
 }
 
 template <class Inspector>

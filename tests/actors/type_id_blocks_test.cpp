@@ -132,5 +132,34 @@ TEST(type_id_blocks, extension_and_cluster_messages_round_trip_in_one_system) {
   EXPECT_EQ(ev2.finish, finish_reason::length);
 }
 
+TEST(type_id_blocks, a_requests_constraint_spec_crosses_nodes_but_its_compiled_form_does_not) {
+  caf::actor_system_config cfg;
+  register_worker_with_extensions(cfg);
+  caf::actor_system sys{cfg};
+  auto round_trip = [&](const generation_request& req, generation_request& out) {
+    std::vector<char> buf;
+    caf::binary_serializer sink{sys, buf};
+    if (auto err = sink(caf::make_message(req))) return err;
+    caf::message back;
+    caf::binary_deserializer source{sys, buf};
+    if (auto err = source(back)) return err;
+    if (!back.match_elements<generation_request>()) return caf::make_error(caf::sec::invalid_argument);
+    out = back.get_as<generation_request>(0);
+    return caf::error{};
+  };
+  generation_request req;
+  req.request_id = "r";
+  req.constraint = {constraint_spec::kind::json_schema, R"({"type":"object"})"};
+  req.compiled = std::shared_ptr<const compiled_constraint>(nullptr);
+  generation_request back;
+  ASSERT_FALSE(round_trip(req, back));
+  EXPECT_EQ(back.constraint, req.constraint);
+  EXPECT_EQ(back.compiled, nullptr) << "a remote node compiles the spec itself";
+
+  generation_request bogus = req;
+  bogus.constraint.type = static_cast<constraint_spec::kind>(99);  // a peer sending a kind that does not exist
+  EXPECT_TRUE(round_trip(bogus, back)) << "refused, never cast into a bogus kind";
+}
+
 }  // namespace
 }  // namespace troupe

@@ -133,20 +133,22 @@ CHAT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2}
 
 
 @pytest.mark.parametrize("extra,param", [
-    ({"response_format": {"type": "json_object"}}, "response_format"),
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}},
-     "response_format"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-    ({"tool_choice": "auto"}, "tool_choice"),
-    ({"tool_choice": "required"}, "tool_choice"),
-    ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, "tool_choice"),
     ({"functions": [{"name": "f", "parameters": {}}]}, "functions"),
     ({"function_call": "auto"}, "function_call"),
 ])
-def test_structured_output_and_tool_fields_are_refused(srv, extra, param):
+def test_legacy_function_fields_are_refused(srv, extra, param):
     r = requests.post(srv.url + "/v1/chat/completions", json={**CHAT, **extra}, timeout=60)
     err = assert_error(r, 400, param=param, code="unsupported")
     assert "not supported" in err["message"], err
+
+
+def test_tools_belong_to_chat_and_tool_choice_needs_tools(srv):
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    r = requests.post(srv.url + "/v1/completions", json={"prompt": "x", "max_tokens": 2, "tools": tools}, timeout=60)
+    assert_error(r, 400, param="tools", code="unsupported")
+    for choice in ("auto", "required", {"type": "function", "function": {"name": "f"}}):
+        r = requests.post(srv.url + "/v1/chat/completions", json={**CHAT, "tool_choice": choice}, timeout=60)
+        assert_error(r, 400, param="tool_choice")
 
 
 @pytest.mark.parametrize("extra", [{"response_format": {"type": "text"}}, {"tool_choice": "none"},

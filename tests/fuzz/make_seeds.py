@@ -230,4 +230,32 @@ for fx in sorted(os.listdir(fixtures)) if os.path.isdir(fixtures) else []:
         write("safetensors", fx, safetensors_seed(st, 4, 4096))
 empty_header = b"{}      "
 write("safetensors", "empty", struct.pack("<Q", len(empty_header)) + empty_header)
+# --- json_schema: schemas covering each supported keyword, plus refused ones.
+schemas = {
+    "object": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8},
+               "age": {"type": "integer", "minimum": 0, "maximum": 150}}, "required": ["name"],
+               "additionalProperties": False},
+    "nested_ref": {"$defs": {"a": {"type": "object", "properties": {"x": {"type": "number", "minimum": -1}},
+                   "required": ["x"]}}, "type": "array", "items": {"anyOf": [{"$ref": "#/$defs/a"},
+                   {"type": "null"}]}, "minItems": 1, "maxItems": 3},
+    "recursive": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}},
+    "formats": {"type": "object", "properties": {"d": {"format": "date"}, "t": {"format": "date-time"},
+                "u": {"format": "uuid"}, "e": {"format": "email"}, "p": {"type": "string",
+                "pattern": "^[a-z]+-\\d{2}$"}}, "additionalProperties": {"type": "boolean"}},
+    "enum_const": {"oneOf": [{"enum": ["a", 1, None, {"k": [True]}]}, {"const": "é"}]},
+    "refused": {"type": "object", "patternProperties": {"^x": {}}},
+}
+for name, sch in schemas.items():
+    write("json_schema", name, json.dumps(sch))
+
+# --- grammar: first byte picks the front end (0: GBNF, 1: regex, 2: choice), the rest is the text.
+write("grammar", "gbnf_json", b"\x00" + b"""root ::= object
+object ::= "{" ws ( string ":" ws value ( "," ws string ":" ws value )* )? "}"
+value ::= object | "[" ws ( value ( "," ws value )* )? "]" | string | [0-9]+ ("." [0-9]+)? | "true" | "null"
+string ::= "\\"" ( [^"\\\\] | "\\\\" ["\\\\nt] )* "\\""
+ws ::= [ \\t\\n]{0,2}  # comment
+""")
+write("grammar", "gbnf_utf8", b"\x00" + "root ::= (\"é\" | [α-ω] | \\x41 | \"\\u00e9\")+ .?\n".encode())
+write("grammar", "regex", b"\x01" + rb"^(?:[A-Z][a-z]{1,5}|\d{3}-\d{4})(\.[^\s]+)*x?$")
+write("grammar", "choice", b"\x02" + json.dumps(["yes", "no", "maybe ✓"]).encode())
 print("seeds written under", out_root, file=sys.stderr)

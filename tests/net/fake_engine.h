@@ -16,6 +16,7 @@
 
 #include "actors/engine.h"
 #include "net/text_codec.h"
+#include "support/constraint_doubles.h"
 
 namespace troupe::test {
 
@@ -44,6 +45,23 @@ class fake_codec final : public text_codec {
     if (add_generation_prompt) s += "<|assistant|>";
     return s;
   }
+  // A stand-in for the grammar engine: choices compile to byte sequences; a spec whose text holds
+  // "$bad" is refused like an unsupported schema keyword. Counts its calls.
+  result<std::shared_ptr<const compiled_constraint>> compile(const constraint_spec& spec) const override {
+    ++num_compiles;
+    if (spec.text.find("$bad") != std::string::npos) {
+      return make_error(errc::invalid_argument, "unsupported keyword '$bad' at $.properties.x");
+    }
+    std::vector<std::vector<int32_t>> choices;
+    if (spec.type == constraint_spec::kind::choice) {
+      for (const auto& c : nlohmann::json::parse(spec.text)) {
+        const std::string s = c.get<std::string>();
+        choices.emplace_back(s.begin(), s.end());
+      }
+    }
+    return std::shared_ptr<const compiled_constraint>(std::make_shared<testing::compiled_choices>(choices, -1, true));
+  }
+  mutable std::atomic<int> num_compiles{0};
 };
 
 class fake_engine final : public engine {

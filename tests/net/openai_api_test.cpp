@@ -201,10 +201,20 @@ TEST_F(openai_api_test, rejects_every_bad_value_with_the_field_name) {
       {"prompt id batch with a string", api_kind::completion, R"({"prompt": [[1], "a"]})", "prompt"},
       {"prompt ids then list", api_kind::completion, R"({"prompt": [1, [2]]})", "prompt"},
       {"prompt object", api_kind::completion, R"({"prompt": {"a": 1}})", "prompt"},
-      {"response_format json", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})", "response_format"},
-      {"response_format schema", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {}}}})", "response_format"},
+      {"response_format type", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "yaml"}})", "response_format.type"},
+      {"response_format no json_schema", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}})", "response_format.json_schema"},
+      {"response_format schema type", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": 5}}})", "response_format.json_schema.schema"},
+      {"response_format strict type", api_kind::completion, R"({"prompt": "a", "response_format": {"type": "json_schema", "json_schema": {"name": "a", "strict": "yes", "schema": {}}}})", "response_format.json_schema.strict"},
+      {"schema refused by the compiler", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"properties": {"x": {"$bad": 1}}}}}})", "response_format.json_schema.schema"},
+      {"guided_json text", api_kind::completion, R"({"prompt": "a", "guided_json": "{not json"})", "guided_json"},
+      {"guided_choice empty", api_kind::completion, R"({"prompt": "a", "guided_choice": []})", "guided_choice"},
+      {"guided_choice numbers", api_kind::completion, R"({"prompt": "a", "guided_choice": [1, 2]})", "guided_choice"},
+      {"guided_regex empty", api_kind::completion, R"({"prompt": "a", "guided_regex": ""})", "guided_regex"},
+      {"structured_outputs type", api_kind::completion, R"({"prompt": "a", "structured_outputs": "json"})", "structured_outputs"},
+      {"structured_outputs grammar", api_kind::completion, R"({"prompt": "a", "structured_outputs": {"grammar": 3}})", "structured_outputs.grammar"},
+      {"two constraints", api_kind::completion, R"({"prompt": "a", "response_format": {"type": "json_object"}, "guided_regex": "a+"})", "guided_regex"},
       {"response_format string", api_kind::completion, R"({"prompt": "a", "response_format": "json"})", "response_format"},
-      {"tools", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}]})", "tools"},
+      {"tools malformed", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "a b"}}]})", "tools"},
       {"tools on completions", api_kind::completion, R"({"prompt": "a", "tools": [{"type": "function"}]})", "tools"},
       {"tool_choice auto", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "auto"})", "tool_choice"},
       {"tool_choice object", api_kind::chat, R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function", "function": {"name": "f"}}})", "tool_choice"},
@@ -324,8 +334,71 @@ TEST_F(openai_api_test, default_valued_tool_fields_are_accepted_as_no_ops) {
   ok(api_kind::chat, {{"messages", messages}, {"tool_choice", "none"}});
   ok(api_kind::chat, {{"messages", messages}, {"tools", json::array()}, {"functions", json::array()}});
   ok(api_kind::chat, {{"messages", messages}, {"function_call", "none"}, {"response_format", nullptr}});
-  EXPECT_EQ(bad(api_kind::chat, {{"messages", messages}, {"response_format", {{"type", "json_object"}}}}).code,
-            "unsupported");
+  EXPECT_TRUE(ok(api_kind::chat, {{"messages", messages}, {"response_format", {{"type", "text"}}}}).gen.constraint.empty());
+  EXPECT_EQ(codec.num_compiles, 0) << "nothing to compile without a constraint";
+}
+
+TEST_F(openai_api_test, structured_output_fields_become_a_compiled_constraint) {
+  using kind = constraint_spec::kind;
+  const json messages = {{{"role", "user"}, {"content", "x"}}};
+  const json schema = {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}, {"required", {"a"}}};
+  struct expect_case {
+    const char* name;
+    api_kind api;
+    json fields;
+    kind type;
+    std::string text;
+  };
+  const expect_case cases[] = {
+      {"json_object", api_kind::chat, {{"response_format", {{"type", "json_object"}}}}, kind::json_object, ""},
+      {"json_schema", api_kind::chat,
+       {{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "a"}, {"schema", schema}, {"strict", true}}}}}},
+       kind::json_schema, schema.dump()},
+      {"json_schema on completions", api_kind::completion,
+       {{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "a"}, {"schema", schema}}}}}},
+       kind::json_schema, schema.dump()},
+      {"json_schema without a schema", api_kind::chat,
+       {{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "a"}}}}}}, kind::json_object, ""},
+      {"structured_outputs.json", api_kind::chat, {{"structured_outputs", {{"json", schema}}}}, kind::json_schema, schema.dump()},
+      {"structured_outputs.json as text keeps its order", api_kind::completion,
+       {{"structured_outputs", {{"json", R"({"type": "object", "properties": {"z": {}, "a": {}}})"}}}}, kind::json_schema,
+       R"({"type": "object", "properties": {"z": {}, "a": {}}})"},
+      {"structured_outputs.regex", api_kind::completion, {{"structured_outputs", {{"regex", "[0-9]+"}}}}, kind::regex, "[0-9]+"},
+      {"structured_outputs.choice", api_kind::chat, {{"structured_outputs", {{"choice", {"yes", "no"}}}}}, kind::choice,
+       R"(["yes","no"])"},
+      {"structured_outputs.grammar", api_kind::completion, {{"structured_outputs", {{"grammar", "root ::= \"a\""}}}},
+       kind::grammar, "root ::= \"a\""},
+      {"structured_outputs.json_object", api_kind::chat, {{"structured_outputs", {{"json_object", true}}}}, kind::json_object, ""},
+      {"guided_json", api_kind::completion, {{"guided_json", schema}}, kind::json_schema, schema.dump()},
+      {"guided_regex", api_kind::chat, {{"guided_regex", "a|b"}}, kind::regex, "a|b"},
+      {"guided_choice", api_kind::completion, {{"guided_choice", {"x"}}}, kind::choice, R"(["x"])"},
+      {"guided_grammar", api_kind::chat, {{"guided_grammar", "root ::= [a-z]+"}}, kind::grammar, "root ::= [a-z]+"},
+  };
+  for (const expect_case& c : cases) {
+    SCOPED_TRACE(c.name);
+    json body = c.fields;
+    if (c.api == api_kind::chat) {
+      body["messages"] = messages;
+    } else {
+      body["prompt"] = "p";
+    }
+    const int before = codec.num_compiles;
+    openai_request r = ok(c.api, body);
+    EXPECT_EQ(r.gen.constraint.type, c.type);
+    EXPECT_EQ(r.gen.constraint.text, c.text);
+    EXPECT_NE(r.gen.compiled, nullptr) << "compiled in the listener, before queuing";
+    EXPECT_EQ(codec.num_compiles, before + 1);
+  }
+}
+
+TEST_F(openai_api_test, a_refused_schema_is_a_400_carrying_the_compilers_path) {
+  const json body = {{"prompt", "p"},
+                     {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "a"}, {"schema", {{"$bad", 1}}}}}}}};
+  api_error e = bad(api_kind::completion, body);
+  EXPECT_EQ(e.status, 400);
+  EXPECT_NE(e.message.find("$.properties.x"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("$bad"), std::string::npos) << e.message;
+  EXPECT_EQ(e.param, "response_format.json_schema.schema");
 }
 
 TEST_F(openai_api_test, text_prompts_need_a_tokenizer) {

@@ -9,6 +9,7 @@
 
 #include "runtime/block_manager_core.h"
 #include "runtime/scheduler_core.h"
+#include "support/constraint_doubles.h"
 #include "support/fixture_model.h"
 
 namespace troupe {
@@ -96,6 +97,8 @@ struct harness {
     r.n = n;
     return core.add_request(r, 0.0);
   }
+
+  uint64_t add(generation_request r) { return core.add_request(std::move(r), 0.0); }
 
   void expect_all_blocks_back() {
     auto u = pool.usage();
@@ -236,6 +239,93 @@ TEST(scheduler_core, batch_size_bounds_each_step) {
     h.collect();
   }
   for (auto id : ids) EXPECT_EQ(h.out[id].tokens[0].size(), 4u);
+  h.expect_all_blocks_back();
+}
+
+// --- structured outputs: a choice_matcher double stands in for a compiled constraint ---------
+
+generation_request constrained(const std::vector<int32_t>& prompt, bool terminate_on_complete, int32_t n = 1) {
+  generation_request r;
+  r.prompt_ids = prompt;
+  r.params.temperature = 0;
+  r.params.max_tokens = 24;
+  r.n = n;
+  r.constraint = {constraint_spec::kind::choice, R"(["a","b"])"};
+  r.compiled = std::make_shared<testing::compiled_choices>(std::vector<std::vector<int32_t>>{{10, 11, 12}, {20, 21}},
+                                                           2, terminate_on_complete);
+  return r;
+}
+
+bool is_choice(const std::vector<int32_t>& t) {
+  return t == std::vector<int32_t>{10, 11, 12} || t == std::vector<int32_t>{20, 21};
+}
+
+TEST(scheduler_core, a_constrained_request_outputs_a_choice_then_stops) {
+  harness h(64, 16, limits());
+  auto prompts = fixture_prompts("tiny-llama");
+  // Matcher done after EOS: the choice then EOS (token 2) with finish stop; every choice of n = 3.
+  const auto a = h.add(constrained(prompts[1].input_ids, false, 3));
+  // Matcher done as soon as a choice is complete: no EOS needed. Beside an unconstrained request.
+  const auto b = h.add(constrained(prompts[2].input_ids, true));
+  const auto c = h.add(prompts[1].input_ids);
+  h.run();
+  ASSERT_FALSE(h.out[a].failure);
+  ASSERT_EQ(h.out[a].tokens.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    auto t = h.out[a].tokens[i];
+    ASSERT_FALSE(t.empty());
+    EXPECT_EQ(t.back(), 2) << "choice " << i << " ends with EOS";
+    t.pop_back();
+    EXPECT_TRUE(is_choice(t)) << "choice " << i;
+    EXPECT_EQ(h.out[a].finish[i], finish_reason::stop);
+  }
+  EXPECT_TRUE(is_choice(h.out[b].tokens[0]));
+  EXPECT_EQ(h.out[b].finish[0], finish_reason::stop);
+  EXPECT_EQ(h.out[c].tokens[0], prompts[1].greedy) << "the unconstrained neighbour is untouched";
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, a_constraint_that_allows_nothing_more_stops_without_a_token) {
+  harness h(64, 16, limits());
+  // After a whole choice only EOS is allowed, but min_tokens masks EOS: the choice stops there.
+  auto r = constrained(fixture_prompts("tiny-llama")[1].input_ids, false);
+  r.params.min_tokens = 8;
+  const auto id = h.add(std::move(r));
+  h.run();
+  ASSERT_FALSE(h.out[id].failure);
+  EXPECT_TRUE(is_choice(h.out[id].tokens[0]));
+  EXPECT_EQ(h.out[id].finish[0], finish_reason::stop);
+  h.expect_all_blocks_back();
+}
+
+TEST(scheduler_core, a_spec_without_its_compiled_form_goes_through_the_compiler) {
+  harness h(64, 16, limits());
+  const auto prompt = fixture_prompts("tiny-llama")[1].input_ids;
+  auto r = constrained(prompt, true);
+  r.compiled = nullptr;  // as a request from a remote node arrives
+  const auto none = h.add(r);
+  int calls = 0;
+  constraint_spec seen;
+  h.core.set_constraint_compiler([&](const constraint_spec& spec) -> result<std::shared_ptr<const compiled_constraint>> {
+    ++calls;
+    seen = spec;
+    if (spec.text == "bad") return make_error(errc::invalid_argument, "bad spec at $.x");
+    return std::shared_ptr<const compiled_constraint>(
+        std::make_shared<testing::compiled_choices>(std::vector<std::vector<int32_t>>{{30, 31}}, 2, true));
+  });
+  const auto compiled_here = h.add(r);
+  auto bad = r;
+  bad.constraint.text = "bad";
+  const auto failed = h.add(bad);
+  h.run();
+  ASSERT_TRUE(h.out[none].failure) << "no compiler and no compiled form: refused, never unconstrained";
+  EXPECT_EQ(h.out[none].failure->code, errc::unsupported);
+  ASSERT_FALSE(h.out[compiled_here].failure);
+  EXPECT_EQ(h.out[compiled_here].tokens[0], (std::vector<int32_t>{30, 31}));
+  EXPECT_EQ(seen.type, constraint_spec::kind::choice);
+  ASSERT_TRUE(h.out[failed].failure);
+  EXPECT_EQ(h.out[failed].failure->message, "bad spec at $.x");
+  EXPECT_EQ(calls, 2);
   h.expect_all_blocks_back();
 }
 

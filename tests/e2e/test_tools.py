@@ -1,0 +1,149 @@
+"""Tool calling on /v1/chat/completions with the official `openai` client, on the default model
+(SmolLM2, whose template has no tools: the generic format, constrained by the grammar): required
+and named choices return calls whose arguments validate against the tool's schema, streamed calls
+assembled by the SDK equal the non-streamed ones, tool_choice none/auto behave as OpenAI documents,
+a history with tool calls and results is served, and bad tool requests are 400s."""
+import json
+
+import jsonschema
+import openai
+import pytest
+import requests
+
+
+@pytest.fixture(scope="module")
+def client(base_url):
+    return openai.OpenAI(base_url=base_url + "/v1", api_key="unused", timeout=120, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def model(client):
+    return client.models.list().data[0].id
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather of a city",
+    "parameters": {"type": "object",
+                   "properties": {"city": {"type": "string", "maxLength": 30},
+                                  "unit": {"enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city", "unit"], "additionalProperties": False}}}
+TIME = {"type": "function", "function": {
+    "name": "get_time", "description": "Current time in a time zone",
+    "parameters": {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 30}},
+                   "required": ["zone"], "additionalProperties": False}}}
+TOOLS = [WEATHER, TIME]
+SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def check_calls(message, only=None):
+    assert message.tool_calls, message
+    for call in message.tool_calls:
+        assert call.type == "function"
+        assert call.id.startswith("call_")
+        assert call.function.name in SCHEMAS
+        if only:
+            assert call.function.name == only
+        jsonschema.validate(json.loads(call.function.arguments), SCHEMAS[call.function.name])
+
+
+def test_required_returns_calls_whose_arguments_validate(client, model):
+    r = client.chat.completions.create(model=model, messages=ASK, tools=TOOLS, tool_choice="required",
+                                       max_tokens=120, temperature=0)
+    c = r.choices[0]
+    assert c.finish_reason == "tool_calls"
+    assert c.message.content is None
+    check_calls(c.message)
+
+
+def test_a_named_function_is_the_one_called(client, model):
+    for seed in range(2):
+        r = client.chat.completions.create(
+            model=model, messages=ASK, tools=TOOLS, max_tokens=120, temperature=1.0, seed=seed,
+            tool_choice={"type": "function", "function": {"name": "get_time"}}, parallel_tool_calls=False)
+        c = r.choices[0]
+        assert c.finish_reason == "tool_calls"
+        check_calls(c.message, only="get_time")
+        assert len(c.message.tool_calls) == 1  # parallel_tool_calls false
+
+
+def test_streamed_calls_equal_the_non_streamed_ones(client, model):
+    kw = dict(model=model, messages=ASK, tools=TOOLS, tool_choice="required", max_tokens=120, temperature=0)
+    whole = client.chat.completions.create(**kw).choices[0].message
+    with client.chat.completions.stream(**kw) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    streamed = final.choices[0].message
+    assert final.choices[0].finish_reason == "tool_calls"
+    assert [(t.function.name, json.loads(t.function.arguments)) for t in streamed.tool_calls] == \
+           [(t.function.name, json.loads(t.function.arguments)) for t in whole.tool_calls]
+
+
+def test_tool_choice_none_answers_in_text(client, model):
+    r = client.chat.completions.create(model=model, messages=ASK, tools=TOOLS, tool_choice="none",
+                                       max_tokens=30, temperature=0)
+    c = r.choices[0]
+    assert not c.message.tool_calls
+    assert isinstance(c.message.content, str) and c.message.content
+    assert c.finish_reason in ("stop", "length")
+
+
+def test_auto_answers_with_calls_or_text_never_both_broken(client, model):
+    for msgs in (ASK, [{"role": "user", "content": "Say hello."}]):
+        r = client.chat.completions.create(model=model, messages=msgs, tools=TOOLS, max_tokens=120,
+                                           temperature=0)
+        c = r.choices[0]
+        if c.message.tool_calls:
+            assert c.finish_reason == "tool_calls"
+            check_calls(c.message)
+        else:
+            assert isinstance(c.message.content, str)
+            assert c.finish_reason in ("stop", "length")
+
+
+def test_a_history_with_tool_calls_and_results_is_served(client, model):
+    history = ASK + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_abc", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_abc", "content": "18 degrees, sunny"},
+    ]
+    r = client.chat.completions.create(model=model, messages=history, tools=TOOLS, tool_choice="none",
+                                       max_tokens=30, temperature=0)
+    assert isinstance(r.choices[0].message.content, str)
+
+
+def test_unknown_tool_names_and_bad_tools_are_400s(base_url, client, model):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=model, messages=ASK, tools=TOOLS, max_tokens=5,
+                                       tool_choice={"type": "function", "function": {"name": "launch"}})
+    assert e.value.status_code == 400
+    assert "launch" in str(e.value)
+    r = requests.post(base_url + "/v1/chat/completions", timeout=60, json={
+        "messages": ASK, "max_tokens": 5, "tools": [{"type": "function", "function": {"name": "bad name"}}]})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "tools"
+
+
+def test_websocket_done_frame_carries_the_parsed_calls(base_url):
+    import asyncio
+
+    import websockets
+
+    async def run():
+        async with websockets.connect(base_url.replace("http", "ws") + "/v1/ws") as ws:
+            await ws.send(json.dumps({"type": "generate", "id": "t", "messages": ASK, "tools": TOOLS,
+                                      "tool_choice": "required", "max_tokens": 120, "temperature": 0}))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                assert frame["type"] in ("token", "done"), frame
+                if frame["type"] == "done":
+                    return frame
+    done = asyncio.run(run())
+    choice = done["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    calls = choice["message"]["tool_calls"]
+    assert calls
+    for call in calls:
+        jsonschema.validate(json.loads(call["function"]["arguments"]), SCHEMAS[call["function"]["name"]])
