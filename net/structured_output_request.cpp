@@ -83,14 +83,18 @@ std::optional<api_error> read_response_format(const json& body, structured_outpu
   if (const json* name = field(*js, "name"); name && !name->is_string()) {
     return bad_request("response_format.json_schema.name must be a string", "response_format.json_schema.name");
   }
-  if (const json* strict = field(*js, "strict"); strict && !strict->is_boolean()) {
+  const json* strict = field(*js, "strict");
+  if (strict && !strict->is_boolean()) {
     return bad_request("response_format.json_schema.strict must be a boolean", "response_format.json_schema.strict");
   }
   const json* schema = field(*js, "schema");
   if (!schema) return set_once(out, kind::json_object, {}, "response_format");  // no schema: any JSON object
   std::string text;
   if (auto e = read_schema(*schema, "response_format.json_schema.schema", text)) return e;
-  return set_once(out, kind::json_schema, std::move(text), "response_format.json_schema.schema");
+  auto e = set_once(out, kind::json_schema, std::move(text), "response_format.json_schema.schema");
+  // OpenAI's default is strict: false; then keywords the engine cannot enforce are ignored, not refused.
+  if (!e) out.spec.strict = strict && strict->get<bool>();
+  return e;
 }
 
 // One constraint field of structured_outputs or its guided_* alias.

@@ -13,6 +13,7 @@ constraint_cache::constraint_cache(std::shared_ptr<const grammar_vocab> vocab, s
 
 result<std::shared_ptr<const compiled_constraint>> constraint_cache::get(const constraint_spec& spec) {
   key k(1, static_cast<char>(spec.type));
+  k += spec.strict ? 's' : 'l';
   k += spec.text;
   {
     std::lock_guard<std::mutex> lock(mu_);

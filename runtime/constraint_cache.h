@@ -32,7 +32,7 @@ class constraint_cache {
   uint64_t misses() const;
 
  private:
-  using key = std::string;  // kind byte + spec text
+  using key = std::string;  // kind byte + strict byte + spec text
   struct entry {
     key k;
     std::shared_ptr<const compiled_constraint> value;

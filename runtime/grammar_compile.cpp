@@ -43,7 +43,7 @@ result<grammar> regex_grammar(const std::string& pattern) {
 result<grammar> spec_grammar(const constraint_spec& spec) {
   switch (spec.type) {
     case constraint_spec::kind::json_object: return json_object_grammar();
-    case constraint_spec::kind::json_schema: return json_schema_grammar(spec.text);
+    case constraint_spec::kind::json_schema: return json_schema_grammar(spec.text, spec.strict);
     case constraint_spec::kind::regex: return regex_grammar(spec.text);
     case constraint_spec::kind::choice: return choice_grammar(spec.text);
     case constraint_spec::kind::grammar: return gbnf_grammar(spec.text);

@@ -46,7 +46,7 @@ int json_nesting(std::string_view s) {
 
 class schema_compiler {
  public:
-  explicit schema_compiler(const ojson& root) : root_(root) {}
+  schema_compiler(const ojson& root, bool strict) : root_(root), strict_(strict) {}
 
   result<grammar> run() {
     const int32_t top = b_.add_rule("root");
@@ -101,6 +101,7 @@ class schema_compiler {
   gexpr key_except(const std::vector<std::string>& names);
 
   const ojson& root_;
+  bool strict_;
   grammar_builder b_;
   json_parts parts_{b_};
   std::optional<error> err_;
@@ -119,7 +120,9 @@ gexpr schema_compiler::compile(const ojson& s, const std::string& path, int nest
   if (s.is_boolean()) return s.get<bool>() ? parts_.any_value() : g_never();
   if (!s.is_object()) return fail(path, "a schema must be an object or a boolean");
   for (const auto& [k, v] : s.items()) {
-    if (!k_supported.count(k) && !k_annotations.count(k)) return fail(path, "unsupported keyword \"" + k + "\"");
+    if (strict_ && !k_supported.count(k) && !k_annotations.count(k)) {
+      return fail(path, "unsupported keyword \"" + k + "\"");
+    }
   }
   auto validation_siblings = [&](const char* self) -> std::optional<std::string> {
     for (const auto& [k, v] : s.items()) {
@@ -239,6 +242,7 @@ gexpr schema_compiler::compile_string(const ojson& s, const std::string& path) {
     const std::string f = s["format"].get<std::string>();
     if (lengths || s.contains("pattern")) return fail(path + ".format", "\"format\" with a length or pattern is not supported");
     auto body = json_parts::format_body(f);
+    if (!body && !strict_) return parts_.any_string();
     if (!body) return fail(path + ".format", "unsupported format \"" + f.substr(0, 32) + "\"");
     return g_seq({g_byte('"'), std::move(*body), g_byte('"')});
   }
@@ -255,6 +259,7 @@ gexpr schema_compiler::compile_string(const ojson& s, const std::string& path) {
       anchored_end = slashes % 2 == 0;
     }
     auto body = parse_regex(re, regex_mode::json_string);
+    if (!body.ok() && !strict_) return parts_.any_string();
     if (!body.ok()) return fail(path + ".pattern", body.err().message);
     const gexpr any = g_star(json_parts::any_string_char());
     return g_seq({g_byte('"'), anchored_start ? g_empty() : any, as_rule(std::move(*body), "pattern"),
@@ -439,13 +444,13 @@ gexpr schema_compiler::compile_array(const ojson& s, const std::string& path, in
 
 }  // namespace
 
-result<grammar> json_schema_grammar(std::string_view schema_text) {
+result<grammar> json_schema_grammar(std::string_view schema_text, bool strict) {
   if (json_nesting(schema_text) > 2 * k_json_schema_max_nesting) {
     return make_error(errc::invalid_argument, "$: the schema is nested too deeply");
   }
   ojson schema = ojson::parse(schema_text, nullptr, false);
   if (schema.is_discarded()) return make_error(errc::invalid_argument, "$: the schema is not valid JSON");
-  return schema_compiler(schema).run();
+  return schema_compiler(schema, strict).run();
 }
 
 grammar json_object_grammar() {

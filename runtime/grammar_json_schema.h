@@ -28,7 +28,9 @@ inline constexpr int k_json_schema_max_nesting = 64;      // schema objects nest
 inline constexpr int k_json_schema_max_subschemas = 20000;
 inline constexpr uint32_t k_json_schema_max_count = 4096;  // maxLength, maxItems ... beyond: refused
 
-result<grammar> json_schema_grammar(std::string_view schema_text);
+// strict = false: unsupported keywords and formats and patterns outside the regex subset are
+// ignored instead of refused (best effort, for tool schemas not marked strict).
+result<grammar> json_schema_grammar(std::string_view schema_text, bool strict = true);
 grammar json_object_grammar();  // any JSON object
 
 }  // namespace troupe

@@ -37,17 +37,20 @@ void grammar_constraint::store_start_mask(std::shared_ptr<const token_mask> m) c
   if (!start_mask_) start_mask_ = std::move(m);
 }
 
-const grammar_constraint::position_table& grammar_constraint::table(const std::vector<int32_t>& key) const {
+std::shared_ptr<const grammar_constraint::position_table> grammar_constraint::table(
+    const std::vector<int32_t>& key) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tables_.find(key);
-    if (it != tables_.end()) return *it->second;
+    if (it != tables_.end()) return it->second;
   }
   // Computed outside the lock: two sequences may both compute it once; the first stored wins.
-  auto t = std::make_unique<position_table>(compute_table(key));
+  auto t = std::make_shared<const position_table>(compute_table(key));
   std::lock_guard<std::mutex> lock(mu_);
+  // Held by shared_ptr: a sequence still using a dropped table keeps it alive.
+  if (tables_.size() >= k_max_tables) tables_.clear();
   auto [it, fresh] = tables_.emplace(key, std::move(t));
-  return *it->second;
+  return it->second;
 }
 
 grammar_constraint::position_table grammar_constraint::compute_table(const std::vector<int32_t>& context) const {
@@ -133,9 +136,9 @@ void grammar_matcher::compute_mask(token_mask& mask) {
     }
     context.push_back(n == grammar_stacks::k_bottom ? -1 : -2);
   }
-  const auto& table = c_->table(context);
-  or_into(mask, table.accepted);
-  for (int32_t r : table.resume_nodes) {
+  const auto table = c_->table(context);
+  or_into(mask, table->accepted);
+  for (int32_t r : table->resume_nodes) {
     const auto& rn = v.nodes[r];
     const int32_t s = walk(std::string_view(v.pieces[rn.any_token]).substr(0, rn.depth), state_);
     if (s == grammar_dfa::k_dead || dfa_.state(s).tops.empty()) continue;

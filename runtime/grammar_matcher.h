@@ -42,7 +42,9 @@ class grammar_constraint final : public compiled_constraint,
   static constexpr size_t k_table_context = 4;
   // The table of a context: per stack, the positions of its top nodes (top first) then -1 when the
   // stack ends there or -2 when it goes deeper (thread-safe; computed on first use).
-  const position_table& table(const std::vector<int32_t>& context) const;
+  // At most k_max_tables are kept (about vocab/8 bytes each); beyond, the oldest set is dropped.
+  static constexpr size_t k_max_tables = 1024;
+  std::shared_ptr<const position_table> table(const std::vector<int32_t>& context) const;
   // The mask at the start (shared: every sequence starts in the same state). Empty until stored.
   std::shared_ptr<const token_mask> start_mask() const;
   void store_start_mask(std::shared_ptr<const token_mask> m) const;
@@ -53,7 +55,7 @@ class grammar_constraint final : public compiled_constraint,
   grammar g_;
   std::shared_ptr<const grammar_vocab> vocab_;
   mutable std::mutex mu_;
-  mutable std::map<std::vector<int32_t>, std::unique_ptr<position_table>> tables_;
+  mutable std::map<std::vector<int32_t>, std::shared_ptr<const position_table>> tables_;
   mutable std::shared_ptr<const token_mask> start_mask_;
   // Table walks share stacks and states (guarded by walk_mu_): neighbouring contexts, such as the
   // lengths of a bounded string, reach the same states, so one table's transitions serve the next.

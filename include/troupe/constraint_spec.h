@@ -14,6 +14,10 @@ struct constraint_spec {
   // json_schema: the schema as JSON text; regex: the pattern; choice: a JSON array of strings;
   // grammar: GBNF text; json_object and none: empty.
   std::string text;
+  // json_schema only: true refuses keywords the engine cannot enforce (OpenAI's strict mode);
+  // false ignores them (unknown keywords and formats, bad patterns), so the output may not
+  // validate on those points but the request is served.
+  bool strict = true;
 
   bool empty() const { return type == kind::none; }
   friend bool operator==(const constraint_spec&, const constraint_spec&) = default;

@@ -64,7 +64,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generation_request& x) {
   uint8_t constraint_type = static_cast<uint8_t>(x.constraint.type);
   return f(caf::meta::type_name("generation_request"), x.request_id, x.prompt_ids, x.params, x.n, constraint_type,
-           x.constraint.text, caf::meta::load_callback([&]() -> caf::error {
+           x.constraint.text, x.constraint.strict, caf::meta::load_callback([&]() -> caf::error {
              // A peer's byte outside the enumeration is refused, never cast into a bogus kind.
              if (constraint_type > static_cast<uint8_t>(constraint_spec::kind::grammar))
                return caf::make_error(caf::sec::invalid_argument);

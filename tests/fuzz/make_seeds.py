@@ -247,6 +247,7 @@ schemas = {
 }
 for name, sch in schemas.items():
     write("json_schema", name, json.dumps(sch))
+write("json_schema", "refused_lenient", "!" + json.dumps(schemas["refused"]))
 
 # --- grammar: first byte picks the front end (0: GBNF, 1: regex, 2: choice), the rest is the text.
 write("grammar", "gbnf_json", b"\x00" + b"""root ::= object

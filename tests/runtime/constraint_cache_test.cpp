@@ -24,6 +24,11 @@ TEST(constraint_cache, a_repeated_spec_is_compiled_once) {
   auto c = cache.get(constraint_spec{kind::regex, R"(root ::= "a")"});
   ASSERT_TRUE(c.ok());
   EXPECT_NE(a->get(), c->get());
+  // Same schema, strict and not: different entries.
+  auto s1 = cache.get(constraint_spec{kind::json_schema, "{}", true});
+  auto s2 = cache.get(constraint_spec{kind::json_schema, "{}", false});
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  EXPECT_NE(s1->get(), s2->get());
 }
 
 TEST(constraint_cache, the_least_recently_used_entry_is_evicted_beyond_capacity) {

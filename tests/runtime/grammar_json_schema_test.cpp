@@ -160,6 +160,19 @@ TEST(grammar_json_schema, errors_name_the_json_path_and_keyword) {
   EXPECT_NE(schema_error(std::string(300, '[') + std::string(300, ']')).find("nested too deeply"), std::string::npos);
 }
 
+TEST(grammar_json_schema, non_strict_ignores_what_it_cannot_enforce) {
+  const std::string text = R"js({"type":"object","properties":{"u":{"type":"string","format":"uri"},
+                               "n":{"type":"integer","multipleOf":5},"p":{"type":"string","pattern":"(?=x)"}},
+                               "required":["u","n","p"],"uniqueItems":true})js";
+  auto strict = compile_constraint_for_vocab(constraint_spec{kind::json_schema, text}, tiny_vocab());
+  ASSERT_FALSE(strict.ok());
+  EXPECT_EQ(strict.err().message, "$: unsupported keyword \"uniqueItems\"");
+  auto lenient = compile_constraint_for_vocab(constraint_spec{kind::json_schema, text, false}, tiny_vocab());
+  ASSERT_TRUE(lenient.ok()) << lenient.err().to_string();
+  EXPECT_TRUE(matches(**lenient, R"({"u":"any text","n":3,"p":"y"})"));
+  EXPECT_FALSE(matches(**lenient, R"({"u":1,"n":3,"p":"y"})"));  // what is supported still holds
+}
+
 TEST(grammar_json_schema, annotations_are_ignored) {
   auto c = schema(R"({"title":"T","description":"d","$schema":"x","type":"object","properties":{"a":
                       {"type":"integer","default":1,"examples":[1]}},"required":["a"]})");
