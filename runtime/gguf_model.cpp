@@ -10,11 +10,12 @@
 #include "config/log.h"
 #include "runtime/dequant.h"
 #include "runtime/gguf_file.h"
+#include "runtime/model_config_gemma3.h"
 
 namespace troupe {
 namespace {
 
-bool is_supported_arch(const std::string& a) { return a == "llama" || a == "qwen2" || a == "mistral"; }
+bool is_supported_arch(const std::string& a) { return a == "llama" || a == "qwen2" || a == "mistral" || a == "gemma3"; }
 
 // llama.cpp's converter permutes q/k rows only for the llama family (GGML's interleaved rope).
 bool arch_permutes_qk(const std::string& a) { return a == "llama" || a == "mistral"; }
@@ -43,7 +44,7 @@ result<std::string> architecture(const gguf_file& f) {
   if (!arch) return arch.err();
   if (!arch->has_value()) return make_error(errc::corrupt_file, f.origin() + ": missing key 'general.architecture'");
   if (!is_supported_arch(**arch))
-    return make_error(errc::unsupported, f.origin() + ": architecture '" + **arch + "' is not supported (llama, qwen2, mistral are)");
+    return make_error(errc::unsupported, f.origin() + ": architecture '" + **arch + "' is not supported (llama, qwen2, mistral, gemma3 are)");
   return **arch;
 }
 
@@ -108,6 +109,7 @@ result<model_config> config_from(const gguf_file& f) {
 
   c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
   c.attention_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  if (c.architecture == "gemma3") TROUPE_TRY(read_gemma3_gguf(f, c));
 
   int64_t id = -1;
   TROUPE_TRY(int_key(f, "tokenizer.ggml.bos_token_id", id, false));
@@ -221,7 +223,7 @@ result<tokenizer_data> tokenizer_from(const gguf_file& f) {
 }
 
 // GGUF tensor name -> Hugging Face name; names without a mapping are kept as they are.
-std::string hf_name(const std::string& g) {
+std::string hf_name(const std::string& g, const std::string& arch) {
   if (g == "token_embd.weight") return "model.embed_tokens.weight";
   if (g == "output_norm.weight") return "model.norm.weight";
   if (g == "output.weight") return "lm_head.weight";
@@ -241,6 +243,15 @@ std::string hf_name(const std::string& g) {
   const size_t dot2 = g.rfind('.');
   if (dot2 <= dot1) return g;
   const std::string part = g.substr(dot1 + 1, dot2 - dot1 - 1), suffix = g.substr(dot2 + 1);
+  // Gemma 3's four norms per layer: llama.cpp's ffn_norm is its pre-feedforward norm there.
+  static const std::pair<const char*, const char*> gemma3_map[] = {
+      {"ffn_norm", "pre_feedforward_layernorm"},
+      {"post_attention_norm", "post_attention_layernorm"},
+      {"post_ffw_norm", "post_feedforward_layernorm"},
+  };
+  if (arch == "gemma3")
+    for (const auto& [from, to] : gemma3_map)
+      if (part == from) return "model.layers." + layer + "." + to + "." + suffix;
   for (const auto& [from, to] : layer_map)
     if (part == from) return "model.layers." + layer + "." + to + "." + suffix;
   return g;
@@ -281,7 +292,7 @@ class gguf_weights final : public weight_source {
     }
     for (const gguf_tensor& t : f.tensors()) {
       tensor_info info;
-      info.name = hf_name(t.name);
+      info.name = hf_name(t.name, arch->value_or(""));
       info.shape.assign(t.dims.rbegin(), t.dims.rend());
       info.dtype = ggml_type_name(t.type);
       entry e{&t, 0};

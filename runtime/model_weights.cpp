@@ -129,7 +129,8 @@ int64_t model_weights::num_bytes() const {
   int64_t n = embed.num_bytes() + lm_head.num_bytes() + static_cast<int64_t>(final_norm.size() * 4);
   for (const auto& l : layers)
     n += l.w_qkv.num_bytes() + l.w_o.num_bytes() + l.w_gate_up.num_bytes() + l.w_down.num_bytes() +
-         static_cast<int64_t>((l.attn_norm.size() + l.b_qkv.size() + l.mlp_norm.size()) * 4);
+         static_cast<int64_t>((l.attn_norm.size() + l.b_qkv.size() + l.mlp_norm.size() + l.q_norm.size() +
+                               l.k_norm.size() + l.post_attn_norm.size() + l.post_mlp_norm.size()) * 4);
   return n;
 }
 
@@ -172,15 +173,32 @@ result<model_weights> load_model_weights(const model_config& c, const weight_sou
   };
   const std::string embed = "model.embed_tokens.weight", head = "lm_head.weight";
   TROUPE_TRY(matrix({{embed, c.vocab_size}}, h, w.embed));
-  TROUPE_TRY(r.read("model.norm.weight", {h}, w.final_norm));
+  // An RMSNorm weight, with Gemma's (1 + w) folded in when the checkpoint stores w.
+  auto norm = [&](const std::string& name, int64_t n, std::vector<float>& out) -> status {
+    TROUPE_TRY(r.read(name, {n}, out));
+    if (c.norm_weight_offset != 0)
+      for (auto& x : out) x += c.norm_weight_offset;
+    return ok_status();
+  };
+  TROUPE_TRY(norm("model.norm.weight", h, w.final_norm));
   // Tied models may still carry lm_head.weight (a copy); the config decides.
   if (!c.tie_word_embeddings) TROUPE_TRY(matrix({{head, c.vocab_size}}, h, w.lm_head));
   w.layers.resize(static_cast<size_t>(c.num_layers));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     layer_weights& l = w.layers[static_cast<size_t>(i)];
-    TROUPE_TRY(r.read(p + "input_layernorm.weight", {h}, l.attn_norm));
-    TROUPE_TRY(r.read(p + "post_attention_layernorm.weight", {h}, l.mlp_norm));
+    TROUPE_TRY(norm(p + "input_layernorm.weight", h, l.attn_norm));
+    if (c.sandwich_norms) {  // Gemma: post_attention_layernorm normalises the attention output
+      TROUPE_TRY(norm(p + "post_attention_layernorm.weight", h, l.post_attn_norm));
+      TROUPE_TRY(norm(p + "pre_feedforward_layernorm.weight", h, l.mlp_norm));
+      TROUPE_TRY(norm(p + "post_feedforward_layernorm.weight", h, l.post_mlp_norm));
+    } else {
+      TROUPE_TRY(norm(p + "post_attention_layernorm.weight", h, l.mlp_norm));
+    }
+    if (c.qk_norm) {
+      TROUPE_TRY(norm(p + "self_attn.q_norm.weight", c.head_dim, l.q_norm));
+      TROUPE_TRY(norm(p + "self_attn.k_norm.weight", c.head_dim, l.k_norm));
+    }
     TROUPE_TRY(matrix({{p + "self_attn.q_proj.weight", q}, {p + "self_attn.k_proj.weight", kv},
                        {p + "self_attn.v_proj.weight", kv}},
                       h, l.w_qkv));
@@ -221,6 +239,14 @@ result<model_weights> make_dummy_weights(const model_config& c, uint64_t seed, w
   for (auto& l : w.layers) {
     l.attn_norm.assign(static_cast<size_t>(h), 1.0f);
     l.mlp_norm.assign(static_cast<size_t>(h), 1.0f);
+    if (c.sandwich_norms) {
+      l.post_attn_norm.assign(static_cast<size_t>(h), 1.0f);
+      l.post_mlp_norm.assign(static_cast<size_t>(h), 1.0f);
+    }
+    if (c.qk_norm) {
+      l.q_norm.assign(static_cast<size_t>(c.head_dim), 1.0f);
+      l.k_norm.assign(static_cast<size_t>(c.head_dim), 1.0f);
+    }
     l.w_qkv = matrix(q + 2 * kv, h, inv_sqrt(h));
     if (c.attention_bias) l.b_qkv = random_values(static_cast<size_t>(q + 2 * kv), 0.02f, rng);
     l.w_o = matrix(h, q, inv_sqrt(q));

@@ -39,6 +39,11 @@ struct layer_weights {
   std::vector<float> mlp_norm;   // [hidden]
   weight_matrix w_gate_up;       // [2 * intermediate, hidden]: gate rows, then up rows
   weight_matrix w_down;          // [hidden, intermediate]
+  // Gemma 3 only (empty otherwise); mlp_norm is then its pre_feedforward_layernorm.
+  std::vector<float> q_norm;         // [head_dim] (model_config::qk_norm)
+  std::vector<float> k_norm;         // [head_dim]
+  std::vector<float> post_attn_norm; // [hidden] (model_config::sandwich_norms)
+  std::vector<float> post_mlp_norm;  // [hidden]
 };
 
 struct model_weights {
