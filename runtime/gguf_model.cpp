@@ -316,6 +316,7 @@ class gguf_weights final : public weight_source {
 
   const std::vector<tensor_info>& tensors() const override { return infos_; }
   std::string origin() const override { return file_->origin(); }
+  bool has_raw_blocks() const override { return true; }
 
   status read_f32(const std::string& name, std::vector<float>& out) const override {
     auto it = index_.find(name);

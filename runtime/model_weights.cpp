@@ -123,7 +123,48 @@ weight_dtype storage_dtype(const weight_source& src, const std::vector<std::stri
   return weight_dtype::f32;
 }
 
+// Bytes of a [rows, cols] matrix stored as `d`.
+uint64_t matrix_bytes(int64_t rows, int64_t cols, weight_dtype d) {
+  const int64_t per_row = is_quantized(d) ? cols / weight_dtype_block(d) * weight_dtype_block_bytes(d)
+                                          : cols * (d == weight_dtype::f32 ? 4 : 2);
+  return static_cast<uint64_t>(rows * per_row);
+}
+
 }  // namespace
+
+result<uint64_t> held_weight_bytes(const model_config& c, const weight_source& src, const weight_load_options& opts) {
+  TROUPE_TRY(check_config(c));
+  const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), inter = c.intermediate_size;
+  uint64_t total = 0;
+  // The storage load_model_weights picks for a (fused) matrix: raw blocks when the source keeps
+  // them and every part shares one block format, else storage_dtype.
+  auto matrix = [&](std::initializer_list<std::pair<std::string, int64_t>> parts, int64_t cols) -> status {
+    std::vector<std::string> names;
+    int64_t rows = 0;
+    for (const auto& [name, n] : parts) {
+      const tensor_info* t = src.find(name);
+      if (!t) return make_error(errc::not_found, "missing tensor '" + name + "' in " + src.origin());
+      names.push_back(name), rows += n;
+    }
+    std::optional<weight_dtype> d = src.has_raw_blocks() ? block_dtype(src, names, opts) : std::nullopt;
+    total += matrix_bytes(rows, cols, d ? *d : storage_dtype(src, names, opts));
+    return ok_status();
+  };
+  TROUPE_TRY(matrix({{"model.embed_tokens.weight", c.vocab_size}}, h));
+  if (!c.tie_word_embeddings) TROUPE_TRY(matrix({{"lm_head.weight", c.vocab_size}}, h));
+  int64_t norm_floats = h;  // the final norm
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    TROUPE_TRY(matrix({{p + "self_attn.q_proj.weight", q}, {p + "self_attn.k_proj.weight", kv},
+                       {p + "self_attn.v_proj.weight", kv}},
+                      h));
+    TROUPE_TRY(matrix({{p + "self_attn.o_proj.weight", h}}, q));
+    TROUPE_TRY(matrix({{p + "mlp.gate_proj.weight", inter}, {p + "mlp.up_proj.weight", inter}}, h));
+    TROUPE_TRY(matrix({{p + "mlp.down_proj.weight", h}}, inter));
+    norm_floats += (c.sandwich_norms ? 4 : 2) * h + (c.qk_norm ? 2 * c.head_dim : 0) + (c.attention_bias ? q + 2 * kv : 0);
+  }
+  return total + static_cast<uint64_t>(norm_floats) * 4;
+}
 
 int64_t model_weights::num_bytes() const {
   int64_t n = embed.num_bytes() + lm_head.num_bytes() + static_cast<int64_t>(final_norm.size() * 4);

@@ -61,6 +61,12 @@ struct model_weights {
 result<model_weights> load_model_weights(const model_config& cfg, const weight_source& src,
                                          const weight_load_options& opts = {});
 
+// The bytes load_model_weights(cfg, src, opts) holds (model_weights::num_bytes), from the tensors'
+// shapes and storage types alone, without reading any data: what the memory plan counts on the
+// CPU (a GGUF's block-format matrices are held as they are, mixed fused parts widened to float32).
+result<uint64_t> held_weight_bytes(const model_config& cfg, const weight_source& src,
+                                   const weight_load_options& opts = {});
+
 // The entry point for executors: load_format::weights opens `path` (open_weights: GGUF, safetensors
 // file or HF folder) and loads it; load_format::dummy ignores `path` and makes random weights
 // (opts.seed; opts.dtype or float32).
