@@ -88,7 +88,7 @@ uint64_t weight_bytes_per_rank(const plan_model_shape& m, const std::string& dty
   if (m.attention_bias) per_layer += (q_heads + 2 * kv_heads) * d;
   per_layer += 3 * h * (m.intermediate_size / tp);  // gate, up [inter/tp, h]; down [h, inter/tp]
   per_layer += 2 * h;                   // input and post-attention RMSNorm
-  if (m.qk_norm) per_layer += 2 * d;    // q_norm, k_norm (shared by the heads, replicated)
+  per_layer += m.extra_norm_floats_per_layer;
   int64_t total = per_layer * m.num_layers;
   total += m.vocab_size * h;                            // embedding (replicated)
   if (!m.tie_word_embeddings) total += m.vocab_size * h;  // LM head (replicated)
@@ -153,6 +153,10 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
   p.max_prefill_token_num = o.max_prefill_token_num;
   p.max_concurrent_requests = o.max_concurrent_requests;
   const bool on_gpu = o.device == "cuda";
+  const bool held = m.held_weight_bytes > 0 && o.tp == 1;
+  p.weights_rule = held ? "as held: " + m.held_weight_formats : dtype + " for every matrix";
+  p.num_local_layers = m.num_local_layers;
+  p.sliding_window = m.sliding_window;
   p.block_bytes = static_cast<uint64_t>(o.cache_block_seq_len) * m.num_layers * kv_heads_per_rank(m, o.tp) *
                   m.head_dim * 2 * dtype_bytes(p.kv_dtype);
 
@@ -178,7 +182,7 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
     rank_plan rp;
     rp.rank = static_cast<int32_t>(r);
     rp.device = devices[r];
-    rp.weights_bytes = weight_bytes_per_rank(m, dtype, o.tp);
+    rp.weights_bytes = held ? m.held_weight_bytes : weight_bytes_per_rank(m, dtype, o.tp);
     rp.reserve = reserve_per_rank(m, dtype, o, p.session_len, on_gpu);
     rp.reserve_bytes = rp.reserve.total();
     const uint64_t free_b = rp.device.free_bytes;
@@ -216,6 +220,7 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
     p.ranks.push_back(rp);
   }
   p.num_blocks = std::max<int64_t>(min_blocks, 0);
+  p.kv_bytes_per_token = p.block_bytes / static_cast<uint64_t>(p.block_seq_len);
   p.token_capacity = p.num_blocks * p.block_seq_len;
   for (auto& rp : p.ranks) {
     rp.kv_bytes = static_cast<uint64_t>(p.num_blocks) * p.block_bytes;
@@ -288,6 +293,17 @@ std::string format_memory_plan(const memory_plan& p) {
                   format_bytes(r.free_after_bytes).c_str());
     out += buf;
   }
+  if (!p.weights_rule.empty()) out += "  weights: " + p.weights_rule + "\n";
+  {
+    // Design note: local layers' KV lives in the same paged blocks as the global layers', so a
+    // sliding window does not shrink the pool yet; the line says so rather than plan a saving the
+    // allocation does not make.
+    std::string kv_line = "  KV per token: " + format_bytes(p.kv_bytes_per_token) + " (" + p.kv_dtype + ", every layer";
+    if (p.num_local_layers > 0)
+      kv_line += "; " + std::to_string(p.num_local_layers) + " local layers with a " + std::to_string(p.sliding_window) +
+                 "-token window attend to at most that many, but keep every position in the paged pool";
+    out += kv_line + ")\n";
+  }
   if (!p.ranks.empty()) {
     const auto& rs = p.ranks[0].reserve;
     std::snprintf(buf, sizeof buf,
@@ -330,6 +346,10 @@ std::string memory_plan_json(const memory_plan& p) {
   j["max_prefill_token_num"] = p.max_prefill_token_num;
   j["max_concurrent_requests"] = p.max_concurrent_requests;
   j["warnings"] = p.warnings;
+  j["weights_rule"] = p.weights_rule;
+  j["kv_bytes_per_token"] = p.kv_bytes_per_token;
+  j["num_local_layers"] = p.num_local_layers;
+  j["sliding_window"] = p.sliding_window;
   j["ranks"] = nlohmann::json::array();
   for (const auto& r : p.ranks) {
     j["ranks"].push_back({{"rank", r.rank},

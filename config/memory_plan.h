@@ -25,7 +25,13 @@ struct plan_model_shape {
   int64_t max_position_embeddings = 0;
   bool tie_word_embeddings = false;
   bool attention_bias = false;
-  bool qk_norm = false;  // per-head q/k RMSNorm weights (Qwen3): 2 x head_dim per layer
+  // The bytes the backend really holds for the weights (the CPU keeps GGUF block formats and bf16
+  // as stored): when set, a --tp 1 plan counts exactly this instead of the dtype formula.
+  uint64_t held_weight_bytes = 0;
+  std::string held_weight_formats;  // e.g. "Q5_0, Q4_K, Q6_K, Q8_0 as stored", for the table
+  int64_t extra_norm_floats_per_layer = 0;  // Gemma 3's post-norms and q/k norms
+  int64_t num_local_layers = 0;     // layers attending over a sliding window (Gemma 3)
+  int64_t sliding_window = 0;
 };
 
 struct device_memory {
@@ -72,6 +78,10 @@ struct memory_plan {
   int32_t max_concurrent_requests = 0;
   std::vector<rank_plan> ranks;
   std::vector<std::string> warnings;
+  std::string weights_rule;       // how weights_bytes was counted
+  uint64_t kv_bytes_per_token = 0;  // per rank, every layer
+  int64_t num_local_layers = 0;     // of which attend over a window of sliding_window tokens
+  int64_t sliding_window = 0;
 };
 
 // Bytes per element of a dtype name (float32 4, bfloat16/float16 2); 0 if unknown.

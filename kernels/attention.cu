@@ -137,8 +137,10 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
         s1 += qa * kb.x + qb * kb.y;
       }
       const int key0 = k0 + lane, key1 = k0 + lane + 32;
-      if (key0 >= key_end || key0 > pos[i]) s0 = -INFINITY;
-      if (key1 >= key_end || key1 > pos[i]) s1 = -INFINITY;
+      // Keys beyond the row's position, or (sliding window) at or before pos - window, are masked.
+      const int lo = p.window > 0 ? pos[i] - p.window : -1;
+      if (key0 >= key_end || key0 > pos[i] || key0 <= lo) s0 = -INFINITY;
+      if (key1 >= key_end || key1 > pos[i] || key1 <= lo) s1 = -INFINITY;
       const float tile_max = warp_max(fmaxf(s0, s1));
       float p0 = 0.f, p1 = 0.f;
       if (tile_max != -INFINITY) {

@@ -68,6 +68,7 @@ struct paged_attention_args {
   const int32_t* split_len_dev = nullptr;  // device scalar that overrides split_len when set: a
                                            // CUDA graph fixes num_splits, each step picks the keys per split
   float scale = 0.f;            // softmax scale; 0 means 1/sqrt(head_dim)
+  int32_t window = 0;           // sliding window: a token at position p sees keys (p - window, p]; 0 = all
   kernel_dtype dtype = kernel_dtype::bf16;
 
   void set_schedule(const attention_schedule& s) {

@@ -126,8 +126,11 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
     return make_error(errc::invalid_argument, "cuda_model: no weights given and load format is not dummy");
   if (cfg.qk_norm && cfg.attention_bias)  // the head norm runs before the kernel that adds the bias
     return make_error(errc::unsupported, "cuda_model: q/k norms with a q/k/v bias are not supported");
-  if (cfg.sliding_window > 0)
-    logger("kernels")->warn("cuda_model: sliding_window {} is ignored (full attention)", cfg.sliding_window);
+  // Gemma 3's sandwich norms, GeGLU, scaled embeddings and two rope bases run on the CPU only so far.
+  if (cfg.sandwich_norms || cfg.gelu_tanh_mlp || cfg.embed_scale != 0 || !cfg.layer_sliding.empty() ||
+      cfg.final_logit_softcapping > 0)
+    return make_error(errc::unsupported, "cuda_model: architecture '" + cfg.architecture +
+                                             "' is not supported on CUDA yet; use --device cpu");
 
   TROUPE_CUDA_TRY(cudaSetDevice(opts.device), "cudaSetDevice");
   cudaDeviceProp prop{};
@@ -484,6 +487,7 @@ status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t*
     if (cfg_.rope.attention_factor != 1.0)
       a.scale = static_cast<float>(cfg_.rope.attention_factor * cfg_.rope.attention_factor /
                                    std::sqrt(static_cast<double>(d.D)));
+    a.window = static_cast<int32_t>(cfg_.layer_window(i));
     TROUPE_CUDA_TRY(launch_paged_attention(a, stream_), "paged_attention");
     g.y = buf_.h, g.x = buf_.attn, g.w = l.o, g.n = d.H, g.k = d.Hq * d.D;
     TROUPE_TRY(matmul(g));

@@ -110,6 +110,24 @@ void silu_mul(const float* gate_up, int64_t rows, int64_t inter, float* out) {
   }
 }
 
+void gelu_tanh_mul(const float* gate_up, int64_t rows, int64_t inter, float* out) {
+  // PyTorch's gelu(approximate="tanh") in float32: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+  const float beta = static_cast<float>(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = 0.044715f;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = gate_up + r * 2 * inter;
+    const float* u = g + inter;
+    float* o = out + r * inter;
+    for (int64_t i = 0; i < inter; ++i) {
+      const float x = g[i], inner = beta * (x + kappa * x * x * x);
+      o[i] = 0.5f * x * (1.0f + std::tanh(inner)) * u[i];
+    }
+  }
+}
+
+void softcap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
+}
+
 void paged_attention_row(const float* q, const paged_kv_view& kv, int64_t lo, int64_t hi, float scale,
                          float* scores, float* out) {
   const int64_t hd = kv.head_dim;

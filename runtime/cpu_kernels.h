@@ -37,6 +37,12 @@ void rope_apply(float* v, int64_t num_heads, int64_t head_dim, const float* cos,
 // out[r, i] = silu(gate_up[r, i]) · gate_up[r, inter + i]. gate_up: [rows, 2 * inter]; out: [rows, inter].
 void silu_mul(const float* gate_up, int64_t rows, int64_t inter, float* out);
 
+// The same with GeGLU (Gemma): out[r, i] = gelu_tanh(gate_up[r, i]) · gate_up[r, inter + i].
+void gelu_tanh_mul(const float* gate_up, int64_t rows, int64_t inter, float* out);
+
+// x[i] = cap · tanh(x[i] / cap) (Gemma's final logit soft-capping).
+void softcap(float* x, int64_t n, float cap);
+
 // One kv head's cache seen through a block table. Block b holds its keys at
 // pool + block_table[b] * block_stride + k_offset, as [block_seq_len, head_dim], values at v_offset.
 struct paged_kv_view {

@@ -36,8 +36,10 @@ status check_weights(const model_config& c, const model_weights& w) {
         (!l.b_qkv.empty() && l.b_qkv.size() != q + 2 * kv) || !shape_is(l.w_o, h, q) ||
         !shape_is(l.w_gate_up, 2 * inter, h) || !shape_is(l.w_down, h, inter))
       return bad("a decoder layer's tensor shapes");
-    const size_t hd = static_cast<size_t>(c.head_dim);
-    if (c.qk_norm && (l.q_norm.size() != hd || l.k_norm.size() != hd)) return bad("q_norm/k_norm (qk_norm)");
+    if (c.qk_norm && (l.q_norm.size() != static_cast<size_t>(c.head_dim) || l.k_norm.size() != static_cast<size_t>(c.head_dim)))
+      return bad("q_norm/k_norm");
+    if (c.sandwich_norms && (l.post_attn_norm.size() != h || l.post_mlp_norm.size() != h))
+      return bad("post-attention/post-feedforward norms");
   }
   return ok_status();
 }
@@ -56,6 +58,7 @@ cpu_model::cpu_model(model_config cfg, model_weights weights, const cpu_model_op
       block_stride_(cfg_.num_layers * 2 * cfg_.num_kv_heads * opts.block_seq_len * cfg_.head_dim),
       kv_dtype_(opts.kv_dtype),
       inv_freq_(rope_inv_freq(cfg_.rope, cfg_.head_dim)),
+      inv_freq_local_(cfg_.layer_sliding.empty() ? std::vector<float>{} : rope_inv_freq(cfg_.rope_local, cfg_.head_dim)),
       pool_(std::make_unique<cpu_thread_pool>(opts.num_threads)),
       comm_(opts.comm),
       tp_rank_(opts.tp_rank) {}
@@ -115,6 +118,10 @@ void cpu_model::prepare_tokens(const step_batch& batch) {
   tok_pos_.resize(n);
   cos_.resize(n * half);
   sin_.resize(n * half);
+  const bool local_rope = !inv_freq_local_.empty();
+  cos_local_.resize(local_rope ? n * half : 0);
+  sin_local_.resize(local_rope ? n * half : 0);
+  const float embed_scale = static_cast<float>(cfg_.embed_scale);
   x_.resize(n * hidden);
   h_.resize(n * hidden);
   qkv_.resize(n * (cfg_.q_size() + 2 * cfg_.kv_size()));
@@ -132,7 +139,10 @@ void cpu_model::prepare_tokens(const step_batch& batch) {
         const float af = static_cast<float>(cfg_.rope.attention_factor);
         for (int64_t i = 0; i < half; ++i) cos_[t * half + i] *= af, sin_[t * half + i] *= af;
       }
+      if (local_rope) rope_cos_sin(inv_freq_local_, tok_pos_[t], cos_local_.data() + t * half, sin_local_.data() + t * half);
       w_.embed.row_f32(s.tokens[j], x_.data() + t * hidden);
+      if (embed_scale != 0)
+        for (int64_t i = 0; i < hidden; ++i) x_[t * hidden + i] *= embed_scale;
     }
   }
 }
@@ -145,16 +155,21 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
   const int64_t layer_off = layer * 2 * nkv * head_stride;   // K of this layer inside a block
   const int64_t v_off = nkv * head_stride;                   // V after K
 
-  // Per-head RMSNorm of q and k (Qwen3), rotary on q and k, then append k and v at each token's slot.
+  // Per-head q/k norms (Qwen3, Gemma 3), rotary on q and k (the local layers' own base), then append k and
+  // v at each token's slot.
   const layer_weights& lw = w_.layers[static_cast<size_t>(layer)];
+  const int64_t window = cfg_.layer_window(layer);
+  const bool local_rope = !inv_freq_local_.empty() && window > 0;
+  const std::vector<float>& cos_tab = local_rope ? cos_local_ : cos_;
+  const std::vector<float>& sin_tab = local_rope ? sin_local_ : sin_;
   for (int64_t t = 0; t < n; ++t) {
     float* q = qkv_.data() + t * row;
     if (cfg_.qk_norm) {
       rmsnorm(q, lw.q_norm.data(), nh, hd, cfg_.rms_norm_eps, q);
       rmsnorm(q + q_size, lw.k_norm.data(), nkv, hd, cfg_.rms_norm_eps, q + q_size);
     }
-    rope_apply(q, nh, hd, cos_.data() + t * half, sin_.data() + t * half);
-    rope_apply(q + q_size, nkv, hd, cos_.data() + t * half, sin_.data() + t * half);
+    rope_apply(q, nh, hd, cos_tab.data() + t * half, sin_tab.data() + t * half);
+    rope_apply(q + q_size, nkv, hd, cos_tab.data() + t * half, sin_tab.data() + t * half);
     const seq_step& s = batch.seqs[tok_seq_[t]];
     const int64_t pos = tok_pos_[t];
     const int64_t block = static_cast<int64_t>(s.block_table[pos / block_seq_len_]) * block_stride_;
@@ -172,9 +187,9 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
     }
   }
 
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  const double scalar = cfg_.query_pre_attn_scalar > 0 ? cfg_.query_pre_attn_scalar : static_cast<double>(hd);
+  const float scale = static_cast<float>(1.0 / std::sqrt(scalar));
   const int64_t group = nh / nkv;
-  const int64_t window = cfg_.sliding_window;
   pool_->parallel_for(n * nh, [&](int64_t task) {
     thread_local std::vector<float> scores;
     const int64_t t = task / nh, h = task % nh, g = h / group;
@@ -215,6 +230,8 @@ void cpu_model::compute_logits(const step_batch& batch, step_logits& out) {
   if (rows > 0) {
     rmsnorm(h_.data(), w_.final_norm.data(), rows, hidden, cfg_.rms_norm_eps, h_.data());
     matmul_nt(h_.data(), rows, w_.lm_head_matrix(), nullptr, out.data.data(), *pool_);
+    if (cfg_.final_logit_softcapping > 0)
+      softcap(out.data.data(), rows * vocab, static_cast<float>(cfg_.final_logit_softcapping));
   }
   score_prompt_rows(batch, out);
 }
@@ -234,6 +251,8 @@ void cpu_model::score_prompt_rows(const step_batch& batch, step_logits& out) {
       std::copy_n(x_.data() + todo[begin + r].row * hidden, hidden, h.data() + r * hidden);
     rmsnorm(h.data(), w_.final_norm.data(), m, hidden, cfg_.rms_norm_eps, h.data());
     matmul_nt(h.data(), m, w_.lm_head_matrix(), nullptr, logits.data(), *pool_);
+    if (cfg_.final_logit_softcapping > 0)
+      softcap(logits.data(), m * vocab, static_cast<float>(cfg_.final_logit_softcapping));
     for (int64_t r = 0; r < m; ++r) {
       const scored_row& sr = todo[begin + r];
       const std::span<const float> row(logits.data() + r * vocab, static_cast<size_t>(vocab));
@@ -269,12 +288,15 @@ status cpu_model::forward(const step_batch& batch, step_logits& out) {
     attention_layer(batch, l);
     matmul_nt(attn_.data(), n, lw.w_o, nullptr, h_.data(), *pool_);
     if (comm_) TROUPE_TRY(comm_->all_reduce_sum(tp_rank_, batch.step_id, h_.data(), n * hidden));
+    if (cfg_.sandwich_norms) rmsnorm(h_.data(), lw.post_attn_norm.data(), n, hidden, cfg_.rms_norm_eps, h_.data());
     add_in_place(x_.data(), h_.data(), n * hidden);
     rmsnorm(x_.data(), lw.mlp_norm.data(), n, hidden, cfg_.rms_norm_eps, h_.data());
     matmul_nt(h_.data(), n, lw.w_gate_up, nullptr, gate_up_.data(), *pool_);
-    silu_mul(gate_up_.data(), n, inter, act_.data());
+    if (cfg_.gelu_tanh_mlp) gelu_tanh_mul(gate_up_.data(), n, inter, act_.data());
+    else silu_mul(gate_up_.data(), n, inter, act_.data());
     matmul_nt(act_.data(), n, lw.w_down, nullptr, h_.data(), *pool_);
     if (comm_) TROUPE_TRY(comm_->all_reduce_sum(tp_rank_, batch.step_id, h_.data(), n * hidden));
+    if (cfg_.sandwich_norms) rmsnorm(h_.data(), lw.post_mlp_norm.data(), n, hidden, cfg_.rms_norm_eps, h_.data());
     add_in_place(x_.data(), h_.data(), n * hidden);
   }
   if (tp_rank_ != 0) {  // the residual stream is identical on every rank: rank 0 answers

@@ -1,4 +1,4 @@
-// The CPU forward pass of a Llama-family decoder (Llama, Mistral, Qwen2, SmolLM2): a model_backend
+// The CPU forward pass of a Llama-family decoder (Llama, Mistral, Qwen2, SmolLM2) and Gemma 3: a model_backend
 // owning the weights (float32, bf16, f16 or GGML block formats), a float32 or float16 paged KV pool
 // and a thread pool. It makes the server usable without a GPU, and its logits are batch-invariant
 // (see forward()).
@@ -81,6 +81,7 @@ class cpu_model : public model_backend {
   weight_dtype kv_dtype_ = weight_dtype::f32;
   host_buffer kv_;            // [num_blocks, num_layers, 2, num_kv_heads, block_seq_len, head_dim] of kv_dtype_
   std::vector<float> inv_freq_;  // [head_dim / 2]
+  std::vector<float> inv_freq_local_;  // [head_dim / 2] local layers' rotary (Gemma 3); empty otherwise
   std::unique_ptr<cpu_thread_pool> pool_;
   std::shared_ptr<cpu_comm_group> comm_;
   int32_t tp_rank_ = 0;
@@ -90,6 +91,7 @@ class cpu_model : public model_backend {
   std::vector<int32_t> tok_seq_;  // [T] index into batch.seqs
   std::vector<int32_t> tok_pos_;  // [T] absolute position
   std::vector<float> cos_, sin_;  // [T, head_dim / 2]
+  std::vector<float> cos_local_, sin_local_;  // [T, head_dim / 2] with inv_freq_local_
   std::vector<float> x_;          // [T, hidden] residual stream
   std::vector<float> h_;          // [T, hidden] normed input / projection output
   std::vector<float> qkv_;        // [T, q_size + 2 * kv_size]

@@ -10,6 +10,7 @@
 #include "config/log.h"
 #include "runtime/dequant.h"
 #include "runtime/gguf_file.h"
+#include "runtime/model_config_gemma3.h"
 
 namespace troupe {
 namespace {
@@ -144,6 +145,7 @@ result<model_config> config_from(const gguf_file& f) {
   c.attention_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = c.architecture == "qwen3";
   if (c.architecture == "phi3") TROUPE_TRY(read_longrope(f, p, c));
+  if (c.architecture == "gemma3") TROUPE_TRY(read_gemma3_gguf(f, c));
 
   int64_t id = -1;
   TROUPE_TRY(int_key(f, "tokenizer.ggml.bos_token_id", id, false));
@@ -262,7 +264,7 @@ result<tokenizer_data> tokenizer_from(const gguf_file& f) {
 }
 
 // GGUF tensor name -> Hugging Face name; names without a mapping are kept as they are.
-std::string hf_name(const std::string& g) {
+std::string hf_name(const std::string& g, const std::string& arch) {
   if (g == "token_embd.weight") return "model.embed_tokens.weight";
   if (g == "output_norm.weight") return "model.norm.weight";
   if (g == "output.weight") return "lm_head.weight";
@@ -283,6 +285,15 @@ std::string hf_name(const std::string& g) {
   const size_t dot2 = g.rfind('.');
   if (dot2 <= dot1) return g;
   const std::string part = g.substr(dot1 + 1, dot2 - dot1 - 1), suffix = g.substr(dot2 + 1);
+  // Gemma 3's four norms per layer: llama.cpp's ffn_norm is its pre-feedforward norm there.
+  static const std::pair<const char*, const char*> gemma3_map[] = {
+      {"ffn_norm", "pre_feedforward_layernorm"},
+      {"post_attention_norm", "post_attention_layernorm"},
+      {"post_ffw_norm", "post_feedforward_layernorm"},
+  };
+  if (arch == "gemma3")
+    for (const auto& [from, to] : gemma3_map)
+      if (part == from) return "model.layers." + layer + "." + to + "." + suffix;
   for (const auto& [from, to] : layer_map)
     if (part == from) return "model.layers." + layer + "." + to + "." + suffix;
   return g;
@@ -325,7 +336,7 @@ class gguf_weights final : public weight_source {
     const bool fused_up = arch->has_value() && **arch == "phi3" && !f.find_tensor("blk.0.ffn_gate.weight");
     for (const gguf_tensor& t : f.tensors()) {
       tensor_info info;
-      info.name = hf_name(t.name);
+      info.name = hf_name(t.name, arch->value_or(""));
       if (fused_up && t.name.find(".ffn_up.") != std::string::npos)
         info.name.replace(info.name.find("mlp.up_proj"), std::strlen("mlp.up_proj"), "mlp.gate_up_proj");
       info.shape.assign(t.dims.rbegin(), t.dims.rend());
@@ -351,6 +362,7 @@ class gguf_weights final : public weight_source {
 
   const std::vector<tensor_info>& tensors() const override { return infos_; }
   std::string origin() const override { return file_->origin(); }
+  bool has_raw_blocks() const override { return true; }
 
   status read_f32(const std::string& name, std::vector<float>& out) const override {
     auto it = index_.find(name);

@@ -33,7 +33,9 @@ plan_model_shape to_plan_shape(const model_config& c) {
   s.max_position_embeddings = c.max_position_embeddings;
   s.tie_word_embeddings = c.tie_word_embeddings;
   s.attention_bias = c.attention_bias;
-  s.qk_norm = c.qk_norm;
+  for (int64_t l = 0; l < c.num_layers; ++l) s.num_local_layers += c.layer_window(l) > 0;
+  s.sliding_window = c.sliding_window;
+  s.extra_norm_floats_per_layer = (c.sandwich_norms ? 2 * c.hidden_size : 0) + (c.qk_norm ? 2 * c.head_dim : 0);
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/gguf_model.h"
+#include "runtime/model_config_gemma3.h"
 
 namespace troupe {
 namespace {
@@ -32,6 +33,7 @@ result<int64_t> int_key(const json& j, const char* key, int64_t def, const std::
 
 std::string arch_from(const json& j) {
   std::string type = j.value("model_type", "");
+  if (type == "gemma3_text" || type == "gemma3") return "gemma3";
   if (type.empty() && j.contains("architectures") && j["architectures"].is_array() &&
       !j["architectures"].empty() && j["architectures"][0].is_string()) {
     std::string a = j["architectures"][0].get<std::string>();
@@ -40,6 +42,7 @@ std::string arch_from(const json& j) {
     else if (a.rfind("Phi3", 0) == 0) type = "phi3";
     else if (a.rfind("Mistral", 0) == 0) type = "mistral";
     else if (a.rfind("Llama", 0) == 0) type = "llama";
+    else if (a.rfind("Gemma3", 0) == 0) type = "gemma3";
   }
   return type;
 }
@@ -184,6 +187,7 @@ result<model_config> parse_hf_config(const std::string& json_text, const std::st
     if (j.contains("eos_token_id")) c.eos_token_ids = ids_of(j["eos_token_id"]);
     std::string dt = j.value("torch_dtype", j.value("dtype", std::string("float32")));
     c.source_dtype = dt;
+    if (c.architecture == "gemma3") TROUPE_TRY(read_gemma3_hf(j, c, origin));
     TROUPE_TRY(validate_model_config(c, origin));
     return c;
   } catch (const json::exception& e) {
@@ -192,7 +196,7 @@ result<model_config> parse_hf_config(const std::string& json_text, const std::st
 }
 
 const std::vector<std::string>& supported_architectures() {
-  static const std::vector<std::string> archs = {"llama", "qwen2", "qwen3", "mistral", "phi3"};
+  static const std::vector<std::string> archs = {"llama", "qwen2", "qwen3", "mistral", "phi3", "gemma3"};
   return archs;
 }
 
@@ -245,6 +249,7 @@ status validate_model_config(const model_config& c, const std::string& origin) {
   if (c.vocab_size > kMax || c.hidden_size > kMax || c.intermediate_size > kMax || c.num_layers > 4096 ||
       c.num_heads > 4096 || c.head_dim > 4096)
     return bad("a dimension is implausibly large");
+  if (c.architecture == "gemma3") TROUPE_TRY(validate_gemma3(c, origin));
   return ok_status();
 }
 

@@ -44,14 +44,32 @@ struct model_config {
   rope_config rope;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
-  bool qk_norm = false;         // per-head RMSNorm of q and k before rotary (Qwen3: q_norm, k_norm)
+  bool qk_norm = false;         // per-head RMSNorm of q and k before rotary (Qwen3, Gemma 3: q_norm, k_norm)
   int64_t sliding_window = 0;   // 0 = none
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
   std::string source_dtype = "float32";  // dtype of the stored weights: float32|float16|bfloat16|gguf
 
+  // Gemma 3 (all off for the Llama family). The forward pass and the loader read these flags, not
+  // the architecture name.
+  std::vector<uint8_t> layer_sliding;  // per layer: 1 = local (sliding_window), 0 = global;
+                                       // empty = sliding_window (if any) applies to every layer
+  rope_config rope_local;              // rotary of the local layers when layer_sliding is set
+  double query_pre_attn_scalar = 0;    // attention scale 1/sqrt(this); 0 = 1/sqrt(head_dim)
+  double final_logit_softcapping = 0; // logits = cap * tanh(logits / cap); 0 = none
+  double embed_scale = 0;              // embeddings multiplied by this (√hidden); 0 = none
+  bool sandwich_norms = false;         // RMSNorm on the attention and MLP outputs before the residual add
+  bool gelu_tanh_mlp = false;          // GeGLU: gelu(tanh approximation)(gate) * up instead of SiLU
+  float norm_weight_offset = 0;        // added to every RMSNorm weight at load: 1 for Gemma's (1 + w)
+                                       // in HF checkpoints (GGUF files store 1 + w already)
+
   int64_t q_size() const { return num_heads * head_dim; }
   int64_t kv_size() const { return num_kv_heads * head_dim; }
+  // The attention window of layer `l` (0 = full attention).
+  int64_t layer_window(int64_t l) const {
+    if (layer_sliding.empty()) return sliding_window;
+    return l >= 0 && static_cast<size_t>(l) < layer_sliding.size() && layer_sliding[static_cast<size_t>(l)] ? sliding_window : 0;
+  }
 };
 
 // The architectures troupe runs, as config.json's model_type and GGUF's general.architecture

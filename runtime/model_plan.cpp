@@ -1,7 +1,11 @@
 // plan_for_model: model_config + options -> memory_plan (see model_plan.h).
 #include "runtime/model_plan.h"
 
+#include <map>
+
+#include "config/paths.h"
 #include "runtime/host_memory.h"
+#include "runtime/model_weights.h"
 #include "runtime/tensor_parallel.h"
 
 namespace troupe {
@@ -15,7 +19,26 @@ result<memory_plan> plan_for_model(const model_config& cfg, const engine_options
     warnings.push_back("session_len " + std::to_string(o.session_len) + " is beyond the model's " +
                        std::to_string(cfg.max_position_embeddings) + " positions; quality may degrade");
   TROUPE_TRY(check_tensor_parallel(cfg, o.tp));
-  auto plan = make_memory_plan(to_plan_shape(cfg), o, resolve_dtype(o.model.dtype, o.device), devices);
+  plan_model_shape shape = to_plan_shape(cfg);
+  // Design note: the CPU holds each matrix in its checkpoint's own format (GGUF blocks, bf16), not
+  // in the runtime dtype, so a --tp 1 CPU plan counts the bytes load_model_weights will hold, read
+  // from the tensors' headers. Dummy weights, sharded ranks (widened to float32) and a config
+  // without weights (`troupe plan` of a config.json) keep the formula.
+  const std::string path = o.model.model.empty() ? default_model_path() : o.model.model;
+  auto src = o.device == "cpu" && o.tp == 1 && o.model.load_format != "dummy"
+                 ? open_weights(path)
+                 : result<std::unique_ptr<weight_source>>(make_error(errc::unsupported, "formula"));
+  if (src) {
+    auto held = held_weight_bytes(cfg, **src);
+    if (!held) return held.err();
+    shape.held_weight_bytes = *held;
+    std::map<std::string, int> formats;
+    for (const auto& t : (*src)->tensors()) ++formats[t.dtype];
+    for (const auto& [f, n] : formats)
+      shape.held_weight_formats += (shape.held_weight_formats.empty() ? "" : ", ") + std::to_string(n) + " " + f;
+    shape.held_weight_formats += " tensors, block formats kept as stored when fused parts share one";
+  }
+  auto plan = make_memory_plan(shape, o, resolve_dtype(o.model.dtype, o.device), devices);
   if (!plan) return plan.err();
   plan->warnings.insert(plan->warnings.begin(), warnings.begin(), warnings.end());
   return plan;

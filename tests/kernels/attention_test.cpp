@@ -24,6 +24,7 @@ struct attn_case {
   std::vector<seq_spec> seqs;
   int max_splits;
   int64_t partial_capacity;
+  int32_t window = 0;  // sliding window (0 = full attention)
 };
 
 std::string describe(const attn_case& c) {
@@ -33,6 +34,7 @@ std::string describe(const attn_case& c) {
   for (size_t i = 0; i < c.seqs.size() && i < 4; ++i)
     s += " (" + std::to_string(c.seqs[i].start_pos) + "+" + std::to_string(c.seqs[i].q_len) + ")";
   if (c.seqs.size() > 4) s += " ... " + std::to_string(c.seqs.size()) + " in all";
+  if (c.window > 0) s += " window " + std::to_string(c.window);
   return s;
 }
 
@@ -144,6 +146,7 @@ void run_case(const attn_case& c, std::mt19937& rng, int32_t* num_splits_used = 
   a.partial_o = dpo.get();
   a.partial_ml = dpml.get();
   a.dtype = c.dt;
+  a.window = c.window;
   ASSERT_EQ(launch_paged_attention(a, nullptr), cudaSuccess);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
@@ -167,18 +170,19 @@ void run_case(const attn_case& c, std::mt19937& rng, int32_t* num_splits_used = 
       const int64_t tok = aseqs[i].q_begin + t, pos = c.seqs[i].start_pos + t;
       for (int h = 0; h < c.Hq && bad < 5; ++h) {
         const int kvh = h / group;
-        std::vector<double> s(pos + 1);
+        const int64_t lo = c.window > 0 ? std::max<int64_t>(0, pos - c.window + 1) : 0;
+        std::vector<double> s(pos + 1, 0.0);
         double mx = -1e30, sum = 0;
-        for (int64_t k = 0; k <= pos; ++k) {
+        for (int64_t k = lo; k <= pos; ++k) {
           double dot = 0;
           for (int d = 0; d < D; ++d) dot += double(qkv[tok * width + h * D + d]) * K[i][(k * c.Hkv + kvh) * D + d];
           s[k] = dot * scale;
           mx = std::max(mx, s[k]);
         }
-        for (auto& v : s) sum += (v = std::exp(v - mx));
+        for (int64_t k = lo; k <= pos; ++k) sum += (s[k] = std::exp(s[k] - mx));
         for (int d = 0; d < D; ++d) {
           double ref = 0;
-          for (int64_t k = 0; k <= pos; ++k) ref += s[k] / sum * V[i][(k * c.Hkv + kvh) * D + d];
+          for (int64_t k = lo; k <= pos; ++k) ref += s[k] / sum * V[i][(k * c.Hkv + kvh) * D + d];
           const float g = got[(tok * c.Hq + h) * D + d];
           if (!(std::fabs(g - ref) <= 1e-2 + 1e-2 * std::fabs(ref))) {
             ADD_FAILURE() << "seq " << i << " token " << t << " (pos " << pos << ") head " << h << " dim " << d
@@ -247,6 +251,26 @@ TEST(attention_schedule, tiles_every_token_once) {
   EXPECT_EQ(s.work.size(), 20u + 1u + 4u);
   EXPECT_TRUE(attention_head_dim_supported(128));
   EXPECT_FALSE(attention_head_dim_supported(80));
+}
+
+}  // namespace
+}  // namespace troupe
+
+namespace troupe {
+namespace {
+
+// Sliding window (Mistral, Gemma 3's local layers): a token at position p sees keys (p - window, p],
+// in prefill, chunked prefill, decode and split-K alike.
+TEST(paged_attention, sliding_window_masks_keys_before_the_window) {
+  TROUPE_REQUIRE_GPU();
+  std::mt19937 rng(11);
+  for (kernel_dtype dt : {kernel_dtype::bf16, kernel_dtype::f16}) {
+    run_case({dt, 64, 4, 2, 16, {{0, 99}}, 1, 0, 8}, rng);
+    run_case({dt, 128, 8, 1, 16, {{37, 19}, {0, 1}, {300, 1}, {5, 70}}, 1, 0, 33}, rng);
+  }
+  int32_t splits = 0;
+  run_case({kernel_dtype::bf16, 128, 8, 2, 64, {{3000, 1}}, 8, 8 * 8, 512}, rng, &splits);
+  EXPECT_GT(splits, 1) << "the long decode should have been split";
 }
 
 }  // namespace

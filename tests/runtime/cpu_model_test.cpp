@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -128,7 +129,11 @@ std::vector<float> run_chunked(cpu_model& m, const std::vector<int32_t>& tokens,
 
 class cpu_model_fixture : public ::testing::TestWithParam<std::string> {
  protected:
-  std::string dir() const { return std::string(TROUPE_FIXTURES_DIR) + "/" + GetParam(); }
+  // The shared fixtures, or the ones committed under tests/data/fixtures (Gemma 3).
+  std::string dir() const {
+    const std::string local = std::string(TROUPE_TEST_DATA_DIR) + "/fixtures/" + GetParam();
+    return std::filesystem::exists(local) ? local : std::string(TROUPE_FIXTURES_DIR) + "/" + GetParam();
+  }
 };
 
 TEST_P(cpu_model_fixture, matches_reference_logits_argmax_and_greedy_continuation) {
@@ -268,7 +273,8 @@ TEST_P(cpu_model_fixture, thread_count_does_not_change_logits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(fixtures, cpu_model_fixture,
-                         ::testing::Values("tiny-llama", "tiny-llama-bf16", "tiny-qwen2", "tiny-qwen2-bf16"),
+                         ::testing::Values("tiny-llama", "tiny-llama-bf16", "tiny-qwen2", "tiny-qwen2-bf16",
+                                           "tiny-gemma3", "tiny-gemma3-bf16"),
                          [](const auto& info) {
                            std::string s = info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

@@ -1,6 +1,7 @@
-// The memory plan against what the CPU backend allocates: for each shared fixture and the default
-// model, the plan's KV dtype, block bytes and KV bytes equal the cpu_model built from that plan
-// (--kv-cache-dtype auto: float16 on the CPU; explicit float32 too).
+// The memory plan against what the CPU backend allocates: for each shared fixture, the Gemma 3
+// fixtures, the default model and the Gemma 3 270M test model, the plan's KV dtype, block bytes, KV
+// bytes and weight bytes equal the cpu_model built from that plan (--kv-cache-dtype auto: float16
+// on the CPU; explicit float32 too). GGUF block formats and bf16 are counted as held, not as float32.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -25,6 +26,7 @@ void check_plan_equals_allocation(const std::string& path) {
     o.cache_max_entry_count = 12;  // blocks
     o.session_len = 64;
     o.device_memory = 64ull << 30;
+    o.model.model = path;
     auto plan = plan_for_model(*cfg, o, simulated_or_host_devices(o));
     ASSERT_TRUE(plan.ok()) << plan.err().message;
     EXPECT_EQ(plan->kv_dtype, std::string(kv) == "auto" ? "float16" : kv);
@@ -39,12 +41,41 @@ void check_plan_equals_allocation(const std::string& path) {
     ASSERT_TRUE(m.ok()) << m.err().message;
     EXPECT_EQ(plan->block_bytes, static_cast<uint64_t>((*m)->block_bytes()));
     EXPECT_EQ(plan->ranks[0].kv_bytes, (*m)->memory().kv_bytes);
+    EXPECT_EQ(plan->ranks[0].weights_bytes, (*m)->memory().weights_bytes);
   }
 }
 
 TEST(cpu_plan_allocation, fixtures_kv_plan_equals_allocation) {
   for (const char* name : {"tiny-llama", "tiny-llama-bf16", "tiny-qwen2", "tiny-qwen2-bf16"})
     check_plan_equals_allocation(std::string(TROUPE_FIXTURES_DIR) + "/" + name);
+}
+
+TEST(cpu_plan_allocation, gemma3_fixtures_plan_equals_allocation) {
+  for (const char* name : {"tiny-gemma3", "tiny-gemma3-bf16"})
+    check_plan_equals_allocation(std::string(TROUPE_TEST_DATA_DIR) + "/fixtures/" + name);
+}
+
+TEST(cpu_plan_allocation, gemma3_270m_plan_equals_allocation) {
+  const std::string path = (std::filesystem::path(default_model_path()).parent_path() / "gemma-3-270m-q4_k_m.gguf").string();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "Gemma 3 270M not installed at " << path << " (tools/setup.sh --test)";
+  check_plan_equals_allocation(path);
+}
+
+// The default model's Q4_1 matrices are held as blocks (~100 MB), not as float32 (~540 MB).
+TEST(cpu_plan_allocation, default_model_plan_counts_quantized_weights_as_held) {
+  const std::string path = default_model_path();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not installed at " << path;
+  auto cfg = read_model_config(path);
+  ASSERT_TRUE(cfg.ok()) << cfg.err().message;
+  engine_options o;
+  o.device = "cpu";
+  o.cache_max_entry_count = 12;
+  o.session_len = 64;
+  o.device_memory = 64ull << 30;
+  auto plan = plan_for_model(*cfg, o, simulated_or_host_devices(o));
+  ASSERT_TRUE(plan.ok()) << plan.err().message;
+  EXPECT_LT(plan->ranks[0].weights_bytes, 150ull << 20);
+  EXPECT_NE(plan->weights_rule.find("Q4_1"), std::string::npos) << plan->weights_rule;
 }
 
 TEST(cpu_plan_allocation, default_model_kv_plan_equals_allocation) {
