@@ -10,6 +10,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/message_count.h"
 #include "config/log.h"
 #include "runtime/block_manager_core.h"
 
@@ -55,6 +56,7 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
   });
   return {
       [self](alloc_atom, const block_request& req) -> caf::result<block_reply> {
+        count_message();
         if (refuse_by_fault(self->state, req)) {
           logger("block_manager")->warn("fault injection: refusing allocation request {}", self->state.num_allocs);
           return to_caf_error({errc::out_of_memory, "fault injection: the block manager refused the allocation"});
@@ -63,6 +65,7 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
         return apply_block_request(*self->state.pool, req);
       },
       [self](release_atom, const std::vector<uint64_t>& holders) {
+        count_message();
         self->state.pool->release_all_of_holders(holders);
         auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
         auto it = self->state.holders_of.find(sender);
@@ -70,6 +73,7 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
           for (auto h : holders) it->second.erase(h);
       },
       [self](commit_atom, const std::vector<block_commit>& commits) {
+        count_message();
         apply_block_commits(*self->state.pool, commits);
       },
       [self](stats_atom) -> block_pool_usage { return self->state.pool->usage(); },

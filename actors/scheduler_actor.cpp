@@ -23,6 +23,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "config/log.h"
+#include "actors/message_count.h"
 #include "runtime/sampler.h"
 
 namespace troupe {
@@ -264,11 +265,13 @@ void run_step(sched_pointer self, step_batch batch) {
     self->request(st.execs[r], caf::infinite, step_atom_v, std::move(msg))
         .then(
             [g, r, answered](step_logits& out) {
+              count_message();
               if (g->done) return;
               if (r == 0) g->logits = std::move(out);
               answered();
             },
             [self, g, step_id, answered](caf::error& e) {
+              count_message();
               if (g->done) return;
               if (!g->failure) {
                 g->failure = e;
@@ -310,6 +313,7 @@ void maybe_step(sched_pointer self) {
   self->request(st.bm, caf::infinite, alloc_atom_v, plan ? std::move(*plan) : block_request{})
       .then(
           [self, refresh_only, call](block_reply& reply) {
+            count_message();
             if (!end_call(self, call)) return;
             auto& st = self->state;
             st.alloc_failures_in_a_row = 0;
@@ -327,6 +331,7 @@ void maybe_step(sched_pointer self) {
             run_step(self, std::move(batch));
           },
           [self, call, failed](caf::error& e) {
+            count_message();
             if (end_call(self, call)) failed(from_caf_error(e));
           });
 }
@@ -396,6 +401,7 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
   });
   spawn_group(self);
   self->set_down_handler([self](caf::down_msg& dm) {
+    count_message();
     auto& st = self->state;
     if (is_current_rank(self, dm.source)) {
       logger("scheduler")->error("an executor went down ({})", caf::to_string(dm.reason));
@@ -410,8 +416,12 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
     dispatch(self);
   });
   return {
-      [self](submit_atom, generation_request& req, sink_actor& sink) { return on_submit(self, req, sink); },
+      [self](submit_atom, generation_request& req, sink_actor& sink) {
+        count_message();
+        return on_submit(self, req, sink);
+      },
       [self](cancel_atom, const std::string& id) {
+        count_message();
         auto& st = self->state;
         if (auto it = st.by_id.find(id); it != st.by_id.end()) {
           st.core->cancel(it->second);
@@ -466,8 +476,14 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
           dispatch(self);
         }
       },
-      [self](wake_atom) { on_tick(self); },
-      [self](watchdog_atom) { on_watchdog(self); },
+      [self](wake_atom) {
+        count_message();
+        on_tick(self);
+      },
+      [self](watchdog_atom) {
+        count_message();
+        on_watchdog(self);
+      },
   };
 }
 

@@ -4,6 +4,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/message_count.h"
+
 namespace troupe {
 namespace {
 
@@ -44,9 +46,14 @@ sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generat
     finish_with_error(self, error{errc::draining, "the scheduler stopped"});
   });
   self->request(sched, submit_timeout, submit_atom_v, std::move(req), caf::actor_cast<sink_actor>(self))
-      .then([](uint64_t) {}, [self](caf::error& e) { finish_with_error(self, from_caf_error(e)); });
+      .then([](uint64_t) { count_message(); },
+            [self](caf::error& e) {
+              count_message();
+              finish_with_error(self, from_caf_error(e));
+            });
   return {
       [self](event_atom, const generation_event& ev) {
+        count_message();
         auto& st = self->state;
         if (st.done) return;
         st.on_event(ev);
@@ -55,7 +62,10 @@ sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generat
           self->quit();
         }
       },
-      [self](fail_atom, const error& e) { finish_with_error(self, e); },
+      [self](fail_atom, const error& e) {
+        count_message();
+        finish_with_error(self, e);
+      },
       [self](cancel_atom) { self->send(self->state.scheduler, cancel_atom_v, self->state.request_id); },
   };
 }
