@@ -14,7 +14,6 @@
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <map>
 #include <optional>
 
 #include <caf/actor_system.hpp>
@@ -22,8 +21,9 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
-#include "config/log.h"
 #include "actors/message_count.h"
+#include "actors/scheduler_registry.h"
+#include "config/log.h"
 #include "runtime/sampler.h"
 
 namespace troupe {
@@ -65,10 +65,7 @@ struct scheduler_state {
   bool group_broken = false;          // a rank died: respawn the group once no step is in flight
   int64_t next_step_id = 0;
   std::deque<queued_request> queue;
-  std::map<uint64_t, sink_actor> sinks;  // admitted requests (in flight) -> sink
-  std::map<std::string, uint64_t> by_id;
-  std::map<uint64_t, std::string> id_of;
-  std::map<caf::actor_addr, uint64_t> by_sink;
+  scheduler_registry requests;  // queued ids, admitted requests by handle, id and sink
   int64_t available = 0;
   bool step_in_flight = false;
   bool tick_armed = false;
@@ -147,18 +144,14 @@ uint64_t admit(sched_pointer self, generation_request req, sink_actor sink, doub
   auto& st = self->state;
   const std::string id = req.request_id;
   const uint64_t handle = st.core->add_request(std::move(req), queue_time_s);
-  st.sinks[handle] = sink;
-  st.by_id[id] = handle;
-  st.id_of[handle] = id;
-  st.by_sink[caf::actor_cast<caf::actor_addr>(sink)] = handle;
-  self->monitor(sink);
+  if (st.requests.admit(handle, id, sink)) self->monitor(sink);
   return handle;
 }
 
 void admit_from_queue(sched_pointer self) {
   auto& st = self->state;
   while (!st.draining && !st.queue.empty() &&
-         static_cast<int32_t>(st.sinks.size()) < st.cfg.max_concurrent_requests) {
+         static_cast<int32_t>(st.requests.num_admitted()) < st.cfg.max_concurrent_requests) {
     queued_request q = std::move(st.queue.front());
     st.queue.pop_front();
     const double waited = std::chrono::duration<double>(clock_type::now() - q.since).count();
@@ -170,25 +163,17 @@ void admit_from_queue(sched_pointer self) {
 void dispatch(sched_pointer self) {
   auto& st = self->state;
   for (auto& out : st.core->take_outputs()) {
-    auto it = st.sinks.find(out.request);
-    if (it == st.sinks.end()) continue;
-    if (out.failure) self->send(it->second, fail_atom_v, *out.failure);
-    else self->send(it->second, event_atom_v, std::move(out.event));
+    const auto* r = st.requests.find(out.request);
+    if (!r) continue;
+    if (out.failure) self->send(r->sink, fail_atom_v, *out.failure);
+    else self->send(r->sink, event_atom_v, std::move(out.event));
   }
   flush_blocks(self);
   for (uint64_t h : st.core->take_finished_requests()) {
-    auto it = st.sinks.find(h);
-    if (it != st.sinks.end()) {
-      auto addr = caf::actor_cast<caf::actor_addr>(it->second);
-      self->demonitor(addr);
-      st.by_sink.erase(addr);
-      st.sinks.erase(it);
-    }
-    auto id = st.id_of.find(h);
-    if (id != st.id_of.end()) {
-      st.by_id.erase(id->second);
-      st.id_of.erase(id);
-    }
+    const auto* r = st.requests.find(h);
+    if (!r) continue;
+    const auto addr = caf::actor_cast<caf::actor_addr>(r->sink);
+    if (st.requests.remove(h)) self->demonitor(addr);
   }
   admit_from_queue(self);
 }
@@ -341,7 +326,8 @@ caf::result<uint64_t> on_submit(sched_pointer self, generation_request& req, sin
   auto reject = [](errc code, std::string msg) -> caf::result<uint64_t> { return to_caf_error({code, std::move(msg)}); };
   if (st.draining) return reject(errc::draining, "the server is shutting down");
   if (req.request_id.empty()) req.request_id = "req-" + std::to_string(st.next_auto_id++);
-  if (st.by_id.count(req.request_id)) return reject(errc::invalid_argument, "duplicate request id " + req.request_id);
+  if (st.requests.contains(req.request_id))
+    return reject(errc::invalid_argument, "duplicate request id '" + req.request_id + "': a request with this id is in flight");
   if (req.n < 1 || req.n > st.cfg.max_n)
     return reject(errc::invalid_argument, "n must be in [1, " + std::to_string(st.cfg.max_n) + "]");
   if (req.prompt_ids.empty()) return reject(errc::invalid_argument, "the prompt is empty");
@@ -356,7 +342,7 @@ caf::result<uint64_t> on_submit(sched_pointer self, generation_request& req, sin
     return reject(errc::context_too_long, "the prompt (" + std::to_string(len) + " tokens) plus max_tokens (" +
                                               std::to_string(req.params.max_tokens) + ") exceeds session_len " +
                                               std::to_string(session));
-  if (static_cast<int32_t>(st.sinks.size()) < st.cfg.max_concurrent_requests && st.queue.empty()) {
+  if (static_cast<int32_t>(st.requests.num_admitted()) < st.cfg.max_concurrent_requests && st.queue.empty()) {
     const uint64_t h = admit(self, std::move(req), sink, 0.0);
     dispatch(self);
     maybe_step(self);
@@ -364,8 +350,9 @@ caf::result<uint64_t> on_submit(sched_pointer self, generation_request& req, sin
   }
   if (static_cast<int32_t>(st.queue.size()) >= st.cfg.max_queued_requests)
     return reject(errc::overloaded, "the admission queue is full (" + std::to_string(st.queue.size()) +
-                                        " waiting, " + std::to_string(st.sinks.size()) + " in flight)");
+                                        " waiting, " + std::to_string(st.requests.num_admitted()) + " in flight)");
   auto rp = self->make_response_promise<uint64_t>();
+  st.requests.add_queued(req.request_id);
   st.queue.push_back({std::move(req), sink, rp, clock_type::now()});
   arm_tick(self, std::chrono::milliseconds(20));
   return rp;
@@ -379,6 +366,7 @@ void on_tick(sched_pointer self) {
   while (!st.queue.empty() && now - st.queue.front().since > limit) {  // FIFO: the oldest expire first
     st.queue.front().rp.deliver(to_caf_error(
         {errc::overloaded, "waited " + std::to_string(st.cfg.queue_timeout_s) + " s for admission"}));
+    st.requests.remove_queued(st.queue.front().req.request_id);
     st.queue.pop_front();
   }
   maybe_step(self);
@@ -410,9 +398,9 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
       if (!st.step_in_flight) spawn_group(self);  // else when the step's answers are in
       return;
     }
-    auto it = st.by_sink.find(dm.source);
-    if (it == st.by_sink.end()) return;
-    st.core->drop(it->second);  // the client is gone: stop its work, return its blocks
+    const auto handles = st.requests.handles_of_sink(dm.source);
+    if (handles.empty()) return;
+    for (uint64_t h : handles) st.core->drop(h);  // the client is gone: stop its work, return its blocks
     dispatch(self);
   });
   return {
@@ -423,14 +411,15 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
       [self](cancel_atom, const std::string& id) {
         count_message();
         auto& st = self->state;
-        if (auto it = st.by_id.find(id); it != st.by_id.end()) {
-          st.core->cancel(it->second);
+        if (const uint64_t h = st.requests.handle_of(id)) {
+          st.core->cancel(h);
           dispatch(self);
           return;
         }
         for (auto q = st.queue.begin(); q != st.queue.end(); ++q)
           if (q->req.request_id == id) {
             q->rp.deliver(to_caf_error({errc::cancelled, "cancelled while waiting for admission"}));
+            st.requests.remove_queued(id);
             st.queue.erase(q);
             return;
           }
@@ -442,7 +431,7 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
                 [self, rp](block_pool_usage& u) mutable {
                   auto& st = self->state;
                   engine_stats s;
-                  s.num_requests_running = static_cast<int64_t>(st.sinks.size());
+                  s.num_requests_running = static_cast<int64_t>(st.requests.num_admitted());
                   s.num_requests_waiting = static_cast<int64_t>(st.queue.size());
                   s.num_blocks_total = u.num_total;
                   s.num_blocks_used = u.num_used;
@@ -467,12 +456,13 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
       [self](drain_atom, bool cancel_all) {
         auto& st = self->state;
         st.draining = true;
-        for (auto& q : st.queue) q.rp.deliver(to_caf_error({errc::draining, "the server is shutting down"}));
+        for (auto& q : st.queue) {
+          q.rp.deliver(to_caf_error({errc::draining, "the server is shutting down"}));
+          st.requests.remove_queued(q.req.request_id);
+        }
         st.queue.clear();
         if (cancel_all) {
-          std::vector<uint64_t> handles;
-          for (auto& [h, s] : st.sinks) handles.push_back(h);
-          for (uint64_t h : handles) st.core->cancel(h);
+          for (uint64_t h : st.requests.handles()) st.core->cancel(h);
           dispatch(self);
         }
       },
