@@ -1,5 +1,6 @@
 // The engine facade: loads the model, starts the actor system (block manager, executor, scheduler)
-// and turns submit/cancel/stats/drain into messages. Each submit gets its own sink actor.
+// and turns submit/cancel/stats/drain into messages. Every request's events come back through the
+// engine's one event hub.
 #include "actors/engine.h"
 
 #include <thread>
@@ -9,12 +10,12 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/block_manager_actor.h"
+#include "actors/event_hub.h"
 #include "actors/executor_actor.h"
 #include "actors/fault_injection.h"
 #include "actors/model_loader.h"
 #include "actors/request_registry.h"
 #include "actors/scheduler_actor.h"
-#include "actors/sink_actor.h"
 #include "actors/worker_actor.h"
 #include "config/log.h"
 
@@ -54,6 +55,7 @@ class engine_impl final : public engine {
       ranks.push_back(faulty ? with_step_faults(m_.ranks[r], f) : m_.ranks[r]);
     }
     sched_ = spawn_scheduler(*sys_, sc, m_.tok, bm_, make_executor_group(*sys_, std::move(ranks), m_.abort_step));
+    hub_ = std::make_unique<event_hub>(*sys_, sched_);
   }
 
   ~engine_impl() override {
@@ -61,7 +63,8 @@ class engine_impl final : public engine {
     anon_send(sched_, drain_atom_v, true);
     anon_send_exit(sched_, caf::exit_reason::user_shutdown);
     anon_send_exit(bm_, caf::exit_reason::user_shutdown);
-    sys_.reset();  // waits for every actor (sinks quit when the scheduler goes down)
+    hub_.reset();  // the hub ends what is still in flight (draining) and quits
+    sys_.reset();  // waits for every actor
   }
 
   const model_config& model() const override { return m_.config; }
@@ -76,10 +79,9 @@ class engine_impl final : public engine {
   }
 
   void submit(generation_request req, event_callback on_event, error_callback on_error) override {
-    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(opts_.engine.queue_timeout_s * 1000) + 30000);
     requests_.submit(std::move(req), std::move(on_event), std::move(on_error),
-                     [this, timeout](generation_request r, event_callback ev, error_callback err) {
-                       return spawn_sink(*sys_, sched_, std::move(r), std::move(ev), std::move(err), timeout);
+                     [this](generation_request r, event_callback ev, error_callback err) {
+                       return hub_->submit(std::move(r), std::move(ev), std::move(err));
                      });
   }
 
@@ -114,7 +116,8 @@ class engine_impl final : public engine {
   std::unique_ptr<caf::actor_system> sys_;
   block_manager_actor bm_;
   scheduler_actor sched_;
-  request_registry requests_;  // live requests by id (for cancel)
+  std::unique_ptr<event_hub> hub_;  // the one sink of every request of this engine
+  request_registry requests_;        // live requests by id (for cancel)
 };
 
 }  // namespace

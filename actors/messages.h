@@ -35,6 +35,7 @@ using step_atom = caf::atom_constant<caf::atom("step")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
+using events_atom = caf::atom_constant<caf::atom("events")>;
 
 constexpr submit_atom submit_atom_v{};
 constexpr cancel_atom cancel_atom_v{};
@@ -46,6 +47,16 @@ constexpr step_atom step_atom_v{};
 constexpr drain_atom drain_atom_v{};
 constexpr wake_atom wake_atom_v{};
 constexpr watchdog_atom watchdog_atom_v{};
+constexpr events_atom events_atom_v{};
+
+// One request's event (or failure) in a step's batch to a sink. `request` is the handle the
+// scheduler answered the submit with: a sink that serves many requests tells them apart by it.
+struct sink_event {
+  uint64_t request = 0;
+  generation_event event;  // when !failed
+  bool failed = false;
+  error failure;           // when failed: the request ends with it
+};
 
 // --- inspectors ------------------------------------------------------------------------------
 
@@ -115,14 +126,23 @@ typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
            x.busy, x.num_alloc_failures, x.num_alloc_failed_requests);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sink_event& x) {
+  return f(caf::meta::type_name("sink_event"), x.request, x.event, x.failed, x.failure);
+}
+
 // --- typed interfaces ------------------------------------------------------------------------
 
-// A request's sink: receives its events, or one failure; quits when every choice has finished.
-// A cancel sent to the sink reaches the scheduler after the sink's own submit (per-sender FIFO),
-// so a client that leaves at once can never be cancelled before its request exists.
+// A sink of one or many requests: the scheduler sends it one `events` batch per step (every event
+// and failure of its requests in that step); a per-request sink quits when every choice has
+// finished. A cancel (of a request id) sent to the sink reaches the scheduler after the sink's own
+// submit (per-sender FIFO), so a client that leaves at once is never cancelled before its request
+// exists. `event`/`fail` without a handle: one request's sink, or every request of the sink.
 using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>,
+                                    caf::reacts_to<events_atom, std::vector<sink_event>>,
                                     caf::reacts_to<fail_atom, error>,
-                                    caf::reacts_to<cancel_atom>>;
+                                    caf::reacts_to<cancel_atom>,
+                                    caf::reacts_to<cancel_atom, std::string>>;
 
 // The block manager: one alloc per step (extends, then starts), releases, commits, usage.
 using block_manager_actor =
@@ -164,6 +184,8 @@ CAF_ADD_TYPE_ID(troupe, (troupe::block_pool_usage))
 CAF_ADD_TYPE_ID(troupe, (troupe::engine_stats))
 CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit>))
 CAF_ADD_TYPE_ID(troupe, (troupe::sink_actor))
+CAF_ADD_TYPE_ID(troupe, (troupe::sink_event))
+CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::sink_event>))
 CAF_END_TYPE_ID_BLOCK(troupe)
 
 static_assert(caf::id_block::troupe::begin >= caf::id_block::troupe_api::end &&

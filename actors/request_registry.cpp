@@ -40,13 +40,13 @@ void request_registry::submit(generation_request req, event_callback on_event, e
 void request_registry::cancel(const std::string& request_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(request_id);
-  if (it != live_.end() && it->second.sink) caf::anon_send(it->second.sink, cancel_atom_v);
+  if (it != live_.end() && it->second.sink) caf::anon_send(it->second.sink, cancel_atom_v, request_id);
 }
 
 void request_registry::cancel_all() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, e] : live_)
-    if (e.sink) caf::anon_send(e.sink, cancel_atom_v);
+    if (e.sink) caf::anon_send(e.sink, cancel_atom_v, id);
 }
 
 void request_registry::fail_all(const error& err) {

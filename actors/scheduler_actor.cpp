@@ -15,6 +15,8 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <unordered_map>
+#include <utility>
 
 #include <caf/actor_system.hpp>
 #include <caf/sec.hpp>
@@ -66,6 +68,9 @@ struct scheduler_state {
   int64_t next_step_id = 0;
   std::deque<queued_request> queue;
   scheduler_registry requests;  // queued ids, admitted requests by handle, id and sink
+  // One step's events, one batch per sink (reused: cleared, not freed, every step).
+  std::vector<std::pair<sink_actor, std::vector<sink_event>>> batches;
+  std::unordered_map<caf::actor_addr, size_t> batch_of;  // sink -> index in batches
   int64_t available = 0;
   bool step_in_flight = false;
   bool tick_armed = false;
@@ -160,14 +165,49 @@ void admit_from_queue(sched_pointer self) {
   }
 }
 
-void dispatch(sched_pointer self) {
+// Design note: events leave once per step per sink, not once per sequence: a sink that serves many
+// requests (the engine's event hub) gets a single message per step whatever the batch size.
+void send_events(sched_pointer self) {
   auto& st = self->state;
-  for (auto& out : st.core->take_outputs()) {
+  auto outs = st.core->take_outputs();
+  if (outs.empty()) return;
+  size_t used = 0;
+  caf::actor_addr last_sink;
+  size_t last = 0;
+  for (auto& out : outs) {
     const auto* r = st.requests.find(out.request);
     if (!r) continue;
-    if (out.failure) self->send(r->sink, fail_atom_v, *out.failure);
-    else self->send(r->sink, event_atom_v, std::move(out.event));
+    const auto addr = caf::actor_cast<caf::actor_addr>(r->sink);
+    if (used == 0 || addr != last_sink) {
+      auto [it, fresh] = st.batch_of.try_emplace(addr, used);
+      if (fresh) {
+        if (used == st.batches.size()) st.batches.emplace_back();
+        st.batches[used].first = r->sink;
+        st.batches[used].second.clear();
+        ++used;
+      }
+      last_sink = addr;
+      last = it->second;
+    }
+    sink_event& e = st.batches[last].second.emplace_back();
+    e.request = out.request;
+    if (out.failure) {
+      e.failed = true;
+      e.failure = std::move(*out.failure);
+    } else {
+      e.event = std::move(out.event);
+    }
   }
+  for (size_t i = 0; i < used; ++i) {
+    self->send(st.batches[i].first, events_atom_v, std::move(st.batches[i].second));
+    st.batches[i].first = nullptr;  // a finished sink must not be kept alive by this cache
+  }
+  st.batch_of.clear();
+}
+
+void dispatch(sched_pointer self) {
+  auto& st = self->state;
+  send_events(self);
   flush_blocks(self);
   for (uint64_t h : st.core->take_finished_requests()) {
     const auto* r = st.requests.find(h);

@@ -30,6 +30,16 @@ void finish_with_error(sink_pointer self, const error& e) {
   self->quit();
 }
 
+void handle_event(sink_pointer self, const generation_event& ev) {
+  auto& st = self->state;
+  if (st.done) return;
+  st.on_event(ev);
+  if (ev.finish != finish_reason::none && ++st.num_finished >= st.num_choices) {
+    st.done = true;
+    self->quit();
+  }
+}
+
 sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generation_request req, event_callback on_event,
                                error_callback on_error, std::chrono::milliseconds submit_timeout) {
   self->state.num_choices = std::max(1, req.n);
@@ -54,12 +64,13 @@ sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generat
   return {
       [self](event_atom, const generation_event& ev) {
         count_message();
-        auto& st = self->state;
-        if (st.done) return;
-        st.on_event(ev);
-        if (ev.finish != finish_reason::none && ++st.num_finished >= st.num_choices) {
-          st.done = true;
-          self->quit();
+        handle_event(self, ev);
+      },
+      [self](events_atom, const std::vector<sink_event>& evs) {
+        count_message();
+        for (const sink_event& e : evs) {  // all this request's (one sink per request)
+          if (e.failed) return finish_with_error(self, e.failure);
+          handle_event(self, e.event);
         }
       },
       [self](fail_atom, const error& e) {
@@ -67,6 +78,9 @@ sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generat
         finish_with_error(self, e);
       },
       [self](cancel_atom) { self->send(self->state.scheduler, cancel_atom_v, self->state.request_id); },
+      [self](cancel_atom, const std::string&) {  // this sink has one request
+        self->send(self->state.scheduler, cancel_atom_v, self->state.request_id);
+      },
   };
 }
 

@@ -20,10 +20,10 @@
 #include <caf/send.hpp>
 
 #include "actors/block_manager_actor.h"
+#include "actors/event_hub.h"
 #include "actors/executor_actor.h"
 #include "actors/message_count.h"
 #include "actors/scheduler_actor.h"
-#include "actors/sink_actor.h"
 
 // Every heap allocation of the process counts (relaxed: the window below is measured from one thread
 // at a step boundary, exact enough for a per-step average over hundreds of steps).
@@ -116,6 +116,7 @@ row run(int batch, int tokens) {
   sc.max_queued_requests = batch;
   sc.vocab_size = 64;
   auto sched = spawn_scheduler(sys, sc, nullptr, bm, [&] { return spawn_executor(sys, backend); });
+  event_hub hub(sys, sched);  // the engine's path: one sink for every request
   std::mutex mu;
   std::condition_variable cv;
   int done = 0;
@@ -125,8 +126,9 @@ row run(int batch, int tokens) {
     r.params.temperature = 0;
     r.params.max_tokens = tokens;
     r.params.ignore_eos = true;
-    spawn_sink(
-        sys, sched, r,
+    r.request_id = "bench-request-" + std::to_string(i);
+    hub.submit(
+        r,
         [&](const generation_event& ev) {
           if (ev.finish == finish_reason::none) return;
           std::lock_guard<std::mutex> l(mu);
@@ -138,8 +140,7 @@ row run(int batch, int tokens) {
           std::lock_guard<std::mutex> l(mu);
           ++done;
           cv.notify_all();
-        },
-        std::chrono::seconds(60));
+        });
   }
   {
     std::unique_lock<std::mutex> l(mu);
