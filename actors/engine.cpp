@@ -48,6 +48,9 @@ class engine_impl final : public engine {
     sc.max_n = opts_.server.max_n;
     sc.vocab_size = m_.config.vocab_size;
     sc.eos_ids = m_.eos_ids;
+    // Injected refusals (test-only) target the allocations of the step path: with a reservoir,
+    // decode steps would not ask the block manager at all.
+    if (opts_.engine.fault_inject.refuse_blocks_after > 0) sc.reservoir_blocks = 0;
     std::vector<std::shared_ptr<model_backend>> ranks;
     for (size_t r = 0; r < m_.ranks.size(); ++r) {
       const auto& f = opts_.engine.fault_inject;  // test-only: unchanged when unset

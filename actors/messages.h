@@ -36,6 +36,8 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
+using reserve_atom = caf::atom_constant<caf::atom("reserve")>;
+using assign_atom = caf::atom_constant<caf::atom("assign")>;
 
 constexpr submit_atom submit_atom_v{};
 constexpr cancel_atom cancel_atom_v{};
@@ -48,6 +50,8 @@ constexpr drain_atom drain_atom_v{};
 constexpr wake_atom wake_atom_v{};
 constexpr watchdog_atom watchdog_atom_v{};
 constexpr events_atom events_atom_v{};
+constexpr reserve_atom reserve_atom_v{};
+constexpr assign_atom assign_atom_v{};
 
 // One request's event (or failure) in a step's batch to a sink. `request` is the handle the
 // scheduler answered the submit with: a sink that serves many requests tells them apart by it.
@@ -113,6 +117,16 @@ typename Inspector::result_type inspect(Inspector& f, block_commit& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_grant& x) {
+  return f(caf::meta::type_name("block_grant"), x.holder, x.blocks, x.num_available);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_assignments& x) {
+  return f(caf::meta::type_name("block_assignments"), x.reservoir, x.grants);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, block_pool_usage& x) {
   return f(caf::meta::type_name("block_pool_usage"), x.num_total, x.num_used, x.num_cached, x.num_free,
            x.prefix_queries, x.prefix_hits, x.num_evictions);
@@ -144,9 +158,13 @@ using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>
                                     caf::reacts_to<cancel_atom>,
                                     caf::reacts_to<cancel_atom, std::string>>;
 
-// The block manager: one alloc per step (extends, then starts), releases, commits, usage.
+// The block manager: allocations at admission (extends, then starts), releases, commits, usage;
+// and a scheduler's reservoir: `reserve` leases up to n blocks to a reservoir holder, `assign`
+// reports (asynchronously, once per step) which reservoir blocks went to which sequence.
 using block_manager_actor =
     caf::typed_actor<caf::replies_to<alloc_atom, block_request>::with<block_reply>,
+                     caf::replies_to<reserve_atom, uint64_t, int32_t>::with<block_grant>,
+                     caf::reacts_to<assign_atom, block_assignments>,
                      caf::reacts_to<release_atom, std::vector<uint64_t>>,
                      caf::reacts_to<commit_atom, std::vector<block_commit>>,
                      caf::replies_to<stats_atom>::with<block_pool_usage>>;
@@ -185,6 +203,8 @@ CAF_ADD_TYPE_ID(troupe, (troupe::engine_stats))
 CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit>))
 CAF_ADD_TYPE_ID(troupe, (troupe::sink_actor))
 CAF_ADD_TYPE_ID(troupe, (troupe::sink_event))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_grant))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_assignments))
 CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::sink_event>))
 CAF_END_TYPE_ID_BLOCK(troupe)
 

@@ -26,6 +26,7 @@
 #include "actors/message_count.h"
 #include "actors/scheduler_registry.h"
 #include "config/log.h"
+#include "runtime/block_reservoir.h"
 #include "runtime/sampler.h"
 
 namespace troupe {
@@ -68,6 +69,7 @@ struct scheduler_state {
   int64_t next_step_id = 0;
   std::deque<queued_request> queue;
   scheduler_registry requests;  // queued ids, admitted requests by handle, id and sink
+  block_reservoir reservoir{0, 0};  // pre-leased blocks for decode steps (see step_from_reservoir)
   // One step's events, one batch per sink (reused: cleared, not freed, every step).
   std::vector<std::pair<sink_actor, std::vector<sink_event>>> batches;
   std::unordered_map<caf::actor_addr, size_t> batch_of;  // sink -> index in batches
@@ -91,6 +93,14 @@ struct scheduler_state {
 using sched_pointer = scheduler_actor::stateful_pointer<scheduler_state>;
 
 void maybe_step(sched_pointer self);
+
+// Blocks the reservoir keeps on lease: enough for a few steps of new blocks at full batch, never
+// more than an eighth of the pool (they are leased, if free to a user).
+int32_t reservoir_target(const scheduler_config& cfg) {
+  if (cfg.reservoir_blocks >= 0) return cfg.reservoir_blocks;
+  const int64_t by_batch = std::clamp<int64_t>(cfg.limits.max_batch_size / 2, 4, 256);
+  return static_cast<int32_t>(std::min<int64_t>(by_batch, cfg.limits.num_blocks / 8));
+}
 
 void arm_tick(sched_pointer self, std::chrono::milliseconds after) {
   if (self->state.tick_armed) return;
@@ -307,11 +317,62 @@ void run_step(sched_pointer self, step_batch batch) {
   }
 }
 
+// Tops the reservoir up below its low watermark. Asynchronous: no step waits for the grant.
+void refill_reservoir(sched_pointer self) {
+  auto& st = self->state;
+  const int32_t n = st.reservoir.wanted();
+  if (n <= 0 || st.draining) return;
+  const uint64_t holder = st.reservoir.holder();
+  st.reservoir.on_refill_sent();
+  self->request(st.bm, caf::infinite, reserve_atom_v, holder, n)
+      .then(
+          [self](block_grant& g) {
+            count_message();
+            auto& st = self->state;
+            if (g.holder == st.reservoir.holder()) st.available = g.num_available;
+            st.reservoir.on_grant(g);
+          },
+          [self, holder](caf::error&) {
+            count_message();
+            self->state.reservoir.on_refill_failed(holder);
+          });
+}
+
+// Before an allocation the block manager decides, every block must be its to hand out.
+void return_reservoir(sched_pointer self) {
+  auto& st = self->state;
+  if (const uint64_t h = st.reservoir.take_back()) self->send(st.bm, release_atom_v, std::vector<uint64_t>{h});
+}
+
+// Design note: a step whose block request has no starts (steady decode) is served from the
+// reservoir at once; the assignments follow to the block manager in one asynchronous message, ahead
+// of any commit or release of those sequences (same sender, same mailbox order).
+bool step_from_reservoir(sched_pointer self, const block_request& plan) {
+  auto& st = self->state;
+  block_assignments report;
+  auto reply = st.reservoir.assign(plan, report);
+  if (!reply) return false;
+  if (!report.grants.empty()) self->send(st.bm, assign_atom_v, std::move(report));
+  step_batch batch = st.core->apply_blocks(*reply);
+  flush_blocks(self);
+  refill_reservoir(self);
+  if (batch.seqs.empty()) {
+    dispatch(self);
+    arm_tick(self, std::chrono::milliseconds(5));
+    return true;
+  }
+  st.step_in_flight = true;
+  run_step(self, std::move(batch));
+  return true;
+}
+
 void maybe_step(sched_pointer self) {
   auto& st = self->state;
   if (st.step_in_flight || !st.core->has_work()) return;
-  auto plan = st.core->plan_step(st.available);
+  auto plan = st.core->plan_step(st.available + st.reservoir.size());
   flush_blocks(self);  // preemptions release before the alloc (same mailbox order at the block manager)
+  if (plan && step_from_reservoir(self, *plan)) return;
+  return_reservoir(self);
   st.step_in_flight = true;
   const bool refresh_only = !plan.has_value();
   auto failed = [self](const error& e) {
@@ -353,6 +414,7 @@ void maybe_step(sched_pointer self) {
               else maybe_step(self);
               return;
             }
+            refill_reservoir(self);
             run_step(self, std::move(batch));
           },
           [self, call, failed](caf::error& e) {
@@ -417,6 +479,9 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
                                          block_manager_actor bm, executor_group group) {
   auto& st = self->state;
   st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
+  // Holder ids of the reservoir: bit 62 and this actor's id, so no sequence (ids from 1) and no
+  // other scheduler at the same block manager shares them; the low 32 bits count take-backs.
+  st.reservoir = block_reservoir(reservoir_target(cfg), (uint64_t{1} << 62) | ((self->id() & 0x3fffffff) << 32));
   st.available = cfg.limits.num_blocks;
   st.cfg = std::move(cfg);
   st.bm = std::move(bm);
