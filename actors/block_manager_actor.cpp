@@ -77,9 +77,10 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
         self->state.reservoirs.insert(reservoir);
         return apply_block_reserve(*self->state.pool, reservoir, n);
       },
-      [self](assign_atom, const block_assignments& a) {
+      [self](assign_atom, const block_assignments& a) -> int64_t {
         count_message();
         apply_block_assignments(*self->state.pool, a);
+        return self->state.pool->num_available();
       },
       [self](release_atom, const std::vector<uint64_t>& holders) {
         count_message();

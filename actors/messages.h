@@ -160,11 +160,12 @@ using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>
 
 // The block manager: allocations at admission (extends, then starts), releases, commits, usage;
 // and a scheduler's reservoir: `reserve` leases up to n blocks to a reservoir holder, `assign`
-// reports (asynchronously, once per step) which reservoir blocks went to which sequence.
+// reports (asynchronously, at most once per step) which reservoir blocks went to which sequence,
+// answered with the blocks available after it (the scheduler's estimate; no step waits for it).
 using block_manager_actor =
     caf::typed_actor<caf::replies_to<alloc_atom, block_request>::with<block_reply>,
                      caf::replies_to<reserve_atom, uint64_t, int32_t>::with<block_grant>,
-                     caf::reacts_to<assign_atom, block_assignments>,
+                     caf::replies_to<assign_atom, block_assignments>::with<int64_t>,
                      caf::reacts_to<release_atom, std::vector<uint64_t>>,
                      caf::reacts_to<commit_atom, std::vector<block_commit>>,
                      caf::replies_to<stats_atom>::with<block_pool_usage>>;

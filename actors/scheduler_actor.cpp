@@ -70,6 +70,7 @@ struct scheduler_state {
   std::deque<queued_request> queue;
   scheduler_registry requests;  // queued ids, admitted requests by handle, id and sink
   block_reservoir reservoir{0, 0};  // pre-leased blocks for decode steps (see step_from_reservoir)
+  bool available_stale = false;     // releases sent since `available` was last answered
   // One step's events, one batch per sink (reused: cleared, not freed, every step).
   std::vector<std::pair<sink_actor, std::vector<sink_event>>> batches;
   std::unordered_map<caf::actor_addr, size_t> batch_of;  // sink -> index in batches
@@ -152,7 +153,10 @@ void flush_blocks(sched_pointer self) {
   auto commits = st.core->take_commits();
   if (!commits.empty()) self->send(st.bm, commit_atom_v, std::move(commits));
   auto releases = st.core->take_releases();
-  if (!releases.empty()) self->send(st.bm, release_atom_v, std::move(releases));
+  if (!releases.empty()) {
+    self->send(st.bm, release_atom_v, std::move(releases));
+    st.available_stale = true;  // blocks came back: the next report asks for the new count
+  }
 }
 
 uint64_t admit(sched_pointer self, generation_request req, sink_actor sink, double queue_time_s) {
@@ -352,7 +356,18 @@ bool step_from_reservoir(sched_pointer self, const block_request& plan) {
   block_assignments report;
   auto reply = st.reservoir.assign(plan, report);
   if (!reply) return false;
-  if (!report.grants.empty()) self->send(st.bm, assign_atom_v, std::move(report));
+  if (!report.grants.empty() || st.available_stale) {
+    // The answer refreshes `available` for later plans (releases since the last answer count, so
+    // waiting sequences can start and no running one is preempted for blocks already returned).
+    st.available_stale = false;
+    self->request(st.bm, caf::infinite, assign_atom_v, std::move(report))
+        .then(
+            [self](int64_t available) {
+              count_message();
+              self->state.available = available;
+            },
+            [](caf::error&) { count_message(); });
+  }
   step_batch batch = st.core->apply_blocks(*reply);
   flush_blocks(self);
   refill_reservoir(self);
@@ -405,6 +420,7 @@ void maybe_step(sched_pointer self) {
             st.alloc_failures_in_a_row = 0;
             const int64_t before = st.available;
             st.available = reply.num_available;
+            st.available_stale = false;
             step_batch batch = refresh_only ? step_batch{} : st.core->apply_blocks(reply);
             flush_blocks(self);
             if (batch.seqs.empty()) {

@@ -44,7 +44,7 @@ block_manager_actor::behavior_type counting_bm(block_manager_actor::pointer self
       },
       [self, real, n](assign_atom a, block_assignments& x) {
         ++n->assigns;
-        self->delegate(real, a, std::move(x));
+        return self->delegate(real, a, std::move(x));
       },
       [self, real](release_atom a, std::vector<uint64_t>& hs) { self->delegate(real, a, std::move(hs)); },
       [self, real](commit_atom a, std::vector<block_commit>& cs) { self->delegate(real, a, std::move(cs)); },
