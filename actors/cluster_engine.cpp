@@ -17,6 +17,7 @@
 #include "actors/cluster_tls.h"
 #include "actors/cluster_transport.h"
 #include "actors/model_loader.h"
+#include "actors/request_registry.h"
 #include "actors/router_actor.h"
 #include "config/log.h"
 #include "config/paths.h"
@@ -59,11 +60,7 @@ class cluster_engine final : public engine {
     }
     stop_cv_.notify_all();
     for (auto& t : connectors_) t.join();
-    {
-      std::lock_guard<std::mutex> lock(sinks_mu_);
-      for (auto& [id, s] : sinks_) anon_send(s, fail_atom_v, error{errc::draining, "the router is shutting down"});
-      sinks_.clear();
-    }
+    requests_.fail_all(error{errc::draining, "the router is shutting down"});
     anon_send_exit(router_, caf::exit_reason::user_shutdown);
     sys_.reset();
   }
@@ -79,30 +76,17 @@ class cluster_engine final : public engine {
       on_error(error{errc::draining, "the server is shutting down"});
       return;
     }
-    if (req.request_id.empty()) req.request_id = "req-" + std::to_string(next_id_.fetch_add(1));
-    const std::string id = req.request_id;
-    const int32_t n = std::max(1, req.n);
-    auto finished = std::make_shared<std::atomic<int32_t>>(0);
-    auto ev = [this, id, n, finished, on_event = std::move(on_event)](const generation_event& e) {
-      on_event(e);
-      if (e.finish != finish_reason::none && finished->fetch_add(1) + 1 == n) forget(id);
-    };
-    auto err = [this, id, on_error = std::move(on_error)](const error& e) {
-      on_error(e);
-      forget(id);
-    };
-    std::lock_guard<std::mutex> lock(sinks_mu_);
     std::vector<uint64_t> prefix;
     if (opts_.cluster.prefix_routing)
       prefix = prefix_hashes(req.prompt_ids, opts_.engine.cache_block_seq_len, k_prefix_levels);
-    sinks_[id] = spawn_cluster_sink(*sys_, router_, std::move(req), std::move(prefix), std::move(ev), std::move(err));
+    requests_.submit(std::move(req), std::move(on_event), std::move(on_error),
+                     [this, &prefix](generation_request r, event_callback ev, error_callback err) {
+                       return spawn_cluster_sink(*sys_, router_, std::move(r), std::move(prefix), std::move(ev),
+                                                 std::move(err));
+                     });
   }
 
-  void cancel(const std::string& request_id) override {
-    std::lock_guard<std::mutex> lock(sinks_mu_);
-    auto it = sinks_.find(request_id);
-    if (it != sinks_.end()) anon_send(it->second, cancel_atom_v);
-  }
+  void cancel(const std::string& request_id) override { requests_.cancel(request_id); }
 
   // The sum over the workers that are up; an error (HTTP 503 on /health) when none is.
   result<engine_stats> stats(std::chrono::milliseconds) override {
@@ -142,15 +126,11 @@ class cluster_engine final : public engine {
     draining_ = true;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      {
-        std::lock_guard<std::mutex> lock(sinks_mu_);
-        if (sinks_.empty()) return;
-      }
+      if (requests_.empty()) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     logger("cluster")->warn("drain timeout: cancelling the requests still in flight");
-    std::lock_guard<std::mutex> lock(sinks_mu_);
-    for (auto& [id, s] : sinks_) anon_send(s, cancel_atom_v);
+    requests_.cancel_all();
   }
 
   std::string cluster_metrics() override;
@@ -168,11 +148,6 @@ class cluster_engine final : public engine {
   }
 
  private:
-  void forget(const std::string& id) {
-    std::lock_guard<std::mutex> lock(sinks_mu_);
-    sinks_.erase(id);
-  }
-
   // Design note: remote_actor blocks (TCP connect + the middleman's handshake), so it runs here,
   // on a thread of its own per worker, never in an actor. The router sets `wanted` when the worker
   // must be reached again (start, death, failed handshake); a success hands the handle to the router.
@@ -232,9 +207,7 @@ class cluster_engine final : public engine {
   std::condition_variable stop_cv_;
   bool stop_ = false;
   std::atomic<bool> draining_{false};
-  std::atomic<uint64_t> next_id_{1};
-  std::mutex sinks_mu_;
-  std::unordered_map<std::string, sink_actor> sinks_;  // live requests by id (for cancel)
+  request_registry requests_;  // live requests by id (for cancel)
 };
 
 std::string cluster_engine::cluster_metrics() {

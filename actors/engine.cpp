@@ -1,10 +1,8 @@
 // The engine facade: loads the model, starts the actor system (block manager, executor, scheduler)
-// and turns submit/cancel/stats/drain into messages. Each submit gets its own sink actor.
+// and turns submit/cancel/stats/drain into messages. Every request's events come back through the
+// engine's one event hub.
 #include "actors/engine.h"
 
-#include <atomic>
-#include <mutex>
-#include <unordered_map>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -12,11 +10,12 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/block_manager_actor.h"
+#include "actors/event_hub.h"
 #include "actors/executor_actor.h"
 #include "actors/fault_injection.h"
 #include "actors/model_loader.h"
+#include "actors/request_registry.h"
 #include "actors/scheduler_actor.h"
-#include "actors/sink_actor.h"
 #include "actors/worker_actor.h"
 #include "config/log.h"
 
@@ -49,6 +48,9 @@ class engine_impl final : public engine {
     sc.max_n = opts_.server.max_n;
     sc.vocab_size = m_.config.vocab_size;
     sc.eos_ids = m_.eos_ids;
+    // Injected refusals (test-only) target the allocations of the step path: with a reservoir,
+    // decode steps would not ask the block manager at all.
+    if (opts_.engine.fault_inject.refuse_blocks_after > 0) sc.reservoir_blocks = 0;
     std::vector<std::shared_ptr<model_backend>> ranks;
     for (size_t r = 0; r < m_.ranks.size(); ++r) {
       const auto& f = opts_.engine.fault_inject;  // test-only: unchanged when unset
@@ -56,17 +58,16 @@ class engine_impl final : public engine {
       ranks.push_back(faulty ? with_step_faults(m_.ranks[r], f) : m_.ranks[r]);
     }
     sched_ = spawn_scheduler(*sys_, sc, m_.tok, bm_, make_executor_group(*sys_, std::move(ranks), m_.abort_step));
+    hub_ = std::make_unique<event_hub>(*sys_, sched_);
   }
 
   ~engine_impl() override {
-    {
-      std::lock_guard<std::mutex> lock(sinks_mu_);
-      sinks_.clear();  // no handle may keep a finished sink alive past the system
-    }
+    requests_.clear();  // no handle may keep a finished sink alive past the system
     anon_send(sched_, drain_atom_v, true);
     anon_send_exit(sched_, caf::exit_reason::user_shutdown);
     anon_send_exit(bm_, caf::exit_reason::user_shutdown);
-    sys_.reset();  // waits for every actor (sinks quit when the scheduler goes down)
+    hub_.reset();  // the hub ends what is still in flight (draining) and quits
+    sys_.reset();  // waits for every actor
   }
 
   const model_config& model() const override { return m_.config; }
@@ -81,29 +82,13 @@ class engine_impl final : public engine {
   }
 
   void submit(generation_request req, event_callback on_event, error_callback on_error) override {
-    if (req.request_id.empty()) req.request_id = "req-" + std::to_string(next_id_.fetch_add(1));
-    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(opts_.engine.queue_timeout_s * 1000) + 30000);
-    const std::string id = req.request_id;
-    const int32_t n = std::max(1, req.n);
-    // Forget the sink once the request has ended, whichever way.
-    auto finished = std::make_shared<std::atomic<int32_t>>(0);
-    auto ev = [this, id, n, finished, on_event = std::move(on_event)](const generation_event& e) {
-      on_event(e);
-      if (e.finish != finish_reason::none && finished->fetch_add(1) + 1 == n) forget(id);
-    };
-    auto err = [this, id, on_error = std::move(on_error)](const error& e) {
-      on_error(e);
-      forget(id);
-    };
-    std::lock_guard<std::mutex> lock(sinks_mu_);
-    sinks_[id] = spawn_sink(*sys_, sched_, std::move(req), std::move(ev), std::move(err), timeout);
+    requests_.submit(std::move(req), std::move(on_event), std::move(on_error),
+                     [this](generation_request r, event_callback ev, error_callback err) {
+                       return hub_->submit(std::move(r), std::move(ev), std::move(err));
+                     });
   }
 
-  void cancel(const std::string& request_id) override {
-    std::lock_guard<std::mutex> lock(sinks_mu_);
-    auto it = sinks_.find(request_id);
-    if (it != sinks_.end()) anon_send(it->second, cancel_atom_v);  // after the sink's submit, always
-  }
+  void cancel(const std::string& request_id) override { requests_.cancel(request_id); }
 
   result<engine_stats> stats(std::chrono::milliseconds timeout) override {
     caf::scoped_actor self{*sys_};
@@ -128,20 +113,14 @@ class engine_impl final : public engine {
   result<uint16_t> publish_worker() override { return troupe::publish_worker(*sys_, sched_, m_, opts_); }
 
  private:
-  void forget(const std::string& id) {
-    std::lock_guard<std::mutex> lock(sinks_mu_);
-    sinks_.erase(id);
-  }
-
   troupe_options opts_;
   loaded_model m_;
   caf::actor_system_config cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   block_manager_actor bm_;
   scheduler_actor sched_;
-  std::atomic<uint64_t> next_id_{1};
-  std::mutex sinks_mu_;
-  std::unordered_map<std::string, sink_actor> sinks_;  // live requests by id (for cancel)
+  std::unique_ptr<event_hub> hub_;  // the one sink of every request of this engine
+  request_registry requests_;        // live requests by id (for cancel)
 };
 
 }  // namespace

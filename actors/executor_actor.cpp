@@ -7,6 +7,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/message_count.h"
 #include "config/log.h"
 
 namespace troupe {
@@ -15,6 +16,7 @@ namespace {
 executor_actor::behavior_type executor(executor_actor::pointer self, std::shared_ptr<model_backend> backend) {
   return {
       [backend](step_atom, const step_batch& batch) -> caf::result<step_logits> {
+        count_message();
         step_logits out;
         try {
           status st = backend->forward(batch, out);

@@ -35,6 +35,9 @@ using step_atom = caf::atom_constant<caf::atom("step")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
+using events_atom = caf::atom_constant<caf::atom("events")>;
+using reserve_atom = caf::atom_constant<caf::atom("reserve")>;
+using assign_atom = caf::atom_constant<caf::atom("assign")>;
 
 constexpr submit_atom submit_atom_v{};
 constexpr cancel_atom cancel_atom_v{};
@@ -46,6 +49,18 @@ constexpr step_atom step_atom_v{};
 constexpr drain_atom drain_atom_v{};
 constexpr wake_atom wake_atom_v{};
 constexpr watchdog_atom watchdog_atom_v{};
+constexpr events_atom events_atom_v{};
+constexpr reserve_atom reserve_atom_v{};
+constexpr assign_atom assign_atom_v{};
+
+// One request's event (or failure) in a step's batch to a sink. `request` is the handle the
+// scheduler answered the submit with: a sink that serves many requests tells them apart by it.
+struct sink_event {
+  uint64_t request = 0;
+  generation_event event;  // when !failed
+  bool failed = false;
+  error failure;           // when failed: the request ends with it
+};
 
 // --- inspectors ------------------------------------------------------------------------------
 
@@ -107,6 +122,16 @@ typename Inspector::result_type inspect(Inspector& f, block_commit& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_grant& x) {
+  return f(caf::meta::type_name("block_grant"), x.holder, x.blocks, x.num_available);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_assignments& x) {
+  return f(caf::meta::type_name("block_assignments"), x.reservoir, x.grants);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, block_pool_usage& x) {
   return f(caf::meta::type_name("block_pool_usage"), x.num_total, x.num_used, x.num_cached, x.num_free,
            x.prefix_queries, x.prefix_hits, x.num_evictions);
@@ -120,18 +145,32 @@ typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
            x.busy, x.num_alloc_failures, x.num_alloc_failed_requests);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sink_event& x) {
+  return f(caf::meta::type_name("sink_event"), x.request, x.event, x.failed, x.failure);
+}
+
 // --- typed interfaces ------------------------------------------------------------------------
 
-// A request's sink: receives its events, or one failure; quits when every choice has finished.
-// A cancel sent to the sink reaches the scheduler after the sink's own submit (per-sender FIFO),
-// so a client that leaves at once can never be cancelled before its request exists.
+// A sink of one or many requests: the scheduler sends it one `events` batch per step (every event
+// and failure of its requests in that step); a per-request sink quits when every choice has
+// finished. A cancel (of a request id) sent to the sink reaches the scheduler after the sink's own
+// submit (per-sender FIFO), so a client that leaves at once is never cancelled before its request
+// exists. `event`/`fail` without a handle: one request's sink, or every request of the sink.
 using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>,
+                                    caf::reacts_to<events_atom, std::vector<sink_event>>,
                                     caf::reacts_to<fail_atom, error>,
-                                    caf::reacts_to<cancel_atom>>;
+                                    caf::reacts_to<cancel_atom>,
+                                    caf::reacts_to<cancel_atom, std::string>>;
 
-// The block manager: one alloc per step (extends, then starts), releases, commits, usage.
+// The block manager: allocations at admission (extends, then starts), releases, commits, usage;
+// and a scheduler's reservoir: `reserve` leases up to n blocks to a reservoir holder, `assign`
+// reports (asynchronously, at most once per step) which reservoir blocks went to which sequence,
+// answered with the blocks available after it (the scheduler's estimate; no step waits for it).
 using block_manager_actor =
     caf::typed_actor<caf::replies_to<alloc_atom, block_request>::with<block_reply>,
+                     caf::replies_to<reserve_atom, uint64_t, int32_t>::with<block_grant>,
+                     caf::replies_to<assign_atom, block_assignments>::with<int64_t>,
                      caf::reacts_to<release_atom, std::vector<uint64_t>>,
                      caf::reacts_to<commit_atom, std::vector<block_commit>>,
                      caf::replies_to<stats_atom>::with<block_pool_usage>>;
@@ -169,6 +208,10 @@ CAF_ADD_TYPE_ID(troupe, (troupe::block_pool_usage))
 CAF_ADD_TYPE_ID(troupe, (troupe::engine_stats))
 CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit>))
 CAF_ADD_TYPE_ID(troupe, (troupe::sink_actor))
+CAF_ADD_TYPE_ID(troupe, (troupe::sink_event))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_grant))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_assignments))
+CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::sink_event>))
 CAF_END_TYPE_ID_BLOCK(troupe)
 
 static_assert(caf::id_block::troupe::begin >= caf::id_block::troupe_api::end &&

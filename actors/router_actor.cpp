@@ -333,6 +333,22 @@ void submit_to_worker(cluster_sink_pointer self, route_ticket t) {
   if (st.cancelled) self->send(t.scheduler, cancel_atom_v, st.request_id);  // after the submit (FIFO)
 }
 
+void on_cluster_event(cluster_sink_pointer self, const generation_event& ev) {
+  auto& st = self->state;
+  if (st.done) return;
+  st.on_event(ev);
+  if (ev.finish != finish_reason::none && ++st.num_finished >= st.num_choices) {
+    st.done = true;
+    finish(self, std::nullopt, false);
+  }
+}
+
+void cancel_cluster_request(cluster_sink_pointer self) {
+  auto& st = self->state;
+  if (st.ticket) self->send(st.ticket->scheduler, cancel_atom_v, st.request_id);
+  else st.cancelled = true;
+}
+
 sink_actor::behavior_type cluster_sink(cluster_sink_pointer self, router_actor router, generation_request req,
                                        std::vector<uint64_t> prefix, event_callback on_event,
                                        error_callback on_error) {
@@ -355,21 +371,17 @@ sink_actor::behavior_type cluster_sink(cluster_sink_pointer self, router_actor r
       .then([self](route_ticket& t) { submit_to_worker(self, std::move(t)); },
             [self](caf::error& e) { finish(self, from_caf_error(e), false); });
   return {
-      [self](event_atom, const generation_event& ev) {
-        auto& st = self->state;
-        if (st.done) return;
-        st.on_event(ev);
-        if (ev.finish != finish_reason::none && ++st.num_finished >= st.num_choices) {
-          st.done = true;
-          finish(self, std::nullopt, false);
+      [self](event_atom, const generation_event& ev) { on_cluster_event(self, ev); },
+      [self](events_atom, const std::vector<sink_event>& evs) {
+        for (const sink_event& e : evs) {  // all this request's (one sink per request)
+          if (e.failed) return finish(self, e.failure, false);
+          if (self->state.done) return;
+          on_cluster_event(self, e.event);
         }
       },
       [self](fail_atom, const error& e) { finish(self, e, false); },
-      [self](cancel_atom) {
-        auto& st = self->state;
-        if (st.ticket) self->send(st.ticket->scheduler, cancel_atom_v, st.request_id);
-        else st.cancelled = true;
-      },
+      [self](cancel_atom) { cancel_cluster_request(self); },
+      [self](cancel_atom, const std::string&) { cancel_cluster_request(self); },
   };
 }
 

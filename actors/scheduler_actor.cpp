@@ -14,15 +14,19 @@
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <map>
 #include <optional>
+#include <unordered_map>
+#include <utility>
 
 #include <caf/actor_system.hpp>
 #include <caf/sec.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/message_count.h"
+#include "actors/scheduler_registry.h"
 #include "config/log.h"
+#include "runtime/block_reservoir.h"
 #include "runtime/sampler.h"
 #include "runtime/constraint_cache.h"
 
@@ -65,10 +69,12 @@ struct scheduler_state {
   bool group_broken = false;          // a rank died: respawn the group once no step is in flight
   int64_t next_step_id = 0;
   std::deque<queued_request> queue;
-  std::map<uint64_t, sink_actor> sinks;  // admitted requests (in flight) -> sink
-  std::map<std::string, uint64_t> by_id;
-  std::map<uint64_t, std::string> id_of;
-  std::map<caf::actor_addr, uint64_t> by_sink;
+  scheduler_registry requests;  // queued ids, admitted requests by handle, id and sink
+  block_reservoir reservoir{0, 0};  // pre-leased blocks for decode steps (see step_from_reservoir)
+  bool available_stale = false;     // releases sent since `available` was last answered
+  // One step's events, one batch per sink (reused: cleared, not freed, every step).
+  std::vector<std::pair<sink_actor, std::vector<sink_event>>> batches;
+  std::unordered_map<caf::actor_addr, size_t> batch_of;  // sink -> index in batches
   int64_t available = 0;
   bool step_in_flight = false;
   bool tick_armed = false;
@@ -89,6 +95,14 @@ struct scheduler_state {
 using sched_pointer = scheduler_actor::stateful_pointer<scheduler_state>;
 
 void maybe_step(sched_pointer self);
+
+// Blocks the reservoir keeps on lease: enough for a few steps of new blocks at full batch, never
+// more than an eighth of the pool (they are leased, if free to a user).
+int32_t reservoir_target(const scheduler_config& cfg) {
+  if (cfg.reservoir_blocks >= 0) return cfg.reservoir_blocks;
+  const int64_t by_batch = std::clamp<int64_t>(cfg.limits.max_batch_size / 2, 4, 256);
+  return static_cast<int32_t>(std::min<int64_t>(by_batch, cfg.limits.num_blocks / 8));
+}
 
 void arm_tick(sched_pointer self, std::chrono::milliseconds after) {
   if (self->state.tick_armed) return;
@@ -140,25 +154,24 @@ void flush_blocks(sched_pointer self) {
   auto commits = st.core->take_commits();
   if (!commits.empty()) self->send(st.bm, commit_atom_v, std::move(commits));
   auto releases = st.core->take_releases();
-  if (!releases.empty()) self->send(st.bm, release_atom_v, std::move(releases));
+  if (!releases.empty()) {
+    self->send(st.bm, release_atom_v, std::move(releases));
+    st.available_stale = true;  // blocks came back: the next report asks for the new count
+  }
 }
 
 uint64_t admit(sched_pointer self, generation_request req, sink_actor sink, double queue_time_s) {
   auto& st = self->state;
   const std::string id = req.request_id;
   const uint64_t handle = st.core->add_request(std::move(req), queue_time_s);
-  st.sinks[handle] = sink;
-  st.by_id[id] = handle;
-  st.id_of[handle] = id;
-  st.by_sink[caf::actor_cast<caf::actor_addr>(sink)] = handle;
-  self->monitor(sink);
+  if (st.requests.admit(handle, id, sink)) self->monitor(sink);
   return handle;
 }
 
 void admit_from_queue(sched_pointer self) {
   auto& st = self->state;
   while (!st.draining && !st.queue.empty() &&
-         static_cast<int32_t>(st.sinks.size()) < st.cfg.max_concurrent_requests) {
+         static_cast<int32_t>(st.requests.num_admitted()) < st.cfg.max_concurrent_requests) {
     queued_request q = std::move(st.queue.front());
     st.queue.pop_front();
     const double waited = std::chrono::duration<double>(clock_type::now() - q.since).count();
@@ -167,28 +180,55 @@ void admit_from_queue(sched_pointer self) {
   }
 }
 
+// Design note: events leave once per step per sink, not once per sequence: a sink that serves many
+// requests (the engine's event hub) gets a single message per step whatever the batch size.
+void send_events(sched_pointer self) {
+  auto& st = self->state;
+  auto outs = st.core->take_outputs();
+  if (outs.empty()) return;
+  size_t used = 0;
+  caf::actor_addr last_sink;
+  size_t last = 0;
+  for (auto& out : outs) {
+    const auto* r = st.requests.find(out.request);
+    if (!r) continue;
+    const auto addr = caf::actor_cast<caf::actor_addr>(r->sink);
+    if (used == 0 || addr != last_sink) {
+      auto [it, fresh] = st.batch_of.try_emplace(addr, used);
+      if (fresh) {
+        if (used == st.batches.size()) st.batches.emplace_back();
+        st.batches[used].first = r->sink;
+        st.batches[used].second.clear();
+        ++used;
+      }
+      last_sink = addr;
+      last = it->second;
+    }
+    sink_event& e = st.batches[last].second.emplace_back();
+    e.request = out.request;
+    if (out.failure) {
+      e.failed = true;
+      e.failure = std::move(*out.failure);
+    } else {
+      e.event = std::move(out.event);
+    }
+  }
+  for (size_t i = 0; i < used; ++i) {
+    self->send(st.batches[i].first, events_atom_v, std::move(st.batches[i].second));
+    st.batches[i].first = nullptr;  // a finished sink must not be kept alive by this cache
+  }
+  st.batch_of.clear();
+}
+
 void dispatch(sched_pointer self) {
   auto& st = self->state;
-  for (auto& out : st.core->take_outputs()) {
-    auto it = st.sinks.find(out.request);
-    if (it == st.sinks.end()) continue;
-    if (out.failure) self->send(it->second, fail_atom_v, *out.failure);
-    else self->send(it->second, event_atom_v, std::move(out.event));
-  }
+  send_events(self);
   flush_blocks(self);
   for (uint64_t h : st.core->take_finished_requests()) {
-    auto it = st.sinks.find(h);
-    if (it != st.sinks.end()) {
-      auto addr = caf::actor_cast<caf::actor_addr>(it->second);
-      self->demonitor(addr);
-      st.by_sink.erase(addr);
-      st.sinks.erase(it);
-    }
-    auto id = st.id_of.find(h);
-    if (id != st.id_of.end()) {
-      st.by_id.erase(id->second);
-      st.id_of.erase(id);
-    }
+    const auto* r = st.requests.find(h);
+    if (!r) continue;
+    const auto addr = caf::actor_cast<caf::actor_addr>(r->sink);
+    if (st.requests.remove(h)) self->demonitor(addr);
   }
   admit_from_queue(self);
 }
@@ -265,11 +305,13 @@ void run_step(sched_pointer self, step_batch batch) {
     self->request(st.execs[r], caf::infinite, step_atom_v, std::move(msg))
         .then(
             [g, r, answered](step_logits& out) {
+              count_message();
               if (g->done) return;
               if (r == 0) g->logits = std::move(out);
               answered();
             },
             [self, g, step_id, answered](caf::error& e) {
+              count_message();
               if (g->done) return;
               if (!g->failure) {
                 g->failure = e;
@@ -280,11 +322,73 @@ void run_step(sched_pointer self, step_batch batch) {
   }
 }
 
+// Tops the reservoir up below its low watermark. Asynchronous: no step waits for the grant.
+void refill_reservoir(sched_pointer self) {
+  auto& st = self->state;
+  const int32_t n = st.reservoir.wanted();
+  if (n <= 0 || st.draining) return;
+  const uint64_t holder = st.reservoir.holder();
+  st.reservoir.on_refill_sent();
+  self->request(st.bm, caf::infinite, reserve_atom_v, holder, n)
+      .then(
+          [self](block_grant& g) {
+            count_message();
+            auto& st = self->state;
+            if (g.holder == st.reservoir.holder()) st.available = g.num_available;
+            st.reservoir.on_grant(g);
+          },
+          [self, holder](caf::error&) {
+            count_message();
+            self->state.reservoir.on_refill_failed(holder);
+          });
+}
+
+// Before an allocation the block manager decides, every block must be its to hand out.
+void return_reservoir(sched_pointer self) {
+  auto& st = self->state;
+  if (const uint64_t h = st.reservoir.take_back()) self->send(st.bm, release_atom_v, std::vector<uint64_t>{h});
+}
+
+// Design note: a step whose block request has no starts (steady decode) is served from the
+// reservoir at once; the assignments follow to the block manager in one asynchronous message, ahead
+// of any commit or release of those sequences (same sender, same mailbox order).
+bool step_from_reservoir(sched_pointer self, const block_request& plan) {
+  auto& st = self->state;
+  block_assignments report;
+  auto reply = st.reservoir.assign(plan, report);
+  if (!reply) return false;
+  if (!report.grants.empty() || st.available_stale) {
+    // The answer refreshes `available` for later plans (releases since the last answer count, so
+    // waiting sequences can start and no running one is preempted for blocks already returned).
+    st.available_stale = false;
+    self->request(st.bm, caf::infinite, assign_atom_v, std::move(report))
+        .then(
+            [self](int64_t available) {
+              count_message();
+              self->state.available = available;
+            },
+            [](caf::error&) { count_message(); });
+  }
+  step_batch batch = st.core->apply_blocks(*reply);
+  flush_blocks(self);
+  refill_reservoir(self);
+  if (batch.seqs.empty()) {
+    dispatch(self);
+    arm_tick(self, std::chrono::milliseconds(5));
+    return true;
+  }
+  st.step_in_flight = true;
+  run_step(self, std::move(batch));
+  return true;
+}
+
 void maybe_step(sched_pointer self) {
   auto& st = self->state;
   if (st.step_in_flight || !st.core->has_work()) return;
-  auto plan = st.core->plan_step(st.available);
+  auto plan = st.core->plan_step(st.available + st.reservoir.size());
   flush_blocks(self);  // preemptions release before the alloc (same mailbox order at the block manager)
+  if (plan && step_from_reservoir(self, *plan)) return;
+  return_reservoir(self);
   st.step_in_flight = true;
   const bool refresh_only = !plan.has_value();
   auto failed = [self](const error& e) {
@@ -311,11 +415,13 @@ void maybe_step(sched_pointer self) {
   self->request(st.bm, caf::infinite, alloc_atom_v, plan ? std::move(*plan) : block_request{})
       .then(
           [self, refresh_only, call](block_reply& reply) {
+            count_message();
             if (!end_call(self, call)) return;
             auto& st = self->state;
             st.alloc_failures_in_a_row = 0;
             const int64_t before = st.available;
             st.available = reply.num_available;
+            st.available_stale = false;
             step_batch batch = refresh_only ? step_batch{} : st.core->apply_blocks(reply);
             flush_blocks(self);
             if (batch.seqs.empty()) {
@@ -325,9 +431,11 @@ void maybe_step(sched_pointer self) {
               else maybe_step(self);
               return;
             }
+            refill_reservoir(self);
             run_step(self, std::move(batch));
           },
           [self, call, failed](caf::error& e) {
+            count_message();
             if (end_call(self, call)) failed(from_caf_error(e));
           });
 }
@@ -337,7 +445,8 @@ caf::result<uint64_t> on_submit(sched_pointer self, generation_request& req, sin
   auto reject = [](errc code, std::string msg) -> caf::result<uint64_t> { return to_caf_error({code, std::move(msg)}); };
   if (st.draining) return reject(errc::draining, "the server is shutting down");
   if (req.request_id.empty()) req.request_id = "req-" + std::to_string(st.next_auto_id++);
-  if (st.by_id.count(req.request_id)) return reject(errc::invalid_argument, "duplicate request id " + req.request_id);
+  if (st.requests.contains(req.request_id))
+    return reject(errc::invalid_argument, "duplicate request id '" + req.request_id + "': a request with this id is in flight");
   if (req.n < 1 || req.n > st.cfg.max_n)
     return reject(errc::invalid_argument, "n must be in [1, " + std::to_string(st.cfg.max_n) + "]");
   if (req.prompt_ids.empty()) return reject(errc::invalid_argument, "the prompt is empty");
@@ -352,7 +461,7 @@ caf::result<uint64_t> on_submit(sched_pointer self, generation_request& req, sin
     return reject(errc::context_too_long, "the prompt (" + std::to_string(len) + " tokens) plus max_tokens (" +
                                               std::to_string(req.params.max_tokens) + ") exceeds session_len " +
                                               std::to_string(session));
-  if (static_cast<int32_t>(st.sinks.size()) < st.cfg.max_concurrent_requests && st.queue.empty()) {
+  if (static_cast<int32_t>(st.requests.num_admitted()) < st.cfg.max_concurrent_requests && st.queue.empty()) {
     const uint64_t h = admit(self, std::move(req), sink, 0.0);
     dispatch(self);
     maybe_step(self);
@@ -360,8 +469,9 @@ caf::result<uint64_t> on_submit(sched_pointer self, generation_request& req, sin
   }
   if (static_cast<int32_t>(st.queue.size()) >= st.cfg.max_queued_requests)
     return reject(errc::overloaded, "the admission queue is full (" + std::to_string(st.queue.size()) +
-                                        " waiting, " + std::to_string(st.sinks.size()) + " in flight)");
+                                        " waiting, " + std::to_string(st.requests.num_admitted()) + " in flight)");
   auto rp = self->make_response_promise<uint64_t>();
+  st.requests.add_queued(req.request_id);
   st.queue.push_back({std::move(req), sink, rp, clock_type::now()});
   arm_tick(self, std::chrono::milliseconds(20));
   return rp;
@@ -375,6 +485,7 @@ void on_tick(sched_pointer self) {
   while (!st.queue.empty() && now - st.queue.front().since > limit) {  // FIFO: the oldest expire first
     st.queue.front().rp.deliver(to_caf_error(
         {errc::overloaded, "waited " + std::to_string(st.cfg.queue_timeout_s) + " s for admission"}));
+    st.requests.remove_queued(st.queue.front().req.request_id);
     st.queue.pop_front();
   }
   maybe_step(self);
@@ -396,6 +507,9 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
   } else {
     st.core = std::make_unique<scheduler_core>(cfg.limits, std::move(tok), cfg.eos_ids);
   }
+  // Holder ids of the reservoir: bit 62 and this actor's id, so no sequence (ids from 1) and no
+  // other scheduler at the same block manager shares them; the low 32 bits count take-backs.
+  st.reservoir = block_reservoir(reservoir_target(cfg), (uint64_t{1} << 62) | ((self->id() & 0x3fffffff) << 32));
   st.available = cfg.limits.num_blocks;
   st.cfg = std::move(cfg);
   st.bm = std::move(bm);
@@ -408,6 +522,7 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
   });
   spawn_group(self);
   self->set_down_handler([self](caf::down_msg& dm) {
+    count_message();
     auto& st = self->state;
     if (is_current_rank(self, dm.source)) {
       logger("scheduler")->error("an executor went down ({})", caf::to_string(dm.reason));
@@ -416,23 +531,28 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
       if (!st.step_in_flight) spawn_group(self);  // else when the step's answers are in
       return;
     }
-    auto it = st.by_sink.find(dm.source);
-    if (it == st.by_sink.end()) return;
-    st.core->drop(it->second);  // the client is gone: stop its work, return its blocks
+    const auto handles = st.requests.handles_of_sink(dm.source);
+    if (handles.empty()) return;
+    for (uint64_t h : handles) st.core->drop(h);  // the client is gone: stop its work, return its blocks
     dispatch(self);
   });
   return {
-      [self](submit_atom, generation_request& req, sink_actor& sink) { return on_submit(self, req, sink); },
+      [self](submit_atom, generation_request& req, sink_actor& sink) {
+        count_message();
+        return on_submit(self, req, sink);
+      },
       [self](cancel_atom, const std::string& id) {
+        count_message();
         auto& st = self->state;
-        if (auto it = st.by_id.find(id); it != st.by_id.end()) {
-          st.core->cancel(it->second);
+        if (const uint64_t h = st.requests.handle_of(id)) {
+          st.core->cancel(h);
           dispatch(self);
           return;
         }
         for (auto q = st.queue.begin(); q != st.queue.end(); ++q)
           if (q->req.request_id == id) {
             q->rp.deliver(to_caf_error({errc::cancelled, "cancelled while waiting for admission"}));
+            st.requests.remove_queued(id);
             st.queue.erase(q);
             return;
           }
@@ -444,7 +564,7 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
                 [self, rp](block_pool_usage& u) mutable {
                   auto& st = self->state;
                   engine_stats s;
-                  s.num_requests_running = static_cast<int64_t>(st.sinks.size());
+                  s.num_requests_running = static_cast<int64_t>(st.requests.num_admitted());
                   s.num_requests_waiting = static_cast<int64_t>(st.queue.size());
                   s.num_blocks_total = u.num_total;
                   s.num_blocks_used = u.num_used;
@@ -469,17 +589,24 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
       [self](drain_atom, bool cancel_all) {
         auto& st = self->state;
         st.draining = true;
-        for (auto& q : st.queue) q.rp.deliver(to_caf_error({errc::draining, "the server is shutting down"}));
+        for (auto& q : st.queue) {
+          q.rp.deliver(to_caf_error({errc::draining, "the server is shutting down"}));
+          st.requests.remove_queued(q.req.request_id);
+        }
         st.queue.clear();
         if (cancel_all) {
-          std::vector<uint64_t> handles;
-          for (auto& [h, s] : st.sinks) handles.push_back(h);
-          for (uint64_t h : handles) st.core->cancel(h);
+          for (uint64_t h : st.requests.handles()) st.core->cancel(h);
           dispatch(self);
         }
       },
-      [self](wake_atom) { on_tick(self); },
-      [self](watchdog_atom) { on_watchdog(self); },
+      [self](wake_atom) {
+        count_message();
+        on_tick(self);
+      },
+      [self](watchdog_atom) {
+        count_message();
+        on_watchdog(self);
+      },
   };
 }
 

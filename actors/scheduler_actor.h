@@ -26,6 +26,9 @@ struct scheduler_config {
   // Allocations that may fail in a row (each retried after 5 ms) before the requests waiting for
   // blocks fail: a block manager that keeps refusing must not keep them waiting forever.
   int32_t max_alloc_failures = 200;
+  // KV blocks the scheduler keeps pre-leased for decode steps, so those never wait for the block
+  // manager (-1: automatic, from max_batch_size and the pool; 0: none, every step asks it).
+  int32_t reservoir_blocks = -1;
   int32_t max_n = 64;
   int64_t vocab_size = 0;
   std::vector<int32_t> eos_ids;

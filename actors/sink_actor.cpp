@@ -4,6 +4,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/message_count.h"
+
 namespace troupe {
 namespace {
 
@@ -28,6 +30,16 @@ void finish_with_error(sink_pointer self, const error& e) {
   self->quit();
 }
 
+void handle_event(sink_pointer self, const generation_event& ev) {
+  auto& st = self->state;
+  if (st.done) return;
+  st.on_event(ev);
+  if (ev.finish != finish_reason::none && ++st.num_finished >= st.num_choices) {
+    st.done = true;
+    self->quit();
+  }
+}
+
 sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generation_request req, event_callback on_event,
                                error_callback on_error, std::chrono::milliseconds submit_timeout) {
   self->state.num_choices = std::max(1, req.n);
@@ -44,19 +56,31 @@ sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generat
     finish_with_error(self, error{errc::draining, "the scheduler stopped"});
   });
   self->request(sched, submit_timeout, submit_atom_v, std::move(req), caf::actor_cast<sink_actor>(self))
-      .then([](uint64_t) {}, [self](caf::error& e) { finish_with_error(self, from_caf_error(e)); });
+      .then([](uint64_t) { count_message(); },
+            [self](caf::error& e) {
+              count_message();
+              finish_with_error(self, from_caf_error(e));
+            });
   return {
       [self](event_atom, const generation_event& ev) {
-        auto& st = self->state;
-        if (st.done) return;
-        st.on_event(ev);
-        if (ev.finish != finish_reason::none && ++st.num_finished >= st.num_choices) {
-          st.done = true;
-          self->quit();
+        count_message();
+        handle_event(self, ev);
+      },
+      [self](events_atom, const std::vector<sink_event>& evs) {
+        count_message();
+        for (const sink_event& e : evs) {  // all this request's (one sink per request)
+          if (e.failed) return finish_with_error(self, e.failure);
+          handle_event(self, e.event);
         }
       },
-      [self](fail_atom, const error& e) { finish_with_error(self, e); },
+      [self](fail_atom, const error& e) {
+        count_message();
+        finish_with_error(self, e);
+      },
       [self](cancel_atom) { self->send(self->state.scheduler, cancel_atom_v, self->state.request_id); },
+      [self](cancel_atom, const std::string&) {  // this sink has one request
+        self->send(self->state.scheduler, cancel_atom_v, self->state.request_id);
+      },
   };
 }
 

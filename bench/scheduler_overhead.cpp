@@ -1,14 +1,18 @@
 // What the scheduler and block manager cost per step, without model compute: an executor whose
-// forward pass only fills logits rows, B concurrent requests decoding in lock step. Prints the
-// median time per step and per sequence-step at each batch size.
-//   bench_scheduler_overhead [batch sizes...]   (default: 1 64 256)
+// forward pass only fills logits rows, B concurrent requests decoding in lock step. Per batch size:
+// µs per step, µs per sequence-step, CAF messages handled per step and heap allocations per step
+// (a counting global operator new), the last two over a window of steady decode steps.
+//   bench_scheduler_overhead [--json] [--reps N] [--tokens N] [batch sizes...]   (default: 1 64 256 1024)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <new>
+#include <string>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -16,19 +20,52 @@
 #include <caf/send.hpp>
 
 #include "actors/block_manager_actor.h"
+#include "actors/event_hub.h"
 #include "actors/executor_actor.h"
+#include "actors/message_count.h"
 #include "actors/scheduler_actor.h"
-#include "actors/sink_actor.h"
+
+// Every heap allocation of the process counts (relaxed: the window below is measured from one thread
+// at a step boundary, exact enough for a per-step average over hundreds of steps).
+static std::atomic<uint64_t> g_allocations{0};
+
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc{};
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n == 0 ? 1 : n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
 using namespace troupe;
 using clock_type = std::chrono::steady_clock;
 
-// Logits that always pick token 1; vocab 64 keeps sampling negligible.
+// Counters at the start of one forward pass.
+struct snapshot {
+  clock_type::time_point at;
+  uint64_t messages = 0;
+  uint64_t allocations = 0;
+};
+
+snapshot take_snapshot() {
+  return {clock_type::now(), messages_handled(), g_allocations.load(std::memory_order_relaxed)};
+}
+
+// Logits that always pick token 1; vocab 64 keeps sampling negligible. Snapshots the counters at the
+// steps that open and close the steady-decode window.
 class cheap_backend : public model_backend {
  public:
-  cheap_backend() {
+  cheap_backend(int64_t window_begin, int64_t window_end) : begin_(window_begin), end_(window_end) {
     cfg_.architecture = "llama";
     cfg_.vocab_size = 64;
   }
@@ -36,6 +73,9 @@ class cheap_backend : public model_backend {
   int64_t num_kv_blocks() const override { return 1 << 16; }
   int64_t block_seq_len() const override { return 16; }
   status forward(const step_batch& b, step_logits& out) override {
+    const int64_t step = steps.fetch_add(1);
+    if (step == begin_) first = take_snapshot();
+    if (step == end_) last = take_snapshot();
     out.vocab_size = cfg_.vocab_size;
     out.row_seq.clear();
     out.data.assign(b.seqs.size() * cfg_.vocab_size, 0.0f);
@@ -43,21 +83,29 @@ class cheap_backend : public model_backend {
       out.row_seq.push_back(static_cast<int32_t>(i));
       out.data[i * cfg_.vocab_size + 1] = 1.0f;
     }
-    steps.fetch_add(1);
     return ok_status();
   }
   std::atomic<int64_t> steps{0};
+  snapshot first, last;  // written on the executor's thread; read after every request finished
 
  private:
   model_config cfg_;
+  int64_t begin_, end_;
 };
 
-double run(int batch, int tokens) {
+struct row {
+  int batch = 0;
+  double us_per_step = 0, us_per_sequence_step = 0, messages_per_step = 0, allocations_per_step = 0;
+};
+
+row run(int batch, int tokens) {
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::troupe_api>();
   cfg.add_message_types<caf::id_block::troupe>();
   caf::actor_system sys{cfg};
-  auto backend = std::make_shared<cheap_backend>();
+  // Steady decode: every request admitted and prefilled, none finished yet.
+  const int64_t window_begin = std::min(16, tokens / 4), window_end = tokens - 8;
+  auto backend = std::make_shared<cheap_backend>(window_begin, window_end);
   auto bm = spawn_block_manager(sys, block_pool_options{1 << 16, 16, true, {}});
   scheduler_config sc;
   sc.limits.max_batch_size = batch;
@@ -68,18 +116,19 @@ double run(int batch, int tokens) {
   sc.max_queued_requests = batch;
   sc.vocab_size = 64;
   auto sched = spawn_scheduler(sys, sc, nullptr, bm, [&] { return spawn_executor(sys, backend); });
+  event_hub hub(sys, sched);  // the engine's path: one sink for every request
   std::mutex mu;
   std::condition_variable cv;
   int done = 0;
-  const auto t0 = clock_type::now();
   for (int i = 0; i < batch; ++i) {
     generation_request r;
     r.prompt_ids = {3, 4, 5, 6, 7, 8, 9, 10};
     r.params.temperature = 0;
     r.params.max_tokens = tokens;
     r.params.ignore_eos = true;
-    spawn_sink(
-        sys, sched, r,
+    r.request_id = "bench-request-" + std::to_string(i);
+    hub.submit(
+        r,
         [&](const generation_event& ev) {
           if (ev.finish == finish_reason::none) return;
           std::lock_guard<std::mutex> l(mu);
@@ -91,36 +140,80 @@ double run(int batch, int tokens) {
           std::lock_guard<std::mutex> l(mu);
           ++done;
           cv.notify_all();
-        },
-        std::chrono::seconds(60));
+        });
   }
   {
     std::unique_lock<std::mutex> l(mu);
     cv.wait(l, [&] { return done == batch; });
   }
-  const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
-  const double per_step = secs / static_cast<double>(backend->steps.load());
   caf::anon_send_exit(sched, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(bm, caf::exit_reason::user_shutdown);
-  return per_step;
+  row out;
+  out.batch = batch;
+  const double steps = static_cast<double>(window_end - window_begin);
+  const snapshot& a = backend->first;
+  const snapshot& b = backend->last;
+  out.us_per_step = std::chrono::duration<double, std::micro>(b.at - a.at).count() / steps;
+  out.us_per_sequence_step = out.us_per_step / batch;
+  out.messages_per_step = static_cast<double>(b.messages - a.messages) / steps;
+  out.allocations_per_step = static_cast<double>(b.allocations - a.allocations) / steps;
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<int> batches;
-  for (int i = 1; i < argc; ++i) batches.push_back(std::atoi(argv[i]));
-  if (batches.empty()) batches = {1, 64, 256};
-  const int tokens = 256, reps = 5;
-  std::printf("scheduler + block manager overhead per step (cheap executor, %d tokens per request, median of %d)\n",
-              tokens, reps);
-  std::printf("%8s %14s %20s %12s\n", "batch", "us/step", "us/sequence-step", "steps/s");
-  for (int b : batches) {
-    std::vector<double> t;
-    for (int r = 0; r < reps; ++r) t.push_back(run(b, tokens));
-    std::sort(t.begin(), t.end());
-    const double med = t[t.size() / 2];
-    std::printf("%8d %14.1f %20.2f %12.0f\n", b, med * 1e6, med * 1e6 / b, 1.0 / med);
+  bool json = false;
+  int tokens = 256, reps = 3;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--json")) json = true;
+    else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::max(32, std::atoi(argv[++i]));
+    else if (std::atoi(argv[i]) > 0) batches.push_back(std::atoi(argv[i]));
+    else {
+      std::fprintf(stderr, "usage: bench_scheduler_overhead [--json] [--reps N] [--tokens N] [batch sizes...]\n");
+      return 2;
+    }
   }
+  if (batches.empty()) batches = {1, 64, 256, 1024};
+  std::vector<row> rows;
+  for (int b : batches) {
+    std::vector<double> us, msgs, allocs;
+    for (int r = 0; r < reps; ++r) {
+      const row x = run(b, tokens);
+      us.push_back(x.us_per_step);
+      msgs.push_back(x.messages_per_step);
+      allocs.push_back(x.allocations_per_step);
+    }
+    row m;
+    m.batch = b;
+    m.us_per_step = median(us);
+    m.us_per_sequence_step = m.us_per_step / b;
+    m.messages_per_step = median(msgs);
+    m.allocations_per_step = median(allocs);
+    rows.push_back(m);
+  }
+  if (json) {
+    std::printf("{\"rows\": [");
+    for (size_t i = 0; i < rows.size(); ++i)
+      std::printf("%s{\"batch\": %d, \"us_per_step\": %.3f, \"us_per_sequence_step\": %.4f, \"messages_per_step\": %.2f, "
+                  "\"allocations_per_step\": %.2f}",
+                  i ? ", " : "", rows[i].batch, rows[i].us_per_step, rows[i].us_per_sequence_step,
+                  rows[i].messages_per_step, rows[i].allocations_per_step);
+    std::printf("]}\n");
+    return 0;
+  }
+  std::printf("scheduler + block manager overhead per step (cheap executor, %d tokens per request, steady decode, "
+              "median of %d)\n", tokens, reps);
+  std::printf("%8s %12s %18s %14s %14s\n", "batch", "us/step", "us/sequence-step", "messages/step", "allocs/step");
+  for (const row& r : rows)
+    std::printf("%8d %12.1f %18.3f %14.2f %14.2f\n", r.batch, r.us_per_step, r.us_per_sequence_step,
+                r.messages_per_step, r.allocations_per_step);
   return 0;
 }

@@ -6,24 +6,29 @@
 
 namespace troupe {
 
-histogram::histogram(std::vector<double> bounds) {
-  s_.bounds = std::move(bounds);
-  s_.counts.assign(s_.bounds.size() + 1, 0);
+histogram::histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+  for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
 }
 
 void histogram::observe(double value) {
   if (!std::isfinite(value)) return;
-  std::lock_guard<std::mutex> lock(mu_);
   size_t i = 0;
-  while (i < s_.bounds.size() && value > s_.bounds[i]) ++i;
-  ++s_.counts[i];
-  s_.sum += value;
-  ++s_.count;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
 histogram::snapshot histogram::snap() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return s_;
+  snapshot s;
+  s.bounds = bounds_;
+  s.counts.resize(bounds_.size() + 1);
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    s.counts[i] = counts_[i].load(std::memory_order_relaxed);
+    s.count += s.counts[i];
+  }
+  s.sum = sum_.load(std::memory_order_relaxed);
+  return s;
 }
 
 server_metrics::server_metrics()

@@ -3,9 +3,11 @@
 // with a `troupe:` prefix) from those plus an engine_stats snapshot and the memory plan.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -17,7 +19,10 @@
 
 namespace troupe {
 
-// A Prometheus histogram with fixed upper bounds (seconds). Thread-safe.
+// A Prometheus histogram with fixed upper bounds (seconds). Thread-safe and lock-free: observe()
+// runs once per streamed token on every session's thread, so it is a few relaxed atomic adds, not
+// one mutex all sessions contend on. A snapshot reads the buckets one by one; its count is their
+// sum, so buckets and count always agree (the sum may lag a concurrent observation).
 class histogram {
  public:
   struct snapshot {
@@ -32,8 +37,9 @@ class histogram {
   snapshot snap() const;
 
  private:
-  mutable std::mutex mu_;
-  snapshot s_;
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // [bounds_.size() + 1]
+  std::atomic<double> sum_{0.0};
 };
 
 class server_metrics {

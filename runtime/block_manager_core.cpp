@@ -50,4 +50,18 @@ void apply_block_commits(block_pool& pool, const std::vector<block_commit>& comm
     if (!pool.blocks_of(c.holder).empty()) (void)pool.commit_full_blocks(c.holder, c.tokens);
 }
 
+block_grant apply_block_reserve(block_pool& pool, uint64_t holder, int32_t n) {
+  block_grant g;
+  g.holder = holder;
+  const int32_t take = std::min(n, pool.num_available());
+  if (take > 0)
+    if (auto got = pool.lease(holder, take)) g.blocks = std::move(*got);
+  g.num_available = pool.num_available();
+  return g;
+}
+
+void apply_block_assignments(block_pool& pool, const block_assignments& a) {
+  for (const auto& g : a.grants) (void)pool.transfer(a.reservoir, g.holder, g.blocks);
+}
+
 }  // namespace troupe

@@ -10,6 +10,13 @@ namespace troupe {
 
 block_reply apply_block_request(block_pool& pool, const block_request& req);
 
+// Leases up to `n` blocks (as many as are available) to a scheduler's reservoir `holder`.
+block_grant apply_block_reserve(block_pool& pool, uint64_t holder, int32_t n);
+
+// Moves each assigned block from the reservoir to its sequence (see block_assignments). A grant
+// whose blocks the reservoir no longer holds (released meanwhile) is skipped.
+void apply_block_assignments(block_pool& pool, const block_assignments& a);
+
 // Registers the full blocks of each commit in the prefix cache (unknown holders are ignored).
 void apply_block_commits(block_pool& pool, const std::vector<block_commit>& commits);
 

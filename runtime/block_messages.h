@@ -48,6 +48,20 @@ struct block_reply {
   int64_t num_available = 0;  // free + evictable after this request
 };
 
+// Blocks leased to a scheduler's reservoir (`holder`), which it assigns to its sequences itself.
+struct block_grant {
+  uint64_t holder = 0;
+  std::vector<int32_t> blocks;  // the new blocks (fewer than asked when the pool is short)
+  int64_t num_available = 0;    // free + evictable after this grant
+};
+
+// Reservoir blocks the scheduler assigned to its sequences this step: each grant's blocks move
+// from `reservoir` to the end of grant.holder's table (block_pool::transfer).
+struct block_assignments {
+  uint64_t reservoir = 0;
+  std::vector<block_extend_reply> grants;
+};
+
 // Full blocks of a sequence to register in the prefix cache: its computed tokens so far.
 struct block_commit {
   uint64_t holder = 0;

@@ -127,6 +127,31 @@ std::optional<std::vector<int32_t>> block_pool::lease(holder_id holder, int32_t 
   return ids;
 }
 
+status block_pool::transfer(holder_id from, holder_id to, std::span<const int32_t> ids) {
+  if (ids.empty()) return ok_status();
+  auto src = holders_.find(from);
+  if (src == holders_.end() || from == to)
+    return make_error(errc::internal, "block transfer from a holder that holds nothing");
+  auto& blocks = src->second.blocks;
+  // Reservoir blocks are never committed: the source's chain stays empty, so removing any is safe.
+  if (!src->second.chain_hash.empty()) return make_error(errc::internal, "block transfer from a committed holder");
+  std::vector<int32_t> wanted(ids.begin(), ids.end());
+  std::sort(wanted.begin(), wanted.end());
+  std::vector<int32_t> rest;
+  rest.reserve(blocks.size());
+  size_t found = 0;
+  for (int32_t b : blocks) {
+    if (std::binary_search(wanted.begin(), wanted.end(), b)) ++found;
+    else rest.push_back(b);
+  }
+  if (found != ids.size()) return make_error(errc::internal, "block transfer of a block the holder does not hold");
+  if (rest.empty()) holders_.erase(src);
+  else blocks = std::move(rest);
+  auto& dst = holders_[to].blocks;
+  dst.insert(dst.end(), ids.begin(), ids.end());
+  return ok_status();
+}
+
 int32_t block_pool::release(holder_id holder) {
   auto it = holders_.find(holder);
   if (it == holders_.end()) return 0;

@@ -79,6 +79,10 @@ class block_pool {
   // or std::nullopt when fewer than n blocks are free or evictable (nothing changes then). n <= 0
   // grants an empty list.
   std::optional<std::vector<int32_t>> lease(holder_id holder, int32_t n);
+  // Moves `ids` (each held by `from`, which holds them once) to the end of `to`'s block table, in
+  // order, reference counts unchanged: a scheduler's reservoir of pre-leased blocks handing blocks
+  // to its sequences. errc::internal when `from` does not hold them all (nothing changes then).
+  status transfer(holder_id from, holder_id to, std::span<const int32_t> ids);
   // The same for a holder that already has blocks (a sequence growing during decode).
   std::optional<std::vector<int32_t>> extend(holder_id holder, int32_t n) { return lease(holder, n); }
 

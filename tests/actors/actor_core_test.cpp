@@ -484,6 +484,35 @@ TEST(actor_core, blocks_of_a_dead_lease_owner_come_back) {
   EXPECT_EQ(u.num_used + u.num_cached + u.num_free, u.num_total);
 }
 
+// A request id names one live request: a second request with the id of a queued or a running one
+// is refused (the first would otherwise lose its mapping and could no longer be cancelled).
+TEST(actor_core, a_duplicate_request_id_is_refused_while_the_first_is_queued_or_running) {
+  actor_fixture f(1, 4, 30.0);
+  f.backend->delay = 20ms;
+  auto prompt = testing::fixture_prompts("tiny-llama")[1].input_ids;
+  auto running = f.submit(prompt, 100, "dup-running");  // >= 100 steps of 20 ms
+  ASSERT_TRUE(testing::wait_until([&] { return f.stats().num_requests_running == 1; }));
+  auto queued = f.submit(prompt, 4, "dup-queued");
+  ASSERT_TRUE(testing::wait_until([&] { return f.stats().num_requests_waiting == 1; }));
+  for (const char* id : {"dup-queued", "dup-running"}) {
+    auto dup = f.submit(prompt, 4, id);
+    ASSERT_TRUE(dup->wait(10s)) << id;
+    ASSERT_TRUE(dup->failure) << id;
+    EXPECT_EQ(dup->failure->code, errc::invalid_argument) << id;
+    EXPECT_NE(dup->failure->message.find("duplicate request id"), std::string::npos) << dup->failure->message;
+  }
+  EXPECT_EQ(f.stats().num_requests_waiting, 1);
+  // Both firsts are still reachable by their id.
+  anon_send(f.sched, cancel_atom_v, std::string("dup-queued"));
+  ASSERT_TRUE(queued->wait(10s));
+  ASSERT_TRUE(queued->failure);
+  EXPECT_EQ(queued->failure->code, errc::cancelled);
+  anon_send(f.sched, cancel_atom_v, std::string("dup-running"));
+  ASSERT_TRUE(running->wait(10s));
+  EXPECT_EQ(running->finish, finish_reason::cancelled);
+  f.expect_no_leased_blocks();
+}
+
 TEST(actor_core, bad_requests_are_refused_with_clear_errors) {
   actor_fixture f(8, 8, 10.0);
   auto too_long = f.submit(std::vector<int32_t>(1000, 5), 100);  // 1100 > session_len 1024

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "net/auth.h"
 
@@ -34,6 +36,23 @@ TEST(histogram, buckets_are_cumulative_with_sum_and_count) {
   EXPECT_TRUE(has_line(text, n + "_bucket{model_name=\"m\",le=\"+Inf\"} 3"));
   EXPECT_TRUE(has_line(text, n + "_count{model_name=\"m\"} 3"));
   EXPECT_TRUE(has_line(text, n + "_sum{model_name=\"m\"} 10000.053"));
+}
+
+// observe() runs on every session's thread once per token: no observation may be lost.
+TEST(histogram, concurrent_observations_all_count) {
+  histogram h({0.1, 1.0});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&h, t] {
+      for (int i = 0; i < 10000; ++i) h.observe(t % 2 ? 0.5 : 0.0625);  // exact in binary
+    });
+  for (auto& t : threads) t.join();
+  const auto s = h.snap();
+  EXPECT_EQ(s.count, 40000u);
+  EXPECT_EQ(s.counts[0], 20000u);  // 0.0625 <= 0.1
+  EXPECT_EQ(s.counts[1], 20000u);  // 0.5 <= 1.0
+  EXPECT_EQ(s.counts[2], 0u);
+  EXPECT_DOUBLE_EQ(s.sum, 20000 * 0.5 + 20000 * 0.0625);
 }
 
 TEST(render_metrics, writes_engine_plan_and_rejections) {
