@@ -18,6 +18,7 @@
 #include "actors/engine.h"
 #include "runtime/block_messages.h"
 #include "runtime/block_pool.h"
+#include "runtime/conversation_pins.h"
 #include "runtime/generation.h"
 #include "runtime/step_batch.h"
 #include "troupe/messages.h"  // public atoms, inspectors and the troupe_api type-ID block
@@ -35,6 +36,9 @@ using step_atom = caf::atom_constant<caf::atom("step")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
+using pin_atom = caf::atom_constant<caf::atom("pin")>;          // conversation pins (Responses API)
+using unpin_atom = caf::atom_constant<caf::atom("unpin")>;
+using pin_stats_atom = caf::atom_constant<caf::atom("pinstats")>;
 
 constexpr submit_atom submit_atom_v{};
 constexpr cancel_atom cancel_atom_v{};
@@ -46,6 +50,15 @@ constexpr step_atom step_atom_v{};
 constexpr drain_atom drain_atom_v{};
 constexpr wake_atom wake_atom_v{};
 constexpr watchdog_atom watchdog_atom_v{};
+constexpr pin_atom pin_atom_v{};
+constexpr unpin_atom unpin_atom_v{};
+constexpr pin_stats_atom pin_stats_atom_v{};
+
+// Pin the cached blocks of a conversation's tokens (prompt + output) under `key` (conversation_pins.h).
+struct conversation_pin_request {
+  uint64_t key = 0;
+  std::vector<int32_t> tokens;
+};
 
 // --- inspectors ------------------------------------------------------------------------------
 
@@ -115,6 +128,18 @@ typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
            x.busy, x.num_alloc_failures, x.num_alloc_failed_requests);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conversation_pin_request& x) {
+  return f(caf::meta::type_name("conversation_pin_request"), x.key, x.tokens);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conversation_pin_stats& x) {
+  return f(caf::meta::type_name("conversation_pin_stats"), x.num_pins, x.num_pinned_blocks, x.budget_blocks,
+           x.num_pinned_total, x.num_released, x.num_expired, x.num_dropped_pressure, x.num_dropped_budget,
+           x.pin_tokens_queried, x.pin_tokens_found);
+}
+
 // --- typed interfaces ------------------------------------------------------------------------
 
 // A request's sink: receives its events, or one failure; quits when every choice has finished.
@@ -124,12 +149,16 @@ using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>
                                     caf::reacts_to<fail_atom, error>,
                                     caf::reacts_to<cancel_atom>>;
 
-// The block manager: one alloc per step (extends, then starts), releases, commits, usage.
+// The block manager: one alloc per step (extends, then starts), releases, commits, usage; and the
+// conversation pins of the Responses API (pin, unpin by key, their statistics).
 using block_manager_actor =
     caf::typed_actor<caf::replies_to<alloc_atom, block_request>::with<block_reply>,
                      caf::reacts_to<release_atom, std::vector<uint64_t>>,
                      caf::reacts_to<commit_atom, std::vector<block_commit>>,
-                     caf::replies_to<stats_atom>::with<block_pool_usage>>;
+                     caf::replies_to<stats_atom>::with<block_pool_usage>,
+                     caf::reacts_to<pin_atom, conversation_pin_request>,
+                     caf::reacts_to<unpin_atom, uint64_t>,
+                     caf::replies_to<pin_stats_atom>::with<conversation_pin_stats>>;
 
 // An executor: one forward pass per step.
 using executor_actor = caf::typed_actor<caf::replies_to<step_atom, step_batch>::with<step_logits>>;
@@ -164,6 +193,8 @@ CAF_ADD_TYPE_ID(troupe, (troupe::block_pool_usage))
 CAF_ADD_TYPE_ID(troupe, (troupe::engine_stats))
 CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit>))
 CAF_ADD_TYPE_ID(troupe, (troupe::sink_actor))
+CAF_ADD_TYPE_ID(troupe, (troupe::conversation_pin_request))
+CAF_ADD_TYPE_ID(troupe, (troupe::conversation_pin_stats))
 CAF_END_TYPE_ID_BLOCK(troupe)
 
 static_assert(caf::id_block::troupe::begin >= caf::id_block::troupe_api::end &&
