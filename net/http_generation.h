@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "net/openai_response.h"
+#include "net/responses_service.h"
 #include "net/server_context.h"
 
 namespace troupe {
@@ -32,6 +33,7 @@ struct http_generation {
   bool client_gone = false;  // cancelled because the client went away
   std::vector<bool> first_sent;      // [n] chat role sent
   std::vector<int64_t> text_offset;  // [n] bytes of text streamed so far
+  std::unique_ptr<response_run> response;  // a Responses API request: its events are shaped by it
 };
 
 }  // namespace troupe
