@@ -199,19 +199,19 @@ def pins(m):
 def test_a_socket_pins_its_conversation_and_closing_it_frees_every_block(server_factory):
     srv = server_factory("--cache-block-seq-len", str(BLOCK))
     m = openai.OpenAI(base_url=srv.url + "/v1", api_key="k", timeout=120, max_retries=0).models.list().data[0].id
-    ws = ws_connect(ws_url(srv), additional_headers={"Authorization": "Bearer k"})
-    ws.send(json.dumps({"type": "response.create", "model": m, "input": QUESTIONS[0], "store": False,
-                        "max_output_tokens": 8, "temperature": 0}))
-    assert recv_until_done(ws)[-1]["type"] in ("response.completed", "response.incomplete")
-    # Not stored, but its socket is open: its prompt + output stay pinned for the next turn.
-    held = wait_for(srv.url, lambda s: pins(s) == 1)
-    assert pins(held) == 1 and held["troupe:session_cache_pinned_blocks"] >= 1
-    assert held["troupe:kv_blocks_used"] == held["troupe:session_cache_pinned_blocks"]
-    # Closing the socket mid-response cancels it and releases the pin: every block comes back.
-    ws.send(json.dumps({"type": "response.create", "model": m, "input": "Write a long story about a cat.",
-                        "store": False, "max_output_tokens": 1500, "temperature": 0}))
-    assert json.loads(ws.recv(timeout=60))["type"] == "response.created"
-    ws.close()
+    with ws_connect(ws_url(srv), additional_headers={"Authorization": "Bearer k"}) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": m, "input": QUESTIONS[0], "store": False,
+                            "max_output_tokens": 8, "temperature": 0}))
+        assert recv_until_done(ws)[-1]["type"] in ("response.completed", "response.incomplete")
+        # Not stored, but its socket is open: its prompt + output stay pinned for the next turn.
+        held = wait_for(srv.url, lambda s: pins(s) == 1)
+        assert pins(held) == 1 and held["troupe:session_cache_pinned_blocks"] >= 1
+        assert held["troupe:kv_blocks_used"] == held["troupe:session_cache_pinned_blocks"]
+        # Closing the socket mid-response cancels it and releases the pin: every block comes back.
+        ws.send(json.dumps({"type": "response.create", "model": m, "input": "Write a long story about a cat.",
+                            "store": False, "max_output_tokens": 1500, "temperature": 0}))
+        assert json.loads(ws.recv(timeout=60))["type"] == "response.created"
+        ws.close()
     after = wait_for(srv.url, lambda s: pins(s) == 0 and s["troupe:kv_blocks_used"] == 0
                      and s["troupe:num_requests_running"] == 0)
     assert pins(after) == 0

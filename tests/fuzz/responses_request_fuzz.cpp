@@ -11,6 +11,7 @@
 
 #include "fuzz_support.h"
 #include "net/metrics.h"
+#include "net/openai_response.h"  // dump_json
 #include "net/response_store.h"
 #include "net/responses_service.h"
 #include "net/routes.h"

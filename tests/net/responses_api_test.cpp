@@ -78,7 +78,8 @@ TEST_F(responses_api_test, truncation_auto_drops_the_oldest_history_and_disabled
 }
 
 TEST_F(responses_api_test, bad_fields_are_400s_naming_the_field) {
-  EXPECT_EQ(bad({}).param, "input");
+  EXPECT_EQ(bad(json::object()).param, "input");
+  EXPECT_EQ(bad(json::array()).status, 400);
   EXPECT_EQ(bad({{"input", 3}}).param, "input");
   EXPECT_EQ(bad({{"input", json::array()}}).param, "input");
   EXPECT_EQ(bad({{"input", json::array({{{"role", "wizard"}, {"content", "x"}}})}}).param, "input[0].role");
