@@ -2,6 +2,7 @@
 // asked for their blocks; a down message from that actor releases all of them.
 #include "actors/block_manager_actor.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -19,6 +20,7 @@ namespace {
 
 struct block_manager_state {
   std::unique_ptr<block_pool> pool;
+  std::unique_ptr<conversation_pins> pins;  // over *pool; budget 0 when off
   std::map<caf::actor_addr, std::set<uint64_t>> holders_of;  // owner -> holders it leased for
   std::set<uint64_t> reservoirs;  // reservoir holders: their blocks are pre-leased, free to a user
   fault_inject_options faults;  // test-only refusals (--fault-inject refuse_blocks_after=N)
@@ -44,8 +46,29 @@ bool refuse_by_fault(block_manager_state& st, const block_request& req) {
   return n > f.refuse_blocks_after && (f.refuse_blocks_count < 0 || n <= f.refuse_blocks_after + f.refuse_blocks_count);
 }
 
-block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_options opts, fault_inject_options faults) {
+// Blocks an allocation request may take at most (prefix hits ignored): what pins must leave free.
+int64_t most_blocks_needed(const block_pool& pool, const block_request& req) {
+  int64_t need = 0;
+  for (const auto& e : req.extends) need += e.num_blocks;
+  for (const auto& s : req.starts) {
+    need += pool.blocks_for_tokens(std::min<int64_t>(static_cast<int64_t>(s.tokens.size()), s.chunk_budget));
+  }
+  return need;
+}
+
+// Pins never make a request wait or fail: before a request is applied they give way (oldest
+// first), and the available count the scheduler plans with includes what pins alone hold.
+void make_room_for(block_manager_state& st, const block_request& req) {
+  st.pins->expire(conversation_pins::clock::now());
+  if (st.pins->empty()) return;
+  const int64_t need = most_blocks_needed(*st.pool, req);
+  if (st.pool->num_available() < need) st.pins->make_room(need);
+}
+
+block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_options opts, fault_inject_options faults,
+                                                 conversation_pin_options pin_opts) {
   self->state.pool = std::make_unique<block_pool>(std::move(opts));
+  self->state.pins = std::make_unique<conversation_pins>(*self->state.pool, pin_opts);
   self->state.faults = faults;
   self->set_down_handler([self](caf::down_msg& dm) {
     auto it = self->state.holders_of.find(dm.source);
@@ -64,7 +87,10 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
           return to_caf_error({errc::out_of_memory, "fault injection: the block manager refused the allocation"});
         }
         remember_owner(self, req);
-        return apply_block_request(*self->state.pool, req);
+        make_room_for(self->state, req);
+        block_reply reply = apply_block_request(*self->state.pool, req);
+        if (!self->state.pins->empty()) reply.num_available = self->state.pins->num_available_with_pins();
+        return reply;
       },
       [self](reserve_atom, uint64_t reservoir, int32_t n) -> block_grant {
         count_message();
@@ -103,7 +129,19 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
           u.num_used -= n;
           u.num_free += n;
         }
+        // Prefix-cache statistics are the requests': the lookups pins made are taken out.
+        const conversation_pin_stats p = self->state.pins->stats();
+        u.prefix_queries -= p.pin_tokens_queried;
+        u.prefix_hits -= p.pin_tokens_found;
         return u;
+      },
+      [self](pin_atom, const conversation_pin_request& r) {
+        self->state.pins->pin(r.key, r.tokens, conversation_pins::clock::now());
+      },
+      [self](unpin_atom, uint64_t key) { self->state.pins->unpin(key); },
+      [self](pin_stats_atom) -> conversation_pin_stats {
+        self->state.pins->expire(conversation_pins::clock::now());
+        return self->state.pins->stats();
       },
   };
 }
@@ -111,11 +149,16 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
 }  // namespace
 
 block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts) {
-  return sys.spawn(block_manager, std::move(opts), fault_inject_options{});
+  return sys.spawn(block_manager, std::move(opts), fault_inject_options{}, conversation_pin_options{0, 0});
 }
 
 block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts, fault_inject_options faults) {
-  return sys.spawn(block_manager, std::move(opts), faults);
+  return sys.spawn(block_manager, std::move(opts), faults, conversation_pin_options{0, 0});
+}
+
+block_manager_actor spawn_block_manager(caf::actor_system& sys, block_pool_options opts, fault_inject_options faults,
+                                        conversation_pin_options pins) {
+  return sys.spawn(block_manager, std::move(opts), faults, pins);
 }
 
 }  // namespace troupe

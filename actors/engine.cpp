@@ -11,6 +11,7 @@
 
 #include "actors/block_manager_actor.h"
 #include "actors/event_hub.h"
+#include "actors/conversation_cache.h"
 #include "actors/executor_actor.h"
 #include "actors/fault_injection.h"
 #include "actors/model_loader.h"
@@ -22,7 +23,7 @@
 namespace troupe {
 namespace {
 
-class engine_impl final : public engine {
+class engine_impl final : public engine, public conversation_cache {
  public:
   engine_impl(troupe_options opts, loaded_model model) : opts_(std::move(opts)), m_(std::move(model)) {
     cfg_.add_message_types<caf::id_block::troupe_api>();
@@ -33,7 +34,9 @@ class engine_impl final : public engine {
     bp.num_blocks = static_cast<int32_t>(m_.plan.num_blocks);
     bp.block_seq_len = static_cast<int32_t>(m_.plan.block_seq_len);
     bp.enable_prefix_caching = opts_.engine.enable_prefix_caching;
-    bm_ = spawn_block_manager(*sys_, bp, opts_.engine.fault_inject);  // fault_inject: test-only, off by default
+    // Conversation pins expire with the stored responses they serve (--response-store-ttl).
+    const conversation_pin_options pins{m_.plan.num_session_cache_blocks, opts_.server.response_store_ttl_s};
+    bm_ = spawn_block_manager(*sys_, bp, opts_.engine.fault_inject, pins);  // fault_inject: test-only, off by default
     scheduler_config sc;
     sc.limits.max_batch_size = opts_.engine.max_batch_size;
     sc.limits.max_prefill_tokens = opts_.engine.max_prefill_token_num;
@@ -112,6 +115,18 @@ class engine_impl final : public engine {
 
   result<uint16_t> publish_worker() override { return troupe::publish_worker(*sys_, sched_, m_, opts_); }
 
+  void pin(uint64_t key, std::vector<int32_t> tokens) override {
+    anon_send(bm_, pin_atom_v, conversation_pin_request{key, std::move(tokens)});
+  }
+  void unpin(uint64_t key) override { anon_send(bm_, unpin_atom_v, key); }
+  std::optional<conversation_pin_stats> pin_stats(std::chrono::milliseconds timeout) override {
+    caf::scoped_actor self{*sys_};
+    std::optional<conversation_pin_stats> out;
+    self->request(bm_, timeout, pin_stats_atom_v)
+        .receive([&](conversation_pin_stats& s) { out = s; }, [&](caf::error&) {});
+    return out;
+  }
+
  private:
   troupe_options opts_;
   loaded_model m_;
@@ -124,6 +139,8 @@ class engine_impl final : public engine {
 };
 
 }  // namespace
+
+conversation_cache* conversation_cache_of(engine& e) { return dynamic_cast<engine_impl*>(&e); }
 
 result<std::unique_ptr<engine>> engine::start(const troupe_options& opts) {
   auto m = load_model(opts);

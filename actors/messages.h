@@ -18,6 +18,7 @@
 #include "actors/engine.h"
 #include "runtime/block_messages.h"
 #include "runtime/block_pool.h"
+#include "runtime/conversation_pins.h"
 #include "runtime/generation.h"
 #include "runtime/step_batch.h"
 #include "troupe/messages.h"  // public atoms, inspectors and the troupe_api type-ID block
@@ -38,6 +39,9 @@ using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
 using reserve_atom = caf::atom_constant<caf::atom("reserve")>;
 using assign_atom = caf::atom_constant<caf::atom("assign")>;
+using pin_atom = caf::atom_constant<caf::atom("pin")>;          // conversation pins (Responses API)
+using unpin_atom = caf::atom_constant<caf::atom("unpin")>;
+using pin_stats_atom = caf::atom_constant<caf::atom("pinstats")>;
 
 constexpr submit_atom submit_atom_v{};
 constexpr cancel_atom cancel_atom_v{};
@@ -60,6 +64,16 @@ struct sink_event {
   generation_event event;  // when !failed
   bool failed = false;
   error failure;           // when failed: the request ends with it
+};
+
+constexpr pin_atom pin_atom_v{};
+constexpr unpin_atom unpin_atom_v{};
+constexpr pin_stats_atom pin_stats_atom_v{};
+
+// Pin the cached blocks of a conversation's tokens (prompt + output) under `key` (conversation_pins.h).
+struct conversation_pin_request {
+  uint64_t key = 0;
+  std::vector<int32_t> tokens;
 };
 
 // --- inspectors ------------------------------------------------------------------------------
@@ -150,6 +164,18 @@ typename Inspector::result_type inspect(Inspector& f, sink_event& x) {
   return f(caf::meta::type_name("sink_event"), x.request, x.event, x.failed, x.failure);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conversation_pin_request& x) {
+  return f(caf::meta::type_name("conversation_pin_request"), x.key, x.tokens);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conversation_pin_stats& x) {
+  return f(caf::meta::type_name("conversation_pin_stats"), x.num_pins, x.num_pinned_blocks, x.budget_blocks,
+           x.num_pinned_total, x.num_released, x.num_expired, x.num_dropped_pressure, x.num_dropped_budget,
+           x.pin_tokens_queried, x.pin_tokens_found);
+}
+
 // --- typed interfaces ------------------------------------------------------------------------
 
 // A sink of one or many requests: the scheduler sends it one `events` batch per step (every event
@@ -167,13 +193,17 @@ using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>
 // and a scheduler's reservoir: `reserve` leases up to n blocks to a reservoir holder, `assign`
 // reports (asynchronously, at most once per step) which reservoir blocks went to which sequence,
 // answered with the blocks available after it (the scheduler's estimate; no step waits for it).
+// Also the conversation pins of the Responses API (pin, unpin by key, their statistics).
 using block_manager_actor =
     caf::typed_actor<caf::replies_to<alloc_atom, block_request>::with<block_reply>,
                      caf::replies_to<reserve_atom, uint64_t, int32_t>::with<block_grant>,
                      caf::replies_to<assign_atom, block_assignments>::with<int64_t>,
                      caf::reacts_to<release_atom, std::vector<uint64_t>>,
                      caf::reacts_to<commit_atom, std::vector<block_commit>>,
-                     caf::replies_to<stats_atom>::with<block_pool_usage>>;
+                     caf::replies_to<stats_atom>::with<block_pool_usage>,
+                     caf::reacts_to<pin_atom, conversation_pin_request>,
+                     caf::reacts_to<unpin_atom, uint64_t>,
+                     caf::replies_to<pin_stats_atom>::with<conversation_pin_stats>>;
 
 // An executor: one forward pass per step.
 using executor_actor = caf::typed_actor<caf::replies_to<step_atom, step_batch>::with<step_logits>>;
@@ -212,6 +242,8 @@ CAF_ADD_TYPE_ID(troupe, (troupe::sink_event))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_grant))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_assignments))
 CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::sink_event>))
+CAF_ADD_TYPE_ID(troupe, (troupe::conversation_pin_request))
+CAF_ADD_TYPE_ID(troupe, (troupe::conversation_pin_stats))
 CAF_END_TYPE_ID_BLOCK(troupe)
 
 static_assert(caf::id_block::troupe::begin >= caf::id_block::troupe_api::end &&

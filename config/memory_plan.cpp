@@ -228,6 +228,11 @@ result<memory_plan> make_memory_plan(const plan_model_shape& m, const engine_opt
   }
   const int64_t blocks_per_session = ceil_div(p.session_len, p.block_seq_len);
   p.max_full_sessions = p.num_blocks / blocks_per_session;
+  // Conversation pins share the cache with everything else and yield to any lease: a budget, not
+  // a reservation, so nothing else in the plan changes.
+  p.num_session_cache_blocks = o.enable_prefix_caching
+                                   ? static_cast<int64_t>(static_cast<double>(p.num_blocks) * o.session_cache_fraction)
+                                   : 0;
   if (p.max_full_sessions < 1)
     return make_error(errc::out_of_memory,
                       "not even one session_len sequence fits: session_len " + std::to_string(p.session_len) + " needs " +
@@ -321,6 +326,12 @@ std::string format_memory_plan(const memory_plan& p) {
                 static_cast<long long>(p.session_len), static_cast<long long>(p.max_full_sessions));
   out += buf;
   std::snprintf(buf, sizeof buf,
+                "  session cache: up to %lld blocks (%lld tokens) keep Responses conversations resident between turns "
+                "(--session-cache-fraction); released first when a request needs blocks\n",
+                static_cast<long long>(p.num_session_cache_blocks),
+                static_cast<long long>(p.num_session_cache_blocks * p.block_seq_len));
+  out += buf;
+  std::snprintf(buf, sizeof buf,
                 "  limits: max_concurrent_requests %d (requests in flight), max_batch_size %d (sequences per step), "
                 "KV capacity %lld tokens (resident tokens)\n",
                 p.max_concurrent_requests, p.max_batch_size, static_cast<long long>(p.token_capacity));
@@ -342,6 +353,7 @@ std::string memory_plan_json(const memory_plan& p) {
   j["token_capacity"] = p.token_capacity;
   j["session_len"] = p.session_len;
   j["max_full_sessions"] = p.max_full_sessions;
+  j["num_session_cache_blocks"] = p.num_session_cache_blocks;
   j["max_batch_size"] = p.max_batch_size;
   j["max_prefill_token_num"] = p.max_prefill_token_num;
   j["max_concurrent_requests"] = p.max_concurrent_requests;

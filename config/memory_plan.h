@@ -73,6 +73,7 @@ struct memory_plan {
   int64_t token_capacity = 0;     // num_blocks * block_seq_len
   int64_t session_len = 0;
   int64_t max_full_sessions = 0;  // how many session_len sequences fit at once
+  int64_t num_session_cache_blocks = 0;  // blocks conversations may keep pinned (--session-cache-fraction)
   int32_t max_batch_size = 0;
   int32_t max_prefill_token_num = 0;
   int32_t max_concurrent_requests = 0;

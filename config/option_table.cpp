@@ -175,6 +175,12 @@ std::vector<option_def> build_table() {
       });
   add("enable-prefix-caching", "memory", a_bool, "reuse KV blocks of identical prompt prefixes", "true",
       [](o& x, const std::string& v) -> status { return parse_bool("enable-prefix-caching", v, x.engine.enable_prefix_caching); });
+  add("session-cache-fraction", "memory", a_float,
+      "share of the KV blocks Responses API conversations may keep pinned between turns, so the next turn "
+      "prefills only its new tokens; pins are released first when a request needs blocks (0 = off)", "0.25",
+      [](o& x, const std::string& v) -> status {
+        return parse_double("session-cache-fraction", v, x.engine.session_cache_fraction, 0, 1);
+      });
   add("max-concurrent-requests", "limits", an_int, "requests in flight at once (admitted into the scheduler)", "256",
       [](o& x, const std::string& v) -> status { return parse_int("max-concurrent-requests", v, x.engine.max_concurrent_requests, 1, 1 << 20); });
   add("max-queued-requests", "limits", an_int, "requests waiting for admission; beyond this: HTTP 429", "1024",
@@ -241,6 +247,15 @@ std::vector<option_def> build_table() {
       });
   add("write-timeout", "server", a_float, "seconds a write to a client may make no progress before it is disconnected", "30",
       [](o& x, const std::string& v) -> status { return parse_double("write-timeout", v, x.server.write_timeout_s, 0.1, 86400); });
+  add("response-store-size", "server", an_int,
+      "Responses API: stored responses kept in memory at most (the oldest is evicted first; 0 keeps none)", "1024",
+      [](o& x, const std::string& v) -> status {
+        return parse_int("response-store-size", v, x.server.response_store_size, 0, 1 << 24);
+      });
+  add("response-store-ttl", "server", a_float, "Responses API: seconds a stored response is kept", "3600",
+      [](o& x, const std::string& v) -> status {
+        return parse_double("response-store-ttl", v, x.server.response_store_ttl_s, 1, 30 * 86400);
+      });
   add("allowed-hosts", "server", named("HOST,..."),
       "Host header names served besides localhost, 127.0.0.1, [::1] and --host, comma-separated (DNS rebinding "
       "defence; * serves any). Bound to 0.0.0.0 or :: with none given, any Host is served",

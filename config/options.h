@@ -47,6 +47,9 @@ struct engine_options {
   int32_t cache_block_seq_len = 64;        // tokens per KV block
   std::optional<uint64_t> kv_cache_memory; // bytes; overrides cache_max_entry_count
   bool enable_prefix_caching = true;
+  // Share of the KV blocks that Responses API conversations may keep pinned between turns (their
+  // prompt + output stays resident for the next turn); 0 = off. Pins yield to any lease.
+  double session_cache_fraction = 0.25;
   int32_t max_concurrent_requests = 256;   // requests in flight
   int32_t max_queued_requests = 1024;      // admission queue bound
   double queue_timeout_s = 30.0;           // longest wait in the admission queue
@@ -78,6 +81,8 @@ struct server_options {
   // Chat answers' <think>...</think> spans go to reasoning_content: auto (when the chat template
   // writes <think>), qwen3 / deepseek_r1 (always), none (never).
   std::string reasoning_parser = "auto";
+  int32_t response_store_size = 1024;  // stored Responses API responses at most (oldest evicted); 0 = none kept
+  double response_store_ttl_s = 3600;  // a stored response older than this is evicted
 };
 
 // Cluster mode (docs/cluster.md): a router node in front of worker nodes over CAF's middleman.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "net/openai_response.h"
+#include "net/responses_service.h"
 #include "net/server_context.h"
 
 namespace troupe {
@@ -51,6 +52,7 @@ struct http_generation {
   std::vector<int64_t> text_offset;  // [n] bytes of text streamed so far
   std::vector<reasoning_parser> reasoning;  // [n] when streaming with separate_reasoning, else empty
   std::vector<std::string> tool_text;  // [n] a streamed tool envelope, held until its choice ends
+  std::unique_ptr<response_run> response;  // a Responses API request: its events are shaped by it
 };
 
 }  // namespace troupe

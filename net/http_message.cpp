@@ -86,6 +86,17 @@ std::string sse_event(std::string_view data, bool chunked) {
   return frame(std::move(payload), chunked);
 }
 
+std::string sse_named_event(std::string_view name, std::string_view data, bool chunked) {
+  std::string payload = "event: ";
+  payload += name;
+  payload += "\ndata: ";
+  payload += data;
+  payload += "\n\n";
+  return frame(std::move(payload), chunked);
+}
+
+std::string sse_close(bool chunked) { return chunked ? "0\r\n\r\n" : std::string(); }
+
 std::string sse_end(bool chunked) {
   std::string out = sse_event("[DONE]", chunked);
   if (chunked) out += "0\r\n\r\n";

@@ -14,6 +14,7 @@ namespace troupe {
 struct http_request {
   std::string method;  // "GET", "POST", ...
   std::string path;    // target without the query string
+  std::string query;   // what follows the '?' of the target, raw ("" when none)
   std::string body;
   std::string authorization;
   unsigned version = 11;  // 10 or 11
@@ -41,5 +42,9 @@ std::string serialize_response(const http_response& r, bool keep_alive, unsigned
 std::string sse_head(bool chunked);
 std::string sse_event(std::string_view data, bool chunked);  // "data: <data>\n\n", framed
 std::string sse_end(bool chunked);                           // "data: [DONE]\n\n" + last chunk
+// A named event ("event: <name>\ndata: <data>\n\n", the Responses API's framing) and the end of a
+// stream without the [DONE] sentinel.
+std::string sse_named_event(std::string_view name, std::string_view data, bool chunked);
+std::string sse_close(bool chunked);
 
 }  // namespace troupe

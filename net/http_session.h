@@ -29,6 +29,7 @@ namespace beast = boost::beast;
 using tcp = boost::asio::ip::tcp;
 
 struct http_generation;  // net/http_generation.h
+struct response_run;     // net/responses_service.h
 
 class http_session final : public session_base, public std::enable_shared_from_this<http_session> {
  public:
@@ -65,6 +66,11 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void run_blocking(route_id id);
   void start_generation(openai_request req);   // through the request filters, if any
   void submit_generation(openai_request req);  // to the engine
+  // The Responses API (http_session_responses.cpp): a POST /v1/responses becomes a response_run
+  // that goes through the filters and the engine like a chat request; its events are shaped by it.
+  void start_response(const http_request& req);
+  void on_response_event(const generation_event& ev);
+  void on_response_error(const api_error& a);
   void run_extension_route(const extension_route& r, const http_request& req);
   void on_event(uint64_t seq, const generation_event& ev);
   void on_error(uint64_t seq, const error& e);
@@ -94,6 +100,8 @@ class http_session final : public session_base, public std::enable_shared_from_t
   std::array<char, 4096> read_buf_;         // the pending read's target (copied into buffer_)
   std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
   std::optional<request_message> upgrade_;  // a WebSocket upgrade waiting for the pending read
+  bool upgrade_responses_ = false;          // the upgrade is to /v1/responses (not /v1/ws)
+  std::unique_ptr<response_run> pending_response_;  // a Responses request on its way to submit_generation
   boost::asio::steady_timer write_timer_;
   std::deque<std::string> queue_;  // bytes to write, front is being written
   std::size_t written_ = 0;        // bytes of queue_.front() written

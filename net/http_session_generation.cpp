@@ -14,6 +14,7 @@ void http_session::submit_generation(openai_request req) {
   req.gen.request_id = id;
   gen_ = std::make_unique<http_generation>(ctx_->metrics, req, id);
   gen_->chunked = version_ >= 11;
+  gen_->response = std::move(pending_response_);
   if (req.stream && !gen_->chunked) keep_alive_ = false;
   const uint64_t seq = ++gen_seq_;
   auto self = shared_from_this();
@@ -53,6 +54,10 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
   http_generation& g = *gen_;
   if (!g.tracker.add(ev)) return;
   g.timing.on_event(ev);
+  if (g.response) {
+    on_response_event(ev);
+    return;
+  }
   const bool done = g.tracker.done();
   if (done) g.timing.on_done();
   if (g.client_gone || phase_ == phase::closed) {
@@ -107,6 +112,10 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
 void http_session::on_error(uint64_t seq, const error& e) {
   if (!gen_ || seq != gen_seq_) return;
   const api_error a = to_api_error(e);
+  if (gen_->response) {
+    on_response_error(a);
+    return;
+  }
   const bool gone = gen_->client_gone || phase_ == phase::closed;
   const bool head_sent = gen_->head_sent;
   const bool chunked = gen_->chunked;

@@ -12,6 +12,8 @@
 #include "net/auth.h"        // bearer_from_query, authorized
 #include "net/http_request_checks.h"
 #include "net/request_filter.h"  // request_metadata, filter_rejection
+#include "net/responses_service.h"  // stored_response_route, bearer_token
+#include "net/responses_ws_session.h"  // start_responses_ws_session
 #include "net/ws_session.h"  // start_ws_session
 
 namespace troupe {
@@ -29,6 +31,7 @@ http_request http_session::make_request(const request_message& msg) const {
   req.method = std::string(msg.method_string());
   const std::string_view target(msg.target().data(), msg.target().size());
   req.path = std::string(target.substr(0, target.find('?')));
+  if (target.find('?') != std::string_view::npos) req.query = std::string(target.substr(target.find('?') + 1));
   req.authorization = std::string(msg[http::field::authorization]);
   if (req.authorization.empty() && req.path == "/v1/ws") req.authorization = bearer_from_query(target);
   req.version = msg.version();
@@ -41,6 +44,7 @@ void http_session::handle_request() {
   first_request_ = false;
   auto msg = parser_->release();
   parser_.reset();
+  pending_response_.reset();  // a Responses request whose filters never answered is gone
 
   http_request req = make_request(msg);
   req.body = std::move(msg.body());
@@ -142,6 +146,26 @@ void http_session::dispatch(const http_request& req, request_message& msg) {
       }
       return;
     }
+    case route_id::responses:
+      if (req.method == "GET") {
+        if (!beast::websocket::is_upgrade(msg)) {
+          respond(ctx_->routes.reject(bad_request("GET /v1/responses expects a WebSocket upgrade (POST creates a response)")));
+          return;
+        }
+        upgrade_ = std::move(msg);
+        upgrade_responses_ = true;
+        if (reading_) {
+          socket_.cancel();
+        } else {
+          hand_off_upgrade();
+        }
+        return;
+      }
+      start_response(req);
+      return;
+    case route_id::response_object:
+      respond(stored_response_route(ctx_->responses, req, bearer_token(req.authorization)));
+      return;
     case route_id::health:
     case route_id::metrics:
       run_blocking(m.id);
@@ -171,7 +195,11 @@ void http_session::hand_off_upgrade() {
   const auto early = buffer_.data();
   std::string buffered(static_cast<const char*>(early.data()), early.size());
   buffer_.consume(buffer_.size());
-  start_ws_session(std::move(socket_), ctx_, std::move(*upgrade_), std::move(buffered));
+  if (upgrade_responses_) {
+    start_responses_ws_session(std::move(socket_), ctx_, std::move(*upgrade_), std::move(buffered));
+  } else {
+    start_ws_session(std::move(socket_), ctx_, std::move(*upgrade_), std::move(buffered));
+  }
   upgrade_.reset();
 }
 
@@ -219,6 +247,7 @@ void http_session::start_generation(openai_request req) {
     boost::asio::post(self->strand_, [self, pending, v = std::move(v)] {
       if (self->phase_ != phase::busy || self->gen_) return;
       if (!v.accept) {
+        self->pending_response_.reset();
         self->respond(self->ctx_->routes.reject(filter_rejection(v)));
         return;
       }

@@ -70,6 +70,11 @@ route_match api_routes::match(std::string_view path) const {
   if (path == "/ready") return {route_id::ready, "GET", false, false};
   if (path == "/metrics") return {route_id::metrics, "GET", false, true};
   if (path == "/v1/ws") return {route_id::websocket, "GET", true, false};
+  if (path == "/v1/responses") return {route_id::responses, "POST", true, false, "GET"};
+  if (path.starts_with("/v1/responses/")) {
+    const bool items = path.ends_with("/input_items");
+    return {route_id::response_object, "GET", true, false, items ? nullptr : "DELETE"};
+  }
   if (path == "/" || path.starts_with("/static/")) return {route_id::static_file, "GET", false, false};
   return {};
 }
@@ -85,11 +90,13 @@ std::optional<http_response> api_routes::admit(const route_match& m, const http_
     return reject(e);
   }
   const bool head_ok = req.method == "HEAD" && std::string_view(m.method) == "GET";
-  if (req.method != m.method && !head_ok) {
-    api_error e{405, "method " + req.method + " is not allowed on " + req.path + "; use " + m.method,
+  const bool alt_ok = m.alt_method && req.method == m.alt_method;
+  if (req.method != m.method && !head_ok && !alt_ok) {
+    const std::string allowed = m.alt_method ? std::string(m.method) + ", " + m.alt_method : std::string(m.method);
+    api_error e{405, "method " + req.method + " is not allowed on " + req.path + "; use " + allowed,
                 "invalid_request_error", {}, "method_not_allowed"};
     http_response r = reject(e);
-    r.headers.emplace_back("Allow", m.method);
+    r.headers.emplace_back("Allow", allowed);
     return r;
   }
   if (m.needs_auth && !authorized(opts_.api_key, req.authorization)) {
@@ -233,7 +240,8 @@ http_response api_routes::metrics_text() {
   v.plan = &eng_.plan();
   v.ranks = eng_.rank_memory();
   v.model_name = ctx_.model_name;
-  return http_response::text(200, render_metrics(metrics_, v) + eng_.cluster_metrics(),
+  return http_response::text(200, render_metrics(metrics_, v) + eng_.cluster_metrics() +
+                                      (extra_metrics ? extra_metrics() : std::string()),
                              "text/plain; version=0.0.4; charset=utf-8");
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ struct server_state {
 
 enum class route_id : uint8_t {
   completions, chat_completions, models, model, tokenize, tokenizer_info, detokenize, health, ready, metrics, websocket,
+  responses,         // POST /v1/responses; GET upgrades to the Responses WebSocket mode
+  response_object,   // GET / DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
   static_file,  // the web playground: / and /static/<name> (net/static_files.h)
   unknown
 };
@@ -34,6 +37,7 @@ struct route_match {
   const char* method = "GET";  // the one method the route accepts
   bool needs_auth = true;
   bool blocking = false;  // calls engine.stats(): run off the I/O threads
+  const char* alt_method = nullptr;  // a second method the route accepts
 };
 
 class api_routes {
@@ -55,6 +59,9 @@ class api_routes {
   server_state& state() { return state_; }
   const server_options& options() const { return opts_; }
   const text_codec* codec() const { return codec_.get(); }
+
+  // More Prometheus text appended to /metrics (the Responses store's); set before serving.
+  std::function<std::string()> extra_metrics;
 
   // An error response, counted in troupe:requests_rejected_total.
   http_response reject(const api_error& e) const;

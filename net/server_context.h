@@ -17,6 +17,8 @@
 
 #include "actors/extension_host.h"
 #include "net/listener.h"
+#include "net/response_store.h"
+#include "net/responses_service.h"  // conversation_key
 #include "net/routes.h"
 
 namespace troupe {
@@ -33,7 +35,11 @@ class session_base {
 struct server_context {
   server_context(engine& e, listener_options o, std::shared_ptr<const text_codec> codec)
       : eng(e), opts(std::move(o)),
-        routes(e, opts.server, std::move(codec), metrics, state, opts.health_stall_s) {}
+        routes(e, opts.server, std::move(codec), metrics, state, opts.health_stall_s) {
+    routes.extra_metrics = [this] { return responses.metrics_text() + session_cache_metrics(); };
+    // A response that leaves the store takes its conversation pin with it.
+    if (cache) responses.on_evict([c = cache](const stored_response& r) { c->unpin(conversation_key(r.id)); });
+  }
 
   engine& eng;
   listener_options opts;
@@ -46,6 +52,8 @@ struct server_context {
   // it: a client that saw its connection close may connect again at once.
   std::atomic<int32_t> num_connections{0};
   std::shared_ptr<extension_host> ext;  // custom actors; null when none (set by listener::start)
+  response_store responses{opts.server.response_store_size, opts.server.response_store_ttl_s};  // Responses API
+  conversation_cache* cache = conversation_cache_of(eng);  // resident conversation KV; null without one
 
   // eng.submit, telling the observers (if any) of the request and of each event or failure.
   void submit(generation_request req, const http_metadata& http, event_callback on_event, error_callback on_error) {
@@ -108,6 +116,33 @@ struct server_context {
   std::function<void()> on_first_request_done;
 
  private:
+  // The conversation pins' gauges for /metrics (asks the block manager; bounded wait).
+  std::string session_cache_metrics() {
+    if (!cache) return {};
+    auto s = cache->pin_stats(std::chrono::milliseconds(1000));
+    if (!s) return {};
+    std::string out;
+    auto gauge = [&](const char* name, const char* type, const char* help, int64_t v) {
+      out += prom_family_header(name, type, help);
+      out += std::string(name) + " " + prom_number(static_cast<double>(v)) + "\n";
+    };
+    gauge("troupe:session_cache_pinned_blocks", "gauge", "KV blocks pinned for Responses API conversations.",
+          s->num_pinned_blocks);
+    gauge("troupe:session_cache_budget_blocks", "gauge", "Most KV blocks conversations may pin (--session-cache-fraction).",
+          s->budget_blocks);
+    gauge("troupe:session_cache_pins", "gauge", "Conversations holding pinned KV blocks.", s->num_pins);
+    out += prom_family_header("troupe:session_cache_pins_released_total", "counter",
+                              "Conversation pins released, by reason.");
+    const std::pair<const char*, int64_t> reasons[] = {{"unpinned", s->num_released}, {"expired", s->num_expired},
+                                                       {"pressure", s->num_dropped_pressure},
+                                                       {"budget", s->num_dropped_budget}};
+    for (const auto& [reason, v] : reasons) {
+      out += "troupe:session_cache_pins_released_total{reason=\"" + std::string(reason) + "\"} " +
+             prom_number(static_cast<double>(v)) + "\n";
+    }
+    return out;
+  }
+
   std::atomic<uint64_t> next_request{0};
   std::atomic<bool> first_done{false};
   std::mutex mu;

@@ -2,12 +2,12 @@
 # Builds the libFuzzer targets of tests/fuzz with clang (build-fuzz/, -DTROUPE_FUZZ=ON: every library
 # instrumented with ASan+UBSan) and runs each one:
 #   bash tools/fuzz.sh [--runs N] [--time S] [--jobs J] [target...]
-# targets: openai_routes ws_message tokenize http_header_checks tool_output tokenizer gguf safetensors config_json command_line
-#          hf_config chat_template json_schema grammar
+# targets: openai_routes ws_message responses_request tokenize prompt_list http_header_checks tool_output tokenizer gguf
+#          safetensors config_json command_line hf_config chat_template reasoning_parser json_schema grammar
 # (default: all). Each runs N executions (default 1000000) or S seconds, whichever ends first, from
 # its seeds (tests/fuzz/corpus/<target>) plus what earlier runs found (build-fuzz/fuzz-corpus/),
 # after replaying tests/fuzz/regressions/<target>/ (pending/ holds findings not fixed yet); the JSON
-# targets (openai_routes ws_message tokenize) use tests/fuzz/json.dict. Crashers land in build-fuzz/fuzz-artifacts/
+# targets (openai_routes ws_message responses_request tokenize) use tests/fuzz/json.dict. Crashers land in build-fuzz/fuzz-artifacts/
 # <target>/; save one under tests/fuzz/regressions/<target>/ with a failing test. Prints executions
 # and crashes per target; exits 1 when any target crashed.
 set -euo pipefail
@@ -27,7 +27,7 @@ while (($#)); do
   esac
 done
 [ -n "$runs$secs" ] || runs=1000000
-all=(openai_routes ws_message tokenize prompt_list http_header_checks tool_output tokenizer gguf safetensors config_json command_line hf_config chat_template reasoning_parser json_schema grammar)
+all=(openai_routes ws_message responses_request tokenize prompt_list http_header_checks tool_output tokenizer gguf safetensors config_json command_line hf_config chat_template reasoning_parser json_schema grammar)
 ((${#targets[@]})) || targets=("${all[@]}")
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (bash tools/setup.sh installs it)" >&2; exit 2; }
@@ -71,7 +71,7 @@ for t in "${targets[@]}"; do
   rc=0
   dict=()
   case "$t" in  # the JSON targets share a dictionary heavy in nesting (tests/fuzz/json.dict)
-    openai_routes|ws_message|tokenize|json_schema) dict=("-dict=tests/fuzz/json.dict") ;;
+    openai_routes|ws_message|responses_request|tokenize|json_schema) dict=("-dict=tests/fuzz/json.dict") ;;
   esac
   "$exe" "${limits[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$art/" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?

@@ -35,7 +35,7 @@ jobs="${TROUPE_JOBS:-$(nproc)}"
 labels='unit|actors|net|fuzz'
 exclude='^$'
 targets=(troupe_config_tests troupe_runtime_tests troupe_actors_tests troupe_net_tests
-  openai_routes_replay ws_message_replay tokenizer_replay gguf_replay safetensors_replay
+  openai_routes_replay ws_message_replay responses_request_replay tokenizer_replay gguf_replay safetensors_replay
   config_json_replay hf_config_replay chat_template_replay tokenize_replay http_header_checks_replay
   command_line_replay prompt_list_replay reasoning_parser_replay tool_output_replay json_schema_replay grammar_replay)
 if ((e2e)); then

@@ -155,6 +155,22 @@ TEST(memory_plan, table_names_the_three_limits) {
   EXPECT_NE(t.find("KV capacity"), std::string::npos);
 }
 
+TEST(memory_plan, session_cache_budget_is_a_fraction_of_the_blocks_and_shown) {
+  auto o = opts_with(1, 0.5);
+  o.session_cache_fraction = 0.25;
+  auto p = make_memory_plan(llama3_8b(), o, "bfloat16", {{80 * GiB, 80 * GiB}});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->num_session_cache_blocks, p->num_blocks / 4);
+  EXPECT_NE(format_memory_plan(*p).find("session cache: up to " + std::to_string(p->num_blocks / 4) + " blocks"),
+            std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(memory_plan_json(*p))["num_session_cache_blocks"], p->num_blocks / 4);
+  o.session_cache_fraction = 0;
+  EXPECT_EQ(make_memory_plan(llama3_8b(), o, "bfloat16", {{80 * GiB, 80 * GiB}})->num_session_cache_blocks, 0);
+  o.session_cache_fraction = 0.25;
+  o.enable_prefix_caching = false;  // pins live in the prefix cache: none without it
+  EXPECT_EQ(make_memory_plan(llama3_8b(), o, "bfloat16", {{80 * GiB, 80 * GiB}})->num_session_cache_blocks, 0);
+}
+
 plan_model_shape smollm2_135m() {
   plan_model_shape m;
   m.vocab_size = 49152;

@@ -94,6 +94,23 @@ for name, frame in frames.items():
 write("ws_message", "deep_prompt", '{"type":"generate","id":"d","prompt":' + deep + "}")
 write("ws_message", "nested_prompt", json.dumps({"type": "generate", "id": "e", "prompt": [[[1]]]}))
 
+# --- Responses API bodies and WebSocket response.create events (net/responses_api.h).
+responses = {
+    "plain": {"model": "m", "input": "Hi!", "instructions": "Be brief.", "max_output_tokens": 16, "temperature": 0},
+    "items": {"input": [{"role": "developer", "content": "rules"},
+                        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q"}]},
+                        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+                        {"type": "function_call_output", "call_id": "c", "output": "42"}]},
+    "chain": {"input": "more", "previous_response_id": "resp_seed", "store": False, "truncation": "auto",
+              "metadata": {"k": "v"}, "top_p": 0.5},
+    "tools": {"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+              "tool_choice": {"type": "function", "name": "f"},
+              "text": {"format": {"type": "json_schema", "name": "s", "schema": {"type": "object"}}}},
+    "ws_create": {"type": "response.create", "input": "Hi!", "stream": True},
+}
+for name, body in responses.items():
+    write("responses_request", name, json.dumps(body))
+
 # --- Tokenizer: 1 flags byte (1 add_special, 2 parse_special, 4 SentencePiece vocab, 8 skip_special) + text.
 cases = json.loads(read(os.path.join(data, "smollm2_tokenizer_expected.json")))["cases"]
 for i, case in enumerate(cases):

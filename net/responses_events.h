@@ -1,0 +1,70 @@
+// The Responses API objects and stream events of one response: the response object (status,
+// output items, usage with cached_tokens, incomplete_details, error), and the streaming events in
+// OpenAI's order with a sequence_number, built from the engine's generation events. The same events
+// go out as SSE (POST stream: true) and as WebSocket frames. Not thread-safe: one per response.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/engine.h"
+#include "net/api_error.h"
+#include "net/responses_api.h"
+
+namespace troupe {
+
+class response_builder {
+ public:
+  response_builder(const responses_params& p, std::string id, std::string model);
+
+  const std::string& id() const { return id_; }
+  // response.created, response.in_progress: before any other event.
+  std::vector<nlohmann::json> start();
+  // Events for one engine event (deltas, and the closing events on its final one).
+  std::vector<nlohmann::json> on_event(const generation_event& ev);
+  // The response failed after start (engine error): response.failed.
+  std::vector<nlohmann::json> fail(const api_error& e);
+
+  bool started() const { return seq_ > 0; }
+  bool done() const { return status_ != "in_progress"; }
+  const std::string& status() const { return status_; }
+  const std::string& text() const { return text_; }
+  const std::vector<int32_t>& output_ids() const { return output_ids_; }
+  const usage_info& usage() const { return usage_; }
+  // The response object as it stands (the final one once done()).
+  nlohmann::json object() const;
+  // The output items (message with output_text), as the final object holds them.
+  nlohmann::json output_items() const;
+
+ private:
+  nlohmann::json event(const char* type, nlohmann::json fields);
+  nlohmann::json message_item(const char* item_status) const;
+  void open_message(std::vector<nlohmann::json>& out);  // output_item.added + content_part.added
+
+  responses_params params_;
+  std::string id_;
+  std::string model_;
+  std::string item_id_;
+  int64_t created_at_ = 0;
+  int64_t seq_ = 0;
+  std::string status_ = "in_progress";
+  std::string text_;
+  std::vector<int32_t> output_ids_;
+  bool message_open_ = false;
+  usage_info usage_;
+  bool has_usage_ = false;
+  nlohmann::json incomplete_details_;  // null or {"reason": ...}
+  nlohmann::json error_;               // null or {"code", "message"}
+};
+
+// The usage object of the Responses API (input/output tokens, cached_tokens).
+nlohmann::json responses_usage_json(const usage_info& u);
+
+// An `error` event (WebSocket, or SSE before a response exists): OpenAI's shape, flat code/message/param
+// plus the nested error object, with a sequence_number.
+nlohmann::json responses_error_event(const api_error& e, int64_t sequence_number);
+
+}  // namespace troupe

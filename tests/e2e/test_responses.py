@@ -1,0 +1,316 @@
+"""The Responses API with the official `openai` package against the real server: create (plain and
+streamed with the SDK's stream helper), retrieve, delete, input items, previous_response_id chains
+whose cached_tokens cover the previous turn's prompt and whose answers equal the stateless
+conversation, the WebSocket mode (client.responses.connect()) for a 5-turn conversation, and bad
+input: unknown or another key's ids (404), oversized input (400), malformed socket events."""
+import json
+import time
+
+import openai
+import pytest
+import requests
+from websockets.sync.client import connect as ws_connect
+
+from conftest import metrics
+
+BLOCK = 16  # --cache-block-seq-len: cached_tokens are whole blocks
+QUESTIONS = ["What is the capital of France?", "And of Germany?", "Which of the two is larger?",
+             "Name a river in the first one.", "Say goodbye."]
+
+
+@pytest.fixture(scope="module")
+def server(server_factory):
+    return server_factory("--cache-block-seq-len", str(BLOCK), "--response-store-size", "64")
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="key-one", timeout=120, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def model(client):
+    return client.models.list().data[0].id
+
+
+def ask(client, model, **kw):
+    return client.responses.create(model=model, max_output_tokens=24, temperature=0, **kw)
+
+
+def test_create_answers_like_chat_and_reports_usage(client, model):
+    r = ask(client, model, input=QUESTIONS[0], instructions="Answer briefly.")
+    assert r.id.startswith("resp_")
+    assert r.object == "response"
+    assert r.status in ("completed", "incomplete")
+    assert r.output[0].type == "message" and r.output[0].role == "assistant"
+    assert r.output_text
+    chat = client.chat.completions.create(model=model, max_tokens=24, temperature=0,
+                                          messages=[{"role": "system", "content": "Answer briefly."},
+                                                    {"role": "user", "content": QUESTIONS[0]}])
+    assert r.output_text == chat.choices[0].message.content
+    assert r.usage.input_tokens == chat.usage.prompt_tokens
+    assert r.usage.output_tokens == chat.usage.completion_tokens
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+    assert r.usage.input_tokens_details.cached_tokens >= 0
+    assert r.instructions == "Answer briefly."
+
+
+def test_max_output_tokens_makes_an_incomplete_response(client, model):
+    r = client.responses.create(model=model, input="Count from one to one hundred.", max_output_tokens=3,
+                                temperature=0)
+    assert r.status == "incomplete"
+    assert r.incomplete_details.reason == "max_output_tokens"
+    assert r.usage.output_tokens == 3
+
+
+def test_stream_helper_sees_openai_events_in_order(client, model):
+    # Room to finish: the SDK's get_final_response() needs a response.completed event.
+    with client.responses.stream(model=model, input=QUESTIONS[0], max_output_tokens=96, temperature=0) as s:
+        events = list(s)
+        final = s.get_final_response()
+    assert final.status == "completed"
+    types = [e.type for e in events]
+    assert types[:4] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added"]
+    assert types[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                          "response.completed" if final.status == "completed" else "response.incomplete"]
+    assert set(types[4:-4]) == {"response.output_text.delta"}
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == final.output_text
+    assert text == client.responses.create(model=model, input=QUESTIONS[0], max_output_tokens=96,
+                                           temperature=0).output_text
+
+
+def test_retrieve_input_items_and_delete(client, model):
+    r = ask(client, model, input=[{"role": "user", "content": QUESTIONS[0]}], metadata={"topic": "geo"})
+    got = client.responses.retrieve(r.id)
+    assert got.id == r.id and got.output_text == r.output_text and got.metadata == {"topic": "geo"}
+    items = client.responses.input_items.list(r.id)
+    assert [i.type for i in items.data] == ["message"]
+    assert items.data[0].content[0].text == QUESTIONS[0]
+    deleted = client.responses.delete(r.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+
+
+def test_store_false_is_not_retrievable(client, model):
+    r = ask(client, model, input=QUESTIONS[0], store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+
+
+def stateless_answers(client, model):
+    """The 5-turn conversation sent with its whole history each turn."""
+    history, answers = [], []
+    for q in QUESTIONS:
+        history.append({"role": "user", "content": q})
+        r = ask(client, model, input=list(history))
+        answers.append(r.output_text)
+        history.append({"role": "assistant", "content": r.output_text})
+    return answers
+
+
+def test_previous_response_id_chain_reuses_the_cache_and_matches_the_stateless_answers(client, model):
+    expected = stateless_answers(client, model)
+    prev = None
+    for i, q in enumerate(QUESTIONS):
+        r = ask(client, model, input=q, previous_response_id=prev.id if prev else None)
+        assert r.output_text == expected[i], f"turn {i + 1}"
+        assert r.previous_response_id == (prev.id if prev else None)
+        if prev is not None:
+            # The previous turn's whole prompt is served from the KV cache (whole blocks of it).
+            covered = prev.usage.input_tokens // BLOCK * BLOCK
+            assert r.usage.input_tokens_details.cached_tokens >= covered, f"turn {i + 1}"
+            assert r.usage.input_tokens > prev.usage.input_tokens + prev.usage.output_tokens
+        prev = r
+
+
+def test_websocket_conversation_of_five_turns(client, model):
+    expected = stateless_answers(client, model)
+    prev_id, prev_usage = None, None
+    with client.responses.connect() as conn:
+        for i, q in enumerate(QUESTIONS):
+            kw = {"previous_response_id": prev_id} if prev_id else {}
+            conn.response.create(model=model, input=q, max_output_tokens=24, temperature=0, store=False, **kw)
+            types, final = [], None
+            for event in conn:
+                types.append(event.type)
+                if event.type in ("response.completed", "response.incomplete", "response.failed", "error"):
+                    final = event
+                    break
+            assert final.type in ("response.completed", "response.incomplete"), types
+            assert types[0] == "response.created"
+            assert final.response.output[0].content[0].text == expected[i], f"turn {i + 1}"
+            if prev_usage is not None:
+                covered = prev_usage.input_tokens // BLOCK * BLOCK
+                assert final.response.usage.input_tokens_details.cached_tokens >= covered, f"turn {i + 1}"
+            prev_id, prev_usage = final.response.id, final.response.usage
+
+
+def ws_url(server):
+    return server.url.replace("http://", "ws://") + "/v1/responses"
+
+
+def recv_until_done(ws, timeout=120):
+    events = []
+    while True:
+        e = json.loads(ws.recv(timeout=timeout))
+        events.append(e)
+        if e["type"] in ("response.completed", "response.incomplete", "response.failed", "error"):
+            return events
+
+
+def test_malformed_socket_events_get_an_error_and_the_socket_stays_usable(server, model):
+    with ws_connect(ws_url(server), additional_headers={"Authorization": "Bearer key-one"}) as ws:
+        for bad in ["not json", "[1]", json.dumps({"type": "response.nope"}), json.dumps({"input": "x"}),
+                    json.dumps({"type": "response.create", "input": 5}),
+                    json.dumps({"type": "response.create", "input": "x", "previous_response_id": "resp_missing"})]:
+            ws.send(bad)
+            e = json.loads(ws.recv(timeout=30))
+            assert e["type"] == "error", bad
+            assert e["message"]
+        ws.send(json.dumps({"type": "response.create", "model": model, "input": QUESTIONS[0],
+                            "max_output_tokens": 8, "temperature": 0}))
+        events = recv_until_done(ws)
+        assert events[-1]["type"] in ("response.completed", "response.incomplete")
+        assert [e["sequence_number"] for e in events] == list(range(len(events)))
+        # A second response on the same connection.
+        ws.send(json.dumps({"type": "response.create", "model": model, "input": QUESTIONS[1],
+                            "max_output_tokens": 8, "temperature": 0}))
+        assert recv_until_done(ws)[-1]["type"] in ("response.completed", "response.incomplete")
+
+
+def wait_for(url, cond, timeout=30.0):
+    """Poll /metrics until cond(sample) holds; return the last sample (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = metrics(url)
+        if cond(m) or time.monotonic() > deadline:
+            return m
+        time.sleep(0.2)
+
+
+def pins(m):
+    return m.get("troupe:session_cache_pins", -1)
+
+
+def test_a_socket_pins_its_conversation_and_closing_it_frees_every_block(server_factory):
+    srv = server_factory("--cache-block-seq-len", str(BLOCK))
+    m = openai.OpenAI(base_url=srv.url + "/v1", api_key="k", timeout=120, max_retries=0).models.list().data[0].id
+    with ws_connect(ws_url(srv), additional_headers={"Authorization": "Bearer k"}) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": m, "input": QUESTIONS[0], "store": False,
+                            "max_output_tokens": 8, "temperature": 0}))
+        assert recv_until_done(ws)[-1]["type"] in ("response.completed", "response.incomplete")
+        # Not stored, but its socket is open: its prompt + output stay pinned for the next turn.
+        held = wait_for(srv.url, lambda s: pins(s) == 1)
+        assert pins(held) == 1 and held["troupe:session_cache_pinned_blocks"] >= 1
+        assert held["troupe:kv_blocks_used"] == held["troupe:session_cache_pinned_blocks"]
+        # Closing the socket mid-response cancels it and releases the pin: every block comes back.
+        ws.send(json.dumps({"type": "response.create", "model": m, "input": "Write a long story about a cat.",
+                            "store": False, "max_output_tokens": 1500, "temperature": 0}))
+        assert json.loads(ws.recv(timeout=60))["type"] == "response.created"
+        ws.close()
+    after = wait_for(srv.url, lambda s: pins(s) == 0 and s["troupe:kv_blocks_used"] == 0
+                     and s["troupe:num_requests_running"] == 0)
+    assert pins(after) == 0
+    assert after["troupe:kv_blocks_used"] == 0
+    assert after["troupe:num_requests_running"] == 0
+
+
+def test_pins_go_with_store_eviction_delete_and_age(server_factory):
+    srv = server_factory("--cache-block-seq-len", str(BLOCK), "--response-store-size", "1")
+    c = openai.OpenAI(base_url=srv.url + "/v1", api_key="k", timeout=120, max_retries=0)
+    m = c.models.list().data[0].id
+    c.responses.create(model=m, input=QUESTIONS[0], max_output_tokens=8, temperature=0)
+    b = c.responses.create(model=m, input=QUESTIONS[3], max_output_tokens=8, temperature=0)  # evicts the first
+    s = wait_for(srv.url, lambda s: pins(s) == 1 and s["troupe:response_store_evictions_total"] >= 1)
+    assert pins(s) == 1 and s["troupe:response_store_entries"] == 1
+    assert s["troupe:kv_blocks_used"] == s["troupe:session_cache_pinned_blocks"]
+    c.responses.delete(b.id)
+    s = wait_for(srv.url, lambda s: pins(s) == 0 and s["troupe:kv_blocks_used"] == 0)
+    assert pins(s) == 0 and s["troupe:kv_blocks_used"] == 0
+    # Age: with --response-store-ttl 1 a pin is released about a second after it was made.
+    aged = server_factory("--cache-block-seq-len", str(BLOCK), "--response-store-ttl", "1")
+    ca = openai.OpenAI(base_url=aged.url + "/v1", api_key="k", timeout=120, max_retries=0)
+    ca.responses.create(model=m, input=QUESTIONS[0], max_output_tokens=8, temperature=0)
+    s = wait_for(aged.url, lambda s: pins(s) == 0 and s["troupe:kv_blocks_used"] == 0)
+    assert pins(s) == 0 and s["troupe:kv_blocks_used"] == 0
+
+
+def released(url, reason):
+    text = requests.get(url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(f'troupe:session_cache_pins_released_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return None
+
+
+def test_the_session_budget_is_never_exceeded_and_pins_yield_to_requests(server_factory):
+    # 64 blocks of 16 tokens; a quarter of them (16 blocks) for pins.
+    srv = server_factory("--cache-block-seq-len", str(BLOCK), "--cache-max-entry-count", "64",
+                         "--session-len", "1024", "--session-cache-fraction", "0.25")
+    c = openai.OpenAI(base_url=srv.url + "/v1", api_key="k", timeout=120, max_retries=0)
+    m = c.models.list().data[0].id
+    assert "session cache: up to 16 blocks" in srv.log()  # the plan at start-up shows the budget
+    budget = metrics(srv.url)["troupe:session_cache_budget_blocks"]
+    assert budget == 16
+    for i in range(6):  # each conversation pins ~5-7 blocks: the budget fills and overflows
+        c.responses.create(model=m, input=f"Topic {i}: " + "tell me about the sea. " * 12, max_output_tokens=4,
+                           temperature=0)
+        s = metrics(srv.url)
+        assert 0 < s["troupe:session_cache_pinned_blocks"] <= budget
+    assert released(srv.url, "budget") >= 1
+    # A request that needs nearly every block is served at once: the pins give way.
+    r = c.responses.create(model=m, input="word " * 900, max_output_tokens=4, temperature=0, store=False)
+    assert r.status in ("completed", "incomplete")
+    assert released(srv.url, "pressure") >= 1
+    assert metrics(srv.url)["troupe:session_cache_pinned_blocks"] <= budget
+
+
+def test_unknown_or_another_keys_ids_are_404(client, server, model):
+    with pytest.raises(openai.NotFoundError) as e:
+        ask(client, model, input="x", previous_response_id="resp_does_not_exist")
+    assert e.value.body["code"] == "previous_response_not_found"
+    assert e.value.body["param"] == "previous_response_id"
+    mine = ask(client, model, input=QUESTIONS[0])
+    other = openai.OpenAI(base_url=server.url + "/v1", api_key="key-two", timeout=120, max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(mine.id)
+    with pytest.raises(openai.NotFoundError):
+        ask(other, model, input="x", previous_response_id=mine.id)
+    assert client.responses.retrieve(mine.id).id == mine.id  # still there for its owner
+
+
+def test_oversized_input_is_a_400_before_anything_is_queued(client, server, model):
+    before = metrics(server.url)
+    with pytest.raises(openai.BadRequestError) as e:
+        ask(client, model, input="word " * 3000)  # --session-len 2048
+    assert e.value.body["code"] == "context_too_long"
+    after = metrics(server.url)
+    assert after.get("troupe:prompt_tokens_total") == before.get("troupe:prompt_tokens_total")
+    r = requests.post(server.url + "/v1/responses", json={"input": "x", "max_output_tokens": "many"},
+                      headers={"Authorization": "Bearer key-one"}, timeout=30)
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "max_output_tokens"
+
+
+def test_metrics_show_the_store(client, server, model):
+    ask(client, model, input=QUESTIONS[0])
+    m = metrics(server.url)
+    assert m["troupe:response_store_entries"] >= 1
+    assert m["troupe:response_store_bytes"] > 0
+
+
+def test_the_store_evicts_beyond_its_size(server_factory):
+    srv = server_factory("--response-store-size", "2")
+    c = openai.OpenAI(base_url=srv.url + "/v1", api_key="k", timeout=120, max_retries=0)
+    m = c.models.list().data[0].id
+    ids = [c.responses.create(model=m, input=q, max_output_tokens=4, temperature=0).id for q in QUESTIONS[:3]]
+    with pytest.raises(openai.NotFoundError):
+        c.responses.retrieve(ids[0])
+    assert c.responses.retrieve(ids[2]).id == ids[2]
+    assert metrics(srv.url)["troupe:response_store_evictions_total"] >= 1
