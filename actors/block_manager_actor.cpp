@@ -101,12 +101,19 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
           it->second.insert(reservoir);  // reclaimed with the owner's sequences when it goes down
         }
         self->state.reservoirs.insert(reservoir);
-        return apply_block_reserve(*self->state.pool, reservoir, n);
+        // A refill is not memory pressure: it takes what is free and leaves conversation pins be
+        // (an allocation the scheduler cannot serve from its reservoir releases them, see alloc).
+        self->state.pins->expire(conversation_pins::clock::now());
+        block_grant g = apply_block_reserve(*self->state.pool, reservoir, n);
+        if (!self->state.pins->empty()) g.num_available = self->state.pins->num_available_with_pins();
+        return g;
       },
       [self](assign_atom, const block_assignments& a) -> int64_t {
         count_message();
         apply_block_assignments(*self->state.pool, a);
-        return self->state.pool->num_available();
+        // What the scheduler plans with counts blocks only pins hold: they give way on demand.
+        return self->state.pins->empty() ? self->state.pool->num_available()
+                                         : self->state.pins->num_available_with_pins();
       },
       [self](release_atom, const std::vector<uint64_t>& holders) {
         count_message();
