@@ -94,7 +94,7 @@ if ((want_test_env)); then
     echo "setup: installing the Python test clients"
     # lm_eval[api]: EleutherAI's harness for tests/e2e/test_lm_eval.py (its core needs no torch).
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-      "pytest>=7" "openai>=1.30" "websockets>=12" "requests>=2.28" "jinja2>=3" "selenium>=4.10" \
+      "pytest>=7" "openai==3.60.0" "websockets>=12" "requests>=2.28" "jinja2>=3" "selenium>=4.10" \
       "lm_eval[api]==0.4.13" "jsonschema==4.26.0"
   fi
 fi
