@@ -101,8 +101,8 @@ std::string usage_chunk(const response_meta& meta, const usage_info& usage);
 // A chat answer under tools: {message, finish_reason}. The message is {"role", "content": null,
 // "tool_calls": [{"id": "call_...", "type": "function", "function": {"name", "arguments"}}]} with
 // finish_reason "tool_calls", or {"role", "content"} when the output holds no (complete) calls.
-std::pair<nlohmann::json, nlohmann::json> tool_message(const response_meta& meta, const std::string& text,
-                                                       finish_reason fin);
+std::pair<nlohmann::ordered_json, nlohmann::ordered_json> tool_message(const response_meta& meta,
+                                                                       const std::string& text, finish_reason fin);
 
 // A request with tools streams each choice when it ends (its envelope must be whole to parse): the
 // chunks of choice `index` in OpenAI's shape, delta.tool_calls (id and name, then the arguments)
