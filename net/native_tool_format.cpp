@@ -191,6 +191,41 @@ bool native_history_calls(const json& calls, tool_format f, json& out) {
   return true;
 }
 
+std::string native_constraint_schema(const tool_request& t, tool_format f) {
+  using ojson = nlohmann::ordered_json;
+  const char* const args_key = f == tool_format::llama3 ? "parameters" : "arguments";
+  const auto call = [&](const tool_def& d) {
+    return ojson{{"type", "object"},
+                 {"properties", {{"name", {{"const", d.name}}}, {args_key, d.parameters}}},
+                 {"required", {"name", args_key}},
+                 {"additionalProperties", false}};
+  };
+  ojson item;
+  if (t.choice == tool_choice_mode::named) {
+    for (const tool_def& d : t.tools)
+      if (d.name == t.named) item = call(d);
+  } else if (t.tools.size() == 1) {
+    item = call(t.tools[0]);
+  } else {
+    ojson any = ojson::array();
+    for (const tool_def& d : t.tools) any.push_back(call(d));
+    item = ojson{{"anyOf", std::move(any)}};
+  }
+  const bool many = t.parallel && t.choice != tool_choice_mode::named;
+  ojson tag;
+  if (f == tool_format::mistral) {
+    ojson list = {{"type", "array"}, {"items", std::move(item)}, {"minItems", 1}};
+    if (!many) list["maxItems"] = 1;
+    tag = {{"prefix", "[TOOL_CALLS] "}, {"schema", std::move(list)}, {"max", 1}};
+  } else if (f == tool_format::hermes) {
+    tag = {{"prefix", "<tool_call>\n"}, {"suffix", "\n</tool_call>"}, {"separator", "\n"}, {"schema", std::move(item)}};
+  } else {
+    tag = {{"separator", "; "}, {"schema", std::move(item)}};
+  }
+  tag["max"] = many && f != tool_format::mistral ? 16 : 1;
+  return ojson{{"x-troupe-tagged", std::move(tag)}}.dump(-1, ' ', false, ojson::error_handler_t::replace);
+}
+
 tool_output parse_native_tool_output(tool_format f, std::string_view text, const std::vector<std::string>& known) {
   switch (f) {
     case tool_format::hermes:

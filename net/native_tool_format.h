@@ -30,6 +30,11 @@ nlohmann::json template_tools(const tool_request& t);
 bool native_history_calls(const nlohmann::json& calls, tool_format f, nlohmann::json& out);
 std::string native_call_id(const std::string& id, tool_format f);
 
+// Under tool_choice required or named: the json_schema constraint text that forces the family's
+// wrapper around calls whose arguments validate against the allowed tools' schemas (the
+// x-troupe-tagged form of runtime/grammar_json_schema.h).
+std::string native_constraint_schema(const tool_request& t, tool_format f);
+
 // The model's answer in its native format; anything else is plain content, never an error.
 tool_output parse_native_tool_output(tool_format f, std::string_view text, const std::vector<std::string>& known);
 

@@ -187,17 +187,14 @@ maybe_error normalize_messages(const json& body, json& out, tool_format syntax =
 
 tool_format native_tool_syntax(const api_context& ctx, const tool_request& tools) {
   if (!ctx.codec || !ctx.codec->has_chat_template()) return tool_format::generic;
-  if (tools.choice == tool_choice_mode::required || tools.choice == tool_choice_mode::named) {
-    return tool_format::generic;
-  }
   return detect_tool_format(ctx.codec->chat_template_source());
 }
 
 maybe_error read_chat_prompt(const json& body, const api_context& ctx, const tool_request& tools,
                              std::vector<int32_t>& out, std::string* rendered = nullptr) {
   json messages;
-  // Tools go through the model's own template when it has a native format, unless the answer must
-  // be calls (required, named): the generic envelope is what the grammar enforces then.
+  // Tools go through the model's own template when it has a native format (required and named
+  // choices then constrain the answer to that format's calls).
   const tool_format syntax = native_tool_syntax(ctx, tools);
   if (auto e = normalize_messages(body, messages, syntax)) return e;
   if (tools.active() && syntax == tool_format::generic) add_tool_prompt(tools, messages);
@@ -510,6 +507,10 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
       r.tool_syntax = native_tool_syntax(ctx, tools);
       if (r.tool_syntax == tool_format::generic) {
         so.spec = {constraint_spec::kind::json_schema, tool_envelope_schema(tools).dump()};
+        so.param = "tools";
+      } else if (tools.choice != tool_choice_mode::automatic) {
+        // Tool schemas are rarely written for strict mode: keywords the engine cannot enforce are ignored.
+        so.spec = {constraint_spec::kind::json_schema, native_constraint_schema(tools, r.tool_syntax), false};
         so.param = "tools";
       }  // else auto with a native template: the model writes its own format freely, parsed at the end
       r.tool_calls = true;

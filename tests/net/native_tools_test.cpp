@@ -10,6 +10,7 @@
 #include "net/native_tool_format.h"
 #include "net/openai_api.h"
 #include "net/openai_response.h"
+#include "net/tool_request.h"
 #include "runtime/chat_template.h"
 #include "support/constraint_doubles.h"
 
@@ -198,7 +199,7 @@ TEST(native_tools, request_renders_tools_and_history_through_the_template_like_j
   EXPECT_EQ(checked, 10);  // llama3_1, llama3_2, mistral_v0_3, qwen2_5, qwen3 x add_generation_prompt
 }
 
-TEST(native_tools, required_keeps_the_generic_envelope_and_the_answer_parses_natively_under_auto) {
+TEST(native_tools, required_constrains_to_the_native_format_and_auto_parses_it) {
   template_codec codec("qwen2_5", 0, json{{"eos_token", "<|im_end|>"}});
   api_context ctx{&codec, 1 << 20, 512, 4, "m"};
   const json tools = json::array({{{"type", "function"},
@@ -206,8 +207,15 @@ TEST(native_tools, required_keeps_the_generic_envelope_and_the_answer_parses_nat
   const json msgs = json::array({{{"role", "user"}, {"content", "Weather?"}}});
   auto req = parse_openai_request(api_kind::chat, {{"messages", msgs}, {"tools", tools}, {"tool_choice", "required"}}, ctx);
   ASSERT_FALSE(is_error(req)) << std::get<api_error>(req).message;
-  EXPECT_EQ(std::get<openai_request>(req).tool_syntax, tool_format::generic);
-  EXPECT_EQ(std::get<openai_request>(req).gen.constraint.type, constraint_spec::kind::json_schema);
+  const openai_request& rq = std::get<openai_request>(req);
+  EXPECT_EQ(rq.tool_syntax, tool_format::hermes);
+  EXPECT_EQ(rq.gen.constraint.type, constraint_spec::kind::json_schema);
+  const json tag = json::parse(rq.gen.constraint.text)["x-troupe-tagged"];
+  EXPECT_EQ(tag["prefix"], "<tool_call>\n");
+  EXPECT_EQ(tag["suffix"], "\n</tool_call>");
+  EXPECT_EQ(tag["schema"]["properties"]["name"]["const"], "get_weather");
+  EXPECT_NE(codec.decode(rq.gen.prompt_ids, false).value().find("<tools>"), std::string::npos)
+      << "the template's own tool section, not the generic prompt";
 
   auto autoreq = parse_openai_request(api_kind::chat, {{"messages", msgs}, {"tools", tools}}, ctx);
   ASSERT_FALSE(is_error(autoreq)) << std::get<api_error>(autoreq).message;
@@ -221,6 +229,26 @@ TEST(native_tools, required_keeps_the_generic_envelope_and_the_answer_parses_nat
   auto [text_message, text_reason] = tool_message(meta, "It is sunny.", finish_reason::stop);
   EXPECT_EQ(text_message["content"], "It is sunny.");
   EXPECT_EQ(text_reason, "stop");
+}
+
+TEST(native_tools, constraint_schema_per_family) {
+  tool_request t;
+  ASSERT_FALSE(read_tools({{"tools", json::array({{{"type", "function"}, {"function", {{"name", "get_time"}}}},
+                                                  {{"type", "function"}, {"function", {{"name", "get_weather"}}}}})},
+                           {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}}},
+                          t));
+  const json llama = json::parse(native_constraint_schema(t, tool_format::llama3))["x-troupe-tagged"];
+  EXPECT_EQ(llama["schema"]["required"], json::array({"name", "parameters"})) << "Llama 3 writes parameters";
+  EXPECT_EQ(llama["schema"]["properties"]["name"]["const"], "get_weather") << "the named tool only";
+  EXPECT_EQ(llama["max"], 1);
+  const json mistral = json::parse(native_constraint_schema(t, tool_format::mistral))["x-troupe-tagged"];
+  EXPECT_EQ(mistral["prefix"], "[TOOL_CALLS] ");
+  EXPECT_EQ(mistral["schema"]["type"], "array");
+  EXPECT_EQ(mistral["schema"]["maxItems"], 1);
+  t.choice = tool_choice_mode::required;
+  const json hermes = json::parse(native_constraint_schema(t, tool_format::hermes))["x-troupe-tagged"];
+  EXPECT_EQ(hermes["schema"]["anyOf"].size(), 2u);
+  EXPECT_GT(hermes["max"].get<int>(), 1) << "parallel calls allowed";
 }
 
 }  // namespace
