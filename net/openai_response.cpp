@@ -320,11 +320,13 @@ std::vector<std::string> tool_choice_chunks(const response_meta& meta, int32_t i
   std::vector<json> deltas;
   if (out.is_calls) {
     const json calls = tool_calls_json(out.calls);
+    // Prose a native-format model wrote before its calls: the content, as the message has it.
+    if (!out.content.empty()) deltas.push_back({{"role", "assistant"}, {"content", out.content}});
     for (size_t i = 0; i < calls.size(); ++i) {
       json head = {{"index", i}, {"id", calls[i]["id"]}, {"type", "function"},
                    {"function", {{"name", calls[i]["function"]["name"]}, {"arguments", ""}}}};
       json d = {{"tool_calls", json::array({std::move(head)})}};
-      if (i == 0) d = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", d["tool_calls"]}};
+      if (i == 0 && out.content.empty()) d = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", d["tool_calls"]}};
       deltas.push_back(std::move(d));
       deltas.push_back({{"tool_calls", json::array({{{"index", i}, {"function", {{"arguments", calls[i]["function"]["arguments"]}}}}})}});
     }

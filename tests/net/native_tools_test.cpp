@@ -226,6 +226,16 @@ TEST(native_tools, required_constrains_to_the_native_format_and_auto_parses_it) 
   EXPECT_EQ(reason, "tool_calls");
   ASSERT_EQ(message["tool_calls"].size(), 1u);
   EXPECT_EQ(message["tool_calls"][0]["function"]["arguments"], R"({"city":"Rome"})");
+  auto [lead_message, lead_reason] = tool_message(meta, "Checking.\n<tool_call>{\"name\": \"get_weather\"}</tool_call>",
+                                                  finish_reason::stop);
+  EXPECT_EQ(lead_message["content"], "Checking.");
+  // Streamed (each choice when it ends): the same content, then the call.
+  const auto chunks = tool_choice_chunks(meta, 0, "Checking.\n<tool_call>{\"name\": \"get_weather\"}</tool_call>",
+                                         finish_reason::stop, false);
+  ASSERT_GE(chunks.size(), 3u);
+  EXPECT_EQ(json::parse(chunks[0])["choices"][0]["delta"]["content"], "Checking.");
+  EXPECT_EQ(json::parse(chunks[1])["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(json::parse(chunks.back())["choices"][0]["finish_reason"], "tool_calls");
   auto [text_message, text_reason] = tool_message(meta, "It is sunny.", finish_reason::stop);
   EXPECT_EQ(text_message["content"], "It is sunny.");
   EXPECT_EQ(text_reason, "stop");
