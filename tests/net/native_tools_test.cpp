@@ -172,7 +172,8 @@ TEST(native_tools, request_renders_tools_and_history_through_the_template_like_j
   const json expected = json::parse(read_text(k_dir + "expected.json"));
   int checked = 0;
   for (const auto& c : expected["cases"]) {
-    if (c["conversation"] != "tools" || c["template"] == "smollm2") continue;
+    const bool tool_case = c["conversation"] == "tools" || c["conversation"] == "tools_parallel";
+    if (!tool_case || c["template"] == "smollm2") continue;
     const std::string name = c["template"];
     SCOPED_TRACE(name + (c["add_generation_prompt"].get<bool>() ? " / gen" : ""));
     template_codec codec(name, expected["fixed_time"].get<std::time_t>(), c["extra"]);
@@ -188,15 +189,21 @@ TEST(native_tools, request_renders_tools_and_history_through_the_template_like_j
                        {"add_generation_prompt", c["add_generation_prompt"]},
                        {"max_tokens", 8}};
     auto r = parse_openai_request(api_kind::chat, body, ctx);
+    ++checked;
+    if (c.contains("error")) {  // the template refuses the history (Llama 3: one call at a time): a 400
+      ASSERT_TRUE(is_error(r));
+      EXPECT_EQ(std::get<api_error>(r).status, 400);
+      EXPECT_NE(std::get<api_error>(r).message.find(c["error"].get<std::string>()), std::string::npos);
+      continue;
+    }
     ASSERT_FALSE(is_error(r)) << std::get<api_error>(r).message;
     const openai_request& req = std::get<openai_request>(r);
     EXPECT_EQ(codec.decode(req.gen.prompt_ids, false).value(), c["output"].get<std::string>());
     EXPECT_TRUE(req.tool_calls);
     EXPECT_EQ(req.tool_syntax, detect_tool_format(codec.chat_template_source()));
     EXPECT_TRUE(req.gen.constraint.empty()) << "auto with a native template free-runs";
-    ++checked;
   }
-  EXPECT_EQ(checked, 10);  // llama3_1, llama3_2, mistral_v0_3, qwen2_5, qwen3 x add_generation_prompt
+  EXPECT_EQ(checked, 20);  // 5 templates x 2 conversations x add_generation_prompt
 }
 
 TEST(native_tools, required_constrains_to_the_native_format_and_auto_parses_it) {
