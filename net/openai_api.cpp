@@ -137,7 +137,9 @@ maybe_error read_prompt(const json& body, const api_context& ctx, bool add_speci
 }
 
 // messages -> [{"role", "content": string}], text parts joined.
-maybe_error normalize_messages(const json& body, json& out) {
+// `syntax`: generic renders an assistant's tool_calls as envelope text; a native format keeps them
+// OpenAI-shaped for the template (arguments as objects, ids as the template wants them).
+maybe_error normalize_messages(const json& body, json& out, tool_format syntax = tool_format::generic) {
   const json* m = field(body, "messages");
   if (!m) return bad_request("messages is required", "messages");
   if (!m->is_array() || m->empty()) return bad_request("messages must be a non-empty list", "messages");
@@ -162,22 +164,40 @@ maybe_error normalize_messages(const json& body, json& out) {
     } else if (c) {
       return bad_request("message content must be a string or a list of parts", "messages");
     }
-    if (*role == "assistant") {
+    json native_calls;
+    if (*role == "assistant" && syntax == tool_format::generic) {
       if (auto e = render_tool_calls_message(msg, content)) return e;
+    } else if (const json* calls = field(msg, "tool_calls"); calls && *role == "assistant") {
+      if (!native_history_calls(*calls, syntax, native_calls)) {
+        return bad_request("an assistant message's tool_calls must be a list of {\"id\", \"type\": \"function\", "
+                           "\"function\": {\"name\", \"arguments\"}}",
+                           "messages");
+      }
     }
     json n = {{"role", *role}, {"content", content}};
+    if (!native_calls.empty()) n["tool_calls"] = std::move(native_calls);
     if (const json* name = field(msg, "name"); name && name->is_string()) n["name"] = *name;
-    if (const json* id = field(msg, "tool_call_id"); id && id->is_string()) n["tool_call_id"] = *id;
+    if (const json* id = field(msg, "tool_call_id"); id && id->is_string()) {
+      n["tool_call_id"] = native_call_id(id->get<std::string>(), syntax);
+    }
     out.push_back(std::move(n));
   }
   return std::nullopt;
 }
 
+tool_format native_tool_syntax(const api_context& ctx, const tool_request& tools) {
+  if (!ctx.codec || !ctx.codec->has_chat_template()) return tool_format::generic;
+  return detect_tool_format(ctx.codec->chat_template_source());
+}
+
 maybe_error read_chat_prompt(const json& body, const api_context& ctx, const tool_request& tools,
                              std::vector<int32_t>& out, std::string* rendered = nullptr) {
   json messages;
-  if (auto e = normalize_messages(body, messages)) return e;
-  if (tools.active()) add_tool_prompt(tools, messages);
+  // Tools go through the model's own template when it has a native format (required and named
+  // choices then constrain the answer to that format's calls).
+  const tool_format syntax = native_tool_syntax(ctx, tools);
+  if (auto e = normalize_messages(body, messages, syntax)) return e;
+  if (tools.active() && syntax == tool_format::generic) add_tool_prompt(tools, messages);
   bool add_generation_prompt = true;
   if (auto e = read_bool(body, "add_generation_prompt", add_generation_prompt)) return e;
   // Passed by reference, never copied: its depth is bounded at parse time (json_guard.h).
@@ -188,6 +208,12 @@ maybe_error read_chat_prompt(const json& body, const api_context& ctx, const too
   }
   if (!ctx.codec || !ctx.codec->has_chat_template()) {
     return bad_request("this model has no chat template: use /v1/completions", "messages", "unsupported");
+  }
+  json with_tools;
+  if (tools.active() && syntax != tool_format::generic) {
+    with_tools = extra ? *extra : json::object();
+    with_tools["tools"] = template_tools(tools);
+    extra = &with_tools;
   }
   auto text = ctx.codec->render_chat(messages, add_generation_prompt, extra ? *extra : no_kwargs);
   if (!text.ok()) return bad_request(text.err().message, "messages");
@@ -478,8 +504,15 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
         return bad_request(so.param + " cannot be combined with tools (unless tool_choice is \"none\")", so.param,
                            "unsupported");
       }
-      so.spec = {constraint_spec::kind::json_schema, tool_envelope_schema(tools).dump()};
-      so.param = "tools";
+      r.tool_syntax = native_tool_syntax(ctx, tools);
+      if (r.tool_syntax == tool_format::generic) {
+        so.spec = {constraint_spec::kind::json_schema, tool_envelope_schema(tools).dump()};
+        so.param = "tools";
+      } else if (tools.choice != tool_choice_mode::automatic) {
+        // Tool schemas are rarely written for strict mode: keywords the engine cannot enforce are ignored.
+        so.spec = {constraint_spec::kind::json_schema, native_constraint_schema(tools, r.tool_syntax), false};
+        so.param = "tools";
+      }  // else auto with a native template: the model writes its own format freely, parsed at the end
       r.tool_calls = true;
       r.tool_names = tools.names();
     }

@@ -14,6 +14,7 @@
 #include "actors/engine.h"
 #include "net/api_error.h"
 #include "net/json_guard.h"
+#include "net/native_tool_format.h"
 #include "net/prompt_list.h"
 #include "net/text_codec.h"
 
@@ -53,6 +54,7 @@ struct openai_request {
   bool reasoning_starts_open = false;  // the rendered prompt ends inside an opened <think>
   bool tool_calls = false;     // chat with tools (tool_choice not none): the answer is a tool envelope
   std::vector<std::string> tool_names;
+  tool_format tool_syntax = tool_format::generic;  // the model's native call format, or the envelope
 };
 
 template <class T>

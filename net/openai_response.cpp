@@ -4,7 +4,7 @@
 #include <ctime>
 #include <random>
 
-#include "net/tool_call_parser.h"
+#include "net/native_tool_format.h"
 
 namespace troupe {
 
@@ -29,6 +29,7 @@ response_meta make_response_meta(const openai_request& r, const std::string& req
   m.reasoning_starts_open = r.reasoning_starts_open;
   m.tool_calls = r.tool_calls;
   m.tool_names = r.tool_names;
+  m.tool_syntax = r.tool_syntax;
   return m;
 }
 
@@ -300,10 +301,13 @@ std::string usage_chunk(const response_meta& meta, const usage_info& usage) {
   return dump_json(chunk);
 }
 
-std::pair<json, json> tool_message(const response_meta& meta, const std::string& text, finish_reason fin) {
-  const tool_output out = parse_tool_output(text, meta.tool_names);
+std::pair<nlohmann::json, nlohmann::json> tool_message(const response_meta& meta, const std::string& text,
+                                                       finish_reason fin) {
+  const tool_output out = parse_native_tool_output(meta.tool_syntax, text, meta.tool_names);
   json message = out.is_calls && fin == finish_reason::stop
-                     ? json{{"role", "assistant"}, {"content", nullptr}, {"tool_calls", tool_calls_json(out.calls)}}
+                     ? json{{"role", "assistant"},
+                            {"content", out.content.empty() ? json(nullptr) : json(out.content)},  // prose before native calls
+                            {"tool_calls", tool_calls_json(out.calls)}}
                      : json{{"role", "assistant"}, {"content", out.is_calls ? text : out.content}};
   const char* reason = tool_finish(out, fin);
   return {std::move(message), reason ? json(reason) : json(nullptr)};
@@ -311,16 +315,18 @@ std::pair<json, json> tool_message(const response_meta& meta, const std::string&
 
 std::vector<std::string> tool_choice_chunks(const response_meta& meta, int32_t index, const std::string& text,
                                             finish_reason fin, bool include_usage) {
-  tool_output out = parse_tool_output(text, meta.tool_names);
+  tool_output out = parse_native_tool_output(meta.tool_syntax, text, meta.tool_names);
   if (out.is_calls && fin != finish_reason::stop) out = tool_output{false, text, {}};  // not a finished answer
   std::vector<json> deltas;
   if (out.is_calls) {
     const json calls = tool_calls_json(out.calls);
+    // Prose a native-format model wrote before its calls: the content, as the message has it.
+    if (!out.content.empty()) deltas.push_back({{"role", "assistant"}, {"content", out.content}});
     for (size_t i = 0; i < calls.size(); ++i) {
       json head = {{"index", i}, {"id", calls[i]["id"]}, {"type", "function"},
                    {"function", {{"name", calls[i]["function"]["name"]}, {"arguments", ""}}}};
       json d = {{"tool_calls", json::array({std::move(head)})}};
-      if (i == 0) d = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", d["tool_calls"]}};
+      if (i == 0 && out.content.empty()) d = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", d["tool_calls"]}};
       deltas.push_back(std::move(d));
       deltas.push_back({{"tool_calls", json::array({{{"index", i}, {"function", {{"arguments", calls[i]["function"]["arguments"]}}}}})}});
     }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/engine.h"
+#include "net/native_tool_format.h"
 #include "runtime/reasoning_parser.h"
 #include "net/openai_api.h"
 #include "net/text_codec.h"
@@ -38,6 +39,7 @@ struct response_meta {
   bool reasoning_starts_open = false;  // the prompt opened the span
   bool tool_calls = false;  // the answer is a tool envelope (see net/tool_request.h)
   std::vector<std::string> tool_names;
+  tool_format tool_syntax = tool_format::generic;  // how the answer's calls are written
 };
 
 response_meta make_response_meta(const openai_request& r, const std::string& request_id);

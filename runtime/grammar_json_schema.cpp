@@ -1,6 +1,7 @@
 // The JSON Schema walker: each subschema becomes a grammar expression; $ref targets become rules.
 #include "runtime/grammar_json_schema.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -44,14 +45,26 @@ int json_nesting(std::string_view s) {
   return max_depth;
 }
 
+struct schema_tag {
+  std::string prefix, suffix, separator;
+  uint32_t max = 1;  // instances; gexpr::k_unbounded for any number
+};
+
 class schema_compiler {
  public:
   schema_compiler(const ojson& root, bool strict) : root_(root), strict_(strict) {}
 
-  result<grammar> run() {
+  // tag: the instances framed as a model's native tool calls (see json_schema_grammar).
+  result<grammar> run(const std::optional<schema_tag>& tag = std::nullopt) {
     const int32_t top = b_.add_rule("root");
     gexpr e = compile(root_, "$", 0, 0);
     if (err_) return *err_;
+    if (tag) {
+      const gexpr one = as_rule(g_seq({g_lit(tag->prefix), as_rule(e, "tagged-value"), g_lit(tag->suffix)}), "tagged");
+      const gexpr more = g_seq({g_lit(tag->separator), one});
+      if (tag->max == gexpr::k_unbounded) e = g_seq({one, g_star(more)});
+      else e = tag->max <= 1 ? one : g_seq({one, g_repeat(more, 0, tag->max - 1)});
+    }
     b_.define(top, e);
     auto g = b_.build(top, "$");
     if (!g.ok() && !cut_path_.empty()) {
@@ -450,6 +463,18 @@ result<grammar> json_schema_grammar(std::string_view schema_text, bool strict) {
   }
   ojson schema = ojson::parse(schema_text, nullptr, false);
   if (schema.is_discarded()) return make_error(errc::invalid_argument, "$: the schema is not valid JSON");
+  if (schema.is_object() && schema.size() == 1 && schema.contains(k_tagged_schema_key)) {
+    const ojson& t = schema[k_tagged_schema_key];
+    const auto text = [&](const char* k) { return t.contains(k) && t[k].is_string() ? t[k].get<std::string>() : ""; };
+    if (!t.is_object() || !t.contains("schema") || !t["schema"].is_object()) {
+      return make_error(errc::invalid_argument, std::string("$.") + k_tagged_schema_key + ": needs a \"schema\" object");
+    }
+    schema_tag tag{text("prefix"), text("suffix"), text("separator"), 1};
+    if (t.contains("max") && t["max"].is_number_unsigned()) {
+      tag.max = static_cast<uint32_t>(std::min<uint64_t>(t["max"].get<uint64_t>(), gexpr::k_unbounded));
+    }
+    return schema_compiler(t["schema"], strict).run(tag);
+  }
   return schema_compiler(schema, strict).run();
 }
 

@@ -43,6 +43,15 @@ TOOL_CALL = {"role": "assistant", "content": "", "tool_calls": [{
     "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}
 TOOL_RESULT = {"role": "tool", "tool_call_id": "abc123XYZ", "content": "{\"temp_c\": 21}"}
 
+TIME_TOOL = {"type": "function", "function": {
+    "name": "get_time", "description": "Current time in a time zone",
+    "parameters": {"properties": {"zone": {"type": "string"}}, "required": ["zone"], "type": "object"}}}
+PARALLEL_CALLS = {"role": "assistant", "content": "", "tool_calls": [
+    {"id": "abc123XYZ", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+    {"id": "def456UVW", "type": "function", "function": {"name": "get_time", "arguments": {"zone": "CET"}}}]}
+PARALLEL_RESULTS = [{"role": "tool", "tool_call_id": "abc123XYZ", "content": "{\"temp_c\": 21}"},
+                    {"role": "tool", "tool_call_id": "def456UVW", "content": "12:00"}]
+
 ASSIST_THINK = {"role": "assistant", "content": "<think>\nAdd them.\n</think>\n\nIt's 4."}
 
 CONVERSATIONS = {
@@ -52,6 +61,8 @@ CONVERSATIONS = {
     "multi_turn_no_system": ([USER1, ASSIST1, USER2], {}),
     "ends_with_assistant": ([USER1, ASSIST1], {}),
     "tools": ([SYSTEM, USER1, TOOL_CALL, TOOL_RESULT], {"tools": TOOLS}),
+    # Two calls in one answer and their two results (Llama 3.x templates refuse several calls).
+    "tools_parallel": ([USER1, PARALLEL_CALLS] + PARALLEL_RESULTS, {"tools": TOOLS + [TIME_TOOL]}),
     "not_alternating": ([USER1, USER2], {}),
     "extra_date_string": ([USER1], {"date_string": "01 Jan 2025"}),
     # chat_template_kwargs as vLLM passes them (Qwen3's enable_thinking), and an earlier answer

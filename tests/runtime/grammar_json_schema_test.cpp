@@ -181,3 +181,44 @@ TEST(grammar_json_schema, annotations_are_ignored) {
 
 }  // namespace
 }  // namespace troupe
+
+namespace troupe {
+namespace {
+
+using namespace grammar_test;
+
+// The tool-call grammar under required/named choices: a model's native wrapper around values of
+// the schema, up to `max` of them joined by the separator.
+TEST(grammar_json_schema, tagged_schema_frames_instances_in_the_native_wrapper) {
+  const std::string call = R"({"type":"object","properties":{"name":{"const":"f"},"arguments":{"type":"object",
+      "properties":{"x":{"type":"integer"}},"required":["x"],"additionalProperties":false}},
+      "required":["name","arguments"],"additionalProperties":false})";
+  auto hermes = compile_or_die(constraint_spec::kind::json_schema,
+                               R"({"x-troupe-tagged":{"prefix":"<tool_call>\n","suffix":"\n</tool_call>",
+                                   "separator":"\n","max":2,"schema":)" + call + "}}",
+                               tiny_vocab());
+  const std::string one = "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}}\n</tool_call>";
+  EXPECT_TRUE(matches(*hermes, one));
+  EXPECT_TRUE(matches(*hermes, one + "\n" + one));
+  EXPECT_FALSE(matches(*hermes, one + "\n" + one + "\n" + one)) << "max 2";
+  EXPECT_FALSE(matches(*hermes, "{\"name\": \"f\", \"arguments\": {\"x\": 1}}")) << "the wrapper is required";
+  EXPECT_FALSE(matches(*hermes, "<tool_call>\n{\"name\": \"g\", \"arguments\": {\"x\": 1}}\n</tool_call>"));
+  EXPECT_FALSE(matches(*hermes, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": \"1\"}}\n</tool_call>"));
+
+  auto mistral = compile_or_die(constraint_spec::kind::json_schema,
+                                R"({"x-troupe-tagged":{"prefix":"[TOOL_CALLS] ","schema":{"type":"array",
+                                    "minItems":1,"items":)" + call + "}}}",
+                                tiny_vocab());
+  EXPECT_TRUE(matches(*mistral, "[TOOL_CALLS] [{\"name\": \"f\", \"arguments\": {\"x\": 2}}]"));
+  EXPECT_FALSE(matches(*mistral, "[TOOL_CALLS] []"));
+  EXPECT_FALSE(matches(*mistral, "[{\"name\": \"f\", \"arguments\": {\"x\": 2}}]"));
+
+  auto bad = compile_constraint_for_vocab(constraint_spec{constraint_spec::kind::json_schema,
+                                                          R"({"x-troupe-tagged":{"prefix":"a"}})"},
+                                          tiny_vocab());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.err().message.find("x-troupe-tagged"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace troupe
