@@ -301,8 +301,7 @@ std::string usage_chunk(const response_meta& meta, const usage_info& usage) {
   return dump_json(chunk);
 }
 
-std::pair<nlohmann::json, nlohmann::json> tool_message(const response_meta& meta, const std::string& text,
-                                                       finish_reason fin) {
+std::pair<json, json> tool_message(const response_meta& meta, const std::string& text, finish_reason fin) {
   const tool_output out = parse_native_tool_output(meta.tool_syntax, text, meta.tool_names);
   json message = out.is_calls && fin == finish_reason::stop
                      ? json{{"role", "assistant"},
