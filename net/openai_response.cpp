@@ -300,13 +300,15 @@ std::string usage_chunk(const response_meta& meta, const usage_info& usage) {
   return dump_json(chunk);
 }
 
-std::pair<json, json> tool_message(const response_meta& meta, const std::string& text, finish_reason fin) {
+// Declared with nlohmann::json (its callers' type); built ordered, then converted.
+std::pair<nlohmann::json, nlohmann::json> tool_message(const response_meta& meta, const std::string& text,
+                                                       finish_reason fin) {
   const tool_output out = parse_tool_output(text, meta.tool_names);
   json message = out.is_calls && fin == finish_reason::stop
                      ? json{{"role", "assistant"}, {"content", nullptr}, {"tool_calls", tool_calls_json(out.calls)}}
                      : json{{"role", "assistant"}, {"content", out.is_calls ? text : out.content}};
   const char* reason = tool_finish(out, fin);
-  return {std::move(message), reason ? json(reason) : json(nullptr)};
+  return {nlohmann::json(message), reason ? nlohmann::json(reason) : nlohmann::json(nullptr)};
 }
 
 std::vector<std::string> tool_choice_chunks(const response_meta& meta, int32_t index, const std::string& text,

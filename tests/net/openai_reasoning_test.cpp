@@ -89,7 +89,8 @@ TEST(openai_reasoning, all_reasoning_answer_has_null_content_and_chunks_carry_th
   EXPECT_TRUE(m["content"].is_null());
   EXPECT_EQ(m["reasoning_content"], "cut off by max_tokens");
   reasoning_split split{"thought", ""};
-  json delta = json::parse(stream_chunk(meta, ev, &codec, true, false, 0, &split))["choices"][0]["delta"];
+  int64_t text_offset = 0;
+  json delta = json::parse(stream_chunk(meta, ev, &codec, true, false, text_offset, &split))["choices"][0]["delta"];
   EXPECT_EQ(delta["reasoning_content"], "thought");
   EXPECT_FALSE(delta.contains("content"));
   EXPECT_EQ(delta["role"], "assistant");
