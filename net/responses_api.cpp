@@ -201,6 +201,11 @@ maybe_error read_tools(const json& body, responses_params& p) {
     }
     p.tool_choice = *c;
   }
+  if (const json* v = field(body, "parallel_tool_calls")) {
+    if (!v->is_boolean()) return bad_request("parallel_tool_calls must be a boolean", "parallel_tool_calls");
+    p.parallel_tool_calls = v->get<bool>();
+    p.chat_fields["parallel_tool_calls"] = *v;
+  }
   return std::nullopt;
 }
 
@@ -275,13 +280,6 @@ api_error rename_chat_fields(api_error e) {
   swap("response_format", "text.format");
   swap("messages", "input");
   return e;
-}
-
-bool has_tool_messages(const json& messages) {
-  for (const json& m : messages) {
-    if (m.contains("tool_calls") || m.value("role", "") == "tool") return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -367,20 +365,6 @@ api_result<openai_request> build_responses_generation(const responses_params& p,
                                                       const api_context& ctx, size_t* num_history_used) {
   try {
     const json input = items_to_messages(p.input_items);
-    // Tool calls in the conversation need the chat template's tool support (structured outputs,
-    // issue 23); until the chat parser renders tool_calls, refuse rather than drop them.
-    if (has_tool_messages(input) || has_tool_messages(history)) {
-      return bad_request("function_call and function_call_output items are not supported yet (tool calls are not "
-                         "implemented)", "input", "unsupported");
-    }
-    // Tool calls answer with function_call output items, which this builder does not make yet:
-    // refused here whatever the chat parser accepts. text.format needs nothing more (the output
-    // text is the constrained JSON), so it is left to the chat parser.
-    const auto choice = p.chat_fields.find("tool_choice");
-    if (p.chat_fields.contains("tools") && !(choice != p.chat_fields.end() && *choice == "none")) {
-      return bad_request("tools are not supported yet on /v1/responses (function_call output items are not "
-                         "implemented)", "tools", "unsupported");
-    }
     size_t skip = 0;
     while (true) {
       json body = p.chat_fields;

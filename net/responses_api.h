@@ -26,6 +26,7 @@ struct responses_params {
   nlohmann::json top_p;                                // number or null
   nlohmann::json tools = nlohmann::json::array();      // Responses function tools, as sent
   nlohmann::json tool_choice = "auto";
+  bool parallel_tool_calls = true;
   nlohmann::json text = {{"format", {{"type", "text"}}}};
   // Fields of the chat-completions body this request maps onto besides "messages": sampling,
   // max_completion_tokens, tools, tool_choice and response_format (chat shapes).

@@ -2,9 +2,14 @@
 // response.created, response.in_progress, response.output_item.added, response.content_part.added,
 // response.output_text.delta*, response.output_text.done, response.content_part.done,
 // response.output_item.done, then response.completed | response.incomplete | response.failed.
+// Under tools, per function_call item: response.output_item.added, response.function_call_arguments.delta,
+// response.function_call_arguments.done, response.output_item.done (all at the end: the envelope
+// must be whole to parse).
 #include "net/responses_events.h"
 
 #include <ctime>
+
+#include "net/tool_call_parser.h"
 
 namespace troupe {
 
@@ -36,6 +41,11 @@ response_builder::response_builder(const responses_params& p, std::string id, st
   params_.input_items = json::array();  // not echoed; keeps the copy small
 }
 
+void response_builder::expect_tool_envelope(std::vector<std::string> tool_names) {
+  tools_ = true;
+  tool_names_ = std::move(tool_names);
+}
+
 json response_builder::event(const char* type, json fields) {
   fields["type"] = type;
   fields["sequence_number"] = seq_++;
@@ -52,9 +62,20 @@ json response_builder::message_item(const char* item_status) const {
 }
 
 json response_builder::output_items() const {
+  if (!calls_.empty()) return calls_;
   if (status_ == "in_progress" && !message_open_) return json::array();
   const char* item_status = status_ == "completed" ? "completed" : status_ == "in_progress" ? "in_progress" : "incomplete";
   return json::array({message_item(item_status)});
+}
+
+json response_builder::assistant_message() const {
+  if (calls_.empty()) return json{{"role", "assistant"}, {"content", text_}};
+  json calls = json::array();
+  for (const json& c : calls_) {
+    calls.push_back({{"id", c["call_id"]}, {"type", "function"},
+                     {"function", {{"name", c["name"]}, {"arguments", c["arguments"]}}}});
+  }
+  return json{{"role", "assistant"}, {"content", ""}, {"tool_calls", std::move(calls)}};
 }
 
 json response_builder::object() const {
@@ -69,7 +90,7 @@ json response_builder::object() const {
             {"max_output_tokens", params_.max_output_tokens},
             {"model", model_},
             {"output", output_items()},
-            {"parallel_tool_calls", true},
+            {"parallel_tool_calls", params_.parallel_tool_calls},
             {"previous_response_id", params_.previous_response_id.empty() ? json(nullptr) : json(params_.previous_response_id)},
             {"reasoning", {{"effort", nullptr}, {"summary", nullptr}}},
             {"store", params_.store},
@@ -101,15 +122,43 @@ void response_builder::open_message(std::vector<json>& out) {
                        {"part", {{"type", "output_text"}, {"text", ""}, {"annotations", json::array()}, {"logprobs", json::array()}}}}));
 }
 
+void response_builder::emit_calls(std::vector<json>& out) {
+  for (size_t i = 0; i < calls_.size(); ++i) {
+    json added = calls_[i];
+    added["arguments"] = "";
+    added["status"] = "in_progress";
+    const json& item_id = calls_[i]["id"];
+    out.push_back(event("response.output_item.added", {{"output_index", i}, {"item", std::move(added)}}));
+    out.push_back(event("response.function_call_arguments.delta",
+                        {{"item_id", item_id}, {"output_index", i}, {"delta", calls_[i]["arguments"]}}));
+    out.push_back(event("response.function_call_arguments.done",
+                        {{"item_id", item_id}, {"output_index", i}, {"arguments", calls_[i]["arguments"]}}));
+    out.push_back(event("response.output_item.done", {{"output_index", i}, {"item", calls_[i]}}));
+  }
+}
+
+void response_builder::close_message(std::vector<json>& out, finish_reason fin) {
+  open_message(out);
+  const char* item_status = fin == finish_reason::stop ? "completed" : "incomplete";
+  const json part = {{"type", "output_text"}, {"text", text_}, {"annotations", json::array()}, {"logprobs", json::array()}};
+  out.push_back(event("response.output_text.done", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
+                                                    {"text", text_}, {"logprobs", json::array()}}));
+  out.push_back(event("response.content_part.done",
+                      {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0}, {"part", part}}));
+  out.push_back(event("response.output_item.done", {{"output_index", 0}, {"item", message_item(item_status)}}));
+}
+
 std::vector<json> response_builder::on_event(const generation_event& ev) {
   std::vector<json> out;
   if (done() || ev.index != 0) return out;
   output_ids_.insert(output_ids_.end(), ev.token_ids.begin(), ev.token_ids.end());
   if (!ev.text.empty()) {
-    open_message(out);
+    if (!tools_) {
+      open_message(out);
+      out.push_back(event("response.output_text.delta", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
+                                                         {"delta", ev.text}, {"logprobs", json::array()}}));
+    }
     text_ += ev.text;
-    out.push_back(event("response.output_text.delta", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
-                                                       {"delta", ev.text}, {"logprobs", json::array()}}));
   }
   if (ev.finish == finish_reason::none) return out;
   usage_ = ev.usage;
@@ -121,13 +170,28 @@ std::vector<json> response_builder::on_event(const generation_event& ev) {
     api_error e{500, "the generation failed", "server_error", {}, "server_error"};
     return fail(e);
   }
-  open_message(out);
-  const char* item_status = ev.finish == finish_reason::stop ? "completed" : "incomplete";
-  const json part = {{"type", "output_text"}, {"text", text_}, {"annotations", json::array()}, {"logprobs", json::array()}};
-  out.push_back(event("response.output_text.done", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
-                                                    {"text", text_}, {"logprobs", json::array()}}));
-  out.push_back(event("response.content_part.done",
-                      {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0}, {"part", part}}));
+  if (tools_) {
+    // Calls count only when the envelope ended normally; otherwise the raw text is the message.
+    const tool_output parsed = parse_tool_output(text_, tool_names_);
+    if (parsed.is_calls && ev.finish == finish_reason::stop) {
+      for (const parsed_tool_call& c : parsed.calls) {
+        calls_.push_back({{"type", "function_call"}, {"id", new_response_object_id("fc_")},
+                          {"call_id", new_response_object_id("call_")}, {"name", c.name},
+                          {"arguments", c.arguments}, {"status", "completed"}});
+      }
+      emit_calls(out);
+    } else {
+      if (!parsed.is_calls) text_ = parsed.content;
+      open_message(out);
+      if (!text_.empty()) {
+        out.push_back(event("response.output_text.delta", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
+                                                           {"delta", text_}, {"logprobs", json::array()}}));
+      }
+      close_message(out, ev.finish);
+    }
+  } else {
+    close_message(out, ev.finish);
+  }
   if (ev.finish == finish_reason::stop) {
     status_ = "completed";
   } else if (ev.finish == finish_reason::length) {
@@ -136,7 +200,6 @@ std::vector<json> response_builder::on_event(const generation_event& ev) {
   } else {
     status_ = "cancelled";
   }
-  out.push_back(event("response.output_item.done", {{"output_index", 0}, {"item", message_item(item_status)}}));
   out.push_back(event(status_ == "completed" ? "response.completed" : "response.incomplete", {{"response", object()}}));
   return out;
 }

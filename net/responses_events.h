@@ -21,6 +21,9 @@ class response_builder {
   response_builder(const responses_params& p, std::string id, std::string model);
 
   const std::string& id() const { return id_; }
+  // The generation answers with the tool envelope (a request with tools, tool_choice not none):
+  // its text is held until the end, then becomes function_call items or one message.
+  void expect_tool_envelope(std::vector<std::string> tool_names);
   // response.created, response.in_progress: before any other event.
   std::vector<nlohmann::json> start();
   // Events for one engine event (deltas, and the closing events on its final one).
@@ -36,13 +39,18 @@ class response_builder {
   const usage_info& usage() const { return usage_; }
   // The response object as it stands (the final one once done()).
   nlohmann::json object() const;
-  // The output items (message with output_text), as the final object holds them.
+  // The output items (message with output_text, or function_call items), as the final object holds them.
   nlohmann::json output_items() const;
+  // The output as one chat message for the conversation a next turn continues: the text, or the
+  // calls as assistant tool_calls whose ids are the call_ids (function_call_output refers to them).
+  nlohmann::json assistant_message() const;
 
  private:
   nlohmann::json event(const char* type, nlohmann::json fields);
   nlohmann::json message_item(const char* item_status) const;
   void open_message(std::vector<nlohmann::json>& out);  // output_item.added + content_part.added
+  void close_message(std::vector<nlohmann::json>& out, finish_reason fin);
+  void emit_calls(std::vector<nlohmann::json>& out);    // the function_call items' events
 
   responses_params params_;
   std::string id_;
@@ -58,6 +66,9 @@ class response_builder {
   bool has_usage_ = false;
   nlohmann::json incomplete_details_;  // null or {"reason": ...}
   nlohmann::json error_;               // null or {"code", "message"}
+  bool tools_ = false;
+  std::vector<std::string> tool_names_;
+  nlohmann::json calls_ = nlohmann::json::array();  // function_call items, once parsed
 };
 
 // The usage object of the Responses API (input/output tokens, cached_tokens).

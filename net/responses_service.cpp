@@ -12,7 +12,9 @@ using json = nlohmann::json;
 
 response_run::response_run(responses_params p, openai_request g, json conv, std::string own, std::string model)
     : params(std::move(p)), gen(std::move(g)), conversation(std::move(conv)), owner(std::move(own)),
-      builder(params, new_response_object_id("resp_"), std::move(model)) {}
+      builder(params, new_response_object_id("resp_"), std::move(model)) {
+  if (gen.tool_calls) builder.expect_tool_envelope(gen.tool_names);
+}
 
 stored_response response_run::entry() const {
   stored_response r;
@@ -21,7 +23,7 @@ stored_response response_run::entry() const {
   r.response = builder.object();
   r.input_items = params.input_items;
   r.conversation = conversation;
-  r.conversation.push_back({{"role", "assistant"}, {"content", builder.text()}});
+  r.conversation.push_back(builder.assistant_message());
   r.tokens = gen.gen.prompt_ids;
   r.tokens.insert(r.tokens.end(), builder.output_ids().begin(), builder.output_ids().end());
   return r;

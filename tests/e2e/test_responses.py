@@ -2,11 +2,15 @@
 streamed with the SDK's stream helper), retrieve, delete, input items, previous_response_id chains
 whose cached_tokens cover the previous turn's prompt and whose answers equal the stateless
 conversation, the WebSocket mode (client.responses.connect()) for a 5-turn conversation, and bad
-input: unknown or another key's ids (404), oversized input (400), malformed socket events."""
+input: unknown or another key's ids (404), oversized input (400), malformed socket events. Function
+tools: a round trip (function_call item, then its function_call_output chained by
+previous_response_id), streamed and over the socket, and text.format json_schema output."""
 import json
 import time
 
+import jsonschema
 import openai
+import pydantic
 import pytest
 import requests
 from websockets.sync.client import connect as ws_connect
@@ -314,3 +318,127 @@ def test_the_store_evicts_beyond_its_size(server_factory):
         c.responses.retrieve(ids[0])
     assert c.responses.retrieve(ids[2]).id == ids[2]
     assert metrics(srv.url)["troupe:response_store_evictions_total"] >= 1
+
+
+WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather of a city",
+           "parameters": {"type": "object",
+                          "properties": {"city": {"type": "string", "maxLength": 30},
+                                         "unit": {"enum": ["celsius", "fahrenheit"]}},
+                          "required": ["city", "unit"], "additionalProperties": False}}
+ASK_WEATHER = "What is the weather in Paris?"
+
+
+def ask_tool(client, model, **kw):
+    return client.responses.create(model=model, tools=[WEATHER], max_output_tokens=120, temperature=0, **kw)
+
+
+def check_call(item):
+    assert item.type == "function_call"
+    assert item.id.startswith("fc_") and item.call_id.startswith("call_")
+    assert item.name == "get_weather" and item.status == "completed"
+    jsonschema.validate(json.loads(item.arguments), WEATHER["parameters"])
+
+
+def tool_result(call):
+    return {"type": "function_call_output", "call_id": call.call_id,
+            "output": json.dumps({"temperature": 18, "unit": json.loads(call.arguments)["unit"]})}
+
+
+def test_function_tool_round_trip_with_previous_response_id(client, model):
+    r = ask_tool(client, model, input=ASK_WEATHER, tool_choice="required")
+    assert r.status == "completed"
+    assert r.output and all(item.type == "function_call" for item in r.output)
+    for item in r.output:
+        check_call(item)
+    assert r.tool_choice == "required" and r.tools[0].name == "get_weather"
+    # The result goes back chained to the call. With the same tools and tool_choice the prompt
+    # keeps its tool description (which names the choice), so the first turn comes from the cache.
+    follow = ask_tool(client, model, input=[tool_result(r.output[0])], previous_response_id=r.id, tool_choice="required")
+    assert follow.usage.input_tokens_details.cached_tokens >= r.usage.input_tokens // BLOCK * BLOCK
+    assert follow.usage.input_tokens > r.usage.input_tokens + r.usage.output_tokens
+    for item in follow.output:
+        check_call(item)
+    # tool_choice none: the answer is a message.
+    answer = ask_tool(client, model, input=[tool_result(r.output[0])], previous_response_id=r.id, tool_choice="none")
+    assert answer.status in ("completed", "incomplete")
+    assert [item.type for item in answer.output] == ["message"] and answer.output_text
+    # The same conversation sent statelessly, the call as an input item, answers the same.
+    call = r.output[0]
+    stateless = ask_tool(client, model, tool_choice="none", input=[
+        {"role": "user", "content": ASK_WEATHER},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        tool_result(call)])
+    assert stateless.output_text == answer.output_text
+
+
+def test_streamed_function_calls_equal_the_non_streamed_ones(client, model):
+    whole = ask_tool(client, model, input=ASK_WEATHER, tool_choice="required")
+    with client.responses.stream(model=model, input=ASK_WEATHER, tools=[WEATHER], tool_choice="required",
+                                 max_output_tokens=120, temperature=0) as s:
+        events = list(s)
+        final = s.get_final_response()
+    types = [e.type for e in events]
+    calls = [i for i in whole.output if i.type == "function_call"]
+    assert types == ["response.created", "response.in_progress"] + [
+        "response.output_item.added", "response.function_call_arguments.delta",
+        "response.function_call_arguments.done", "response.output_item.done"] * len(calls) + ["response.completed"]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    streamed = {}
+    for e in events:
+        if e.type == "response.function_call_arguments.delta":
+            streamed[e.output_index] = streamed.get(e.output_index, "") + e.delta
+        if e.type == "response.function_call_arguments.done":
+            assert e.arguments == streamed[e.output_index]
+    assert [json.loads(streamed[i]) for i in sorted(streamed)] == [json.loads(c.arguments) for c in calls]
+    assert [(i.name, json.loads(i.arguments)) for i in final.output] == \
+           [(c.name, json.loads(c.arguments)) for c in calls]
+    for item in final.output:
+        check_call(item)
+
+
+def test_function_tool_round_trip_over_the_socket(client, model):
+    with client.responses.connect() as conn:
+        def run(**kw):
+            conn.response.create(model=model, tools=[WEATHER], max_output_tokens=120, temperature=0, store=False, **kw)
+            types = []
+            for event in conn:
+                types.append(event.type)
+                if event.type in ("response.completed", "response.incomplete", "response.failed", "error"):
+                    return types, event
+        types, final = run(input=ASK_WEATHER, tool_choice="required")
+        assert final.type == "response.completed", types
+        assert "response.function_call_arguments.done" in types and "response.output_text.delta" not in types
+        for item in final.response.output:
+            check_call(item)
+        types, answer = run(input=[tool_result(final.response.output[0])], previous_response_id=final.response.id,
+                            tool_choice="none")
+        assert answer.type in ("response.completed", "response.incomplete"), types
+        assert answer.response.output[0].type == "message" and answer.response.output[0].content[0].text
+
+
+class City(pydantic.BaseModel):
+    name: str = pydantic.Field(max_length=40)
+    country: str = pydantic.Field(max_length=40)
+
+
+def test_text_format_json_schema_output_parses(client, model):
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
+                                               "population": {"type": "integer"}},
+              "required": ["city", "population"], "additionalProperties": False}
+    r = client.responses.create(model=model, input="Name a large city and its population.", max_output_tokens=120,
+                                temperature=0, text={"format": {"type": "json_schema", "name": "city", "schema": schema,
+                                                                "strict": True}})
+    assert r.status == "completed"
+    assert r.text.format.type == "json_schema"
+    jsonschema.validate(json.loads(r.output_text), schema)
+    # The SDK's parse helper sends a pydantic model's strict schema and parses the answer with it.
+    parsed = client.responses.parse(model=model, input="Name the capital of France.", text_format=City,
+                                    max_output_tokens=120, temperature=0)
+    assert isinstance(parsed.output_parsed, City)
+    # json_object: any JSON object.
+    r = client.responses.create(model=model, input="Describe Paris as JSON.", max_output_tokens=120, temperature=0,
+                                text={"format": {"type": "json_object"}})
+    if r.status == "completed":
+        assert isinstance(json.loads(r.output_text), dict)
+    else:
+        assert r.incomplete_details.reason == "max_output_tokens"

@@ -1,8 +1,9 @@
 // Fuzzes the Responses API request parser (net/responses_api.h, net/responses_service.h): a body of
 // POST /v1/responses or a WebSocket `response.create` event goes through parse_json_body (with the
 // depth limit), prepare_response (input items, tools, text.format, previous_response_id through a
-// store holding one response) and the chat mapping, over the real tokenizer and chat template. A
-// parsed request must never be a 5xx, and nothing may crash.
+// store holding one response) and the chat mapping, over the real tokenizer and chat template, then
+// the same text as the answer through the event builder. A parsed request must never be a 5xx, and
+// nothing may crash.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -52,7 +53,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // The events of a response are built from the parsed params: shape them once.
       auto& r = *std::get<std::unique_ptr<response_run>>(run);
       (void)r.builder.start();
+      // The input as the model's answer: under tools it is parsed as the envelope (function_call
+      // items), and the conversation a next turn continues is built from it.
+      generation_event ev;
+      ev.text = text;
+      ev.finish = finish_reason::stop;
+      (void)r.builder.on_event(ev);
       (void)dump_json(r.builder.object());
+      (void)r.entry();
     }
   }
   return 0;

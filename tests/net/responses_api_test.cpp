@@ -113,27 +113,53 @@ TEST_F(responses_api_test, tools_and_text_format_map_onto_the_chat_fields) {
                            {"tools", json::array({{{"type", "function"}, {"name", "f"},
                                                    {"parameters", {{"type", "object"}}}}})},
                            {"tool_choice", {{"type", "function"}, {"name", "f"}}},
+                           {"parallel_tool_calls", false},
                            {"text", {{"format", {{"type", "json_schema"}, {"name", "s"}, {"schema", {{"type", "object"}}}}}}}});
   EXPECT_EQ(p.chat_fields["tools"][0]["function"]["name"], "f");
   EXPECT_EQ(p.chat_fields["tool_choice"]["function"]["name"], "f");
   EXPECT_EQ(p.chat_fields["response_format"]["json_schema"]["name"], "s");
-  // Until the chat path implements them (issue 23), the generation refuses them by their Responses name.
-  auto g = build_responses_generation(p, json::array(), ctx);
+  EXPECT_FALSE(p.parallel_tool_calls);
+  const api_context roomy{&codec, 4000, 512, 4, "m"};  // the tools' system prompt is long
+  // The answer is either the tool envelope or the schema's JSON: both at once is refused by name.
+  auto g = build_responses_generation(p, json::array(), roomy);
   ASSERT_TRUE(is_error(g));
-  EXPECT_EQ(std::get<api_error>(g).code, "unsupported");
+  EXPECT_EQ(std::get<api_error>(g).status, 400);
+  EXPECT_NE(std::get<api_error>(g).message.find("text.format"), std::string::npos);
+  p.chat_fields.erase("response_format");
+  g = build_responses_generation(p, json::array(), roomy);
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  const openai_request& r = std::get<openai_request>(g);
+  EXPECT_TRUE(r.tool_calls);  // the answer is the tool envelope
+  EXPECT_EQ(r.tool_names, std::vector<std::string>{"f"});
+  EXPECT_EQ(bad({{"input", "x"}, {"parallel_tool_calls", "yes"}}).param, "parallel_tool_calls");
 }
 
-TEST_F(responses_api_test, function_call_items_are_parsed_and_refused_until_tools_exist) {
-  responses_params p = ok({{"input", json::array({{{"type", "function_call"}, {"call_id", "c1"}, {"name", "f"}, {"arguments", "{}"}},
-                                                  {{"type", "function_call_output"}, {"call_id", "c1"}, {"output", "42"}}})}});
+TEST_F(responses_api_test, text_format_alone_constrains_the_output_and_tool_choice_none_does_not_call) {
+  responses_params p = ok({{"input", "x"}, {"text", {{"format", {{"type", "json_object"}}}}}});
+  auto g = build_responses_generation(p, json::array(), ctx);
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  EXPECT_FALSE(std::get<openai_request>(g).tool_calls);
+  EXPECT_EQ(p.chat_fields["response_format"]["type"], "json_object");
+  p = ok({{"input", "x"}, {"tools", json::array({{{"type", "function"}, {"name", "f"}}})}, {"tool_choice", "none"}});
+  g = build_responses_generation(p, json::array(), api_context{&codec, 4000, 512, 4, "m"});
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  EXPECT_FALSE(std::get<openai_request>(g).tool_calls);
+}
+
+TEST_F(responses_api_test, function_call_items_become_assistant_tool_calls_and_tool_messages) {
+  responses_params p = ok({{"input", json::array({{{"type", "function_call"}, {"call_id", "c1"}, {"name", "f"}, {"arguments", "{\"a\":7}"}},
+                                                  {{"type", "function_call_output"}, {"call_id", "c1"}, {"output", "forty-two"}}})}});
   json m = items_to_messages(p.input_items);
   ASSERT_EQ(m.size(), 2u);
   EXPECT_EQ(m[0]["tool_calls"][0]["function"]["name"], "f");
+  EXPECT_EQ(m[0]["tool_calls"][0]["id"], "c1");
   EXPECT_EQ(m[1]["role"], "tool");
   EXPECT_EQ(m[1]["tool_call_id"], "c1");
   auto g = build_responses_generation(p, json::array(), ctx);
-  ASSERT_TRUE(is_error(g));
-  EXPECT_EQ(std::get<api_error>(g).code, "unsupported");
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  const std::string prompt = prompt_text(std::get<openai_request>(g));
+  EXPECT_NE(prompt.find("\"f\""), std::string::npos) << prompt;  // the call is shown to the model
+  EXPECT_NE(prompt.find("forty-two"), std::string::npos) << prompt;  // and its result
 }
 
 generation_event text_event(const std::string& text, finish_reason f = finish_reason::none) {
@@ -191,6 +217,58 @@ TEST(response_builder, length_is_incomplete_with_max_output_tokens_and_error_fai
   EXPECT_EQ(failed[0]["type"], "response.failed");
   EXPECT_EQ(failed[0]["response"]["error"]["message"], "boom");
   EXPECT_TRUE(f.fail(api_error{}).empty());  // a response ends once
+}
+
+TEST(response_builder, a_tool_envelope_becomes_function_call_items_with_their_events) {
+  responses_params p;
+  response_builder b(p, "resp_1", "m");
+  b.expect_tool_envelope({"get_weather"});
+  std::vector<json> all = b.start();
+  for (auto& e : b.on_event(text_event("{\"tool_calls\": [{\"name\": \"get_weather\", "))) all.push_back(e);
+  EXPECT_EQ(all.size(), 2u);  // the envelope is held until it is whole
+  for (auto& e : b.on_event(text_event("\"arguments\": {\"city\": \"Oslo\"}}]}", finish_reason::stop))) all.push_back(e);
+  EXPECT_EQ(types(all), (std::vector<std::string>{"response.created", "response.in_progress", "response.output_item.added",
+                                                  "response.function_call_arguments.delta",
+                                                  "response.function_call_arguments.done", "response.output_item.done",
+                                                  "response.completed"}));
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i]["sequence_number"], i);
+  const json item = all.back()["response"]["output"][0];
+  EXPECT_EQ(item["type"], "function_call");
+  EXPECT_EQ(item["name"], "get_weather");
+  EXPECT_EQ(item["arguments"], "{\"city\":\"Oslo\"}");
+  EXPECT_EQ(item["status"], "completed");
+  EXPECT_TRUE(item["id"].get<std::string>().starts_with("fc_"));
+  EXPECT_TRUE(item["call_id"].get<std::string>().starts_with("call_"));
+  EXPECT_EQ(all[2]["item"]["arguments"], "");
+  EXPECT_EQ(all[2]["item"]["status"], "in_progress");
+  EXPECT_EQ(all[3]["item_id"], item["id"]);
+  EXPECT_EQ(all[3]["delta"], item["arguments"]);
+  EXPECT_EQ(all[4]["arguments"], item["arguments"]);
+  EXPECT_EQ(all[5]["item"], item);
+  // The next turn sees the call as an assistant tool call whose id is the call_id.
+  const json m = b.assistant_message();
+  EXPECT_EQ(m["tool_calls"][0]["id"], item["call_id"]);
+  EXPECT_EQ(m["tool_calls"][0]["function"]["arguments"], item["arguments"]);
+}
+
+TEST(response_builder, a_content_envelope_or_a_truncated_one_is_a_message) {
+  responses_params p;
+  response_builder b(p, "resp_1", "m");
+  b.expect_tool_envelope({"f"});
+  b.start();
+  auto ev = b.on_event(text_event("{\"content\": \"no call\"}", finish_reason::stop));
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev.back()["response"]["output"][0]["type"], "message");
+  EXPECT_EQ(ev.back()["response"]["output"][0]["content"][0]["text"], "no call");
+  EXPECT_EQ(b.assistant_message(), (json{{"role", "assistant"}, {"content", "no call"}}));
+  response_builder t(p, "resp_2", "m");
+  t.expect_tool_envelope({"f"});
+  t.start();
+  const std::string cut = "{\"tool_calls\": [{\"name\": \"f\", \"arguments\": {}}]}";
+  ev = t.on_event(text_event(cut, finish_reason::length));
+  EXPECT_EQ(ev.back()["type"], "response.incomplete");
+  EXPECT_EQ(ev.back()["response"]["output"][0]["type"], "message");  // calls count only when the answer ended
+  EXPECT_EQ(ev.back()["response"]["output"][0]["content"][0]["text"], cut);
 }
 
 stored_response entry(const std::string& id, const std::string& owner) {
