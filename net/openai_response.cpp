@@ -309,7 +309,7 @@ std::pair<json, json> tool_message(const response_meta& meta, const std::string&
                             {"tool_calls", tool_calls_json(out.calls)}}
                      : json{{"role", "assistant"}, {"content", out.is_calls ? text : out.content}};
   const char* reason = tool_finish(out, fin);
-  return {nlohmann::json(message), reason ? nlohmann::json(reason) : nlohmann::json(nullptr)};
+  return {std::move(message), reason ? json(reason) : json(nullptr)};
 }
 
 std::vector<std::string> tool_choice_chunks(const response_meta& meta, int32_t index, const std::string& text,
