@@ -338,6 +338,10 @@ sampled_token sampler::sample(std::span<float> logits) {
   if (constraint_) {
     constraint_blocked_ = !apply_constraint(logits);
     if (constraint_blocked_) return out;  // nothing allowed: the caller stops the sequence
+    // As vLLM: the grammar's mask comes before every logprobs mode (raw = masked, unbiased row).
+    if (raw)
+      for (size_t i = 0; i < raw_.size(); ++i)
+        if (!mask_.test(static_cast<int32_t>(i))) raw_[i] = kNegInf;
   }
   const std::span<const float> l(logits.data(), logits.size());
   out.token = params_.temperature < kGreedyEps ? argmax(l) : sample_filtered(l);

@@ -41,7 +41,8 @@ struct sampled_token {
 //      penalties compose with it, and greedy and stochastic sampling alike only see allowed tokens);
 //   3. logprobs, if asked, from a log-softmax before temperature and filtering (they never depend
 //      on top_k/top_p): params.lp_mode raw (the default, as vLLM) takes the model's row before step
-//      1, processed takes it after steps 1-2b (the distribution greedy decoding follows); top
+//      1 but with step 2b's mask (as vLLM, whose grammar mask precedes every logprobs mode),
+//      processed takes it after steps 1-2b (the distribution greedy decoding follows); top
 //      alternatives a constraint disallows are left out;
 //   4. temperature == 0: greedy argmax (ties: lowest id). Otherwise temperature, then min_p (relative
 //      to the most likely token), then top_k, then top_p over what is left, then one draw.

@@ -196,6 +196,7 @@ TEST(model_family_plan, plan_equals_allocation) {
     ASSERT_TRUE(cfg.ok()) << cfg.err().message;
     engine_options o;
     o.device = "cpu";
+    o.model.model = path;  // the plan counts the weights this checkpoint holds
     o.model.dtype = "float32";
     o.model.kv_cache_dtype = "float32";
     o.cache_max_entry_count = 12;  // blocks
