@@ -24,6 +24,18 @@ __device__ __forceinline__ float2 to_float2(const __half* p) {
   return __half22float2(*reinterpret_cast<const __half2*>(p));
 }
 
+// Shared memory of the attention kernel for head_dim D: q rows (float), K tile (rows padded by one
+// word), V tile, probabilities. Byte offsets are 16-aligned for the vector stores.
+template <class T, int D>
+struct smem_layout {
+  static constexpr int kStride = D + 2;
+  static constexpr size_t kOffK = size_t{kRows} * D * 4;
+  static constexpr size_t kOffV = kOffK + (size_t{kKeys} * kStride * sizeof(T) + 15) / 16 * 16;
+  static constexpr size_t kOffP = kOffV + size_t{kKeys} * D * sizeof(T);
+  static constexpr size_t kBytes = kOffP + size_t{kRows} * kKeys * 4;
+  static constexpr bool kDynamic = kBytes > 48 * 1024;
+};
+
 // Design note: a CTA owns up to 16 query rows (tokens x q heads of one KV group) and walks the keys
 // of its split in tiles of 64 through shared memory; each K/V tile is read from the paged cache
 // once and used by all rows, which is what makes GQA decode cheap. Scores: lane j of a warp scores
@@ -35,12 +47,30 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
   pdl_wait();
   pdl_launch_dependents();
   constexpr int DPL = (D + 31) / 32;  // output dims per lane
-  constexpr int KSTRIDE = D + 2;
+  constexpr int KSTRIDE = smem_layout<T, D>::kStride;
   constexpr int CPR = D / 8;          // 16-byte chunks per K/V row
-  __shared__ float q_s[kRows][D];
-  __shared__ __align__(16) T k_s[kKeys][KSTRIDE];
-  __shared__ __align__(16) T v_s[kKeys][D];
-  __shared__ float p_s[kRows][kKeys];
+  // Head dims up to 128 fit the 48 KiB of static shared memory; 256 (Gemma 3) takes ~85 KiB of
+  // dynamic shared memory (the launcher raises the kernel's limit). Same layout either way.
+  float (*q_s)[D];
+  T (*k_s)[KSTRIDE];
+  T (*v_s)[D];
+  float (*p_s)[kKeys];
+  if constexpr (smem_layout<T, D>::kDynamic) {
+    extern __shared__ __align__(16) unsigned char attn_smem[];
+    q_s = reinterpret_cast<float(*)[D]>(attn_smem);
+    k_s = reinterpret_cast<T(*)[KSTRIDE]>(attn_smem + smem_layout<T, D>::kOffK);
+    v_s = reinterpret_cast<T(*)[D]>(attn_smem + smem_layout<T, D>::kOffV);
+    p_s = reinterpret_cast<float(*)[kKeys]>(attn_smem + smem_layout<T, D>::kOffP);
+  } else {
+    __shared__ float q_arr[kRows][D];
+    __shared__ __align__(16) T k_arr[kKeys][KSTRIDE];
+    __shared__ __align__(16) T v_arr[kKeys][D];
+    __shared__ float p_arr[kRows][kKeys];
+    q_s = q_arr;
+    k_s = k_arr;
+    v_s = v_arr;
+    p_s = p_arr;
+  }
 
   const attention_work w = p.work[blockIdx.x];
   const attention_seq s = p.seqs[w.seq];
@@ -231,8 +261,26 @@ template <class T, int D>
 cudaError_t launch_typed(const paged_attention_args& a, cudaStream_t stream) {
   const float scale = a.scale > 0.f ? a.scale : 1.f / sqrtf(static_cast<float>(D));
   const dim3 grid(a.num_work, a.cache.num_kv_heads * a.head_chunks, a.num_splits);
-  cudaError_t e = launch_programmatic(true, paged_attention_kernel<T, D>, grid, dim3(kThreads), stream, a,
-                                      scale * kLog2e);
+  cudaError_t e;
+  if constexpr (smem_layout<T, D>::kDynamic) {
+    // Per launch, not once: the attribute belongs to the current device's context (TP ranks).
+    constexpr int bytes = static_cast<int>(smem_layout<T, D>::kBytes);
+    e = cudaFuncSetAttribute(paged_attention_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e != cudaSuccess) return e;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = bytes;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    e = cudaLaunchKernelEx(&cfg, paged_attention_kernel<T, D>, a, scale * kLog2e);
+  } else {
+    e = launch_programmatic(true, paged_attention_kernel<T, D>, grid, dim3(kThreads), stream, a, scale * kLog2e);
+  }
   if (e != cudaSuccess || a.num_splits == 1) return e;
   const dim3 rgrid(static_cast<unsigned>(a.num_tokens), a.num_heads);
   return launch_programmatic(true, attention_reduce_kernel<T, D>, rgrid, dim3(((D + 31) / 32) * 32), stream,
@@ -246,16 +294,20 @@ cudaError_t dispatch_head_dim(const paged_attention_args& a, cudaStream_t stream
   switch (a.cache.head_dim) {
     case 16: return launch_typed<T, 16>(a, stream);
     case 32: return launch_typed<T, 32>(a, stream);
+    case 48: return launch_typed<T, 48>(a, stream);
     case 64: return launch_typed<T, 64>(a, stream);
     case 96: return launch_typed<T, 96>(a, stream);
     case 128: return launch_typed<T, 128>(a, stream);
+    case 256: return launch_typed<T, 256>(a, stream);
     default: return cudaErrorInvalidValue;
   }
 }
 
 }  // namespace
 
-bool attention_head_dim_supported(int64_t d) { return d == 16 || d == 32 || d == 64 || d == 96 || d == 128; }
+bool attention_head_dim_supported(int64_t d) {
+  return d == 16 || d == 32 || d == 48 || d == 64 || d == 96 || d == 128 || d == 256;
+}
 
 void make_attention_schedule(const attention_seq* seqs, int32_t num_seqs, const attention_schedule_options& o,
                              attention_schedule& out) {

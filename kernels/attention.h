@@ -1,6 +1,6 @@
 // Paged attention over the KV cache for a mixed step: prefill chunks (causal, starting at any
-// start_pos) and decode tokens in one launch; GQA/MQA; head_dim 16, 32, 64, 96, 128. Long contexts
-// with few CTAs are split over the key axis (split-K) and merged by a reduce kernel.
+// start_pos) and decode tokens in one launch; GQA/MQA; head_dim 16, 32, 48, 64, 96, 128, 256. Long
+// contexts with few CTAs are split over the key axis (split-K) and merged by a reduce kernel.
 #pragma once
 
 #include <cstdint>

@@ -43,6 +43,10 @@ struct model_dims {
         Hkv(c.num_kv_heads), D(c.head_dim), qkv((c.num_heads + 2 * c.num_kv_heads) * c.head_dim) {}
 };
 
+// Gemma 3's RMSNorm is x̂ * (1 + w); its weights go to the device as w (an HF checkpoint's value, a
+// GGUF's stored 1 + w less one) so bf16 keeps w's bits, and the kernels add the one in float32.
+bool gemma_norm_form(const model_config& c) { return c.architecture == "gemma3"; }
+
 int64_t tokens_per_step(const cuda_model_options& o) {
   return std::max<int64_t>(o.max_prefill_token_num, o.max_batch_size);
 }
@@ -67,7 +71,7 @@ uint64_t base_reserve_bytes(const model_config& cfg, const cuda_model_options& o
   uint64_t r = 0;
   for (uint64_t width : {d.H, d.H, d.qkv, d.Hq * d.D, 2 * d.I, d.I}) r += align_up(T * width * act);
   r += align_up(static_cast<uint64_t>(o.max_batch_size) * d.V * 4);
-  r += align_up(d.D / 2 * 4);
+  r += align_up(d.D / 2 * 4) * (cfg.layer_sliding.empty() ? 1 : 2);  // local layers' own rope base
   r += align_up(meta_ints(cfg, o) * 4);
   r += kCublasWorkspace;
   return r + 2 * kAlign;  // the partial buffers' alignment
@@ -118,7 +122,7 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
     return make_error(errc::invalid_argument, "cuda_model: invalid model shape");
   if (!attention_head_dim_supported(d.D))
     return make_error(errc::unsupported, "cuda_model: head_dim " + std::to_string(d.D) +
-                                             " is not supported by the CUDA attention (16, 32, 64, 96, 128)");
+                                             " is not supported by the CUDA attention (16, 32, 48, 64, 96, 128, 256)");
   if (opts.block_seq_len <= 0 || opts.max_batch_size <= 0 || opts.max_prefill_token_num <= 0)
     return make_error(errc::invalid_argument, "cuda_model: block_seq_len, max_batch_size and "
                                               "max_prefill_token_num must be positive");
@@ -126,11 +130,9 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
     return make_error(errc::invalid_argument, "cuda_model: no weights given and load format is not dummy");
   if (cfg.qk_norm && cfg.attention_bias)  // the head norm runs before the kernel that adds the bias
     return make_error(errc::unsupported, "cuda_model: q/k norms with a q/k/v bias are not supported");
-  // Gemma 3's sandwich norms, GeGLU, scaled embeddings and two rope bases run on the CPU only so far.
-  if (cfg.sandwich_norms || cfg.gelu_tanh_mlp || cfg.embed_scale != 0 || !cfg.layer_sliding.empty() ||
-      cfg.final_logit_softcapping > 0)
-    return make_error(errc::unsupported, "cuda_model: architecture '" + cfg.architecture +
-                                             "' is not supported on CUDA yet; use --device cpu");
+  if (cfg.sandwich_norms != gemma_norm_form(cfg))  // the two come together (Gemma 3) or not at all
+    return make_error(errc::unsupported, "cuda_model: sandwich norms without Gemma's (1 + w) norm form (architecture '" +
+                                             cfg.architecture + "') are not supported");
 
   TROUPE_CUDA_TRY(cudaSetDevice(opts.device), "cudaSetDevice");
   cudaDeviceProp prop{};
@@ -151,7 +153,7 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
   uint64_t wbytes = align_up(d.V * d.H * e) + align_up(d.H * e) + (tied ? 0 : align_up(d.V * d.H * e));
   wbytes += d.L * (2 * align_up(d.H * e) + align_up(d.qkv * d.H * e) + (has_bias ? align_up(d.qkv * e) : 0) +
                    align_up(d.H * d.Hq * d.D * e) + align_up(2 * d.I * d.H * e) + align_up(d.H * d.I * e) +
-                   (cfg.qk_norm ? 2 * align_up(d.D * e) : 0));
+                   (cfg.qk_norm ? 2 * align_up(d.D * e) : 0) + (cfg.sandwich_norms ? 2 * align_up(d.H * e) : 0));
   const uint64_t needed = base_reserve_bytes(cfg, opts);
   const uint64_t rbytes = opts.reserve_bytes ? opts.reserve_bytes : reserve_bytes_needed(cfg, opts);
   if (rbytes < needed)
@@ -201,6 +203,11 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
   const std::vector<float> inv_freq = rotary_inv_freq(cfg.rope, d.D);
   TROUPE_CUDA_TRY(cudaMemcpyAsync(buf_.inv_freq, inv_freq.data(), inv_freq.size() * 4, cudaMemcpyHostToDevice, stream_),
                   "upload inv_freq");
+  if (buf_.inv_freq_local) {
+    const std::vector<float> local = rotary_inv_freq(cfg.rope_local, d.D);
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(buf_.inv_freq_local, local.data(), local.size() * 4, cudaMemcpyHostToDevice, stream_),
+                    "upload local inv_freq");
+  }
   if (opts.warm_up) TROUPE_TRY(run_warm_up());
   TROUPE_TRY(capture_decode_graphs());
   return cuda_status(cudaStreamSynchronize(stream_), "cuda_model start-up");
@@ -223,6 +230,7 @@ status cuda_model::carve_reserve() {
   TROUPE_TRY(take(T * d.I * e, &buf_.act));
   TROUPE_TRY(take(logit_rows_ * d.V * 4, reinterpret_cast<void**>(&buf_.logits)));
   TROUPE_TRY(take(d.D / 2 * 4, reinterpret_cast<void**>(&buf_.inv_freq)));
+  if (!cfg_.layer_sliding.empty()) TROUPE_TRY(take(d.D / 2 * 4, reinterpret_cast<void**>(&buf_.inv_freq_local)));
   TROUPE_TRY(take(meta_ints_ * 4, reinterpret_cast<void**>(&buf_.meta)));
   TROUPE_TRY(take(kCublasWorkspace, &buf_.cublas_ws));
   // Whatever is left holds split-K partials: (D + 2) floats per (token, head, split).
@@ -237,7 +245,7 @@ status cuda_model::carve_reserve() {
 }
 
 status cuda_model::upload_tensor(const weight_source& src, const std::string& name, const std::vector<int64_t>& shape,
-                                 void* dst) {
+                                 void* dst, float add) {
   const tensor_info* t = src.find(name);
   if (!t) return make_error(errc::not_found, src.origin() + ": missing tensor " + name);
   if (t->shape != shape)
@@ -246,7 +254,7 @@ status cuda_model::upload_tensor(const weight_source& src, const std::string& na
   std::vector<float> f32;
   TROUPE_TRY(src.read_f32(name, f32));
   std::vector<uint16_t> bits(f32.size());
-  for (size_t i = 0; i < f32.size(); ++i) bits[i] = float_to_device_bits(opts_.dtype, f32[i]);
+  for (size_t i = 0; i < f32.size(); ++i) bits[i] = float_to_device_bits(opts_.dtype, f32[i] + add);
   return cuda_status(cudaMemcpy(dst, bits.data(), bits.size() * 2, cudaMemcpyHostToDevice), "upload " + name);
 }
 
@@ -258,7 +266,7 @@ status cuda_model::allocate_weights(const weight_source* src) {
   // Places one tensor (`rows` x `cols`, possibly the concatenation of several HF tensors along rows)
   // and fills it from the source, or randomly for dummy weights (norm weights 1, biases 0).
   auto place = [&](void** out, int64_t rows, int64_t cols, std::vector<std::pair<std::string, int64_t>> parts,
-                   float dummy_scale, float dummy_offset) -> status {
+                   float dummy_scale, float dummy_offset, float add = 0.f) -> status {
     auto p = weights_.allocate(static_cast<uint64_t>(rows * cols) * 2, kAlign);
     if (!p) return p.err();
     *out = *p;
@@ -275,18 +283,30 @@ status cuda_model::allocate_weights(const weight_source* src) {
     char* dst = static_cast<char*>(*out);
     for (auto& [name, part_rows] : parts) {
       std::vector<int64_t> shape = cols == 1 ? std::vector<int64_t>{part_rows} : std::vector<int64_t>{part_rows, cols};
-      TROUPE_TRY(upload_tensor(*src, name, shape, dst));
+      TROUPE_TRY(upload_tensor(*src, name, shape, dst, add));
       dst += part_rows * cols * 2;
     }
     return ok_status();
   };
   const float wscale = 0.02f;
+  // A norm weight [n]: as stored (Llama), or Gemma's w (see gemma_norm_form; dummy w = 0).
+  const bool gemma = gemma_norm_form(cfg_);
+  const float norm_add = gemma ? cfg_.norm_weight_offset - 1.f : 0.f;
+  auto norm = [&](void** out, int64_t n, const std::string& name) {
+    return place(out, n, 1, {{name, n}}, 0.f, gemma ? 0.f : 1.f, norm_add);
+  };
   TROUPE_TRY(place(&embed_, d.V, d.H, {{"model.embed_tokens.weight", d.V}}, wscale, 0.f));
   layers_.assign(d.L, {});
   for (int64_t i = 0; i < d.L; ++i) {
     layer_weights& l = layers_[i];
-    TROUPE_TRY(place(&l.input_norm, d.H, 1, {{layer_name(i, "input_layernorm.weight"), d.H}}, 0.f, 1.f));
-    TROUPE_TRY(place(&l.post_norm, d.H, 1, {{layer_name(i, "post_attention_layernorm.weight"), d.H}}, 0.f, 1.f));
+    TROUPE_TRY(norm(&l.input_norm, d.H, layer_name(i, "input_layernorm.weight")));
+    if (cfg_.sandwich_norms) {  // Gemma: post_attention_layernorm normalises the attention output
+      TROUPE_TRY(norm(&l.attn_out_norm, d.H, layer_name(i, "post_attention_layernorm.weight")));
+      TROUPE_TRY(norm(&l.post_norm, d.H, layer_name(i, "pre_feedforward_layernorm.weight")));
+      TROUPE_TRY(norm(&l.mlp_out_norm, d.H, layer_name(i, "post_feedforward_layernorm.weight")));
+    } else {
+      TROUPE_TRY(norm(&l.post_norm, d.H, layer_name(i, "post_attention_layernorm.weight")));
+    }
     TROUPE_TRY(place(&l.qkv, d.qkv, d.H,
                      {{layer_name(i, "self_attn.q_proj.weight"), d.Hq * d.D},
                       {layer_name(i, "self_attn.k_proj.weight"), d.Hkv * d.D},
@@ -299,8 +319,8 @@ status cuda_model::allocate_weights(const weight_source* src) {
                         {layer_name(i, "self_attn.v_proj.bias"), d.Hkv * d.D}},
                        0.f, 0.f));
     if (cfg_.qk_norm) {
-      TROUPE_TRY(place(&l.q_norm, d.D, 1, {{layer_name(i, "self_attn.q_norm.weight"), d.D}}, 0.f, 1.f));
-      TROUPE_TRY(place(&l.k_norm, d.D, 1, {{layer_name(i, "self_attn.k_norm.weight"), d.D}}, 0.f, 1.f));
+      TROUPE_TRY(norm(&l.q_norm, d.D, layer_name(i, "self_attn.q_norm.weight")));
+      TROUPE_TRY(norm(&l.k_norm, d.D, layer_name(i, "self_attn.k_norm.weight")));
     }
     TROUPE_TRY(place(&l.o, d.H, d.Hq * d.D, {{layer_name(i, "self_attn.o_proj.weight"), d.H}}, wscale, 0.f));
     TROUPE_TRY(place(&l.gate_up, 2 * d.I, d.H,
@@ -308,7 +328,7 @@ status cuda_model::allocate_weights(const weight_source* src) {
                      wscale, 0.f));
     TROUPE_TRY(place(&l.down, d.H, d.I, {{layer_name(i, "mlp.down_proj.weight"), d.H}}, wscale, 0.f));
   }
-  TROUPE_TRY(place(&final_norm_, d.H, 1, {{"model.norm.weight", d.H}}, 0.f, 1.f));
+  TROUPE_TRY(norm(&final_norm_, d.H, "model.norm.weight"));
   if (tied)
     lm_head_ = embed_;
   else
@@ -440,21 +460,28 @@ status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t*
   const model_dims d(cfg_);
   const kernel_dtype dt = opts_.dtype;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  TROUPE_CUDA_TRY(launch_gather_rows({buf_.residual, embed_, d_tokens, T, d.V, d.H, dt}, stream_), "embedding");
+  const bool gemma = gemma_norm_form(cfg_);
+  // Gemma: the residual stream starts as embeddings times √hidden; the attention scale is
+  // 1/√query_pre_attn_scalar.
+  const float embed_scale = static_cast<float>(cfg_.embed_scale);
+  const float qscale = cfg_.query_pre_attn_scalar > 0 ? static_cast<float>(1.0 / std::sqrt(cfg_.query_pre_attn_scalar)) : 0.f;
+  TROUPE_CUDA_TRY(launch_gather_rows({buf_.residual, embed_, d_tokens, T, d.V, d.H, dt, embed_scale}, stream_),
+                  "embedding");
   for (int64_t i = 0; i < d.L; ++i) {
     const layer_weights& l = layers_[i];
     if (i == 0)
-      TROUPE_CUDA_TRY(launch_rms_norm({buf_.h, buf_.residual, l.input_norm, T, d.H, eps, dt}, stream_), "rms_norm");
+      TROUPE_CUDA_TRY(launch_rms_norm({buf_.h, buf_.residual, l.input_norm, T, d.H, eps, dt, gemma}, stream_),
+                      "rms_norm");
     else
       TROUPE_CUDA_TRY(
-          launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, l.input_norm, T, d.H, eps, dt}, stream_),
+          launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, l.input_norm, T, d.H, eps, dt, gemma}, stream_),
           "fused_add_rms_norm");
     gemm_args g;
     g.dtype = dt;
     g.m = T;
     g.y = buf_.qkv, g.x = buf_.h, g.w = l.qkv, g.n = d.qkv, g.k = d.H;
     TROUPE_TRY(matmul(g));
-    if (l.q_norm) {  // Qwen3: per-head RMSNorm of q and k before rotary
+    if (l.q_norm) {  // Qwen3, Gemma 3: per-head RMSNorm of q and k before rotary
       head_rms_norm_args hn;
       hn.qkv = buf_.qkv;
       hn.q_weight = l.q_norm;
@@ -464,14 +491,16 @@ status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t*
       hn.num_kv_heads = static_cast<int32_t>(d.Hkv);
       hn.head_dim = static_cast<int32_t>(d.D);
       hn.eps = eps;
+      hn.weight_offset = gemma ? 1.f : 0.f;
       hn.dtype = dt;
       TROUPE_CUDA_TRY(launch_head_rms_norm(hn, stream_), "head_rms_norm");
     }
+    const int32_t window = static_cast<int32_t>(cfg_.layer_window(i));
     rotary_args r;
     r.qkv = buf_.qkv;
     r.bias = l.qkv_bias;
     r.positions = d_pos;
-    r.inv_freq = buf_.inv_freq;
+    r.inv_freq = buf_.inv_freq_local && window > 0 ? buf_.inv_freq_local : buf_.inv_freq;
     r.num_tokens = T;
     r.num_heads = static_cast<int32_t>(d.Hq);
     r.num_kv_heads = static_cast<int32_t>(d.Hkv);
@@ -487,22 +516,31 @@ status cuda_model::run_layers(int64_t T, const int32_t* d_tokens, const int32_t*
     if (cfg_.rope.attention_factor != 1.0)
       a.scale = static_cast<float>(cfg_.rope.attention_factor * cfg_.rope.attention_factor /
                                    std::sqrt(static_cast<double>(d.D)));
-    a.window = static_cast<int32_t>(cfg_.layer_window(i));
+    if (qscale > 0) a.scale = qscale;
+    a.window = window;
     TROUPE_CUDA_TRY(launch_paged_attention(a, stream_), "paged_attention");
     g.y = buf_.h, g.x = buf_.attn, g.w = l.o, g.n = d.H, g.k = d.Hq * d.D;
     TROUPE_TRY(matmul(g));
     TROUPE_TRY(all_reduce_hidden(T));
-    TROUPE_CUDA_TRY(launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, l.post_norm, T, d.H, eps, dt}, stream_),
-                    "fused_add_rms_norm");
+    if (l.attn_out_norm)  // Gemma: the attention output is normed before it joins the residual
+      TROUPE_CUDA_TRY(launch_rms_norm({buf_.h, buf_.h, l.attn_out_norm, T, d.H, eps, dt, gemma}, stream_),
+                      "post-attention rms_norm");
+    TROUPE_CUDA_TRY(
+        launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, l.post_norm, T, d.H, eps, dt, gemma}, stream_),
+        "fused_add_rms_norm");
     g.y = buf_.gate_up, g.x = buf_.h, g.w = l.gate_up, g.n = 2 * d.I, g.k = d.H;
     TROUPE_TRY(matmul(g));
-    TROUPE_CUDA_TRY(launch_silu_and_mul({buf_.act, buf_.gate_up, T, d.I, dt}, stream_), "silu_and_mul");
+    TROUPE_CUDA_TRY(launch_silu_and_mul({buf_.act, buf_.gate_up, T, d.I, dt, cfg_.gelu_tanh_mlp}, stream_),
+                    "mlp activation");
     g.y = buf_.h, g.x = buf_.act, g.w = l.down, g.n = d.H, g.k = d.I;
     TROUPE_TRY(matmul(g));
     TROUPE_TRY(all_reduce_hidden(T));
+    if (l.mlp_out_norm)
+      TROUPE_CUDA_TRY(launch_rms_norm({buf_.h, buf_.h, l.mlp_out_norm, T, d.H, eps, dt, gemma}, stream_),
+                      "post-MLP rms_norm");
   }
   return cuda_status(
-      launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, final_norm_, T, d.H, eps, dt}, stream_),
+      launch_fused_add_rms_norm({buf_.h, buf_.residual, buf_.h, final_norm_, T, d.H, eps, dt, gemma}, stream_),
       "final norm");
 }
 
@@ -525,6 +563,13 @@ status cuda_model::matmul(const gemm_args& g) {
     return cuda_status(launch_skinny_gemm(s, stream_), "skinny_gemm");
   }
   return gemm_.run(g);
+}
+
+status cuda_model::softcap_logits(int64_t rows) {
+  if (!(cfg_.final_logit_softcapping > 0)) return ok_status();
+  return cuda_status(launch_softcap(buf_.logits, rows * cfg_.vocab_size, static_cast<float>(cfg_.final_logit_softcapping),
+                                    stream_),
+                     "logit soft-capping");
 }
 
 status cuda_model::all_reduce_hidden(int64_t T) {
@@ -556,6 +601,7 @@ status cuda_model::run_lm_head(const std::vector<int32_t>& rows, const int32_t* 
     g.y = buf_.logits, g.x = buf_.residual, g.w = lm_head_, g.m = m, g.n = d.V, g.k = d.H;
     g.y_float32 = true;
     TROUPE_TRY(matmul(g));
+    TROUPE_TRY(softcap_logits(m));
     TROUPE_CUDA_TRY(cudaMemcpyAsync(out.data.data() + r0 * d.V, buf_.logits, m * d.V * 4, cudaMemcpyDeviceToHost,
                                     stream_),
                     "copy logits");

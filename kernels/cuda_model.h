@@ -88,7 +88,9 @@ class cuda_model final : public model_backend {
  private:
   struct layer_weights {
     void* input_norm = nullptr;  // [hidden]
-    void* post_norm = nullptr;   // [hidden]
+    void* post_norm = nullptr;   // [hidden] before the MLP (Gemma: pre_feedforward_layernorm)
+    void* attn_out_norm = nullptr;  // [hidden] on the attention output, or null (Gemma's sandwich norms)
+    void* mlp_out_norm = nullptr;   // [hidden] on the MLP output, or null
     void* qkv = nullptr;         // [(Hq + 2 Hkv) * D, hidden]: q_proj | k_proj | v_proj rows
     void* qkv_bias = nullptr;    // [(Hq + 2 Hkv) * D] or null
     void* q_norm = nullptr;      // [D] or null (qk_norm: Qwen3)
@@ -106,6 +108,7 @@ class cuda_model final : public model_backend {
     void* act = nullptr;       // [T, inter]
     float* logits = nullptr;   // [logit_rows_, vocab]
     float* inv_freq = nullptr; // [D / 2]
+    float* inv_freq_local = nullptr;  // [D / 2] local (sliding) layers' rotary, or null (Gemma 3)
     float* partial_o = nullptr;   // [partial_capacity_, D]
     float* partial_ml = nullptr;  // [partial_capacity_, 2]
     int32_t* meta = nullptr;      // [meta_ints_] step metadata (see forward)
@@ -116,7 +119,7 @@ class cuda_model final : public model_backend {
   status init(const model_config& cfg, const weight_source* weights, const cuda_model_options& opts);
   status allocate_weights(const weight_source* weights);
   status upload_tensor(const weight_source& src, const std::string& name, const std::vector<int64_t>& shape,
-                       void* dst);
+                       void* dst, float add);  // `add` joins every element before the dtype conversion
   status carve_reserve();
   status run_warm_up();
   status validate(const step_batch& batch) const;
@@ -125,6 +128,7 @@ class cuda_model final : public model_backend {
   status matmul(const gemm_args& g);             // skinny kernel or cuBLAS
   attention_schedule_options schedule_options() const;
   status all_reduce_hidden(int64_t num_tokens);  // sums buf_.h [T, hidden] over the TP ranks
+  status softcap_logits(int64_t rows);           // final_logit_softcapping of buf_.logits [rows, vocab], if set
   status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
   status run_prompt_scoring(const step_batch& batch, step_logits& out);  // cuda_model_scoring.cpp
 

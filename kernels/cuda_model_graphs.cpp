@@ -126,7 +126,8 @@ status cuda_model::run_decode_body(int32_t B, int32_t num_splits) {
   g.dtype = opts_.dtype;
   g.y = buf_.logits, g.x = buf_.h, g.w = lm_head_, g.m = B, g.n = cfg_.vocab_size, g.k = cfg_.hidden_size;
   g.y_float32 = true;
-  return matmul(g);
+  TROUPE_TRY(matmul(g));
+  return softcap_logits(B);
 }
 
 const cuda_model::decode_graph* cuda_model::graph_for(const step_batch& batch) const {

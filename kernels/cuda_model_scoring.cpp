@@ -40,6 +40,7 @@ status cuda_model::run_prompt_scoring(const step_batch& batch, step_logits& out)
     g.y = buf_.logits, g.x = buf_.residual, g.w = lm_head_, g.m = m, g.n = V, g.k = H;
     g.y_float32 = true;
     TROUPE_TRY(matmul(g));
+    TROUPE_TRY(softcap_logits(m));
     auto* d_targets = reinterpret_cast<int32_t*>(buf_.residual);
     auto* d_lp = reinterpret_cast<float*>(d_targets + m);
     auto* d_top_ids = reinterpret_cast<int32_t*>(d_lp + m);

@@ -9,7 +9,7 @@ using namespace detail;
 
 template <class T, int VEC>
 __global__ void gather_rows_kernel(T* __restrict__ out, const T* __restrict__ table, const int32_t* __restrict__ ids,
-                                   int64_t num_table_rows, int64_t width) {
+                                   int64_t num_table_rows, int64_t width, float scale) {
   pdl_wait();
   pdl_launch_dependents();
   const int64_t r = blockIdx.x;
@@ -17,12 +17,22 @@ __global__ void gather_rows_kernel(T* __restrict__ out, const T* __restrict__ ta
   const bool valid = id >= 0 && id < num_table_rows;
   T* dst = out + r * width;
   const T* src = table + (valid ? id : 0) * width;
+  // The scale is rounded to the dtype first, as Gemma's scaled embedding casts it to the weights'.
+  const float sc = to_float(from_float<T>(scale));
   for (int64_t v = threadIdx.x; v < width / VEC; v += blockDim.x) {
     if constexpr (VEC == 8) {
       vec8 x = valid ? reinterpret_cast<const vec8*>(src)[v] : vec8{make_uint4(0, 0, 0, 0)};
+      if (scale != 0.f) {
+        float f[8];
+        load8(reinterpret_cast<const T*>(&x), f);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) f[i] *= sc;
+        store8(reinterpret_cast<T*>(&x), f);
+      }
       reinterpret_cast<vec8*>(dst)[v] = x;
     } else {
-      dst[v] = valid ? src[v] : from_float<T>(0.f);
+      const T x = valid ? src[v] : from_float<T>(0.f);
+      dst[v] = scale != 0.f ? from_float<T>(to_float(x) * sc) : x;
     }
   }
 }
@@ -56,9 +66,9 @@ cudaError_t launch_gather_rows(const gather_rows_args& a, cudaStream_t stream) {
     const dim3 grid(static_cast<unsigned>(a.num_rows));
     if (a.width % 8 == 0 && aligned16(out) && aligned16(table))
       return launch_programmatic(true, gather_rows_kernel<T, 8>, grid, dim3(128), stream, out, table, a.ids,
-                                 a.num_table_rows, a.width);
+                                 a.num_table_rows, a.width, a.scale);
     return launch_programmatic(true, gather_rows_kernel<T, 1>, grid, dim3(128), stream, out, table, a.ids,
-                               a.num_table_rows, a.width);
+                               a.num_table_rows, a.width, a.scale);
   });
 }
 

@@ -18,9 +18,10 @@ struct gather_rows_args {
   int64_t num_table_rows = 0;
   int64_t width = 0;
   kernel_dtype dtype = kernel_dtype::bf16;
+  float scale = 0.f;  // != 0: rows multiplied by dtype(scale) (Gemma's √hidden embedding scale)
 };
 
-// out[r, :] = table[ids[r], :]. Serves the embedding lookup (table = embed_tokens) and the
+// out[r, :] = table[ids[r], :] (times scale when set). Serves the embedding lookup (table = embed_tokens) and the
 // selection of logit rows (table = hidden states).
 cudaError_t launch_gather_rows(const gather_rows_args& a, cudaStream_t stream);
 

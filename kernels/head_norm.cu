@@ -31,8 +31,11 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   ss = warp_sum(ss);
   const float inv = rsqrtf(ss / static_cast<float>(head_dim) + eps);
-  for (int i = lane; i < head_dim; i += 32)
-    x[i] = from_float<T>((to_float(w[i]) + offset) * to_float(from_float<T>(to_float(x[i]) * inv)));
+  // Gemma (offset 1) multiplies in float32 and rounds once (Gemma3RMSNorm); Qwen3 rounds x̂ first.
+  if (offset != 0.f)
+    for (int i = lane; i < head_dim; i += 32) x[i] = from_float<T>(to_float(x[i]) * inv * (to_float(w[i]) + offset));
+  else
+    for (int i = lane; i < head_dim; i += 32) x[i] = from_float<T>(to_float(w[i]) * to_float(from_float<T>(to_float(x[i]) * inv)));
 }
 
 }  // namespace

@@ -24,8 +24,8 @@ struct head_rms_norm_args {
 };
 
 // Each q head x and k head x of each token: x <- dtype(w * dtype(x / sqrt(mean(x^2) + eps))),
-// float32 math, rounded as an HF model running in bf16 rounds (the normed value, then the product).
-// v is untouched.
+// float32 math, rounded as an HF model running in bf16 rounds (the normed value, then the product);
+// with weight_offset != 0 (Gemma) x <- dtype(x̂ * (w + offset)), rounded once. v is untouched.
 cudaError_t launch_head_rms_norm(const head_rms_norm_args& a, cudaStream_t stream);
 
 }  // namespace troupe

@@ -12,7 +12,8 @@ constexpr int kThreads = 256;
 // Design note: pass 1 reads the row (and for the fused form writes residual + x back, rounded to T)
 // while summing squares; a block reduction separates it from pass 2, which rereads the values this
 // thread wrote itself and writes the normed output. So `out` may alias `x` or `in`.
-template <class T, int VEC, bool FUSED>
+// GEMMA: y = dtype(x̂ · (1 + w)) in float32 (Gemma3RMSNorm), else y = w · dtype(x̂) (Llama).
+template <class T, int VEC, bool FUSED, bool GEMMA>
 __global__ void __launch_bounds__(kThreads) rms_norm_kernel(T* __restrict__ out, T* residual, const T* x,
                                                             const T* __restrict__ weight, int64_t hidden,
                                                             float eps) {
@@ -75,15 +76,16 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(T* __restrict__ out,
       }
       load8(weight + v * 8, w);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) a[i] = w[i] * to_float(from_float<T>(a[i] * inv));
+      for (int i = 0; i < 8; ++i) a[i] = GEMMA ? a[i] * inv * (1.f + w[i]) : w[i] * to_float(from_float<T>(a[i] * inv));
       store8(out_row + v * 8, a);
     } else {
-      out_row[v] = from_float<T>(to_float(weight[v]) * to_float(from_float<T>(to_float(src[v]) * inv)));
+      const float xn = to_float(src[v]) * inv, w = to_float(weight[v]);
+      out_row[v] = from_float<T>(GEMMA ? xn * (1.f + w) : w * to_float(from_float<T>(xn)));
     }
   }
 }
 
-template <class T, bool FUSED>
+template <class T, bool FUSED, bool GEMMA>
 cudaError_t launch(void* out, void* residual, const void* x, const void* w, int64_t rows, int64_t hidden,
                    float eps, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
@@ -94,8 +96,17 @@ cudaError_t launch(void* out, void* residual, const void* x, const void* w, int6
   auto* xi = static_cast<const T*>(x);
   auto* wi = static_cast<const T*>(w);
   const dim3 grid(static_cast<unsigned>(rows));
-  return vec ? launch_programmatic(true, rms_norm_kernel<T, 8, FUSED>, grid, dim3(kThreads), stream, o, r, xi, wi, hidden, eps)
-             : launch_programmatic(true, rms_norm_kernel<T, 1, FUSED>, grid, dim3(kThreads), stream, o, r, xi, wi, hidden, eps);
+  return vec ? launch_programmatic(true, rms_norm_kernel<T, 8, FUSED, GEMMA>, grid, dim3(kThreads), stream, o, r, xi, wi,
+                                   hidden, eps)
+             : launch_programmatic(true, rms_norm_kernel<T, 1, FUSED, GEMMA>, grid, dim3(kThreads), stream, o, r, xi, wi,
+                                   hidden, eps);
+}
+
+template <class T, bool FUSED>
+cudaError_t launch_form(bool gemma, void* out, void* residual, const void* x, const void* w, int64_t rows,
+                        int64_t hidden, float eps, cudaStream_t stream) {
+  return gemma ? launch<T, FUSED, true>(out, residual, x, w, rows, hidden, eps, stream)
+               : launch<T, FUSED, false>(out, residual, x, w, rows, hidden, eps, stream);
 }
 
 }  // namespace
@@ -104,7 +115,7 @@ cudaError_t launch_rms_norm(const rms_norm_args& a, cudaStream_t stream) {
   if (a.num_rows < 0 || a.hidden <= 0 || a.num_rows > INT32_MAX) return cudaErrorInvalidValue;
   return dispatch_dtype(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    return launch<T, false>(a.out, nullptr, a.in, a.weight, a.num_rows, a.hidden, a.eps, stream);
+    return launch_form<T, false>(a.gemma_form, a.out, nullptr, a.in, a.weight, a.num_rows, a.hidden, a.eps, stream);
   });
 }
 
@@ -112,7 +123,7 @@ cudaError_t launch_fused_add_rms_norm(const fused_add_rms_norm_args& a, cudaStre
   if (a.num_rows < 0 || a.hidden <= 0 || a.num_rows > INT32_MAX) return cudaErrorInvalidValue;
   return dispatch_dtype(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    return launch<T, true>(a.out, a.residual, a.x, a.weight, a.num_rows, a.hidden, a.eps, stream);
+    return launch_form<T, true>(a.gemma_form, a.out, a.residual, a.x, a.weight, a.num_rows, a.hidden, a.eps, stream);
   });
 }
 

@@ -1,5 +1,6 @@
-// RMSNorm launchers (HF Llama semantics: y = w * (x / sqrt(mean(x^2) + eps)), float32 math), and
-// the fused variant that first adds a branch output into the residual stream.
+// RMSNorm launchers (HF Llama semantics: y = w * (x / sqrt(mean(x^2) + eps)), float32 math; or
+// Gemma's y = x̂ * (1 + w)), and the fused variant that first adds a branch output into the residual
+// stream.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,7 @@ struct rms_norm_args {
   int64_t hidden = 0;
   float eps = 1e-5f;
   kernel_dtype dtype = kernel_dtype::bf16;
+  bool gemma_form = false;  // y = dtype(x̂ * (1 + w)) in float32, w as the checkpoint stores it
 };
 
 cudaError_t launch_rms_norm(const rms_norm_args& a, cudaStream_t stream);
@@ -31,6 +33,7 @@ struct fused_add_rms_norm_args {
   int64_t hidden = 0;
   float eps = 1e-5f;
   kernel_dtype dtype = kernel_dtype::bf16;
+  bool gemma_form = false;  // as in rms_norm_args
 };
 
 // residual = dtype(residual + x); out = rms_norm(residual) (the sum is rounded to the activation

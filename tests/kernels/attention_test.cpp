@@ -198,7 +198,7 @@ TEST(paged_attention, prefill_from_zero_and_chunked_prefill) {
   TROUPE_REQUIRE_GPU();
   std::mt19937 rng(7);
   for (kernel_dtype dt : {kernel_dtype::bf16, kernel_dtype::f16})
-    for (int D : {16, 64, 96, 128}) {
+    for (int D : {16, 48, 64, 96, 128, 256}) {  // 48: tiny-gemma3; 256: Gemma 3 (dynamic shared memory)
       run_case({dt, D, 4, 2, 16, {{0, 99}}, 1, 0}, rng);
       run_case({dt, D, 4, 4, 64, {{37, 19}, {0, 1}, {5, 33}}, 1, 0}, rng);
     }
@@ -250,6 +250,8 @@ TEST(attention_schedule, tiles_every_token_once) {
   EXPECT_EQ(s.num_splits, 1);
   EXPECT_EQ(s.work.size(), 20u + 1u + 4u);
   EXPECT_TRUE(attention_head_dim_supported(128));
+  EXPECT_TRUE(attention_head_dim_supported(48));
+  EXPECT_TRUE(attention_head_dim_supported(256));
   EXPECT_FALSE(attention_head_dim_supported(80));
 }
 
@@ -271,6 +273,10 @@ TEST(paged_attention, sliding_window_masks_keys_before_the_window) {
   int32_t splits = 0;
   run_case({kernel_dtype::bf16, 128, 8, 2, 64, {{3000, 1}}, 8, 8 * 8, 512}, rng, &splits);
   EXPECT_GT(splits, 1) << "the long decode should have been split";
+  // Gemma 3's shape: head_dim 256, 4 q heads on 1 KV head, window 512, split-K decode too.
+  run_case({kernel_dtype::bf16, 256, 4, 1, 16, {{0, 70}, {600, 1}, {20, 9}}, 1, 0, 512}, rng);
+  run_case({kernel_dtype::bf16, 256, 4, 1, 64, {{3000, 1}}, 8, 4 * 8, 512}, rng, &splits);
+  EXPECT_GT(splits, 1) << "the long head_dim 256 decode should have been split";
 }
 
 }  // namespace

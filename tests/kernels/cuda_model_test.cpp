@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <numeric>
@@ -99,7 +100,11 @@ class cuda_model_fixture : public ::testing::TestWithParam<std::tuple<std::strin
  protected:
   std::string fx() const { return std::get<0>(GetParam()); }
   kernel_dtype dt() const { return std::get<1>(GetParam()); }
-  std::string dir() const { return std::string(TROUPE_FIXTURES_DIR) + "/" + fx(); }
+  // The shared fixtures, or the ones committed under tests/data/fixtures (Gemma 3).
+  std::string dir() const {
+    const std::string local = std::string(TROUPE_TEST_DATA_DIR) + "/fixtures/" + fx();
+    return std::filesystem::exists(local) ? local : std::string(TROUPE_FIXTURES_DIR) + "/" + fx();
+  }
   // The fixture's config and weights (host side: read even where no GPU is present).
   void SetUp() override {
     auto cfg = read_model_config(dir());
@@ -328,7 +333,7 @@ TEST_P(cuda_model_fixture, decode_graphs_match_eager_launches) {
 
 INSTANTIATE_TEST_SUITE_P(fixtures, cuda_model_fixture,
                          ::testing::Combine(::testing::Values("tiny-llama", "tiny-llama-bf16", "tiny-qwen2",
-                                                              "tiny-qwen2-bf16"),
+                                                              "tiny-qwen2-bf16", "tiny-gemma3", "tiny-gemma3-bf16"),
                                             ::testing::Values(kernel_dtype::bf16, kernel_dtype::f16)),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param) + "_" + test::dt_name(std::get<1>(info.param));

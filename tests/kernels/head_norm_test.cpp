@@ -43,8 +43,11 @@ TEST(head_rms_norm, norms_q_and_k_heads_in_place_and_leaves_v) {
               for (int64_t i = 0; i < d; ++i) ss += double(in[i]) * in[i];
               const float inv = 1.f / std::sqrt(float(ss / d) + 1e-6f);
               for (int64_t i = 0; i < d; ++i) {
+                const float w = h < hq ? wq[i] : wk[i];
+                // Gemma (offset 1) rounds once after the float32 product; Qwen3 rounds x̂ first.
                 const float want = h >= hq + hkv ? in[i]
-                                                 : ((h < hq ? wq[i] : wk[i]) + offset) * round_to_device(dt, in[i] * inv);
+                                   : offset != 0.f ? in[i] * inv * (w + offset)
+                                                   : w * round_to_device(dt, in[i] * inv);
                 const float g = got[t * row + h * d + i];
                 if (!(std::fabs(g - want) <= 1.6e-2f * std::fabs(want) + 1e-3f)) {
                   ADD_FAILURE() << dt_name(dt) << " tokens " << tokens << " head " << h << " [" << i << "]: got " << g
