@@ -279,7 +279,7 @@ result<std::unique_ptr<engine>> start_cluster_engine(const troupe_options& opts)
     m.config.name = fs::is_directory(p, ec) ? p.filename().string() : p.stem().string();
     if (m.config.name.empty() || m.config.name == "config") m.config.name = p.parent_path().filename().string();
   }
-  TROUPE_TRY(load_tokenizer(m.path, m));
+  TROUPE_TRY(load_tokenizer(m.path, m, opts.engine.model.chat_template));
   m.plan.device = "cluster";
   m.plan.block_seq_len = opts.engine.cache_block_seq_len;
   m.plan.session_len = opts.engine.session_len > 0 ? opts.engine.session_len : m.config.max_position_embeddings;

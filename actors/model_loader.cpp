@@ -13,6 +13,7 @@
 #include "runtime/host_memory.h"
 #include "runtime/model_plan.h"
 #include "runtime/model_weights.h"
+#include "runtime/builtin_chat_templates.h"
 #include "runtime/cpu_model.h"
 #include "runtime/tensor_parallel.h"
 #ifdef TROUPE_HAVE_CUDA
@@ -24,7 +25,7 @@ namespace troupe {
 
 namespace fs = std::filesystem;
 
-status load_tokenizer(const std::string& path, loaded_model& out) {
+status load_tokenizer(const std::string& path, loaded_model& out, const std::string& chat_template_override) {
   result<tokenizer_data> data = make_error(errc::not_found, "no tokenizer");
   std::error_code ec;
   if (fs::path(path).extension() == ".gguf") {
@@ -37,23 +38,36 @@ status load_tokenizer(const std::string& path, loaded_model& out) {
     if (data.err().code == errc::not_found) return ok_status();  // a model without a tokenizer: ids only
     return data.err();
   }
-  const std::string tmpl = data->chat_template;
+  // The architecture picks a built-in template when the file has none (load_model has read the
+  // config already; tools calling this directly get it read here).
+  std::string arch = out.config.architecture;
+  if (arch.empty() && data->chat_template.empty())
+    if (auto cfg = read_model_config(path)) arch = cfg->architecture;
+  auto choice = choose_chat_template(data->chat_template, arch, chat_template_override);
+  if (!choice) return choice.err();
   auto tok = tokenizer::from_data(std::move(*data));
   if (!tok) return tok.err();
   out.tok = std::make_shared<const tokenizer>(std::move(*tok));
   for (int32_t id : out.tok->eos_ids()) out.eos_ids.push_back(id);
-  if (!tmpl.empty()) {
-    chat_template_options copts;
-    if (out.tok->bos_id() >= 0) copts.bos_token = out.tok->token_text(out.tok->bos_id());
-    if (out.tok->eos_id() >= 0) copts.eos_token = out.tok->token_text(out.tok->eos_id());
-    auto ct = chat_template::parse(tmpl, copts);
-    if (!ct) {
-      logger("runtime")->warn("{}: the chat template does not parse ({}); chat requests are refused",
-                              path, ct.err().message);
-    } else {
-      out.chat = std::make_shared<const chat_template>(std::move(*ct));
-    }
+  if (choice->origin == chat_template_origin::none) return ok_status();
+  chat_template_options copts;
+  if (out.tok->bos_id() >= 0) copts.bos_token = out.tok->token_text(out.tok->bos_id());
+  if (out.tok->eos_id() >= 0) copts.eos_token = out.tok->token_text(out.tok->eos_id());
+  auto ct = chat_template::parse(choice->source, copts);
+  if (!ct) {
+    // A template the user gave must work; a file's broken one only disables chat.
+    if (choice->origin == chat_template_origin::option)
+      return make_error(errc::invalid_argument, "--chat-template: " + ct.err().message);
+    logger("runtime")->warn("{}: the chat template does not parse ({}); chat requests are refused",
+                            path, ct.err().message);
+    return ok_status();
   }
+  if (choice->origin == chat_template_origin::builtin)
+    logger("runtime")->info("{}: the model file has no chat template; using troupe's built-in {} template "
+                            "(replace it with --chat-template)", path, arch);
+  else if (choice->origin == chat_template_origin::option)
+    logger("runtime")->info("chat template from --chat-template replaces the model's");
+  out.chat = std::make_shared<const chat_template>(std::move(*ct));
   return ok_status();
 }
 
@@ -82,7 +96,7 @@ result<loaded_model> load_model(const troupe_options& opts) {
   if (!plan) return plan.err();
   m.plan = *plan;
 
-  TROUPE_TRY(load_tokenizer(m.path, m));
+  TROUPE_TRY(load_tokenizer(m.path, m, e.model.chat_template));
   if (m.eos_ids.empty())
     for (int64_t id : m.config.eos_token_ids) m.eos_ids.push_back(static_cast<int32_t>(id));
 

@@ -36,7 +36,9 @@ struct loaded_model {
 // invalid --tp is refused by the plan, before any weight is read.
 result<loaded_model> load_model(const troupe_options& opts);
 
-// Reads only the tokenizer and chat template of a model (for tools and tests).
-status load_tokenizer(const std::string& path, loaded_model& out);
+// Reads only the tokenizer and chat template of a model (for tools and tests). The template is
+// chosen by choose_chat_template (runtime/builtin_chat_templates.h) from the file's, the
+// architecture (out.config, else read from `path`) and --chat-template.
+status load_tokenizer(const std::string& path, loaded_model& out, const std::string& chat_template_override = "");
 
 }  // namespace troupe

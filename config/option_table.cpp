@@ -124,6 +124,10 @@ std::vector<option_def> build_table() {
              {"auto", "float32", "bfloat16", "float16"}, [](o& x) -> std::string& { return x.engine.model.kv_cache_dtype; });
   add_choice("load-format", "model", "auto (read the weights) or dummy (random weights from config.json, for benchmarks)",
              "auto", {"auto", "dummy"}, [](o& x) -> std::string& { return x.engine.model.load_format; });
+  add("chat-template", "model", a_path,
+      "Jinja chat template (a file, or the template itself) replacing the model's; without it the model file's "
+      "template is used, or for Gemma 3 and Phi-3 files that carry none a built-in one (logged at start-up)",
+      "", [](o& x, const std::string& v) -> status { x.engine.model.chat_template = v; return ok_status(); });
   add_choice("device", "engine", "where the model runs", "cpu", {"cpu", "cuda"},
              [](o& x) -> std::string& { return x.engine.device; });
   add("tp", "engine", an_int,

@@ -1,7 +1,7 @@
 """The second real model end to end: Gemma 3 270M (base, Q4_K_M GGUF, installed by
 `tools/setup.sh --test`) served on the CPU. Greedy completion of a factual prompt, the /v1/models
-id, the chat endpoint's answer for a GGUF without a chat template, and `troupe plan` for its
-local/global layers and quantized weights."""
+id, chat through the built-in Gemma 3 template (the GGUF has none) and through --chat-template, and
+`troupe plan` for its local/global layers and quantized weights."""
 import os
 import subprocess
 
@@ -17,8 +17,13 @@ pytestmark = pytest.mark.skipif(not os.path.exists(MODEL),
 
 
 @pytest.fixture(scope="module")
-def gemma(server_factory):
-    return server_factory("--model", MODEL, "--num-threads", "2").url
+def gemma_server(server_factory):
+    return server_factory("--model", MODEL, "--num-threads", "2")
+
+
+@pytest.fixture(scope="module")
+def gemma(gemma_server):
+    return gemma_server.url
 
 
 def test_models_lists_the_gguf_stem(gemma):
@@ -36,14 +41,55 @@ def test_greedy_completion_names_paris(gemma):
     assert text.lstrip().startswith("Paris"), repr(text)
 
 
-def test_chat_without_a_template_in_the_gguf_is_a_clear_400(gemma):
-    # This base model's GGUF carries no tokenizer.chat_template: chat is refused, not guessed.
+def test_chat_uses_the_builtin_gemma3_template(gemma, gemma_server):
+    # This base model's GGUF carries no tokenizer.chat_template: troupe falls back to Gemma 3's own
+    # (google/gemma-3-270m-it's, tests/data/chat_templates) and says so at start-up.
+    assert "using troupe's built-in gemma3 template" in gemma_server.log()
+    r = requests.post(gemma + "/v1/chat/completions", timeout=120, json={
+        "model": "gemma-3-270m-q4_k_m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
+        "temperature": 0})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["choices"][0]["message"]["role"] == "assistant"
+    assert body["choices"][0]["finish_reason"] in ("stop", "length")
+    # <bos> <start_of_turn> user \n Hi <end_of_turn> \n <start_of_turn> model \n
+    assert body["usage"]["prompt_tokens"] == 10, body["usage"]
+    # The system message folds into the first user turn (no system role in Gemma's format).
+    r2 = requests.post(gemma + "/v1/chat/completions", timeout=120, json={
+        "model": "gemma-3-270m-q4_k_m", "max_tokens": 1, "temperature": 0,
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]})
+    assert r2.status_code == 200, r2.text
+    assert r2.json()["usage"]["prompt_tokens"] > body["usage"]["prompt_tokens"]
+
+
+def test_chat_roles_out_of_order_are_a_clear_400(gemma):
     r = requests.post(gemma + "/v1/chat/completions", timeout=30, json={
-        "model": "gemma-3-270m-q4_k_m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+        "model": "gemma-3-270m-q4_k_m", "max_tokens": 2,
+        "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]})
     assert r.status_code == 400, r.text
-    assert "chat template" in r.json()["error"]["message"]
-    assert requests.post(gemma + "/v1/completions", timeout=60, json={
-        "model": "gemma-3-270m-q4_k_m", "prompt": "Hello", "max_tokens": 2}).status_code == 200
+    assert "Conversation roles must alternate" in r.json()["error"]["message"]
+
+
+def test_chat_template_option_replaces_the_builtin(server_factory, tmp_path):
+    # A bare template: the chat prompt is the user's text after <bos>, so greedy chat continues the
+    # sentence exactly as the completion endpoint does.
+    tmpl = tmp_path / "bare.jinja"
+    tmpl.write_text("{{ bos_token }}{{ messages[0]['content'] }}")
+    srv = server_factory("--model", MODEL, "--num-threads", "2", "--chat-template", str(tmpl))
+    assert "chat template from --chat-template" in srv.log()
+    assert "built-in" not in srv.log()
+    r = requests.post(srv.url + "/v1/chat/completions", timeout=120, json={
+        "model": "gemma-3-270m-q4_k_m", "max_tokens": 6, "temperature": 0,
+        "messages": [{"role": "user", "content": "The Eiffel Tower is located in the city of"}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"].lstrip().startswith("Paris"), r.text
+
+
+def test_unreadable_chat_template_option_fails_start_up_with_its_name():
+    out = subprocess.run([BINARY, "serve", "--model", MODEL, "--host", "127.0.0.1", "--port", "0",
+                          "--chat-template", "/nonexistent/t.jinja"], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "--chat-template" in out.stderr + out.stdout and "/nonexistent/t.jinja" in out.stderr + out.stdout
 
 
 def test_plan_shows_local_layers_and_weights_as_held():
