@@ -122,33 +122,42 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
     // iterations wait for two dependent global loads: ~11 us per tile, measured on the H100).
     constexpr int kIters = 2 * kKeys * CPR / kThreads;
     static_assert(2 * kKeys * CPR % kThreads == 0, "tile chunks must divide among the threads");
-    uint4 vals[kIters];
+    // Head dims above 128 load the tile in two passes (K, then V): 32 loads in flight per thread
+    // would take 128 registers and spill (ptxas at D = 256: 255 registers and 180 bytes of spills in
+    // one pass, 245 registers and none in two).
+    constexpr int kPasses = D > 128 ? 2 : 1;
+    constexpr int kPerPass = kIters / kPasses;
+    static_assert(kIters % kPasses == 0, "passes must split the tile evenly");
 #pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int c = threadIdx.x + u * kThreads;
-      const int kv = c / (kKeys * CPR), cc = c % (kKeys * CPR);
-      const int j = cc / CPR, d8 = (cc % CPR) * 8;
-      const int key = k0 + j;
-      vals[u] = make_uint4(0, 0, 0, 0);  // zeros beyond the split: p = 0 must not meet NaN garbage
-      if (key < key_end) {
-        const int32_t block = __ldg(table + key / p.cache.block_seq_len);
-        vals[u] = __ldg(reinterpret_cast<const uint4*>(
-            pool + p.cache.offset(block, p.layer, kv, kv_head, key % p.cache.block_seq_len) + d8));
+    for (int pass = 0; pass < kPasses; ++pass) {
+      uint4 vals[kPerPass];
+#pragma unroll
+      for (int u = 0; u < kPerPass; ++u) {
+        const int c = threadIdx.x + (pass * kPerPass + u) * kThreads;
+        const int kv = c / (kKeys * CPR), cc = c % (kKeys * CPR);
+        const int j = cc / CPR, d8 = (cc % CPR) * 8;
+        const int key = k0 + j;
+        vals[u] = make_uint4(0, 0, 0, 0);  // zeros beyond the split: p = 0 must not meet NaN garbage
+        if (key < key_end) {
+          const int32_t block = __ldg(table + key / p.cache.block_seq_len);
+          vals[u] = __ldg(reinterpret_cast<const uint4*>(
+              pool + p.cache.offset(block, p.layer, kv, kv_head, key % p.cache.block_seq_len) + d8));
+        }
       }
-    }
 #pragma unroll
-    for (int u = 0; u < kIters; ++u) {
-      const int c = threadIdx.x + u * kThreads;
-      const int kv = c / (kKeys * CPR), cc = c % (kKeys * CPR);
-      const int j = cc / CPR, d8 = (cc % CPR) * 8;
-      if (kv == 0) {
-        uint32_t* dst = reinterpret_cast<uint32_t*>(&k_s[j][d8]);
-        dst[0] = vals[u].x;
-        dst[1] = vals[u].y;
-        dst[2] = vals[u].z;
-        dst[3] = vals[u].w;
-      } else {
-        *reinterpret_cast<uint4*>(&v_s[j][d8]) = vals[u];
+      for (int u = 0; u < kPerPass; ++u) {
+        const int c = threadIdx.x + (pass * kPerPass + u) * kThreads;
+        const int kv = c / (kKeys * CPR), cc = c % (kKeys * CPR);
+        const int j = cc / CPR, d8 = (cc % CPR) * 8;
+        if (kv == 0) {
+          uint32_t* dst = reinterpret_cast<uint32_t*>(&k_s[j][d8]);
+          dst[0] = vals[u].x;
+          dst[1] = vals[u].y;
+          dst[2] = vals[u].z;
+          dst[3] = vals[u].w;
+        } else {
+          *reinterpret_cast<uint4*>(&v_s[j][d8]) = vals[u];
+        }
       }
     }
     __syncthreads();
