@@ -1,5 +1,5 @@
-// The executor actor's behaviour: forward() on its own thread; errors become caf::errors in the
-// "troupe" category, exceptions from the backend too (the actor then stays alive).
+// The executor actor's behaviour: forward() and sampling on its own thread; errors become
+// caf::errors in the "troupe" category, exceptions from the backend too (the actor then stays alive).
 #include "actors/executor_actor.h"
 
 #include <exception>
@@ -13,13 +13,14 @@
 namespace troupe {
 namespace {
 
-executor_actor::behavior_type executor(executor_actor::pointer self, std::shared_ptr<model_backend> backend) {
+executor_actor::behavior_type executor(executor_actor::pointer, std::shared_ptr<model_backend> backend, bool sample) {
+  auto rows = std::make_shared<step_logits>();  // the backend's logits rows, reused every step
   return {
-      [backend](step_atom, const step_batch& batch) -> caf::result<step_logits> {
+      [backend, rows, sample](step_atom, const step_batch& batch) -> caf::result<step_logits> {
         count_message();
         step_logits out;
         try {
-          status st = backend->forward(batch, out);
+          status st = sample ? backend->forward_sampled(batch, *rows, out) : backend->forward(batch, out);
           if (!st) {
             logger("executor")->error("step failed: {}", st.err().to_string());
             return to_caf_error(st.err());
@@ -35,8 +36,8 @@ executor_actor::behavior_type executor(executor_actor::pointer self, std::shared
 
 }  // namespace
 
-executor_actor spawn_executor(caf::actor_system& sys, std::shared_ptr<model_backend> backend) {
-  return sys.spawn<caf::detached>(executor, std::move(backend));
+executor_actor spawn_executor(caf::actor_system& sys, std::shared_ptr<model_backend> backend, bool sample) {
+  return sys.spawn<caf::detached>(executor, std::move(backend), sample);
 }
 
 executor_group make_executor_group(caf::actor_system& sys, std::vector<std::shared_ptr<model_backend>> backends,
@@ -45,7 +46,7 @@ executor_group make_executor_group(caf::actor_system& sys, std::vector<std::shar
   g.size = static_cast<int32_t>(backends.size());
   caf::actor_system* s = &sys;
   g.spawn = [s, backends = std::move(backends)](int32_t rank) {
-    return spawn_executor(*s, backends.at(static_cast<size_t>(rank)));
+    return spawn_executor(*s, backends.at(static_cast<size_t>(rank)), rank == 0);  // rank 0 answers
   };
   g.abort_step = std::move(abort_step);
   return g;

@@ -1,6 +1,7 @@
 // The executor actor: a detached actor (it blocks on compute) wrapping one model_backend. It runs
-// one step per message and answers with the logits, or with the step's error. The backend outlives
-// the actor, so a restarted executor serves the same weights and KV pool.
+// one step per message, samples the rows of sequences that carry their sampler (the reply holds
+// their tokens, not B x vocab logits), and answers, or answers with the step's error. The backend
+// outlives the actor, so a restarted executor serves the same weights and KV pool.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,9 @@
 
 namespace troupe {
 
-executor_actor spawn_executor(caf::actor_system& sys, std::shared_ptr<model_backend> backend);
+// `sample`: this executor answers for its step (tensor-parallel rank 0) and runs the samplers; the
+// other ranks only compute (they have no rows, and a sampler must run once per step).
+executor_actor spawn_executor(caf::actor_system& sys, std::shared_ptr<model_backend> backend, bool sample = true);
 
 // The executors of one model replica, one per tensor-parallel rank, as the scheduler supervises
 // them: every step goes to all ranks; a rank that fails fails the step for all (abort_step

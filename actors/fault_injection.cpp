@@ -21,16 +21,26 @@ class faulty_backend final : public model_backend {
   backend_memory memory() const override { return inner_->memory(); }
 
   status forward(const step_batch& batch, step_logits& out) override {
+    TROUPE_TRY(inject());
+    return inner_->forward(batch, out);
+  }
+  // The inner backend's own serving path (CUDA samples from pinned rows).
+  status forward_sampled(const step_batch& batch, step_logits& rows, step_logits& out) override {
+    TROUPE_TRY(inject());
+    return inner_->forward_sampled(batch, rows, out);
+  }
+
+ private:
+  status inject() {
     const int64_t step = steps_.fetch_add(1) + 1;
     if (f_.slow_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(f_.slow_ms));
     if (f_.fail_step > 0 && step >= f_.fail_step && step < static_cast<int64_t>(f_.fail_step) + f_.fail_steps) {
       logger("fault")->warn("fault injection: failing forward step {}", step);
       return make_error(errc::device_error, "fault injection: forward step " + std::to_string(step) + " failed");
     }
-    return inner_->forward(batch, out);
+    return ok_status();
   }
 
- private:
   std::shared_ptr<model_backend> inner_;
   fault_inject_options f_;
   std::atomic<int64_t> steps_{0};

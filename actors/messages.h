@@ -90,13 +90,19 @@ typename Inspector::result_type inspect(Inspector& f, position_logprobs& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sampled_seq& x) {
+  return f(caf::meta::type_name("sampled_seq"), x.seq, x.token, x.blocked, x.terminated);
+}
+
+// seq_step::sampling is an in-process pointer: it is not serialized (see step_batch.h).
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_batch& x) {
   return f(caf::meta::type_name("step_batch"), x.seqs, x.step_id);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_logits& x) {
-  return f(caf::meta::type_name("step_logits"), x.row_seq, x.data, x.vocab_size, x.prompt);
+  return f(caf::meta::type_name("step_logits"), x.row_seq, x.data, x.vocab_size, x.prompt, x.sampled);
 }
 
 template <class Inspector>

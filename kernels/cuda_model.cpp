@@ -91,6 +91,7 @@ cuda_model::~cuda_model() {
   for (decode_graph& g : graphs_)
     if (g.exec) cudaGraphExecDestroy(g.exec);
   if (host_meta_) cudaFreeHost(host_meta_);
+  if (host_logits_) cudaFreeHost(host_logits_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -176,6 +177,10 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
   kv_layout_.pool = kv_.base();
   kv_layout_.num_blocks = blocks;
   TROUPE_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&host_meta_), meta_ints_ * sizeof(int32_t)), "cudaMallocHost (step metadata)");
+  if (opts_.tp_rank == 0)
+    TROUPE_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&host_logits_),
+                                   static_cast<size_t>(opts_.max_batch_size) * cfg_.vocab_size * sizeof(float)),
+                    "cudaMallocHost (logits rows to sample)");
 
   TROUPE_TRY(carve_reserve());
   TROUPE_TRY(gemm_.init(stream_, buf_.cublas_ws, kCublasWorkspace));
@@ -479,7 +484,11 @@ status cuda_model::all_reduce_hidden(int64_t T) {
 status cuda_model::run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out) {
   const model_dims d(cfg_);
   const int64_t n = static_cast<int64_t>(rows.size());
-  out.data.resize(static_cast<size_t>(n * d.V));
+  float* dst = logits_dst_;  // forward_sampled's pinned rows, else the reply's
+  if (!dst) {
+    out.data.resize(static_cast<size_t>(n * d.V));
+    dst = out.data.data();
+  }
   for (int64_t r0 = 0; r0 < n; r0 += logit_rows_) {
     const int64_t m = std::min(logit_rows_, n - r0);
     TROUPE_CUDA_TRY(launch_gather_rows({buf_.residual, buf_.h, d_rows + r0, m, max_tokens_, d.H, opts_.dtype}, stream_),
@@ -490,7 +499,7 @@ status cuda_model::run_lm_head(const std::vector<int32_t>& rows, const int32_t* 
     g.y_float32 = true;
     TROUPE_TRY(matmul(g));
     TROUPE_TRY(softcap_logits(m));
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(out.data.data() + r0 * d.V, buf_.logits, m * d.V * 4, cudaMemcpyDeviceToHost,
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(dst + r0 * d.V, buf_.logits, m * d.V * 4, cudaMemcpyDeviceToHost,
                                     stream_),
                     "copy logits");
   }

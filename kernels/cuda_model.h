@@ -73,6 +73,10 @@ class cuda_model final : public model_backend {
   int64_t num_kv_blocks() const override { return kv_layout_.num_blocks; }
   int64_t block_seq_len() const override { return kv_layout_.block_seq_len; }
   status forward(const step_batch& batch, step_logits& out) override;
+  // Serving (rank 0): the sampled sequences' rows are copied into a pinned host buffer reused every
+  // step and sampled there by the CPU sampler (cuda_model_sampling.cpp); steps that also want rows
+  // back (tests) take the default path.
+  status forward_sampled(const step_batch& batch, step_logits& rows, step_logits& out) override;
   backend_memory memory() const override { return {weights_bytes(), reserve_bytes(), kv_bytes()}; }
 
   const paged_kv_layout& kv_layout() const { return kv_layout_; }
@@ -160,6 +164,8 @@ class cuda_model final : public model_backend {
   cudaStream_t stream_ = nullptr;
   device_arena weights_, reserve_, kv_;
   int32_t* host_meta_ = nullptr;  // pinned [meta_ints_]
+  float* host_logits_ = nullptr;  // pinned [max_batch_size, vocab] (rank 0): rows sampled on the host
+  float* logits_dst_ = nullptr;   // set during forward_sampled: logits rows go here, not to out.data
   cublas_gemm gemm_;
   void* embed_ = nullptr;     // [vocab, hidden]
   void* final_norm_ = nullptr;

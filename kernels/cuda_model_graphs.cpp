@@ -175,12 +175,16 @@ status cuda_model::run_decode_graph(const decode_graph& g, const step_batch& bat
                                   cudaMemcpyHostToDevice, stream_),
                   "upload step metadata");
   TROUPE_CUDA_TRY(cudaGraphLaunch(g.exec, stream_), "cudaGraphLaunch");
-  out.data.resize(rows.size() * static_cast<size_t>(V));
+  float* dst = logits_dst_;  // forward_sampled's pinned rows, else the reply's
+  if (!dst) {
+    out.data.resize(rows.size() * static_cast<size_t>(V));
+    dst = out.data.data();
+  }
   if (static_cast<int32_t>(rows.size()) == n) {
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(out.data.data(), buf_.logits, n * V * 4, cudaMemcpyDeviceToHost, stream_), "copy logits");
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(dst, buf_.logits, n * V * 4, cudaMemcpyDeviceToHost, stream_), "copy logits");
   } else {
     for (size_t r = 0; r < rows.size(); ++r)
-      TROUPE_CUDA_TRY(cudaMemcpyAsync(out.data.data() + r * V, buf_.logits + rows[r] * V, V * 4, cudaMemcpyDeviceToHost,
+      TROUPE_CUDA_TRY(cudaMemcpyAsync(dst + r * V, buf_.logits + rows[r] * V, V * 4, cudaMemcpyDeviceToHost,
                                       stream_),
                       "copy logits");
   }

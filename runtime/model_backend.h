@@ -28,6 +28,13 @@ class model_backend {
   // Runs one forward pass over `batch`, appending the new tokens' K/V into their blocks, and fills
   // `out` with the requested logits. A failure fails the whole step (the executor reports it).
   virtual status forward(const step_batch& batch, step_logits& out) = 0;
+  // Serving: forward(), then every row whose sequence carries its sampler is sampled where it was
+  // computed (runtime/step_sampling.h): `out` gets sampled tokens, and rows only for sequences
+  // without a sampler. `rows` is the caller's buffer, reused across steps (no B x vocab allocation
+  // per step). Only the executor that answers for the step calls it (tensor-parallel rank 0), so
+  // each sampler runs exactly once per step. The default runs forward() into `rows` and samples on
+  // the host; a device backend may sample elsewhere as long as the answers are the same.
+  virtual status forward_sampled(const step_batch& batch, step_logits& rows, step_logits& out);
   virtual backend_memory memory() const { return {}; }
 };
 

@@ -86,10 +86,11 @@ double lane_sum(const float* w, size_t n) {
 
 // Draws an index with probability w[i] / sum(w) for uniform u in [0, 1). Block sums first, then a
 // scan inside one block: O(vocab) but mostly vectorized. Returns -1 when every weight is 0.
-int32_t draw_index(std::span<const float> w, double u) {
+// `block_sum` is scratch, reused across calls.
+int32_t draw_index(std::span<const float> w, double u, std::vector<double>& block_sum) {
   constexpr size_t kBlock = 512;
   const size_t num_blocks = (w.size() + kBlock - 1) / kBlock;
-  std::vector<double> block_sum(num_blocks);
+  block_sum.resize(num_blocks);
   double total = 0.0;
   for (size_t b = 0; b < num_blocks; ++b) {
     const size_t begin = b * kBlock;
@@ -432,7 +433,8 @@ int32_t sampler::sample_filtered(std::span<const float> l) {
       const float d = (lmax - l[static_cast<size_t>(id)]) * inv_t * (kBuckets / kMaxDist);
       return d >= kBuckets - 1 ? kBuckets - 1 : static_cast<int>(d);
     };
-    std::vector<double> mass(kBuckets, 0.0);
+    std::vector<double>& mass = mass_;
+    mass.assign(kBuckets, 0.0);
     for (int32_t id : cand_) mass[static_cast<size_t>(bucket_of(id))] += weight_[static_cast<size_t>(id)];
     double before = 0.0;  // mass of all buckets better than `b`
     int b = 0;
@@ -448,7 +450,7 @@ int32_t sampler::sample_filtered(std::span<const float> l) {
     }
     if (kept > 0) keep_up_to(cand_[kept - 1]);
   }
-  const int32_t token = draw_index(weight_, uniform01());
+  const int32_t token = draw_index(weight_, uniform01(), block_sum_);
   return token >= 0 ? token : argmax(l);
 }
 

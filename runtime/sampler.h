@@ -95,6 +95,8 @@ class sampler {
   std::vector<int32_t> cand_;  // [vocab] scratch: candidate ids
   std::vector<float> weight_;  // [vocab] scratch: unnormalized probabilities
   std::vector<float> raw_;     // [vocab] scratch: the row before bias and penalties (raw logprobs)
+  std::vector<double> block_sum_;  // [vocab / 512] scratch: the draw's block sums
+  std::vector<double> mass_;       // [2048] scratch: top_p's bucket masses
   std::unique_ptr<token_constraint> constraint_;
   token_mask mask_;  // [max(vocab, tokenizer_vocab_) bits] reused across steps
   int32_t tokenizer_vocab_ = 0;

@@ -8,6 +8,7 @@
 #include "runtime/incremental_decoder.h"
 #include "runtime/logprob_aligner.h"
 #include "runtime/sampler.h"
+#include "runtime/step_sampling.h"
 #include "runtime/token_constraint.h"
 #include "runtime/tokenizer.h"
 
@@ -38,7 +39,7 @@ struct scheduler_core::sequence {
   std::vector<int32_t> blocks;
   phase ph = phase::waiting;
   uint64_t order = 0;            // admission order: the newest is preempted first
-  std::unique_ptr<sampler> smp;
+  std::shared_ptr<sampler> smp;  // shared with the executor while a step samples it
   std::unique_ptr<incremental_decoder> dec;
   std::unique_ptr<stop_checker> stop;
   bool first_event = true;
@@ -50,12 +51,6 @@ struct scheduler_core::sequence {
 namespace {
 
 int32_t blocks_for(int64_t tokens, int32_t bs) { return static_cast<int32_t>((tokens + bs - 1) / bs); }
-
-token_logprobs to_token_logprobs(const sampled_token& t) {
-  token_logprobs tl{t.token, t.logprob, {}};
-  for (const auto& e : t.top) tl.top.push_back({e.token, e.logprob});
-  return tl;
-}
 
 }  // namespace
 
@@ -118,7 +113,7 @@ uint64_t scheduler_core::add_request(generation_request req, double queue_time_s
     s->waits_for_parent = i > 0;
     sampling_params p = rr.req.params;
     if (p.seed && i > 0) p.seed = *p.seed + static_cast<uint64_t>(i);  // distinct but reproducible choices
-    s->smp = std::make_unique<sampler>(p, rr.req.prompt_ids, stop_rules_.eos_ids);
+    s->smp = std::make_shared<sampler>(p, rr.req.prompt_ids, stop_rules_.eos_ids);
     if (constraint) {
       // Choices fork from one prompt: each gets its own matcher in the starting state.
       auto m = i == 0 ? constraint->start() : rr.seqs[0]->smp->constraint()->clone();
@@ -270,7 +265,10 @@ step_batch scheduler_core::apply_blocks(const block_reply& reply) {
     ss.start_pos = s->num_computed;
     ss.tokens.assign(s->tokens.begin() + s->num_computed, s->tokens.begin() + s->num_computed + step_chunk_[i]);
     ss.block_table = s->blocks;
-    ss.want_logits = s->num_computed + step_chunk_[i] == static_cast<int32_t>(s->tokens.size());
+    // Scoring-only requests (max_tokens 0) sample nothing: no row, no sampler.
+    ss.want_logits = s->num_computed + step_chunk_[i] == static_cast<int32_t>(s->tokens.size()) &&
+                     s->req->req.params.max_tokens > 0;
+    if (ss.want_logits) ss.sampling = s->smp;  // the executor samples it (see step_batch.h)
     if (scores_prompt(*s) && s->num_computed < s->num_prompt) {
       const int32_t end = s->num_computed + step_chunk_[i];
       ss.prompt_logprobs = s->req->req.params.prompt_logprobs;
@@ -282,9 +280,23 @@ step_batch scheduler_core::apply_blocks(const block_reply& reply) {
   return batch;
 }
 
+// Each batch entry's answer, found in O(1): the executor's sampled token, else its (last) row.
+void scheduler_core::index_step_output(const step_logits& logits) {
+  sampled_of_.assign(in_step_.size(), -1);
+  row_of_.assign(in_step_.size(), -1);
+  for (size_t k = 0; k < logits.sampled.size(); ++k) {
+    const auto i = static_cast<size_t>(logits.sampled[k].seq);
+    if (i < sampled_of_.size()) sampled_of_[i] = static_cast<int32_t>(k);
+  }
+  for (int64_t k = 0; k < logits.num_rows() && k < static_cast<int64_t>(logits.row_seq.size()); ++k) {
+    const auto i = static_cast<size_t>(logits.row_seq[static_cast<size_t>(k)]);
+    if (i < row_of_.size()) row_of_[i] = k;
+  }
+}
+
 void scheduler_core::on_step_output(const step_logits& logits) {
   const int32_t bs = limits_.block_seq_len;
-  std::vector<float> row;
+  index_step_output(logits);
   for (size_t i = 0; i < in_step_.size(); ++i) {
     sequence* s = in_step_[i];  // entries turn null when their request ends during this loop
     if (!s || s->ph != sequence::phase::running) continue;  // cancelled mid-step
@@ -299,16 +311,20 @@ void scheduler_core::on_step_output(const step_logits& logits) {
       finish_sequence(*s, finish_reason::length);
       continue;
     } else {
-      int64_t r = -1;
-      for (int64_t k = 0; k < logits.num_rows(); ++k)
-        if (logits.row_seq[k] == static_cast<int32_t>(i)) r = k;
-      if (r < 0) {
+      // Serving: the executor sampled it. Otherwise (rows from a backend driven directly, or a step
+      // that crossed processes without its sampler) sample its row here.
+      const sampled_seq* t = nullptr;
+      if (sampled_of_[i] >= 0) {
+        t = &logits.sampled[static_cast<size_t>(sampled_of_[i])];
+      } else if (const int64_t r = row_of_[i]; r >= 0) {
+        row_.assign(logits.row(r), logits.row(r) + logits.vocab_size);
+        local_sample_ = sample_row(*s->smp, row_, static_cast<int32_t>(i));
+        t = &local_sample_;
+      } else {
         fail_request(*s->req, make_error(errc::internal, "the executor returned no logits for a sequence"));
         continue;
       }
-      row.assign(logits.row(r), logits.row(r) + logits.vocab_size);
-      sampled_token t = s->smp->sample(row);
-      if (s->smp->constraint_blocked()) {  // the constraint allows nothing more: stop without a token
+      if (t->blocked) {  // the constraint allows nothing more: stop without a token
         std::string text;
         if (s->dec && !s->stop->stopped()) {
           stop_output so = s->stop->feed(s->dec->flush());
@@ -319,23 +335,24 @@ void scheduler_core::on_step_output(const step_logits& logits) {
         finish_sequence(*s, finish_reason::stop);
         continue;
       }
-      s->tokens.push_back(t.token);
+      const int32_t token = t->token.token;
+      s->tokens.push_back(token);
       ++s->num_generated;
       ++generation_tokens_total_;
       ++s->req->usage.completion_tokens;
       const bool want_lp = s->req->req.params.logprobs >= 0;
-      token_finish tf = check_token_finish(s->req->req.params, stop_rules_, t.token, s->num_generated,
+      token_finish tf = check_token_finish(s->req->req.params, stop_rules_, token, s->num_generated,
                                            static_cast<int64_t>(s->tokens.size()));
       finish_reason fin = tf == token_finish::none ? finish_reason::none
                           : is_length_finish(tf)    ? finish_reason::length
                                                     : finish_reason::stop;
-      if (fin == finish_reason::none && s->smp->constraint_terminated()) fin = finish_reason::stop;
+      if (fin == finish_reason::none && t->terminated) fin = finish_reason::stop;
       std::string text;
       const bool token_is_stop = tf == token_finish::eos || tf == token_finish::stop_token;
       // Logprobs follow the text: EOS and stop ids have none, cut tokens none (logprob_aligner.h).
-      if (want_lp && !token_is_stop) s->lps.add(to_token_logprobs(t), s->dec ? s->decoded : -1);
+      if (want_lp && !token_is_stop) s->lps.add(t->token, s->dec ? s->decoded : -1);
       if (s->dec && !token_is_stop) {
-        const std::string piece = s->dec->push(t.token);
+        const std::string piece = s->dec->push(token);
         s->decoded += static_cast<int64_t>(piece.size());
         stop_output so = s->stop->feed(piece, s->num_generated >= s->req->req.params.min_tokens);
         text = std::move(so.text);
@@ -353,7 +370,7 @@ void scheduler_core::on_step_output(const step_logits& logits) {
       if (s->index == 0 && s->num_generated == 1)
         for (auto& c : s->req->seqs)
           if (c->waits_for_parent) c->waits_for_parent = false;
-      emit(*s, {t.token}, std::move(text), std::move(lp), fin);
+      emit(*s, {token}, std::move(text), std::move(lp), fin);
       if (fin != finish_reason::none) {
         finish_sequence(*s, fin);
         continue;

@@ -73,8 +73,10 @@ class scheduler_core {
   //     Returns the block request for the block manager (nullopt: nothing to do).
   //  2. apply_blocks(reply): takes the granted blocks; refused sequences sit this step out. Returns
   //     the forward batch (possibly empty).
-  //  3. on_step_output(logits) / on_step_failed(err): samples, detokenizes, applies stop rules and
-  //     emits events; finished sequences release their blocks; newly full blocks are committed.
+  //  3. on_step_output(logits) / on_step_failed(err): takes the tokens the executor sampled (each
+  //     seq_step carries its sequence's sampler; a row without one is sampled here), detokenizes,
+  //     applies stop rules and emits events; finished sequences release their blocks; newly full
+  //     blocks are committed. Samplers are not touched between apply_blocks and this call.
   // Invariant: a sequence's tokens[0, num_computed) are in its blocks; each step computes
   // tokens[num_computed, num_computed + chunk) and samples when that reaches the end of tokens.
   std::optional<block_request> plan_step(int64_t available_blocks);
@@ -111,6 +113,7 @@ class scheduler_core {
   sequence* find_seq(uint64_t seq_id);
   bool scores_prompt(const sequence& s) const;  // still scoring the prompt (params.prompt_logprobs)
   void collect_prompt_logprobs(sequence& s, const step_logits& logits, int32_t row);
+  void index_step_output(const step_logits& logits);
 
   scheduler_limits limits_;
   std::shared_ptr<const tokenizer> tok_;
@@ -124,6 +127,10 @@ class scheduler_core {
   std::deque<sequence*> to_start_;      // waiting for blocks (new or preempted), FIFO
   std::vector<sequence*> in_step_;      // sequences of the step in flight
   std::vector<int32_t> step_chunk_;     // [in_step_] tokens computed for each
+  std::vector<int32_t> sampled_of_;     // [in_step_] index into the step's sampled, -1: none
+  std::vector<int64_t> row_of_;         // [in_step_] its last logits row, -1: none
+  std::vector<float> row_;              // [vocab] scratch: a row sampled here (no executor sampler)
+  sampled_seq local_sample_;            // the token sampled here from row_
   std::vector<core_output> outputs_;
   std::vector<uint64_t> releases_;
   std::vector<block_commit> commits_;

@@ -1,14 +1,18 @@
 // One forward step's input and output. A step mixes prefill chunks of some sequences with single
 // decode tokens of others; each sequence addresses its KV cache through a block table of block ids
-// leased from the block manager (cache_block_seq_len tokens per block).
+// leased from the block manager (cache_block_seq_len tokens per block). When serving, a step also
+// carries each sequence's sampler and the executor answers with sampled tokens, not logits rows.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "troupe/generation.h"
 
 namespace troupe {
+
+class sampler;
 
 struct seq_step {
   int64_t seq_id = 0;
@@ -22,6 +26,13 @@ struct seq_step {
   // where the logits are: only these entries leave it, never [n, vocab] rows.
   int32_t prompt_logprobs = -1;
   int32_t next_token = -1;  // the token after tokens.back() when known (-1: none, nothing to score)
+  // Serving: the sequence's sampler (want_logits, !want_all_logits). The executor that answers for
+  // the step samples the row where it computed it and returns a sampled_seq instead of the row; the
+  // scheduler leaves the sampler alone while the step is in flight (shared: a step abandoned by the
+  // watchdog may still finish on a hung executor after its request is gone). In-process only: the
+  // message inspector leaves it out, so a step that crossed processes arrives without it and its
+  // rows come back as logits.
+  std::shared_ptr<sampler> sampling;
 };
 
 // One scored position: `lp.token` at absolute `position` given tokens [0, position).
@@ -29,6 +40,14 @@ struct position_logprobs {
   int32_t seq = 0;  // index into step_batch::seqs
   int32_t position = 0;
   token_logprobs lp;  // the token's logprob and the top k, best first (ties: lower id)
+};
+
+// One sequence's token, sampled by the executor from its row (seq_step::sampling).
+struct sampled_seq {
+  int32_t seq = 0;          // index into step_batch::seqs
+  token_logprobs token;     // the id; logprob and top k only when the sequence asked for logprobs
+  bool blocked = false;     // the constraint allowed nothing: `token` means nothing, the sequence stops
+  bool terminated = false;  // the constraint is complete after `token`: nothing may follow it
 };
 
 struct step_batch {
@@ -41,13 +60,16 @@ struct step_batch {
   }
 };
 
+// A step's answer. Serving steps carry `sampled` and no rows; rows are for sequences without a
+// sampler (tests, a step from another process).
 struct step_logits {
-  // For each seq with want_logits: one row; with want_all_logits: one row per new token.
-  // rows[i] belongs to seqs[row_seq[i]]; each row is [vocab_size] float32.
+  // For each seq with want_logits (and no sampler that ran): one row; with want_all_logits: one row
+  // per new token. rows[i] belongs to seqs[row_seq[i]]; each row is [vocab_size] float32.
   std::vector<int32_t> row_seq;
   std::vector<float> data;  // [num_rows, vocab_size]
   int64_t vocab_size = 0;
   std::vector<position_logprobs> prompt;  // seqs with prompt_logprobs >= 0, in seq then position order
+  std::vector<sampled_seq> sampled;       // seqs sampled by the executor, in seq order
   int64_t num_rows() const { return vocab_size ? static_cast<int64_t>(data.size()) / vocab_size : 0; }
   const float* row(int64_t i) const { return data.data() + i * vocab_size; }
 };

@@ -16,6 +16,7 @@
 #include "gpu_test_util.h"
 #include "kernels/cuda_model.h"
 #include "kernels/device_memory.h"
+#include "runtime/sampler.h"
 #include "runtime/weight_source.h"
 
 namespace troupe {
@@ -329,6 +330,55 @@ TEST_P(cuda_model_fixture, decode_graphs_match_eager_launches) {
   ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
   EXPECT_EQ(free_after, free_before) << "decode steps took device memory";
   EXPECT_EQ(device_allocation_count(), allocations);
+}
+
+// Serving: forward_sampled lands the sampled rows in pinned memory and samples them there; the
+// tokens and logprobs equal the CPU sampler's on the rows forward() returns for the same step
+// (decode graph and eager prefill alike), and the reply carries no rows.
+TEST_P(cuda_model_fixture, forward_sampled_equals_the_cpu_sampler_on_the_same_rows) {
+  TROUPE_REQUIRE_GPU();
+  auto model = cuda_model::create(cfg_, weights_.get(), options(/*num_kv_blocks=*/300, /*max_batch_size=*/8));
+  ASSERT_TRUE(model.ok()) << model.err().to_string();
+  cuda_model& m = **model;
+  const int64_t V = cfg_.vocab_size, bs = m.block_seq_len();
+  const auto prompts = read_reference(dir());
+  block_allocator blocks(m.num_kv_blocks());
+  sampling_params p;
+  p.temperature = 0.8f;
+  p.top_p = 0.9f;
+  p.seed = 21;
+  p.logprobs = 3;
+  std::vector<std::shared_ptr<sampler>> exec, host;
+  step_batch b;
+  for (size_t i = 0; i < 3 && i < prompts.size(); ++i) {
+    seq_step s;
+    s.seq_id = static_cast<int64_t>(i);
+    s.tokens = prompts[i].ids;
+    blocks.cover(s, bs);
+    exec.push_back(std::make_shared<sampler>(p, s.tokens));
+    host.push_back(std::make_shared<sampler>(p, s.tokens));
+    s.sampling = exec.back();
+    b.seqs.push_back(s);
+  }
+  step_logits rows, reply, reference;
+  for (int stepno = 0; stepno < 4; ++stepno) {  // a prefill step, then decode steps (graphs)
+    SCOPED_TRACE("step " + std::to_string(stepno));
+    ASSERT_TRUE(m.forward(b, reference).ok());
+    reply = {};
+    ASSERT_TRUE(m.forward_sampled(b, rows, reply).ok());
+    EXPECT_EQ(reply.num_rows(), 0);
+    ASSERT_EQ(reply.sampled.size(), b.seqs.size());
+    for (size_t i = 0; i < b.seqs.size(); ++i) {
+      std::vector<float> row(reference.row(static_cast<int64_t>(i)), reference.row(static_cast<int64_t>(i)) + V);
+      const sampled_token want = host[i]->sample(row);
+      EXPECT_EQ(reply.sampled[i].token.token, want.token);
+      EXPECT_NEAR(reply.sampled[i].token.logprob, want.logprob, 1e-5);
+      seq_step& s = b.seqs[i];
+      s.start_pos += static_cast<int32_t>(s.tokens.size());
+      s.tokens = {reply.sampled[i].token.token};
+      blocks.cover(s, bs);
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(fixtures, cuda_model_fixture,

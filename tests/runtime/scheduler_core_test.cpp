@@ -24,6 +24,7 @@ struct outcome {
   std::optional<error> failure;
   usage_info usage;
   std::vector<std::vector<token_logprobs>> prompt_lp;  // per choice, from its first event
+  std::vector<std::vector<token_logprobs>> lp;         // per choice, generated tokens' logprobs
 };
 
 // Runs the core to completion the way the scheduler actor does, with the block manager's work done
@@ -34,6 +35,8 @@ struct harness {
   scheduler_core core;
   std::map<uint64_t, outcome> out;
   int steps = 0;
+  bool executor_samples = false;  // forward_sampled (the executor's path) instead of rows
+  step_logits rows;               // forward_sampled's reused row buffer
 
   harness(int32_t num_blocks, int32_t bs, scheduler_limits lim)
       : pool(block_pool_options{num_blocks, bs, lim.prefix_caching, {}}),
@@ -55,6 +58,8 @@ struct harness {
       }
       const auto i = static_cast<size_t>(o.event.index);
       if (r.tokens.size() <= i) r.tokens.resize(i + 1), r.finish.resize(i + 1, finish_reason::none);
+      if (r.lp.size() <= i) r.lp.resize(i + 1);
+      r.lp[i].insert(r.lp[i].end(), o.event.logprobs.begin(), o.event.logprobs.end());
       r.tokens[i].insert(r.tokens[i].end(), o.event.token_ids.begin(), o.event.token_ids.end());
       if (r.prompt_lp.size() <= i) r.prompt_lp.resize(i + 1);
       if (!o.event.prompt_logprobs.empty()) r.prompt_lp[i] = o.event.prompt_logprobs;
@@ -80,7 +85,8 @@ struct harness {
       collect();
       if (batch.seqs.empty()) continue;
       step_logits logits;
-      ASSERT_TRUE(model->forward(batch, logits).ok());
+      ASSERT_TRUE((executor_samples ? model->forward_sampled(batch, rows, logits) : model->forward(batch, logits)).ok());
+      if (executor_samples) ASSERT_EQ(logits.num_rows(), 0) << "a serving step returns no rows";
       core.on_step_output(logits);
       collect();
       ASSERT_TRUE(pool.check_invariants().ok());
@@ -420,6 +426,65 @@ TEST(scheduler_core, scoring_only_with_n_choices_finishes_every_choice) {
     EXPECT_EQ(h.out[id].prompt_lp[c].size(), prompts[2].input_ids.size() - 1) << "choice " << c;
   }
   h.expect_all_blocks_back();
+}
+
+// The executor's sampling (forward_sampled: each seq_step carries its sampler) and the core's host
+// sampling of returned rows give the same outputs token for token and logprob for logprob: seeded
+// temperature/top-p, penalties, logit_bias, n = 2, a constraint, preemption in a small cache.
+TEST(scheduler_core, executor_side_sampling_equals_host_sampling) {
+  auto run_all = [](bool executor, int64_t& preemptions) {
+    harness h(26, 16, limits(8, 64, false));
+    h.executor_samples = executor;
+    const auto prompts = fixture_prompts("tiny-llama");
+    std::vector<uint64_t> ids;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      generation_request r;
+      r.prompt_ids = prompts[i].input_ids;
+      r.params.max_tokens = 20;
+      r.params.ignore_eos = true;
+      r.params.temperature = 0.8f;
+      r.params.top_p = 0.9f;
+      r.params.seed = 100 + i;
+      r.params.logprobs = 2;
+      if (i % 2) {
+        r.params.frequency_penalty = 0.5f;
+        r.params.repetition_penalty = 1.2f;
+        r.params.logit_bias = {{5, 3.0f}, {17, -50.0f}};
+      }
+      r.n = i == 0 ? 2 : 1;
+      ids.push_back(h.add(std::move(r)));
+    }
+    ids.push_back(h.add(constrained(prompts[1].input_ids, false, 2)));
+    h.run();
+    h.expect_all_blocks_back();
+    preemptions = h.core.num_preemptions();
+    std::vector<outcome> out;
+    for (uint64_t id : ids) out.push_back(h.out[id]);
+    return out;
+  };
+  int64_t pre_host = 0, pre_exec = 0;
+  const auto host = run_all(false, pre_host);
+  const auto exec = run_all(true, pre_exec);
+  EXPECT_GT(pre_host, 0) << "the small cache preempts";
+  EXPECT_EQ(pre_exec, pre_host);
+  ASSERT_EQ(host.size(), exec.size());
+  for (size_t i = 0; i < host.size(); ++i) {
+    SCOPED_TRACE("request " + std::to_string(i));
+    ASSERT_FALSE(host[i].failure);
+    ASSERT_FALSE(exec[i].failure);
+    EXPECT_EQ(exec[i].tokens, host[i].tokens);
+    EXPECT_EQ(exec[i].finish, host[i].finish);
+    ASSERT_EQ(exec[i].lp.size(), host[i].lp.size());
+    for (size_t c = 0; c < host[i].lp.size(); ++c) {
+      ASSERT_EQ(exec[i].lp[c].size(), host[i].lp[c].size());
+      for (size_t k = 0; k < host[i].lp[c].size(); ++k) {
+        EXPECT_EQ(exec[i].lp[c][k].token, host[i].lp[c][k].token);
+        EXPECT_EQ(exec[i].lp[c][k].logprob, host[i].lp[c][k].logprob);
+        EXPECT_EQ(exec[i].lp[c][k].top.size(), host[i].lp[c][k].top.size());
+      }
+    }
+  }
+  EXPECT_FALSE(host[0].lp[0].empty()) << "logprobs were asked for and came";
 }
 
 }  // namespace
