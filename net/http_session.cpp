@@ -201,11 +201,22 @@ void http_session::refuse(const http_response& r) {
 
 void http_session::send(std::string bytes) {
   if (phase_ == phase::closed) return;
-  queued_bytes_ += bytes.size();
-  queue_.push_back(std::move(bytes));
+  const bool behind_others = !out_.empty();
+  out_.append_owned(std::move(bytes));
+  queued(behind_others);
+}
+
+void http_session::send_sse(std::string_view data, bool chunked) {
+  if (phase_ == phase::closed) return;
+  const bool behind_others = !out_.empty();
+  append_sse_event(out_.tail(), data, chunked);
+  queued(behind_others);
+}
+
+void http_session::queued(bool behind_others) {
   // A response already queued is written whatever its size (its memory is spent); what bounds
   // memory is refusing to pile more behind it for a client that does not read (SSE).
-  if (queue_.size() > 1 && queued_bytes_ > ctx_->opts.server.max_queued_output_bytes) {
+  if (behind_others && out_.size() > ctx_->opts.server.max_queued_output_bytes) {
     drop_slow_client("queue_full");
     return;
   }
@@ -226,7 +237,7 @@ void http_session::respond(http_response r) {
 void http_session::complete_response(bool keep_alive) {
   keep_alive_ = keep_alive;
   response_complete_ = true;
-  if (!writing_ && queue_.empty()) after_response();
+  if (!writing_ && out_.empty()) after_response();
 }
 
 void http_session::do_write() {
@@ -234,21 +245,19 @@ void http_session::do_write() {
   // time without any.
   writing_ = true;
   arm_write_timer();
-  const std::string& front = queue_.front();
-  socket_.async_write_some(boost::asio::buffer(front.data() + written_, front.size() - written_),
+  const std::string_view next = out_.next();  // everything queued since the last write, at once
+  socket_.async_write_some(boost::asio::buffer(next.data(), next.size()),
                            beast::bind_front_handler(&http_session::on_write, shared_from_this()));
 }
 
 void http_session::on_write(beast::error_code ec, std::size_t n) {
   writing_ = false;
   if (phase_ == phase::closed) {
-    queue_.clear();  // no write holds the front any more
-    queued_bytes_ = 0;
+    out_.clear();  // no write holds its bytes any more
     return;
   }
   if (ec) {
-    queue_.clear();
-    queued_bytes_ = 0;
+    out_.clear();
     if (gen_) {
       client_gone();
     } else {
@@ -256,13 +265,8 @@ void http_session::on_write(beast::error_code ec, std::size_t n) {
     }
     return;
   }
-  written_ += n;
-  queued_bytes_ -= n;
-  if (written_ == queue_.front().size()) {
-    queue_.pop_front();
-    written_ = 0;
-  }
-  if (!queue_.empty()) {
+  out_.consumed(n);
+  if (!out_.empty()) {
     do_write();
     return;
   }
@@ -284,7 +288,7 @@ void http_session::arm_write_timer() {
 
 void http_session::drop_slow_client(const char* reason) {
   logger("net")->info("closing a connection that does not read its responses ({}, {} bytes queued)", reason,
-                      queued_bytes_);
+                      out_.size());
   ctx_->metrics.count_slow_client("http", reason);
   client_gone();  // cancels the generation (its blocks return to the pool) and closes
 }
@@ -348,10 +352,7 @@ void http_session::close() {
   cancel_timer();
   ++write_seq_;
   write_timer_.cancel();
-  if (!writing_) {  // else on_write frees the queue once the socket lets go of its front
-    queue_.clear();
-    queued_bytes_ = 0;
-  }
+  if (!writing_) out_.clear();  // else on_write frees the queue once the socket lets go of its bytes
   beast::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <array>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,8 +18,11 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "net/event_inbox.h"
+#include "net/handler_arena.h"
 #include "net/http_request_checks.h"
 #include "net/openai_response.h"
+#include "net/output_queue.h"
 #include "net/server_context.h"
 
 namespace troupe {
@@ -72,12 +74,15 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void on_response_event(const generation_event& ev);
   void on_response_error(const api_error& a);
   void run_extension_route(const extension_route& r, const http_request& req);
+  void drain_events();  // on the strand: the events the engine queued in inbox_
   void on_event(uint64_t seq, const generation_event& ev);
   void on_error(uint64_t seq, const error& e);
   void finish_generation();
   void client_gone();
 
   void send(std::string bytes);
+  void send_sse(std::string_view data, bool chunked);  // one SSE event, framed in the queue's buffer
+  void queued(bool behind_others);  // after an append: the output bound, then write if idle
   void respond(http_response r);                  // a whole response, then complete_response
   void complete_response(bool keep_alive);       // after the queued bytes: next request or close
   void do_write();
@@ -103,9 +108,11 @@ class http_session final : public session_base, public std::enable_shared_from_t
   bool upgrade_responses_ = false;          // the upgrade is to /v1/responses (not /v1/ws)
   std::unique_ptr<response_run> pending_response_;  // a Responses request on its way to submit_generation
   boost::asio::steady_timer write_timer_;
-  std::deque<std::string> queue_;  // bytes to write, front is being written
-  std::size_t written_ = 0;        // bytes of queue_.front() written
-  std::size_t queued_bytes_ = 0;   // bytes in queue_ not yet written (--max-queued-output-bytes)
+  output_queue out_;  // bytes to write, coalesced (bounded by --max-queued-output-bytes)
+  std::string chunk_;  // the SSE chunk being built (reused: no allocation per token)
+  event_inbox inbox_;  // engine events on their way to the strand
+  std::vector<event_inbox::entry> drained_;  // the events being handled (reused slots)
+  std::shared_ptr<handler_arena> arena_ = std::make_shared<handler_arena>();  // for the drain posts
   uint64_t write_seq_ = 0;
   std::string cors_origin_;        // an allowed Origin of the request, echoed in CORS headers
   phase phase_ = phase::idle;
