@@ -1,5 +1,5 @@
-// handler_arena: memory for the few asio operations a session posts to its strand from engine
-// threads, so a post allocates nothing. Asio allocates an operation per post (and one to schedule
+// handler_arena: memory for the few asio operations a session starts per streamed token (the drain
+// posted from an engine thread, the socket write), so they allocate nothing. Asio allocates an operation per post (and one to schedule
 // the strand) through the handler's associated allocator; from a thread that is not running the
 // io_context its own recycling cache is not available, so without this every post costs heap
 // allocations. Slots are claimed with an atomic flag (engine thread) and freed on an I/O thread; a
@@ -18,7 +18,7 @@ namespace troupe {
 
 class handler_arena {
  public:
-  static constexpr std::size_t k_slot_bytes = 256;
+  static constexpr std::size_t k_slot_bytes = 384;
 
   void* allocate(std::size_t n) {
     if (n <= k_slot_bytes) {
@@ -47,7 +47,7 @@ class handler_arena {
     alignas(std::max_align_t) unsigned char bytes[k_slot_bytes];
     std::atomic<bool> in_use{false};
   };
-  std::array<slot, 3> slots_;
+  std::array<slot, 4> slots_;  // a drain post (its operation and the strand's), a write, one spare
 };
 
 template <class T>
@@ -80,7 +80,10 @@ class arena_handler {
 
   arena_handler(std::shared_ptr<handler_arena> arena, Handler h) : arena_(std::move(arena)), h_(std::move(h)) {}
   allocator_type get_allocator() const noexcept { return allocator_type(arena_); }
-  void operator()() { h_(); }
+  template <class... Args>
+  void operator()(Args&&... args) {
+    h_(std::forward<Args>(args)...);
+  }
 
  private:
   std::shared_ptr<handler_arena> arena_;

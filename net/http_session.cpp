@@ -34,8 +34,32 @@ std::optional<api_error> framing_of(const Message& req) {
 }
 }  // namespace
 
+http_session::session_socket http_session::adopt(tcp::socket s) {
+  // The listener accepts on a strand over its io_context (make_strand): recover its concrete type.
+  const auto* strand = s.get_executor().target<session_strand>();
+  session_socket out(strand ? *strand
+                            : boost::asio::make_strand(static_cast<boost::asio::io_context&>(
+                                  boost::asio::query(s.get_executor(), boost::asio::execution::context))));
+  beast::error_code ec;
+  const tcp::endpoint local = s.local_endpoint(ec);
+  if (ec) return out;  // not open: the first read fails and the session closes
+  const auto fd = s.release(ec);
+  if (!ec) out.assign(local.protocol(), fd, ec);
+  return out;
+}
+
+tcp::socket http_session::release_plain(session_socket& s) {
+  tcp::socket out(s.get_executor());
+  beast::error_code ec;
+  const tcp::endpoint local = s.local_endpoint(ec);
+  if (ec) return out;
+  const auto fd = s.release(ec);
+  if (!ec) out.assign(local.protocol(), fd, ec);
+  return out;
+}
+
 http_session::http_session(tcp::socket socket, std::shared_ptr<server_context> ctx)
-    : socket_(std::move(socket)), strand_(socket_.get_executor()), ctx_(std::move(ctx)), timer_(strand_),
+    : socket_(adopt(std::move(socket))), strand_(socket_.get_executor()), ctx_(std::move(ctx)), timer_(strand_),
       write_timer_(strand_) {
   ctx_->num_connections.fetch_add(1);
 }
@@ -247,7 +271,9 @@ void http_session::do_write() {
   arm_write_timer();
   const std::string_view next = out_.next();  // everything queued since the last write, at once
   socket_.async_write_some(boost::asio::buffer(next.data(), next.size()),
-                           beast::bind_front_handler(&http_session::on_write, shared_from_this()));
+                           arena_handler(arena_, [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                             self->on_write(ec, n);
+                           }));
 }
 
 void http_session::on_write(beast::error_code ec, std::size_t n) {
@@ -270,18 +296,29 @@ void http_session::on_write(beast::error_code ec, std::size_t n) {
     do_write();
     return;
   }
-  ++write_seq_;  // nothing left to write: no timeout
-  write_timer_.cancel();
+  // Nothing left to write: the write timer, if armed, finds no write in flight when it fires.
   if (response_complete_) after_response();
 }
 
 void http_session::arm_write_timer() {
-  const uint64_t seq = ++write_seq_;
-  write_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(ctx_->opts.server.write_timeout_s)));
-  write_timer_.async_wait([self = shared_from_this(), seq](beast::error_code ec) {
-    if (!ec && seq == self->write_seq_ && self->writing_ && self->phase_ != phase::closed) {
+  // Each write pushes the deadline; the timer is armed once and re-armed only when it fires before
+  // it (a wait and a cancel per write would cost operations and executor copies per streamed token).
+  write_deadline_ = std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(ctx_->opts.server.write_timeout_s));
+  if (!write_timer_armed_) wait_write_timer();
+}
+
+void http_session::wait_write_timer() {
+  write_timer_armed_ = true;
+  write_timer_.expires_at(write_deadline_);
+  write_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    self->write_timer_armed_ = false;
+    if (ec || !self->writing_ || self->phase_ == phase::closed) return;
+    if (std::chrono::steady_clock::now() >= self->write_deadline_) {
       self->drop_slow_client("write_timeout");
+    } else {
+      self->wait_write_timer();  // the write made progress since: wait for its deadline
     }
   });
 }
@@ -350,7 +387,6 @@ void http_session::close() {
   phase_ = phase::closed;
   ctx_->release_connection(counted_);
   cancel_timer();
-  ++write_seq_;
   write_timer_.cancel();
   if (!writing_) out_.clear();  // else on_write frees the queue once the socket lets go of its bytes
   beast::error_code ec;

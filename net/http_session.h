@@ -12,8 +12,10 @@
 #include <optional>
 #include <string>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -89,6 +91,7 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void on_write(beast::error_code ec, std::size_t n);
   void after_response();
   void arm_write_timer();                   // --write-timeout without progress: drop the client
+  void wait_write_timer();
   void drop_slow_client(const char* reason);  // counted in /metrics; cancels the generation
 
   void arm_timer(double seconds);
@@ -97,7 +100,13 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void linger_close();
   void close();
 
-  tcp::socket socket_;
+  // The socket on its strand's concrete type: a type-erased executor (tcp::socket's) copies the
+  // strand to the heap for every operation, that is for every streamed token.
+  using session_strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+  using session_socket = boost::asio::basic_stream_socket<tcp, session_strand>;
+  static session_socket adopt(tcp::socket s);       // the accepted socket, moved onto session_strand
+  static tcp::socket release_plain(session_socket& s);  // and back, for the WebSocket sessions
+  session_socket socket_;
   boost::asio::any_io_executor strand_;  // the socket's strand (kept across the WebSocket upgrade)
   std::shared_ptr<server_context> ctx_;
   boost::asio::steady_timer timer_;
@@ -112,8 +121,9 @@ class http_session final : public session_base, public std::enable_shared_from_t
   std::string chunk_;  // the SSE chunk being built (reused: no allocation per token)
   event_inbox inbox_;  // engine events on their way to the strand
   std::vector<event_inbox::entry> drained_;  // the events being handled (reused slots)
-  std::shared_ptr<handler_arena> arena_ = std::make_shared<handler_arena>();  // for the drain posts
-  uint64_t write_seq_ = 0;
+  std::shared_ptr<handler_arena> arena_ = std::make_shared<handler_arena>();  // drain posts and writes
+  std::chrono::steady_clock::time_point write_deadline_;  // the write in flight must progress by then
+  bool write_timer_armed_ = false;
   std::string cors_origin_;        // an allowed Origin of the request, echoed in CORS headers
   phase phase_ = phase::idle;
   bool reading_ = false;           // an async read is outstanding

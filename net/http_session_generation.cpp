@@ -40,13 +40,8 @@ void http_session::submit_generation(openai_request req) {
           std::move(g), http_meta_,
           [self, seq, base](const generation_event& ev) {
             if (!self->inbox_.push(seq, ev, base)) return;  // a drain is on its way already
-            using typed_strand = boost::asio::strand<boost::asio::io_context::executor_type>;
-            auto drain = [self] { self->drain_events(); };
-            if (const auto* strand = self->strand_.target<typed_strand>()) {
-              boost::asio::post(*strand, arena_handler(self->arena_, std::move(drain)));
-            } else {
-              boost::asio::post(self->strand_, std::move(drain));
-            }
+            boost::asio::post(self->socket_.get_executor(),
+                              arena_handler(self->arena_, [self] { self->drain_events(); }));
           },
           [self, seq](const error& e) {
             boost::asio::post(self->strand_, [self, seq, e] { self->on_error(seq, e); });
