@@ -56,6 +56,8 @@ struct scheduler_state {
   // One step's events, one batch per sink (reused: cleared, not freed, every step).
   std::vector<std::pair<sink_actor, std::vector<sink_event>>> batches;
   std::unordered_map<caf::actor_addr, size_t> batch_of;  // sink -> index in batches
+  std::vector<size_t> batch_slot;  // [outputs] each output's index in batches (reused)
+  std::vector<size_t> batch_size;  // [batches] events per batch (reused)
   int64_t available = 0;
   bool step_in_flight = false;
   bool tick_armed = false;

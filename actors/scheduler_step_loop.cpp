@@ -46,11 +46,16 @@ void send_events(sched_pointer self) {
   auto& st = self->state;
   auto outs = st.core->take_outputs();
   if (outs.empty()) return;
+  // Pass 1: each output's batch, and each batch's size, so every batch's vector is allocated once
+  // at its exact size (it leaves with the message: growing it by doubling cost log2(B) allocations).
+  constexpr size_t none = static_cast<size_t>(-1);
+  st.batch_slot.assign(outs.size(), none);
+  st.batch_size.clear();
   size_t used = 0;
   caf::actor_addr last_sink;
   size_t last = 0;
-  for (auto& out : outs) {
-    const auto* r = st.requests.find(out.request);
+  for (size_t k = 0; k < outs.size(); ++k) {
+    const auto* r = st.requests.find(outs[k].request);
     if (!r) continue;
     const auto addr = caf::actor_cast<caf::actor_addr>(r->sink);
     if (used == 0 || addr != last_sink) {
@@ -59,12 +64,20 @@ void send_events(sched_pointer self) {
         if (used == st.batches.size()) st.batches.emplace_back();
         st.batches[used].first = r->sink;
         st.batches[used].second.clear();
+        st.batch_size.push_back(0);
         ++used;
       }
       last_sink = addr;
       last = it->second;
     }
-    sink_event& e = st.batches[last].second.emplace_back();
+    st.batch_slot[k] = last;
+    ++st.batch_size[last];
+  }
+  for (size_t i = 0; i < used; ++i) st.batches[i].second.reserve(st.batch_size[i]);
+  for (size_t k = 0; k < outs.size(); ++k) {
+    if (st.batch_slot[k] == none) continue;
+    auto& out = outs[k];
+    sink_event& e = st.batches[st.batch_slot[k]].second.emplace_back();
     e.request = out.request;
     if (out.failure) {
       e.failed = true;
