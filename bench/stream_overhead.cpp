@@ -1,14 +1,19 @@
 // What the HTTP + SSE path costs per streamed token compared with the engine facade alone: the
 // same requests (same model, prompt ids, greedy, ignore_eos) run through engine::submit, then
 // through the in-process listener over loopback with a plain socket client reading the SSE stream.
-//   bench_stream_overhead [--model PATH] [--requests N] [--tokens M] [--concurrency C]
+// Besides time it counts heap allocations (a counting global operator new) per streamed token: a
+// number the machine's load does not blur, unlike the µs of a loaded 2-core box.
+//   bench_stream_overhead [--model PATH] [--requests N] [--tokens M] [--concurrency C] [--reps R]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <new>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +25,26 @@
 #include "actors/engine.h"
 #include "net/listener.h"
 
+// Every heap allocation of the process counts, on every thread (the engine's, the listener's and
+// the bench's own client threads alike: the client's share is the same in both columns).
+static std::atomic<uint64_t> g_allocations{0};
+
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc{};
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(n == 0 ? 1 : n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
 namespace {
 
 using namespace troupe;
@@ -30,6 +55,7 @@ struct bench_args {
   int requests = 16;
   int tokens = 64;
   int concurrency = 4;
+  int reps = 3;
 };
 
 std::vector<int32_t> prompt_ids(int i) {
@@ -39,9 +65,11 @@ std::vector<int32_t> prompt_ids(int i) {
 }
 
 // Runs `requests` requests, `concurrency` at a time, through fn(i) (which blocks until done and
-// returns the tokens it received). Returns the wall time in seconds.
+// returns the tokens it received). Returns the wall time in seconds; `allocations` gets the heap
+// allocations made meanwhile.
 template <class F>
-double run_batch(const bench_args& a, F fn, int64_t& tokens_seen) {
+double run_batch(const bench_args& a, F fn, int64_t& tokens_seen, uint64_t& allocations) {
+  const uint64_t allocs0 = g_allocations.load();
   std::atomic<int> next{0};
   std::atomic<int64_t> total{0};
   const auto t0 = clock_type::now();
@@ -52,6 +80,7 @@ double run_batch(const bench_args& a, F fn, int64_t& tokens_seen) {
     });
   for (auto& t : ts) t.join();
   tokens_seen = total;
+  allocations = g_allocations.load() - allocs0;
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
@@ -97,6 +126,7 @@ int64_t via_http(uint16_t port, const bench_args& a, int i) {
                           "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   (void)!::write(fd, req.data(), req.size());
   std::string all;
+  all.reserve(static_cast<size_t>(a.tokens) * 512 + 4096);  // the client's own growth is not the server's cost
   char buf[8192];
   ssize_t k;
   while ((k = ::read(fd, buf, sizeof buf)) > 0) all.append(buf, static_cast<size_t>(k));
@@ -116,6 +146,7 @@ int main(int argc, char** argv) {
     else if (k == "--requests") a.requests = std::atoi(argv[i + 1]);
     else if (k == "--tokens") a.tokens = std::atoi(argv[i + 1]);
     else if (k == "--concurrency") a.concurrency = std::atoi(argv[i + 1]);
+    else if (k == "--reps") a.reps = std::max(1, std::atoi(argv[i + 1]));
   }
   troupe_options o;
   o.engine.model.model = a.model;
@@ -135,16 +166,22 @@ int main(int argc, char** argv) {
   if (!http.start()) return 1;
   int64_t t_engine = 0, t_http = 0;
   via_engine(e, a, 0);  // warm-up
-  std::vector<double> engine_s, http_s;
-  for (int rep = 0; rep < 3; ++rep) {
-    engine_s.push_back(run_batch(a, [&](int i) { return via_engine(e, a, i); }, t_engine));
-    http_s.push_back(run_batch(a, [&](int i) { return via_http(http.port(), a, i); }, t_http));
+  std::vector<double> engine_s, http_s, engine_a, http_a;
+  for (int rep = 0; rep < a.reps; ++rep) {
+    uint64_t allocs = 0;
+    engine_s.push_back(run_batch(a, [&](int i) { return via_engine(e, a, i); }, t_engine, allocs));
+    engine_a.push_back(static_cast<double>(allocs) / static_cast<double>(std::max<int64_t>(1, t_engine)));
+    http_s.push_back(run_batch(a, [&](int i) { return via_http(http.port(), a, i); }, t_http, allocs));
+    http_a.push_back(static_cast<double>(allocs) / static_cast<double>(std::max<int64_t>(1, t_http)));
   }
-  std::sort(engine_s.begin(), engine_s.end());
-  std::sort(http_s.begin(), http_s.end());
-  const double te = engine_s[1], th = http_s[1];
-  std::printf("%d requests x %d tokens, concurrency %d, model %s (median of 3)\n", a.requests, a.tokens,
-              a.concurrency, e.model().name.c_str());
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double te = median(engine_s), th = median(http_s);
+  const double ae = median(engine_a), ah = median(http_a);
+  std::printf("%d requests x %d tokens, concurrency %d, model %s (median of %d)\n", a.requests, a.tokens,
+              a.concurrency, e.model().name.c_str(), a.reps);
   std::printf("  engine facade : %8.3f s  %8.1f tok/s  %8.1f us/token  (%lld tokens)\n", te, t_engine / te,
               te * 1e6 / static_cast<double>(t_engine), static_cast<long long>(t_engine));
   std::printf("  HTTP + SSE    : %8.3f s  %8.1f tok/s  %8.1f us/token  (%lld tokens)\n", th, t_http / th,
@@ -152,6 +189,8 @@ int main(int argc, char** argv) {
   std::printf("  HTTP path adds %.1f us per streamed token (%.1f%%)\n",
               (th / static_cast<double>(t_http) - te / static_cast<double>(t_engine)) * 1e6,
               100.0 * (th / te - 1.0));
+  std::printf("  allocations per streamed token: engine facade %.1f, HTTP + SSE %.1f (HTTP adds %.1f)\n", ae, ah,
+              ah - ae);
   http.stop(std::chrono::milliseconds(1000));
   return 0;
 }

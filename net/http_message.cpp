@@ -80,10 +80,22 @@ std::string frame(std::string payload, bool chunked) {
 }  // namespace
 
 std::string sse_event(std::string_view data, bool chunked) {
-  std::string payload = "data: ";
-  payload += data;
-  payload += "\n\n";
-  return frame(std::move(payload), chunked);
+  std::string out;
+  append_sse_event(out, data, chunked);
+  return out;
+}
+
+void append_sse_event(std::string& out, std::string_view data, bool chunked) {
+  constexpr std::string_view head = "data: ", tail = "\n\n";
+  if (chunked) {  // the chunk's size line, then the payload and the chunk's CRLF
+    char size[32];
+    const int n = std::snprintf(size, sizeof(size), "%zx\r\n", head.size() + data.size() + tail.size());
+    out.append(size, static_cast<size_t>(n));
+  }
+  out.append(head);
+  out.append(data);
+  out.append(tail);
+  if (chunked) out.append("\r\n");
 }
 
 std::string sse_named_event(std::string_view name, std::string_view data, bool chunked) {

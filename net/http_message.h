@@ -41,6 +41,8 @@ std::string serialize_response(const http_response& r, bool keep_alive, unsigned
 // HTTP/1.0 writes raw bytes and closes the connection at the end.
 std::string sse_head(bool chunked);
 std::string sse_event(std::string_view data, bool chunked);  // "data: <data>\n\n", framed
+// sse_event's bytes appended to `out` (no allocation once `out` has the capacity).
+void append_sse_event(std::string& out, std::string_view data, bool chunked);
 std::string sse_end(bool chunked);                           // "data: [DONE]\n\n" + last chunk
 // A named event ("event: <name>\ndata: <data>\n\n", the Responses API's framing) and the end of a
 // stream without the [DONE] sentinel.

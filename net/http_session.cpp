@@ -34,8 +34,32 @@ std::optional<api_error> framing_of(const Message& req) {
 }
 }  // namespace
 
+http_session::session_socket http_session::adopt(tcp::socket s) {
+  // The listener accepts on a strand over its io_context (make_strand): recover its concrete type.
+  const auto* strand = s.get_executor().target<session_strand>();
+  session_socket out(strand ? *strand
+                            : boost::asio::make_strand(static_cast<boost::asio::io_context&>(
+                                  boost::asio::query(s.get_executor(), boost::asio::execution::context))));
+  beast::error_code ec;
+  const tcp::endpoint local = s.local_endpoint(ec);
+  if (ec) return out;  // not open: the first read fails and the session closes
+  const auto fd = s.release(ec);
+  if (!ec) out.assign(local.protocol(), fd, ec);
+  return out;
+}
+
+tcp::socket http_session::release_plain(session_socket& s) {
+  tcp::socket out(s.get_executor());
+  beast::error_code ec;
+  const tcp::endpoint local = s.local_endpoint(ec);
+  if (ec) return out;
+  const auto fd = s.release(ec);
+  if (!ec) out.assign(local.protocol(), fd, ec);
+  return out;
+}
+
 http_session::http_session(tcp::socket socket, std::shared_ptr<server_context> ctx)
-    : socket_(std::move(socket)), strand_(socket_.get_executor()), ctx_(std::move(ctx)), timer_(strand_),
+    : socket_(adopt(std::move(socket))), strand_(socket_.get_executor()), ctx_(std::move(ctx)), timer_(strand_),
       write_timer_(strand_) {
   ctx_->num_connections.fetch_add(1);
 }
@@ -201,11 +225,22 @@ void http_session::refuse(const http_response& r) {
 
 void http_session::send(std::string bytes) {
   if (phase_ == phase::closed) return;
-  queued_bytes_ += bytes.size();
-  queue_.push_back(std::move(bytes));
+  const bool behind_others = !out_.empty();
+  out_.append_owned(std::move(bytes));
+  queued(behind_others);
+}
+
+void http_session::send_sse(std::string_view data, bool chunked) {
+  if (phase_ == phase::closed) return;
+  const bool behind_others = !out_.empty();
+  append_sse_event(out_.tail(), data, chunked);
+  queued(behind_others);
+}
+
+void http_session::queued(bool behind_others) {
   // A response already queued is written whatever its size (its memory is spent); what bounds
   // memory is refusing to pile more behind it for a client that does not read (SSE).
-  if (queue_.size() > 1 && queued_bytes_ > ctx_->opts.server.max_queued_output_bytes) {
+  if (behind_others && out_.size() > ctx_->opts.server.max_queued_output_bytes) {
     drop_slow_client("queue_full");
     return;
   }
@@ -226,7 +261,7 @@ void http_session::respond(http_response r) {
 void http_session::complete_response(bool keep_alive) {
   keep_alive_ = keep_alive;
   response_complete_ = true;
-  if (!writing_ && queue_.empty()) after_response();
+  if (!writing_ && out_.empty()) after_response();
 }
 
 void http_session::do_write() {
@@ -234,21 +269,21 @@ void http_session::do_write() {
   // time without any.
   writing_ = true;
   arm_write_timer();
-  const std::string& front = queue_.front();
-  socket_.async_write_some(boost::asio::buffer(front.data() + written_, front.size() - written_),
-                           beast::bind_front_handler(&http_session::on_write, shared_from_this()));
+  const std::string_view next = out_.next();  // everything queued since the last write, at once
+  socket_.async_write_some(boost::asio::buffer(next.data(), next.size()),
+                           arena_handler(arena_, [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                             self->on_write(ec, n);
+                           }));
 }
 
 void http_session::on_write(beast::error_code ec, std::size_t n) {
   writing_ = false;
   if (phase_ == phase::closed) {
-    queue_.clear();  // no write holds the front any more
-    queued_bytes_ = 0;
+    out_.clear();  // no write holds its bytes any more
     return;
   }
   if (ec) {
-    queue_.clear();
-    queued_bytes_ = 0;
+    out_.clear();
     if (gen_) {
       client_gone();
     } else {
@@ -256,35 +291,41 @@ void http_session::on_write(beast::error_code ec, std::size_t n) {
     }
     return;
   }
-  written_ += n;
-  queued_bytes_ -= n;
-  if (written_ == queue_.front().size()) {
-    queue_.pop_front();
-    written_ = 0;
-  }
-  if (!queue_.empty()) {
+  out_.consumed(n);
+  if (!out_.empty()) {
     do_write();
     return;
   }
-  ++write_seq_;  // nothing left to write: no timeout
-  write_timer_.cancel();
+  // Nothing left to write: the write timer, if armed, finds no write in flight when it fires.
   if (response_complete_) after_response();
 }
 
 void http_session::arm_write_timer() {
-  const uint64_t seq = ++write_seq_;
-  write_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(ctx_->opts.server.write_timeout_s)));
-  write_timer_.async_wait([self = shared_from_this(), seq](beast::error_code ec) {
-    if (!ec && seq == self->write_seq_ && self->writing_ && self->phase_ != phase::closed) {
+  // Each write pushes the deadline; the timer is armed once and re-armed only when it fires before
+  // it (a wait and a cancel per write would cost operations and executor copies per streamed token).
+  write_deadline_ = std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(ctx_->opts.server.write_timeout_s));
+  if (!write_timer_armed_) wait_write_timer();
+}
+
+void http_session::wait_write_timer() {
+  write_timer_armed_ = true;
+  write_timer_.expires_at(write_deadline_);
+  write_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    self->write_timer_armed_ = false;
+    if (ec || !self->writing_ || self->phase_ == phase::closed) return;
+    if (std::chrono::steady_clock::now() >= self->write_deadline_) {
       self->drop_slow_client("write_timeout");
+    } else {
+      self->wait_write_timer();  // the write made progress since: wait for its deadline
     }
   });
 }
 
 void http_session::drop_slow_client(const char* reason) {
   logger("net")->info("closing a connection that does not read its responses ({}, {} bytes queued)", reason,
-                      queued_bytes_);
+                      out_.size());
   ctx_->metrics.count_slow_client("http", reason);
   client_gone();  // cancels the generation (its blocks return to the pool) and closes
 }
@@ -346,12 +387,8 @@ void http_session::close() {
   phase_ = phase::closed;
   ctx_->release_connection(counted_);
   cancel_timer();
-  ++write_seq_;
   write_timer_.cancel();
-  if (!writing_) {  // else on_write frees the queue once the socket lets go of its front
-    queue_.clear();
-    queued_bytes_ = 0;
-  }
+  if (!writing_) out_.clear();  // else on_write frees the queue once the socket lets go of its bytes
   beast::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);

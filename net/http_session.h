@@ -8,19 +8,23 @@
 #pragma once
 
 #include <array>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "net/event_inbox.h"
+#include "net/handler_arena.h"
 #include "net/http_request_checks.h"
 #include "net/openai_response.h"
+#include "net/output_queue.h"
 #include "net/server_context.h"
 
 namespace troupe {
@@ -72,18 +76,22 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void on_response_event(const generation_event& ev);
   void on_response_error(const api_error& a);
   void run_extension_route(const extension_route& r, const http_request& req);
+  void drain_events();  // on the strand: the events the engine queued in inbox_
   void on_event(uint64_t seq, const generation_event& ev);
   void on_error(uint64_t seq, const error& e);
   void finish_generation();
   void client_gone();
 
   void send(std::string bytes);
+  void send_sse(std::string_view data, bool chunked);  // one SSE event, framed in the queue's buffer
+  void queued(bool behind_others);  // after an append: the output bound, then write if idle
   void respond(http_response r);                  // a whole response, then complete_response
   void complete_response(bool keep_alive);       // after the queued bytes: next request or close
   void do_write();
   void on_write(beast::error_code ec, std::size_t n);
   void after_response();
   void arm_write_timer();                   // --write-timeout without progress: drop the client
+  void wait_write_timer();
   void drop_slow_client(const char* reason);  // counted in /metrics; cancels the generation
 
   void arm_timer(double seconds);
@@ -92,7 +100,13 @@ class http_session final : public session_base, public std::enable_shared_from_t
   void linger_close();
   void close();
 
-  tcp::socket socket_;
+  // The socket on its strand's concrete type: a type-erased executor (tcp::socket's) copies the
+  // strand to the heap for every operation, that is for every streamed token.
+  using session_strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+  using session_socket = boost::asio::basic_stream_socket<tcp, session_strand>;
+  static session_socket adopt(tcp::socket s);       // the accepted socket, moved onto session_strand
+  static tcp::socket release_plain(session_socket& s);  // and back, for the WebSocket sessions
+  session_socket socket_;
   boost::asio::any_io_executor strand_;  // the socket's strand (kept across the WebSocket upgrade)
   std::shared_ptr<server_context> ctx_;
   boost::asio::steady_timer timer_;
@@ -103,10 +117,13 @@ class http_session final : public session_base, public std::enable_shared_from_t
   bool upgrade_responses_ = false;          // the upgrade is to /v1/responses (not /v1/ws)
   std::unique_ptr<response_run> pending_response_;  // a Responses request on its way to submit_generation
   boost::asio::steady_timer write_timer_;
-  std::deque<std::string> queue_;  // bytes to write, front is being written
-  std::size_t written_ = 0;        // bytes of queue_.front() written
-  std::size_t queued_bytes_ = 0;   // bytes in queue_ not yet written (--max-queued-output-bytes)
-  uint64_t write_seq_ = 0;
+  output_queue out_;  // bytes to write, coalesced (bounded by --max-queued-output-bytes)
+  std::string chunk_;  // the SSE chunk being built (reused: no allocation per token)
+  event_inbox inbox_;  // engine events on their way to the strand
+  std::vector<event_inbox::entry> drained_;  // the events being handled (reused slots)
+  std::shared_ptr<handler_arena> arena_ = std::make_shared<handler_arena>();  // drain posts and writes
+  std::chrono::steady_clock::time_point write_deadline_;  // the write in flight must progress by then
+  bool write_timer_armed_ = false;
   std::string cors_origin_;        // an allowed Origin of the request, echoed in CORS headers
   phase phase_ = phase::idle;
   bool reading_ = false;           // an async read is outstanding

@@ -1,11 +1,18 @@
 // http_session, the generation half: submitting a request to the engine, streaming its events as
-// SSE or answering with one JSON body, and cancelling it when the client goes away. Engine callbacks arrive on actor threads and are posted to the strand.
+// SSE or answering with one JSON body, and cancelling it when the client goes away. Engine events
+// arrive on actor threads and reach the strand through the session's inbox (one post per drain).
+// Design note: a plain-text delta (the common chunk) is written by the tree-free chunk writer into
+// a reused buffer and framed straight into the output queue; with the inbox's reused slots and the
+// arena for the drain posts, steady streaming allocates nothing per token.
 #include "net/http_session.h"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "config/log.h"
 #include "net/http_generation.h"
+#include "net/stream_chunk_writer.h"
 
 namespace troupe {
 
@@ -32,9 +39,9 @@ void http_session::submit_generation(openai_request req) {
       ctx_->submit(
           std::move(g), http_meta_,
           [self, seq, base](const generation_event& ev) {
-            generation_event e = ev;
-            e.index += base;
-            boost::asio::post(self->strand_, [self, seq, e = std::move(e)] { self->on_event(seq, e); });
+            if (!self->inbox_.push(seq, ev, base)) return;  // a drain is on its way already
+            boost::asio::post(self->socket_.get_executor(),
+                              arena_handler(self->arena_, [self] { self->drain_events(); }));
           },
           [self, seq](const error& e) {
             boost::asio::post(self->strand_, [self, seq, e] { self->on_error(seq, e); });
@@ -47,6 +54,11 @@ void http_session::submit_generation(openai_request req) {
     }
   }
   do_read_some();  // notice a client that goes away while we wait
+}
+
+void http_session::drain_events() {
+  const size_t n = inbox_.take(drained_);
+  for (size_t k = 0; k < n; ++k) on_event(drained_[k].seq, drained_[k].ev);
 }
 
 void http_session::on_event(uint64_t seq, const generation_event& ev) {
@@ -81,7 +93,7 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
       g.tool_text[i] += ev.text;
       if (ev.finish != finish_reason::none) {
         for (auto& c : tool_choice_chunks(g.meta, ev.index, g.tool_text[i], ev.finish, g.include_usage)) {
-          send(sse_event(c, g.chunked));
+          send_sse(c, g.chunked);
         }
       }
     } else if (!g.reasoning.empty()) {  // the choice's parser: held-back tag prefixes are released at its end
@@ -91,12 +103,16 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
         split.reasoning += tail.reasoning;
         split.content += tail.content;
       }
-      send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i], &split), g.chunked));
+      send_sse(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i], &split), g.chunked);
     } else {
-      send(sse_event(stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]), g.chunked));
+      chunk_.clear();
+      if (!append_plain_stream_chunk(chunk_, g.meta, ev, first, g.include_usage, g.text_offset[i])) {
+        chunk_ = stream_chunk(g.meta, ev, codec, first, g.include_usage, g.text_offset[i]);  // logprobs, echo
+      }
+      send_sse(chunk_, g.chunked);
     }
     if (done) {
-      if (g.include_usage) send(sse_event(usage_chunk(g.meta, g.tracker.usage()), g.chunked));
+      if (g.include_usage) send_sse(usage_chunk(g.meta, g.tracker.usage()), g.chunked);
       send(sse_end(g.chunked));
       const bool keep = keep_alive_ && g.chunked;
       finish_generation();

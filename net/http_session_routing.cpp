@@ -192,13 +192,14 @@ void http_session::hand_off_upgrade() {
   phase_ = phase::closed;  // the socket now belongs to the WebSocket session (it counts it)
   ctx_->release_connection(counted_);
   cancel_timer();
+  write_timer_.cancel();  // armed lazily (see arm_write_timer): it must not keep this session alive
   const auto early = buffer_.data();
   std::string buffered(static_cast<const char*>(early.data()), early.size());
   buffer_.consume(buffer_.size());
   if (upgrade_responses_) {
-    start_responses_ws_session(std::move(socket_), ctx_, std::move(*upgrade_), std::move(buffered));
+    start_responses_ws_session(release_plain(socket_), ctx_, std::move(*upgrade_), std::move(buffered));
   } else {
-    start_ws_session(std::move(socket_), ctx_, std::move(*upgrade_), std::move(buffered));
+    start_ws_session(release_plain(socket_), ctx_, std::move(*upgrade_), std::move(buffered));
   }
   upgrade_.reset();
 }

@@ -1,0 +1,132 @@
+// The scheduler's tensor-parallel supervision (see scheduler_tp.h). Design note: a step carries no
+// CAF timeout; the watchdog fails a step whose rank hangs past step_timeout_ms, and late answers of
+// a finished step are ignored.
+#include "actors/scheduler_tp.h"
+
+#include <optional>
+
+#include <caf/sec.hpp>
+
+#include "actors/message_count.h"
+#include "actors/scheduler_step_loop.h"
+#include "actors/scheduler_watchdog.h"
+#include "config/log.h"
+
+namespace troupe::scheduler_impl {
+
+namespace {
+
+// The answers of all ranks to one step.
+struct step_gather {
+  int32_t pending = 0;
+  bool done = false;                  // finished (answers after a watchdog expiry are ignored)
+  std::optional<step_logits> logits;  // rank 0's
+  std::optional<caf::error> failure;  // the first failure (the others follow from its abort)
+};
+
+}  // namespace
+
+// Starts a fresh executor for every rank (at start-up and after a rank died). The old ones are
+// idle (no step in flight) and told to quit; a late down message from them is ignored.
+void spawn_group(sched_pointer self) {
+  auto& st = self->state;
+  for (auto& e : st.execs) {
+    self->demonitor(e.address());
+    anon_send_exit(e, caf::exit_reason::user_shutdown);
+  }
+  st.execs.clear();
+  for (int32_t r = 0; r < st.group.size; ++r) {
+    st.execs.push_back(st.group.spawn(r));
+    self->monitor(st.execs.back());
+  }
+  *st.exec_handles = st.execs;
+  st.group_broken = false;
+}
+
+namespace {
+
+bool is_current_rank(sched_pointer self, const caf::actor_addr& a) {
+  for (auto& e : self->state.execs)
+    if (e.address() == a) return true;
+  return false;
+}
+
+void finish_step(sched_pointer self, step_gather& g) {
+  auto& st = self->state;
+  g.done = true;
+  st.last_step = clock_type::now();
+  st.step_in_flight = false;
+  if (g.failure) {
+    ++st.num_step_failures;
+    const error err = from_caf_error(*g.failure);
+    logger("scheduler")->error("step failed, failing its requests: {}", err.to_string());
+    if (*g.failure == caf::sec::request_receiver_down) st.group_broken = true;
+    if (st.group_broken) {
+      logger("scheduler")->error("an executor died; restarting the executor group ({} rank(s))", st.group.size);
+      spawn_group(self);
+    }
+    st.core->on_step_failed(err);
+  } else {
+    ++st.num_steps;
+    st.core->on_step_output(*g.logits);
+  }
+  dispatch(self);
+  maybe_step(self);
+}
+
+}  // namespace
+
+void run_step(sched_pointer self, step_batch batch) {
+  auto& st = self->state;
+  batch.step_id = ++st.next_step_id;
+  const int64_t step_id = batch.step_id;
+  auto g = std::make_shared<step_gather>();
+  g->pending = static_cast<int32_t>(st.execs.size());
+  const uint64_t call = watch_call(self, std::chrono::milliseconds(st.cfg.step_timeout_ms), [self, g, step_id] {
+    // A rank is hung: fail the step now; its late answers are ignored (g->done).
+    const int32_t limit = self->state.cfg.step_timeout_ms;
+    logger("scheduler")->error("forward step {} did not finish within step_timeout_ms ({} ms)", step_id, limit);
+    if (!g->failure)
+      g->failure = to_caf_error({errc::timeout, "forward step " + std::to_string(step_id) +
+                                                    " did not finish within step_timeout_ms (" +
+                                                    std::to_string(limit) + " ms)"});
+    if (self->state.group.abort_step) self->state.group.abort_step(step_id);
+    finish_step(self, *g);
+  });
+  auto answered = [self, g, call] {
+    if (--g->pending == 0 && end_call(self, call)) finish_step(self, *g);
+  };
+  for (size_t r = 0; r < st.execs.size(); ++r) {
+    // The last rank gets the batch itself, the others copies.
+    step_batch msg = r + 1 == st.execs.size() ? std::move(batch) : batch;
+    self->request(st.execs[r], caf::infinite, step_atom_v, std::move(msg))
+        .then(
+            [g, r, answered](step_logits& out) {
+              count_message();
+              if (g->done) return;
+              if (r == 0) g->logits = std::move(out);
+              answered();
+            },
+            [self, g, step_id, answered](caf::error& e) {
+              count_message();
+              if (g->done) return;
+              if (!g->failure) {
+                g->failure = e;
+                if (self->state.group.abort_step) self->state.group.abort_step(step_id);
+              }
+              answered();
+            });
+  }
+}
+
+bool on_rank_down(sched_pointer self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  if (!is_current_rank(self, dm.source)) return false;
+  logger("scheduler")->error("an executor went down ({})", caf::to_string(dm.reason));
+  st.group_broken = true;
+  if (st.group.abort_step) st.group.abort_step(st.next_step_id);  // free ranks waiting for it
+  if (!st.step_in_flight) spawn_group(self);  // else when the step's answers are in
+  return true;
+}
+
+}  // namespace troupe::scheduler_impl
