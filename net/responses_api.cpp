@@ -2,6 +2,7 @@
 // Shapes follow OpenAI's Responses reference: input items, function tools, text.format.
 #include "net/responses_api.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -361,10 +362,42 @@ json items_to_messages(const json& items) {
   return out;
 }
 
+namespace {
+
+// The history index of the assistant message that made tool call `id`, or history.size().
+size_t call_index(const json& history, const std::string& id) {
+  for (size_t i = 0; i < history.size(); ++i) {
+    const json& m = history[i];
+    if (m.value("role", "") != "assistant" || !m.contains("tool_calls") || !m["tool_calls"].is_array()) continue;
+    for (const json& c : m["tool_calls"])
+      if (c.is_object() && c.value("id", "") == id) return i;
+  }
+  return history.size();
+}
+
+// Where truncation may cut at most: before the first call that the input answers.
+size_t first_answered_call(const json& history, const json& input) {
+  size_t at = history.size();
+  for (const json& m : input)
+    if (m.value("role", "") == "tool") at = std::min(at, call_index(history, m.value("tool_call_id", "")));
+  return at;
+}
+
+// The next cut after `skip`: one more message, and the tool outputs that answered it with it, so a
+// function_call_output never outlives its function_call.
+size_t next_cut(const json& history, size_t skip) {
+  ++skip;
+  while (skip < history.size() && history[skip].value("role", "") == "tool") ++skip;
+  return skip;
+}
+
+}  // namespace
+
 api_result<openai_request> build_responses_generation(const responses_params& p, const json& history,
                                                       const api_context& ctx, size_t* num_history_used) {
   try {
     const json input = items_to_messages(p.input_items);
+    const size_t max_skip = first_answered_call(history, input);
     size_t skip = 0;
     while (true) {
       json body = p.chat_fields;
@@ -380,8 +413,8 @@ api_result<openai_request> build_responses_generation(const responses_params& p,
         return r;
       }
       api_error e = std::get<api_error>(r);
-      if (e.code == "context_too_long" && p.truncation == "auto" && skip < history.size()) {
-        ++skip;  // drop the oldest message of the history and try again
+      if (e.code == "context_too_long" && p.truncation == "auto" && next_cut(history, skip) <= max_skip) {
+        skip = next_cut(history, skip);  // drop the oldest message (and its tool outputs) and try again
         continue;
       }
       return rename_chat_fields(std::move(e));
