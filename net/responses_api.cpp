@@ -283,6 +283,37 @@ api_error rename_chat_fields(api_error e) {
   return e;
 }
 
+// The chat fields whose order matters, rebuilt from the raw text in the client's order, in the shape
+// the chat parser's keep_client_order reads: response_format.json_schema.schema, tools[i].function
+// .parameters. Only when a schema or tools ask for it (a second parse costs).
+void keep_client_order(std::string_view raw, responses_params& p) {
+  using ojson = nlohmann::ordered_json;
+  const json* rf = field(p.chat_fields, "response_format");
+  const bool schema = rf && rf->value("type", "") == "json_schema";
+  const bool tools = p.chat_fields.contains("tools");
+  if (raw.empty() || (!schema && !tools)) return;
+  const ojson body = ojson::parse(raw, nullptr, false);  // its depth was bounded by the first parse
+  if (!body.is_object()) return;
+  ojson out = ojson::object();
+  if (auto t = body.find("text"); schema && t != body.end() && t->is_object()) {
+    if (auto f = t->find("format"); f != t->end() && f->is_object()) {
+      if (auto s = f->find("schema"); s != f->end()) out["response_format"]["json_schema"]["schema"] = *s;
+    }
+  }
+  if (auto ts = body.find("tools"); tools && ts != body.end() && ts->is_array()) {
+    ojson list = ojson::array();
+    for (const ojson& tool : *ts) {
+      ojson fn = ojson::object();
+      if (tool.is_object()) {
+        if (auto params = tool.find("parameters"); params != tool.end()) fn["parameters"] = *params;
+      }
+      list.push_back(ojson{{"function", std::move(fn)}});
+    }
+    out["tools"] = std::move(list);
+  }
+  p.ordered_chat_fields = out.dump();
+}
+
 }  // namespace
 
 std::string new_response_object_id(const char* prefix) {
@@ -295,7 +326,7 @@ std::string new_response_object_id(const char* prefix) {
   return std::string(prefix) + buf;
 }
 
-api_result<responses_params> parse_responses_body(const json& body, bool websocket) {
+api_result<responses_params> parse_responses_body(const json& body, bool websocket, std::string_view raw) {
   try {
     if (!body.is_object()) return bad_request("the request body must be a JSON object");
     responses_params p;
@@ -328,6 +359,7 @@ api_result<responses_params> parse_responses_body(const json& body, bool websock
     if ((e = read_sampling(body, p))) return *e;
     if ((e = read_tools(body, p))) return *e;
     if ((e = read_text_format(body, p))) return *e;
+    keep_client_order(raw, p);
     return p;
   } catch (const std::exception& ex) {
     return bad_request(std::string("bad request: ") + ex.what());
@@ -406,7 +438,7 @@ api_result<openai_request> build_responses_generation(const responses_params& p,
       for (size_t i = skip; i < history.size(); ++i) messages.push_back(history[i]);
       for (const json& m : input) messages.push_back(m);
       body["messages"] = std::move(messages);
-      auto r = parse_openai_request(api_kind::chat, body, ctx);
+      auto r = parse_openai_request(api_kind::chat, body, ctx, p.ordered_chat_fields);
       if (!is_error(r)) {
         std::get<openai_request>(r).stream = p.stream;
         if (num_history_used) *num_history_used = history.size() - skip;

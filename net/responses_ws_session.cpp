@@ -122,7 +122,7 @@ class responses_ws_session final : public session_base, public std::enable_share
     if (type == msg.end() || !type->is_string()) {
       send_error(bad_request("type must be \"response.create\" or \"response.cancel\"", "type"));
     } else if (*type == "response.create") {
-      create(msg);
+      create(msg, text);
     } else if (*type == "response.cancel") {
       if (!run_) {
         send_error(api_error{400, "no response is in progress", "invalid_request_error", "type", "no_active_response"});
@@ -136,7 +136,7 @@ class responses_ws_session final : public session_base, public std::enable_share
     }
   }
 
-  void create(const json& msg) {
+  void create(const json& msg, const std::string& text) {
     if (run_) {
       send_error(api_error{400, "a response is already in progress on this connection; wait for it to finish",
                            "invalid_request_error", {}, "response_in_progress"});
@@ -146,7 +146,7 @@ class responses_ws_session final : public session_base, public std::enable_share
       send_error(to_api_error(make_error(errc::draining, "the server is shutting down")));
       return;
     }
-    auto prepared = prepare_response(msg, true, ctx_->responses, owner_, ctx_->routes.context(), last_.get());
+    auto prepared = prepare_response(msg, true, ctx_->responses, owner_, ctx_->routes.context(), last_.get(), text);
     if (is_error(prepared)) {
       send_error(std::get<api_error>(prepared));
       return;

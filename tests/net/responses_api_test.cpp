@@ -126,6 +126,36 @@ TEST_F(responses_api_test, truncation_auto_drops_a_function_call_with_its_output
   EXPECT_GT(num_truncated, 3);  // the sweep did cut the history at several places
 }
 
+// The grammar generates a schema's properties in the order they were sent (as on chat): the
+// Responses body keeps the client's order of text.format.schema and of each tool's parameters.
+TEST_F(responses_api_test, schema_and_tool_parameters_keep_the_clients_property_order) {
+  const std::string raw = R"({"input": "x", "text": {"format": {"type": "json_schema", "name": "s",
+      "schema": {"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {"type": "integer"},
+                 "mid": {"type": "boolean"}}, "required": ["zeta", "alpha", "mid"]}}}})";
+  auto order = [](const std::string& text) {
+    const size_t z = text.find("zeta"), a = text.find("alpha"), m = text.find("mid");
+    return z != std::string::npos && z < a && a < m && m != std::string::npos;
+  };
+  auto parsed = parse_responses_body(json::parse(raw), false, raw);
+  ASSERT_FALSE(is_error(parsed));
+  auto g = build_responses_generation(std::get<responses_params>(parsed), json::array(), ctx);
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  EXPECT_TRUE(order(std::get<openai_request>(g).gen.constraint.text)) << std::get<openai_request>(g).gen.constraint.text;
+  // Without the raw text the order is nlohmann's (sorted): the case the raw text is there for.
+  g = build_responses_generation(ok(json::parse(raw)), json::array(), ctx);
+  ASSERT_FALSE(is_error(g));
+  EXPECT_FALSE(order(std::get<openai_request>(g).gen.constraint.text));
+
+  const std::string tools = R"({"input": "x", "tool_choice": "required", "tools": [{"type": "function", "name": "f",
+      "parameters": {"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {"type": "integer"},
+                     "mid": {"type": "boolean"}}, "required": ["zeta", "alpha", "mid"]}}]})";
+  parsed = parse_responses_body(json::parse(tools), false, tools);
+  ASSERT_FALSE(is_error(parsed));
+  g = build_responses_generation(std::get<responses_params>(parsed), json::array(), api_context{&codec, 4000, 512, 4, "m"});
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  EXPECT_TRUE(order(std::get<openai_request>(g).gen.constraint.text)) << std::get<openai_request>(g).gen.constraint.text;
+}
+
 TEST_F(responses_api_test, bad_fields_are_400s_naming_the_field) {
   EXPECT_EQ(bad(json::object()).param, "input");
   EXPECT_EQ(bad(json::array()).status, 400);
