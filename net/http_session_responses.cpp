@@ -15,7 +15,7 @@ void http_session::start_response(const http_request& req) {
     return;
   }
   auto run = prepare_response(std::get<nlohmann::json>(body), false, ctx_->responses, bearer_token(req.authorization),
-                              ctx_->routes.context());
+                              ctx_->routes.context(), nullptr, req.body);
   if (is_error(run)) {
     respond(ctx_->routes.reject(std::get<api_error>(run)));
     return;

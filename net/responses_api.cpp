@@ -2,6 +2,7 @@
 // Shapes follow OpenAI's Responses reference: input items, function tools, text.format.
 #include "net/responses_api.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -282,6 +283,37 @@ api_error rename_chat_fields(api_error e) {
   return e;
 }
 
+// The chat fields whose order matters, rebuilt from the raw text in the client's order, in the shape
+// the chat parser's keep_client_order reads: response_format.json_schema.schema, tools[i].function
+// .parameters. Only when a schema or tools ask for it (a second parse costs).
+void keep_client_order(std::string_view raw, responses_params& p) {
+  using ojson = nlohmann::ordered_json;
+  const json* rf = field(p.chat_fields, "response_format");
+  const bool schema = rf && rf->value("type", "") == "json_schema";
+  const bool tools = p.chat_fields.contains("tools");
+  if (raw.empty() || (!schema && !tools)) return;
+  const ojson body = ojson::parse(raw, nullptr, false);  // its depth was bounded by the first parse
+  if (!body.is_object()) return;
+  ojson out = ojson::object();
+  if (auto t = body.find("text"); schema && t != body.end() && t->is_object()) {
+    if (auto f = t->find("format"); f != t->end() && f->is_object()) {
+      if (auto s = f->find("schema"); s != f->end()) out["response_format"]["json_schema"]["schema"] = *s;
+    }
+  }
+  if (auto ts = body.find("tools"); tools && ts != body.end() && ts->is_array()) {
+    ojson list = ojson::array();
+    for (const ojson& tool : *ts) {
+      ojson fn = ojson::object();
+      if (tool.is_object()) {
+        if (auto params = tool.find("parameters"); params != tool.end()) fn["parameters"] = *params;
+      }
+      list.push_back(ojson{{"function", std::move(fn)}});
+    }
+    out["tools"] = std::move(list);
+  }
+  p.ordered_chat_fields = out.dump();
+}
+
 }  // namespace
 
 std::string new_response_object_id(const char* prefix) {
@@ -294,7 +326,7 @@ std::string new_response_object_id(const char* prefix) {
   return std::string(prefix) + buf;
 }
 
-api_result<responses_params> parse_responses_body(const json& body, bool websocket) {
+api_result<responses_params> parse_responses_body(const json& body, bool websocket, std::string_view raw) {
   try {
     if (!body.is_object()) return bad_request("the request body must be a JSON object");
     responses_params p;
@@ -327,6 +359,7 @@ api_result<responses_params> parse_responses_body(const json& body, bool websock
     if ((e = read_sampling(body, p))) return *e;
     if ((e = read_tools(body, p))) return *e;
     if ((e = read_text_format(body, p))) return *e;
+    keep_client_order(raw, p);
     return p;
   } catch (const std::exception& ex) {
     return bad_request(std::string("bad request: ") + ex.what());
@@ -361,10 +394,42 @@ json items_to_messages(const json& items) {
   return out;
 }
 
+namespace {
+
+// The history index of the assistant message that made tool call `id`, or history.size().
+size_t call_index(const json& history, const std::string& id) {
+  for (size_t i = 0; i < history.size(); ++i) {
+    const json& m = history[i];
+    if (m.value("role", "") != "assistant" || !m.contains("tool_calls") || !m["tool_calls"].is_array()) continue;
+    for (const json& c : m["tool_calls"])
+      if (c.is_object() && c.value("id", "") == id) return i;
+  }
+  return history.size();
+}
+
+// Where truncation may cut at most: before the first call that the input answers.
+size_t first_answered_call(const json& history, const json& input) {
+  size_t at = history.size();
+  for (const json& m : input)
+    if (m.value("role", "") == "tool") at = std::min(at, call_index(history, m.value("tool_call_id", "")));
+  return at;
+}
+
+// The next cut after `skip`: one more message, and the tool outputs that answered it with it, so a
+// function_call_output never outlives its function_call.
+size_t next_cut(const json& history, size_t skip) {
+  ++skip;
+  while (skip < history.size() && history[skip].value("role", "") == "tool") ++skip;
+  return skip;
+}
+
+}  // namespace
+
 api_result<openai_request> build_responses_generation(const responses_params& p, const json& history,
                                                       const api_context& ctx, size_t* num_history_used) {
   try {
     const json input = items_to_messages(p.input_items);
+    const size_t max_skip = first_answered_call(history, input);
     size_t skip = 0;
     while (true) {
       json body = p.chat_fields;
@@ -373,15 +438,15 @@ api_result<openai_request> build_responses_generation(const responses_params& p,
       for (size_t i = skip; i < history.size(); ++i) messages.push_back(history[i]);
       for (const json& m : input) messages.push_back(m);
       body["messages"] = std::move(messages);
-      auto r = parse_openai_request(api_kind::chat, body, ctx);
+      auto r = parse_openai_request(api_kind::chat, body, ctx, p.ordered_chat_fields);
       if (!is_error(r)) {
         std::get<openai_request>(r).stream = p.stream;
         if (num_history_used) *num_history_used = history.size() - skip;
         return r;
       }
       api_error e = std::get<api_error>(r);
-      if (e.code == "context_too_long" && p.truncation == "auto" && skip < history.size()) {
-        ++skip;  // drop the oldest message of the history and try again
+      if (e.code == "context_too_long" && p.truncation == "auto" && next_cut(history, skip) <= max_skip) {
+        skip = next_cut(history, skip);  // drop the oldest message (and its tool outputs) and try again
         continue;
       }
       return rename_chat_fields(std::move(e));

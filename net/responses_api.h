@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -31,11 +32,16 @@ struct responses_params {
   // Fields of the chat-completions body this request maps onto besides "messages": sampling,
   // max_completion_tokens, tools, tool_choice and response_format (chat shapes).
   nlohmann::json chat_fields = nlohmann::json::object();
+  // The chat fields whose key order matters, in the client's order (JSON text; empty when there is
+  // none): a json_schema's and a tool's properties are generated in the order they were sent.
+  std::string ordered_chat_fields;
 };
 
 // Parses a Responses body. `websocket`: a `response.create` event ("type" and "stream" allowed,
 // streaming implied). Bad types, unknown item types or unsupported features -> 400 naming the field.
-api_result<responses_params> parse_responses_body(const nlohmann::json& body, bool websocket);
+// `raw`: the text `body` was parsed from, when known (keeps the client's order of schema properties).
+api_result<responses_params> parse_responses_body(const nlohmann::json& body, bool websocket,
+                                                  std::string_view raw = {});
 
 // Chat messages ({"role", "content"[, "tool_calls" | "tool_call_id"]}) for normalized input items
 // or output items (message, function_call, function_call_output).

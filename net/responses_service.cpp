@@ -72,8 +72,8 @@ api_error response_not_found(const std::string& id, const char* param) {
 
 api_result<std::unique_ptr<response_run>> prepare_response(const json& body, bool websocket, response_store& store,
                                                            const std::string& owner, const api_context& ctx,
-                                                           const stored_response* local) {
-  auto parsed = parse_responses_body(body, websocket);
+                                                           const stored_response* local, std::string_view raw) {
+  auto parsed = parse_responses_body(body, websocket, raw);
   if (is_error(parsed)) return std::get<api_error>(parsed);
   responses_params& p = std::get<responses_params>(parsed);
   json history = json::array();

@@ -41,7 +41,8 @@ std::string bearer_token(std::string_view authorization);
 api_result<std::unique_ptr<response_run>> prepare_response(const nlohmann::json& body, bool websocket,
                                                            response_store& store, const std::string& owner,
                                                            const api_context& ctx,
-                                                           const stored_response* local = nullptr);
+                                                           const stored_response* local = nullptr,
+                                                           std::string_view raw = {});
 
 // Routes on stored responses: GET / DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
 // (query: order=asc|desc, limit=1..100, after=<item id>). Another key's id is a 404 as an unknown one.

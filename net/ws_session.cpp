@@ -16,6 +16,7 @@
 #include "config/log.h"
 #include "net/openai_response.h"
 #include "net/request_filter.h"
+#include "net/ws_connection.h"
 
 namespace troupe {
 
@@ -28,51 +29,20 @@ namespace {
 
 constexpr size_t k_max_id_bytes = 256;
 
-class ws_session final : public session_base, public std::enable_shared_from_this<ws_session> {
+class ws_session final : public session_base,
+                         public std::enable_shared_from_this<ws_session>,
+                         public ws_connection<ws_session> {
  public:
   ws_session(tcp::socket socket, std::shared_ptr<server_context> ctx)
-      : ws_(std::move(socket)), strand_(ws_.get_executor()), ctx_(std::move(ctx)), write_timer_(strand_) {
-    ctx_->num_connections.fetch_add(1);
-  }
-  ~ws_session() override {
-    ctx_->remove_session(registry_id_);
-    ctx_->num_connections.fetch_sub(1);
-  }
+      : ws_connection(std::move(socket), std::move(ctx), "ws") {}
 
   void run(beast::http::request<beast::http::string_body> req, std::string buffered) {
-    registry_id_ = ctx_->add_session(weak_from_this());
     if (ctx_->ext) meta_ = request_metadata(req);  // what request filters see of every generation
-    websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::server);
-    t.handshake_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(ctx_->opts.server.header_timeout_s));
-    ws_.set_option(t);
-    ws_.read_message_max(ctx_->opts.server.max_body_bytes);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(beast::http::field::server, "troupe"); }));
-    if (buffered.empty()) {
-      ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
-      return;
-    }
-    // Beast accepts either a parsed request or raw bytes that begin with one; early frames can
-    // only travel as raw bytes, so the handshake's fields are written back in front of them.
-    // Beast copies them into its read buffer (1536 bytes: larger early input fails the handshake).
-    std::string raw = "GET / HTTP/1.1\r\n";
-    for (auto f : {beast::http::field::host, beast::http::field::upgrade, beast::http::field::connection,
-                   beast::http::field::sec_websocket_key, beast::http::field::sec_websocket_version,
-                   beast::http::field::sec_websocket_extensions}) {
-      const auto [first, last] = req.equal_range(f);
-      for (auto v = first; v != last; ++v) {
-        raw.append(v->name_string().data(), v->name_string().size()).append(": ");
-        raw.append(v->value().data(), v->value().size()).append("\r\n");
-      }
-    }
-    raw += "\r\n" + buffered;
-    ws_.async_accept(boost::asio::buffer(raw),
-                     beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
+    accept(req, buffered);
   }
 
   void shutdown() override {
-    boost::asio::post(strand_, [self = shared_from_this()] {
+    boost::asio::post(strand(), [self = shared_from_this()] {
       self->shutting_down_ = true;
       if (self->gens_.empty()) self->do_close();
     });
@@ -92,33 +62,13 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     bool cancel_requested = false;  // a cancel that came before submission
   };
 
-  void on_accept(beast::error_code ec) {
-    if (ec) {
-      closed_ = true;
-      return;
-    }
-    do_read();
-  }
+  friend class ws_connection<ws_session>;
 
-  void do_read() {
-    ws_.async_read(buffer_, beast::bind_front_handler(&ws_session::on_read, shared_from_this()));
+  void on_message_exception(const std::exception& e) {
+    send_error(nullptr, api_error{500, e.what(), "internal_error", {}, {}});
   }
-
-  void on_read(beast::error_code ec, std::size_t) {
-    if (ec) {  // closed, reset, too big, timed out (or dropped as a slow reader): the client is gone
-      if (!closed_) cancel_all();
-      closed_ = true;
-      return;
-    }
-    std::string text = beast::buffers_to_string(buffer_.data());
-    buffer_.consume(buffer_.size());
-    try {
-      handle_message(text);
-    } catch (const std::exception& e) {  // never let a frame take the I/O thread down
-      send_error(nullptr, api_error{500, e.what(), "internal_error", {}, {}});
-    }
-    if (!closed_) do_read();
-  }
+  // The socket failed or the client stopped reading: every generation goes with it.
+  void on_client_gone() { cancel_all(); }
 
   void handle_message(const std::string& text) {
     auto parsed = parse_json_body(text, ctx_->routes.context().max_json_depth);
@@ -198,7 +148,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     auto self = shared_from_this();
     auto pending = std::make_shared<openai_request>(std::move(r));
     ctx_->ext->filter(filter_request{pending->gen, meta_}, [self, cid, seq, pending](filter_verdict v) {
-      boost::asio::post(self->strand_, [self, cid, seq, pending, v = std::move(v)] {
+      boost::asio::post(self->strand(), [self, cid, seq, pending, v = std::move(v)] {
         self->on_verdict(cid, seq, std::move(*pending), v);
       });
     });
@@ -208,7 +158,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     generation* g = find(cid, seq);
     if (!g) return;
     const bool cancelled = g->cancel_requested;
-    if (closed_ || !v.accept || shutting_down_) {
+    if (closed() || !v.accept || shutting_down_) {
       gens_.erase(cid);
       if (!v.accept) {
         send_error(cid, filter_rejection(v));
@@ -231,10 +181,10 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     ctx_->submit(
         std::move(r.gen), ctx_->ext ? meta_ : http_metadata{"GET", "/v1/ws", {}, {}},
         [self, cid, seq](const generation_event& ev) {
-          boost::asio::post(self->strand_, [self, cid, seq, ev] { self->on_event(cid, seq, ev); });
+          boost::asio::post(self->strand(), [self, cid, seq, ev] { self->on_event(cid, seq, ev); });
         },
         [self, cid, seq](const error& e) {
-          boost::asio::post(self->strand_, [self, cid, seq, e] { self->on_error(cid, seq, e); });
+          boost::asio::post(self->strand(), [self, cid, seq, e] { self->on_error(cid, seq, e); });
         });
   }
 
@@ -252,7 +202,7 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     ctx_->eng.cancel(it->second->request_id);  // its choices end with finish_reason "abort"
   }
 
-  // Generations still with the filters are dropped when their verdict comes (closed_ is set).
+  // Generations still with the filters are dropped when their verdict comes (closed() is true).
   void cancel_all() {
     for (auto& [id, g] : gens_) {
       if (g->submitted) ctx_->eng.cancel(g->request_id);
@@ -317,94 +267,11 @@ class ws_session final : public session_base, public std::enable_shared_from_thi
     send(frame);
   }
 
-  // Output flow control: a client that submits but does not read would have its frames pile up
-  // here without bound. Past --max-queued-output-bytes of unwritten frames, or a write that makes
-  // no progress for --write-timeout, the client is disconnected and its generations cancelled.
-  void send(const json& frame) {
-    if (closed_) return;
-    queue_.push_back(dump_json(frame));
-    queued_bytes_ += queue_.back().size();
-    if (queue_.size() > 1 && queued_bytes_ > ctx_->opts.server.max_queued_output_bytes) {  // behind
-      drop_slow_client("queue_full", "more than " + std::to_string(ctx_->opts.server.max_queued_output_bytes) +
-                                         " bytes of output queued");
-      return;
-    }
-    if (!writing_) do_write();
-  }
+  void send(const json& frame) { send_text(dump_json(frame)); }
 
-  void do_write() {
-    writing_ = true;
-    const uint64_t write = ++write_seq_;
-    write_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(ctx_->opts.server.write_timeout_s)));
-    write_timer_.async_wait([self = shared_from_this(), write](beast::error_code ec) {
-      if (ec || !self->writing_ || self->write_seq_ != write) return;  // cancelled or finished in time
-      self->drop_slow_client("write_timeout", "a write made no progress for " +
-                             std::to_string(self->ctx_->opts.server.write_timeout_s) + " s");
-    });
-    ws_.text(true);
-    ws_.async_write(boost::asio::buffer(queue_.front()),
-                    beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
-  }
-
-  void drop_slow_client(const char* reason, const std::string& why) {
-    if (closed_) return;
-    logger("net")->warn("ws: disconnecting a client that does not read its output ({})", why);
-    ctx_->metrics.count_slow_client("ws", reason);
-    closed_ = true;
-    cancel_all();
-    // The frame being written stays until its write completes (Beast holds a buffer into it).
-    while (queue_.size() > (writing_ ? 1u : 0u)) {
-      queued_bytes_ -= queue_.back().size();
-      queue_.pop_back();
-    }
-    beast::error_code ec;
-    beast::get_lowest_layer(ws_).close(ec);  // fails the pending read and write: nothing more is sent
-  }
-
-  void on_write(beast::error_code ec, std::size_t) {
-    writing_ = false;
-    write_timer_.cancel();
-    if (ec || closed_) {
-      queue_.clear();
-      queued_bytes_ = 0;
-      closed_ = true;
-      return;
-    }
-    queued_bytes_ -= queue_.front().size();
-    queue_.pop_front();
-    if (!queue_.empty()) {
-      do_write();
-    } else if (close_pending_) {
-      do_close();
-    }
-  }
-
-  void do_close() {
-    if (closed_) return;
-    if (writing_) {  // let the last frames out first
-      close_pending_ = true;
-      return;
-    }
-    closed_ = true;
-    ws_.async_close(websocket::close_code::going_away, [self = shared_from_this()](beast::error_code) {});
-  }
-
-  websocket::stream<tcp::socket> ws_;
-  boost::asio::any_io_executor strand_;
-  std::shared_ptr<server_context> ctx_;
-  beast::flat_buffer buffer_;
-  boost::asio::steady_timer write_timer_;  // armed while a write is in flight
-  std::deque<std::string> queue_;
-  uint64_t queued_bytes_ = 0;  // sum of queue_'s sizes
-  uint64_t write_seq_ = 0;     // tells a stale write timer from the current one
   http_metadata meta_;         // the upgrade request as filters see it (set when extensions run)
   std::unordered_map<std::string, std::unique_ptr<generation>> gens_;  // by client id
   uint64_t seq_ = 0;
-  uint64_t registry_id_ = 0;
-  bool writing_ = false;
-  bool closed_ = false;
-  bool close_pending_ = false;
   bool shutting_down_ = false;
 };
 

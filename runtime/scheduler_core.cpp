@@ -295,7 +295,6 @@ void scheduler_core::index_step_output(const step_logits& logits) {
 }
 
 void scheduler_core::on_step_output(const step_logits& logits) {
-  const int32_t bs = limits_.block_seq_len;
   index_step_output(logits);
   for (size_t i = 0; i < in_step_.size(); ++i) {
     sequence* s = in_step_[i];  // entries turn null when their request ends during this loop
@@ -308,6 +307,7 @@ void scheduler_core::on_step_output(const step_logits& logits) {
       // Scoring only (echo / prompt_logprobs with max_tokens 0): the prompt is done, nothing to sample.
       for (auto& c : s->req->seqs) c->waits_for_parent = false;
       emit(*s, {}, {}, {}, finish_reason::length);
+      commit_full_blocks(*s);
       finish_sequence(*s, finish_reason::length);
       continue;
     } else {
@@ -332,6 +332,7 @@ void scheduler_core::on_step_output(const step_logits& logits) {
           if (!so.stopped) text += s->stop->flush();
         }
         emit(*s, {}, std::move(text), {}, finish_reason::stop);
+        commit_full_blocks(*s);
         finish_sequence(*s, finish_reason::stop);
         continue;
       }
@@ -372,14 +373,13 @@ void scheduler_core::on_step_output(const step_logits& logits) {
           if (c->waits_for_parent) c->waits_for_parent = false;
       emit(*s, {token}, std::move(text), std::move(lp), fin);
       if (fin != finish_reason::none) {
+        // Its blocks computed this step still go to the prefix cache (commits precede releases).
+        commit_full_blocks(*s);
         finish_sequence(*s, fin);
         continue;
       }
     }
-    if (limits_.prefix_caching && s->num_computed / bs > s->num_committed) {
-      commits_.push_back({s->id, std::vector<int32_t>(s->tokens.begin(), s->tokens.begin() + s->num_computed)});
-      s->num_committed = s->num_computed / bs;
-    }
+    commit_full_blocks(*s);
   }
   in_step_.clear();
   step_chunk_.clear();
@@ -421,6 +421,13 @@ void scheduler_core::emit(sequence& s, std::vector<int32_t> ids, std::string tex
   s.first_event = false;
   if (fin != finish_reason::none) ev.usage = s.req->usage;
   outputs_.push_back(std::move(out));
+}
+
+void scheduler_core::commit_full_blocks(sequence& s) {
+  const int32_t bs = limits_.block_seq_len;
+  if (!limits_.prefix_caching || s.num_computed / bs <= s.num_committed) return;
+  commits_.push_back({s.id, std::vector<int32_t>(s.tokens.begin(), s.tokens.begin() + s.num_computed)});
+  s.num_committed = s.num_computed / bs;
 }
 
 void scheduler_core::finish_sequence(sequence& s, finish_reason why) {

@@ -103,6 +103,8 @@ class scheduler_core {
   struct sequence;
 
   void start_children_after_prefill(sequence& parent);
+  // Hands the full blocks computed so far to the prefix cache (a commit sent before any release).
+  void commit_full_blocks(sequence& s);
   void finish_sequence(sequence& s, finish_reason why);
   void release_sequence(sequence& s);
   void preempt(sequence& s);

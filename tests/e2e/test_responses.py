@@ -442,3 +442,15 @@ def test_text_format_json_schema_output_parses(client, model):
         assert isinstance(json.loads(r.output_text), dict)
     else:
         assert r.incomplete_details.reason == "max_output_tokens"
+
+
+def test_text_format_output_keys_follow_the_schemas_property_order(client, model):
+    # Not alphabetical: a server that re-sorted the schema's properties would answer alpha first.
+    schema = {"type": "object", "properties": {"zeta": {"type": "string", "maxLength": 12},
+                                               "alpha": {"type": "integer"}},
+              "required": ["zeta", "alpha"], "additionalProperties": False}
+    r = client.responses.create(model=model, input="Name a city and a number.", max_output_tokens=60, temperature=0,
+                                text={"format": {"type": "json_schema", "name": "pair", "schema": schema, "strict": True}})
+    assert r.status == "completed", r.incomplete_details
+    keys = [k for k, _ in json.loads(r.output_text, object_pairs_hook=list)]
+    assert keys == ["zeta", "alpha"], r.output_text

@@ -1,9 +1,9 @@
 // Fuzzes the Responses API request parser (net/responses_api.h, net/responses_service.h): a body of
 // POST /v1/responses or a WebSocket `response.create` event goes through parse_json_body (with the
 // depth limit), prepare_response (input items, tools, text.format, previous_response_id through a
-// store holding one response) and the chat mapping, over the real tokenizer and chat template, then
-// the same text as the answer through the event builder. A parsed request must never be a 5xx, and
-// nothing may crash.
+// store holding one response; the raw text re-read for the schema's property order) and the chat
+// mapping, over the real tokenizer and chat template, then the same text as the answer through the
+// event builder. A parsed request must never be a 5xx, and nothing may crash.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -47,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (is_error(body)) return 0;
   const json& msg = std::get<json>(body);
   for (bool websocket : {false, true}) {
-    auto run = prepare_response(msg, websocket, f->store, "k", f->routes.context());
+    // With the raw text, as the HTTP and socket sessions pass it (schemas keep the client's order).
+    auto run = prepare_response(msg, websocket, f->store, "k", f->routes.context(), nullptr, text);
     if (is_error(run) && std::get<api_error>(run).status >= 500) std::abort();
     if (!is_error(run)) {
       // The events of a response are built from the parsed params: shape them once.

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "fake_engine.h"
 #include "net/response_store.h"
 #include "net/responses_events.h"
@@ -75,6 +77,83 @@ TEST_F(responses_api_test, truncation_auto_drops_the_oldest_history_and_disabled
   EXPECT_LT(kept, history.size());
   EXPECT_GT(kept, 0u);
   EXPECT_LE(std::get<openai_request>(g).gen.prompt_ids.size() + 20, 200u);
+}
+
+// Whatever the room, truncation never keeps a function_call_output whose function_call it dropped
+// (they go together, oldest first), and never drops a call the new input answers.
+TEST_F(responses_api_test, truncation_auto_drops_a_function_call_with_its_outputs) {
+  auto call = [](const std::string& id) {
+    return json{{"role", "assistant"}, {"content", ""},
+                {"tool_calls", json::array({{{"id", id}, {"type", "function"},
+                                             {"function", {{"name", "f"}, {"arguments", "{}"}}}}})}};
+  };
+  auto output = [](const std::string& id) {
+    return json{{"role", "tool"}, {"tool_call_id", id}, {"content", std::string(12, 'o')}};
+  };
+  json history = json::array();
+  for (int t = 0; t < 4; ++t) {
+    const std::string id = "c" + std::to_string(t);
+    history.push_back({{"role", "user"}, {"content", std::string(12, 'u')}});
+    history.push_back(call(id));
+    history.push_back(output(id));
+    history.push_back(output(id));  // a second output of the same call (a retried tool)
+    history.push_back({{"role", "assistant"}, {"content", std::string(12, 'a')}});
+  }
+  history.push_back(call("c9"));  // the input below answers it
+  responses_params p = ok({{"input", json::array({{{"type", "function_call_output"}, {"call_id", "c9"}, {"output", "r"}}})},
+                           {"max_output_tokens", 8}, {"truncation", "auto"}});
+  int num_truncated = 0;
+  for (int32_t session_len = 40; session_len <= 600; session_len += 7) {
+    const api_context small{&codec, session_len, 512, 4, "m"};
+    size_t kept = 0;
+    auto g = build_responses_generation(p, history, small, &kept);
+    if (is_error(g)) {
+      EXPECT_EQ(std::get<api_error>(g).code, "context_too_long") << session_len;
+      continue;
+    }
+    ASSERT_GE(kept, 1u) << "the answered call c9 was dropped at session_len " << session_len;
+    if (kept < history.size()) ++num_truncated;
+    std::set<std::string> calls;
+    for (size_t i = history.size() - kept; i < history.size(); ++i) {
+      const json& m = history[i];
+      if (m.contains("tool_calls")) calls.insert(m["tool_calls"][0]["id"].get<std::string>());
+      if (m["role"] == "tool") {
+        EXPECT_TRUE(calls.count(m["tool_call_id"].get<std::string>()))
+            << "orphaned output of " << m["tool_call_id"] << " at session_len " << session_len << ", kept " << kept;
+      }
+    }
+  }
+  EXPECT_GT(num_truncated, 3);  // the sweep did cut the history at several places
+}
+
+// The grammar generates a schema's properties in the order they were sent (as on chat): the
+// Responses body keeps the client's order of text.format.schema and of each tool's parameters.
+TEST_F(responses_api_test, schema_and_tool_parameters_keep_the_clients_property_order) {
+  const std::string raw = R"({"input": "x", "text": {"format": {"type": "json_schema", "name": "s",
+      "schema": {"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {"type": "integer"},
+                 "mid": {"type": "boolean"}}, "required": ["zeta", "alpha", "mid"]}}}})";
+  auto order = [](const std::string& text) {
+    const size_t z = text.find("zeta"), a = text.find("alpha"), m = text.find("mid");
+    return z != std::string::npos && z < a && a < m && m != std::string::npos;
+  };
+  auto parsed = parse_responses_body(json::parse(raw), false, raw);
+  ASSERT_FALSE(is_error(parsed));
+  auto g = build_responses_generation(std::get<responses_params>(parsed), json::array(), ctx);
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  EXPECT_TRUE(order(std::get<openai_request>(g).gen.constraint.text)) << std::get<openai_request>(g).gen.constraint.text;
+  // Without the raw text the order is nlohmann's (sorted): the case the raw text is there for.
+  g = build_responses_generation(ok(json::parse(raw)), json::array(), ctx);
+  ASSERT_FALSE(is_error(g));
+  EXPECT_FALSE(order(std::get<openai_request>(g).gen.constraint.text));
+
+  const std::string tools = R"({"input": "x", "tool_choice": "required", "tools": [{"type": "function", "name": "f",
+      "parameters": {"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {"type": "integer"},
+                     "mid": {"type": "boolean"}}, "required": ["zeta", "alpha", "mid"]}}]})";
+  parsed = parse_responses_body(json::parse(tools), false, tools);
+  ASSERT_FALSE(is_error(parsed));
+  g = build_responses_generation(std::get<responses_params>(parsed), json::array(), api_context{&codec, 4000, 512, 4, "m"});
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  EXPECT_TRUE(order(std::get<openai_request>(g).gen.constraint.text)) << std::get<openai_request>(g).gen.constraint.text;
 }
 
 TEST_F(responses_api_test, bad_fields_are_400s_naming_the_field) {

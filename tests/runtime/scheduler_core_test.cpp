@@ -177,6 +177,21 @@ TEST(scheduler_core, prefix_cache_hits_give_the_same_tokens) {
   h.expect_all_blocks_back();
 }
 
+// A request that finishes in the step that completes its prompt (max_tokens 1: a scoring or
+// background request) still leaves its full prompt blocks in the prefix cache.
+TEST(scheduler_core, a_request_finishing_in_its_prefill_step_caches_its_prompt) {
+  harness h(64, 16, limits());
+  auto p = fixture_prompts("tiny-llama")[3];  // 300 tokens
+  h.add(p.input_ids, 1);
+  h.run();
+  EXPECT_EQ(h.pool.usage().num_cached, 18);  // 18 full blocks; the tail is not hashed
+  const auto second = h.add(p.input_ids, 1);
+  h.run();
+  EXPECT_EQ(h.out[second].usage.cached_prompt_tokens, 288);
+  EXPECT_EQ(h.out[second].tokens[0], std::vector<int32_t>(p.greedy.begin(), p.greedy.begin() + 1));
+  h.expect_all_blocks_back();
+}
+
 TEST(scheduler_core, n_choices_share_the_prompt_blocks) {
   harness h(64, 16, limits(64, 512, false));
   auto p = fixture_prompts("tiny-llama")[2];  // 33 tokens: 2 full blocks shared by fork
