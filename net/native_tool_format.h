@@ -15,7 +15,7 @@
 
 namespace troupe {
 
-enum class tool_format : uint8_t { generic, hermes, llama3, mistral };
+enum class tool_format : uint8_t { generic, hermes, llama3, mistral, pythonic };
 
 // From the template source: it must reference `tools`, then its call syntax picks the family.
 tool_format detect_tool_format(std::string_view template_source);

@@ -76,8 +76,37 @@ def test_streamed_calls_equal_the_non_streamed_ones(client, model):
         final = stream.get_final_completion()
     streamed = final.choices[0].message
     assert final.choices[0].finish_reason == "tool_calls"
-    assert [(t.function.name, json.loads(t.function.arguments)) for t in streamed.tool_calls] == \
-           [(t.function.name, json.loads(t.function.arguments)) for t in whole.tool_calls]
+    # Byte for byte: the arguments are sent as the model writes them, and the whole answer has them so.
+    assert [(t.function.name, t.function.arguments) for t in streamed.tool_calls] == \
+           [(t.function.name, t.function.arguments) for t in whole.tool_calls]
+
+
+def test_streamed_arguments_arrive_in_fragments_as_they_are_written(client, model):
+    chunks = list(client.chat.completions.create(model=model, messages=ASK, tools=TOOLS, tool_choice="required",
+                                                 max_tokens=120, temperature=0, stream=True))
+    parts = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert parts[0].id.startswith("call_") and parts[0].type == "function"
+    assert parts[0].function.name in SCHEMAS and parts[0].function.arguments == ""
+    fragments = [p.function.arguments for p in parts[1:] if p.index == 0 and not p.id]
+    assert len(fragments) > 1, "the arguments came in one piece"
+    jsonschema.validate(json.loads("".join(fragments)), SCHEMAS[parts[0].function.name])
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_auto_streams_a_text_answer_as_content_while_it_is_written(client, model):
+    kw = dict(model=model, messages=[{"role": "user", "content": "Say hello."}], tools=TOOLS, max_tokens=60,
+              temperature=0)
+    whole = client.chat.completions.create(**kw).choices[0]
+    chunks = list(client.chat.completions.create(**kw, stream=True))
+    content = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    if whole.message.tool_calls:  # the model chose a call: the stream says the same
+        assert calls and chunks[-1].choices[0].finish_reason == "tool_calls"
+    else:
+        assert not calls
+        assert "".join(content) == whole.message.content
+        assert len(content) > 1, "the content was held back to the end"
+        assert chunks[-1].choices[0].finish_reason == whole.finish_reason
 
 
 def test_tool_choice_none_answers_in_text(client, model):

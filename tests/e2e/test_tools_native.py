@@ -122,8 +122,12 @@ def test_streamed_native_calls_equal_the_non_streamed(client):
         for _ in s:
             pass
         streamed = s.get_final_completion().choices[0].message.tool_calls
-    assert [(c.function.name, json.loads(c.function.arguments)) for c in streamed] == \
-        [(c.function.name, json.loads(c.function.arguments)) for c in plain]
+    assert [(c.function.name, c.function.arguments) for c in streamed] == \
+        [(c.function.name, c.function.arguments) for c in plain]
+    chunks = list(client.chat.completions.create(**kw, stream=True))
+    parts = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert parts[0].function.name == "get_weather" and parts[0].function.arguments == ""
+    assert len([p for p in parts[1:] if p.function.arguments]) > 1, "the arguments came in one piece"
 
 
 def test_auto_and_a_tool_history_are_served(client):

@@ -236,8 +236,9 @@ TEST(native_tools, required_constrains_to_the_native_format_and_auto_parses_it) 
   auto [lead_message, lead_reason] = tool_message(meta, "Checking.\n<tool_call>{\"name\": \"get_weather\"}</tool_call>",
                                                   finish_reason::stop);
   EXPECT_EQ(lead_message["content"], "Checking.");
-  // Streamed (each choice when it ends): the same content, then the call.
-  const auto chunks = tool_choice_chunks(meta, 0, "Checking.\n<tool_call>{\"name\": \"get_weather\"}</tool_call>",
+  // Streamed: the same content, then the call.
+  tool_stream ts(meta.tool_syntax, meta.tool_names);
+  const auto chunks = tool_stream_chunks(meta, 0, ts, "Checking.\n<tool_call>{\"name\": \"get_weather\"}</tool_call>",
                                          finish_reason::stop, false);
   ASSERT_GE(chunks.size(), 3u);
   EXPECT_EQ(json::parse(chunks[0])["choices"][0]["delta"]["content"], "Checking.");

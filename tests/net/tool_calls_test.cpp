@@ -261,8 +261,9 @@ TEST(tool_response, stream_chunks_follow_openais_delta_shape) {
   meta.id = "chatcmpl-x";
   meta.tool_calls = true;
   meta.tool_names = {"get_weather", "get_time"};
-  auto chunks = tool_choice_chunks(
-      meta, 0, R"({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {}}]})",
+  tool_stream whole(meta.tool_syntax, meta.tool_names);
+  auto chunks = tool_stream_chunks(
+      meta, 0, whole, R"({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {}}]})",
       finish_reason::stop, false);
   ASSERT_EQ(chunks.size(), 5u);  // per call: id + name, then arguments; then the finish
   json c0 = json::parse(chunks[0]);
@@ -282,7 +283,8 @@ TEST(tool_response, stream_chunks_follow_openais_delta_shape) {
   EXPECT_EQ(last["choices"][0]["finish_reason"], "tool_calls");
   EXPECT_TRUE(last["choices"][0]["delta"].empty());
 
-  auto text = tool_choice_chunks(meta, 1, R"({"content": "hi"})", finish_reason::stop, true);
+  tool_stream plain(meta.tool_syntax, meta.tool_names);
+  auto text = tool_stream_chunks(meta, 1, plain, R"({"content": "hi"})", finish_reason::stop, true);
   ASSERT_EQ(text.size(), 2u);
   EXPECT_EQ(json::parse(text[0])["choices"][0]["delta"]["content"], "hi");
   EXPECT_EQ(json::parse(text[1])["choices"][0]["finish_reason"], "stop");
