@@ -239,6 +239,8 @@ std::string native_constraint_schema(const tool_request& t, tool_format f) {
     tag = {{"separator", "; "}, {"schema", std::move(item)}};
   }
   tag["max"] = many && f != tool_format::mistral ? 16 : 1;
+  // tools + response_format under auto: the calls or an answer in the format.
+  if (t.choice == tool_choice_mode::automatic && !t.content_schema.is_null()) tag["or"] = t.content_schema;
   return ojson{{"x-troupe-tagged", std::move(tag)}}.dump(-1, ' ', false, ojson::error_handler_t::replace);
 }
 

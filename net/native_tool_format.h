@@ -32,7 +32,8 @@ std::string native_call_id(const std::string& id, tool_format f);
 
 // Under tool_choice required or named: the json_schema constraint text that forces the family's
 // wrapper around calls whose arguments validate against the allowed tools' schemas (the
-// x-troupe-tagged form of runtime/grammar_json_schema.h).
+// x-troupe-tagged form of runtime/grammar_json_schema.h). Under auto with a content_schema
+// (tools + response_format): those calls or an instance of the content schema.
 std::string native_constraint_schema(const tool_request& t, tool_format f);
 
 // The model's answer in its native format; anything else is plain content, never an error.

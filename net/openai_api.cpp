@@ -478,6 +478,7 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
     if (!raw_body.empty() && so.spec.type == constraint_spec::kind::json_schema) {
       keep_client_order(parse_ordered(raw_body), so);
     }
+    if ((e = take_response_format(so, tools))) return *e;  // tools + response_format: a call or formatted content
     if (kind == api_kind::completion) {
       const json* p = field(body, "prompt");
       if (!p) return bad_request("prompt is required", "prompt");
@@ -500,15 +501,11 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
     if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
     if (tools.active()) {
       // The generic tool format: the answer is constrained to the envelope of the allowed calls.
-      if (!so.spec.empty()) {
-        return bad_request(so.param + " cannot be combined with tools (unless tool_choice is \"none\")", so.param,
-                           "unsupported");
-      }
       r.tool_syntax = native_tool_syntax(ctx, tools);
       if (r.tool_syntax == tool_format::generic) {
-        so.spec = {constraint_spec::kind::json_schema, tool_envelope_schema(tools).dump()};
+        so.spec = {constraint_spec::kind::json_schema, tool_envelope_schema(tools).dump(), tools.content_strict};
         so.param = "tools";
-      } else if (tools.choice != tool_choice_mode::automatic) {
+      } else if (tools.choice != tool_choice_mode::automatic || !tools.content_schema.is_null()) {
         // Tool schemas are rarely written for strict mode: keywords the engine cannot enforce are ignored.
         so.spec = {constraint_spec::kind::json_schema, native_constraint_schema(tools, r.tool_syntax), false};
         so.param = "tools";

@@ -52,18 +52,26 @@ struct schema_tag {
 
 class schema_compiler {
  public:
-  schema_compiler(const ojson& root, bool strict) : root_(root), strict_(strict) {}
+  schema_compiler(const ojson& root, bool strict) : root_(&root), strict_(strict) {}
 
-  // tag: the instances framed as a model's native tool calls (see json_schema_grammar).
-  result<grammar> run(const std::optional<schema_tag>& tag = std::nullopt) {
+  // tag: the instances framed as a model's native tool calls (see json_schema_grammar); `alt`: a
+  // schema matched instead of them (its $refs resolve in itself).
+  result<grammar> run(const std::optional<schema_tag>& tag = std::nullopt, const ojson* alt = nullptr) {
     const int32_t top = b_.add_rule("root");
-    gexpr e = compile(root_, "$", 0, 0);
+    gexpr e = compile(*root_, "$", 0, 0);
     if (err_) return *err_;
     if (tag) {
       const gexpr one = as_rule(g_seq({g_lit(tag->prefix), as_rule(e, "tagged-value"), g_lit(tag->suffix)}), "tagged");
       const gexpr more = g_seq({g_lit(tag->separator), one});
       if (tag->max == gexpr::k_unbounded) e = g_seq({one, g_star(more)});
       else e = tag->max <= 1 ? one : g_seq({one, g_repeat(more, 0, tag->max - 1)});
+    }
+    if (alt) {
+      root_ = alt;
+      ref_rules_.clear();  // refs of the other root: compiled anew
+      const gexpr other = compile(*alt, "$", 0, 0);
+      if (err_) return *err_;
+      e = g_alt({e, other});
     }
     b_.define(top, e);
     auto g = b_.build(top, "$");
@@ -113,7 +121,7 @@ class schema_compiler {
   gexpr compile_array(const ojson& s, const std::string& path, int nesting, int recursion);
   gexpr key_except(const std::vector<std::string>& names);
 
-  const ojson& root_;
+  const ojson* root_;
   bool strict_;
   grammar_builder b_;
   json_parts parts_{b_};
@@ -211,7 +219,7 @@ gexpr schema_compiler::compile_ref(const ojson& s, const std::string& path, int 
   const ojson* target = nullptr;
   try {
     const ojson::json_pointer ptr(pointer);
-    if (root_.contains(ptr)) target = &root_.at(ptr);
+    if (root_->contains(ptr)) target = &root_->at(ptr);
   } catch (const std::exception&) {
     return fail(p, "\"$ref\" is not a valid JSON pointer: \"" + ref.substr(0, 64) + "\"");
   }
@@ -473,7 +481,8 @@ result<grammar> json_schema_grammar(std::string_view schema_text, bool strict) {
     if (t.contains("max") && t["max"].is_number_unsigned()) {
       tag.max = static_cast<uint32_t>(std::min<uint64_t>(t["max"].get<uint64_t>(), gexpr::k_unbounded));
     }
-    return schema_compiler(t["schema"], strict).run(tag);
+    const bool has_alt = t.contains("or") && t["or"].is_object();
+    return schema_compiler(t["schema"], strict).run(tag, has_alt ? &t["or"] : nullptr);
   }
   return schema_compiler(schema, strict).run();
 }

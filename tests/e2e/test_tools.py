@@ -9,6 +9,7 @@ import jsonschema
 import openai
 import pytest
 import requests
+from pydantic import BaseModel, Field
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +177,59 @@ def test_websocket_done_frame_carries_the_parsed_calls(base_url):
     assert calls
     for call in calls:
         jsonschema.validate(json.loads(call["function"]["arguments"]), SCHEMAS[call["function"]["name"]])
+
+
+class Forecast(BaseModel):
+    city: str = Field(max_length=30)
+    sunny: bool
+
+
+STRICT_TOOLS = [{"type": "function", "function": dict(t["function"], strict=True)} for t in TOOLS]
+
+
+def check_call_or_forecast(message, parsed):
+    """Either branch of tools + response_format, each valid: calls whose arguments validate, or
+    content that is the format (the SDK parsed it)."""
+    if message.tool_calls:
+        check_calls(message)
+        return "calls"
+    assert parsed is not None and isinstance(parsed, Forecast), message
+    jsonschema.validate(json.loads(message.content), Forecast.model_json_schema())
+    return "content"
+
+
+def test_tools_with_a_response_format_answer_a_call_or_the_format(client, model):
+    # As OpenAI: the model either calls a tool or answers with content in the format. Sampled
+    # answers cover both branches; each must be valid.
+    seen = set()
+    for seed in range(12):
+        msgs = ASK if seed % 2 else [{"role": "user", "content": "Is it sunny in Rome? Answer in JSON."}]
+        r = client.chat.completions.parse(model=model, messages=msgs, tools=STRICT_TOOLS, response_format=Forecast, parallel_tool_calls=False,
+                                          max_tokens=120, temperature=1.0, seed=seed)
+        c = r.choices[0]
+        assert c.finish_reason == ("tool_calls" if c.message.tool_calls else "stop")
+        seen.add(check_call_or_forecast(c.message, c.message.parsed))
+        if seen == {"calls", "content"}:
+            break
+    assert seen == {"calls", "content"}, seen
+
+
+def test_tools_with_a_text_format_on_responses(client, model):
+    tools = [{"type": "function", "name": t["function"]["name"], "description": t["function"]["description"],
+              "parameters": t["function"]["parameters"], "strict": True} for t in TOOLS]
+    seen = set()
+    for seed in range(12):
+        prompt = "What is the weather in Paris?" if seed % 2 else "Is it sunny in Rome? Answer in JSON."
+        r = client.responses.parse(model=model, input=prompt, tools=tools, text_format=Forecast, parallel_tool_calls=False,
+                                   max_output_tokens=120, temperature=1.0)
+        calls = [o for o in r.output if o.type == "function_call"]
+        if calls:
+            for call in calls:
+                jsonschema.validate(json.loads(call.arguments), SCHEMAS[call.name])
+            seen.add("calls")
+        else:
+            assert isinstance(r.output_parsed, Forecast), r.output_text
+            seen.add("content")
+        if seen == {"calls", "content"}:
+            break
+    assert seen == {"calls", "content"}, seen

@@ -10,6 +10,7 @@ import struct
 import jsonschema
 import openai
 import pytest
+from pydantic import BaseModel, Field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_MODEL = os.path.expanduser("~/.cache/troupe/models/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -146,3 +147,41 @@ def test_auto_and_a_tool_history_are_served(client):
                 json.loads(call.function.arguments)
         else:
             assert isinstance(c.message.content, str)
+
+
+class Forecast(BaseModel):
+    city: str = Field(max_length=30)
+    sunny: bool
+
+
+def test_tools_with_a_response_format_answer_a_native_call_or_the_format(client):
+    # The grammar is the union: a <tool_call> block, or the format's JSON as the content.
+    seen = set()
+    for seed in range(12):
+        msgs = ASK if seed % 2 else [{"role": "user", "content": "Is it sunny in Rome? Answer in JSON."}]
+        r = client.chat.completions.parse(model="m", messages=msgs, response_format=Forecast, parallel_tool_calls=False,
+                                          tools=[{"type": "function", "function": dict(WEATHER["function"], strict=True)}],
+                                          max_tokens=120, temperature=1.0, seed=seed)
+        c = r.choices[0]
+        if c.message.tool_calls:
+            assert c.finish_reason == "tool_calls"
+            jsonschema.validate(json.loads(c.message.tool_calls[0].function.arguments), SCHEMAS["get_weather"])
+            seen.add("calls")
+        else:
+            assert c.finish_reason == "stop" and isinstance(c.message.parsed, Forecast), c.message.content
+            seen.add("content")
+        if seen == {"calls", "content"}:
+            break
+    assert seen == {"calls", "content"}, seen
+
+
+def test_a_named_tool_is_exactly_one_native_call(client):
+    # parallel_tool_calls stays true: naming a function still means one call, then the answer ends.
+    for seed in range(3):
+        r = client.chat.completions.create(model="m", messages=ASK, tools=[WEATHER, TIME], max_tokens=200,
+                                           tool_choice={"type": "function", "function": {"name": "get_time"}},
+                                           temperature=1.0, seed=seed)
+        c = r.choices[0]
+        assert c.finish_reason == "tool_calls", c
+        assert [t.function.name for t in c.message.tool_calls] == ["get_time"]
+        assert r.usage.completion_tokens < 200

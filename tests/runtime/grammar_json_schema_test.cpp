@@ -213,6 +213,17 @@ TEST(grammar_json_schema, tagged_schema_frames_instances_in_the_native_wrapper) 
   EXPECT_FALSE(matches(*mistral, "[TOOL_CALLS] []"));
   EXPECT_FALSE(matches(*mistral, "[{\"name\": \"f\", \"arguments\": {\"x\": 2}}]"));
 
+  // "or": the calls, or an answer in another schema (tools + response_format); its refs are its own.
+  auto either = compile_or_die(constraint_spec::kind::json_schema,
+                               R"({"x-troupe-tagged":{"prefix":"<tool_call>\n","suffix":"\n</tool_call>","schema":)" + call +
+                                   R"(,"or":{"type":"object","properties":{"v":{"$ref":"#/$defs/v"}},"required":["v"],
+                                   "additionalProperties":false,"$defs":{"v":{"enum":["a","b"]}}}}})",
+                               tiny_vocab());
+  EXPECT_TRUE(matches(*either, one));
+  EXPECT_TRUE(matches(*either, "{\"v\": \"b\"}"));
+  EXPECT_FALSE(matches(*either, "{\"v\": \"c\"}"));
+  EXPECT_FALSE(matches(*either, "{\"v\": \"a\"}" + one));
+
   auto bad = compile_constraint_for_vocab(constraint_spec{constraint_spec::kind::json_schema,
                                                           R"({"x-troupe-tagged":{"prefix":"a"}})"},
                                           tiny_vocab());
