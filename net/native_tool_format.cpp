@@ -152,6 +152,8 @@ tool_output parse_mistral(std::string_view text, const std::vector<std::string>&
 
 tool_format detect_tool_format(std::string_view src) {
   if (!contains(src, "tools")) return tool_format::generic;
+  // Llama 3.2's pythonic templates ask for "[func_name1(params_name1=params_value1, ...)]".
+  if (contains(src, "func_name1(")) return tool_format::pythonic;
   if (contains(src, "<tool_call>")) return tool_format::hermes;
   if (contains(src, "[TOOL_CALLS]")) return tool_format::mistral;
   if (contains(src, "<|python_tag|>") || contains(src, "\"parameters\"")) return tool_format::llama3;

@@ -1,5 +1,5 @@
 // Tool calling through the model's own chat template: which native call format a template speaks
-// (Hermes/Qwen <tool_call>, Llama 3.x JSON, Mistral [TOOL_CALLS]), the template variables and
+// (Hermes/Qwen <tool_call>, Llama 3.x JSON, Mistral [TOOL_CALLS], Llama 3.2 pythonic [f(a=1)]), the template variables and
 // history messages it expects (OpenAI-shaped), and the parser of each family's output. Templates
 // that never mention tools keep the generic format (net/tool_request.h).
 #pragma once

@@ -37,6 +37,10 @@ TEST(native_tools, format_detected_from_the_template) {
   EXPECT_EQ(detect_tool_format(read_text(k_dir + "llama3_2.jinja")), tool_format::llama3);
   EXPECT_EQ(detect_tool_format(read_text(k_dir + "mistral_v0_3.jinja")), tool_format::mistral);
   EXPECT_EQ(detect_tool_format("{{ '<tool_call>' }}"), tool_format::generic) << "no tools variable: generic";
+  // Llama 3.2's pythonic templates describe their output format in these words.
+  EXPECT_EQ(detect_tool_format("{%- if tools is not none %}Respond in the format [func_name1(params_name1=params_value1, "
+                               "params_name2=params_value2...), func_name2(params)]{% endif %}<|python_tag|>"),
+            tool_format::pythonic);
 }
 
 void expect_calls(const tool_output& out, const std::vector<std::pair<std::string, std::string>>& want) {
@@ -98,6 +102,24 @@ TEST(native_tools, mistral_calls) {
     EXPECT_FALSE(p(text).is_calls);
     EXPECT_EQ(p(text).content, text);
   }
+}
+
+TEST(native_tools, llama_3_2_pythonic_calls) {
+  const auto p = [&](const std::string& text) { return parse_native_tool_output(tool_format::pythonic, text, known); };
+  expect_calls(p("[get_weather(city=\"Paris\", days=3, unit='c')]"), {{"get_weather", R"({"city":"Paris","days":3,"unit":"c"})"}});
+  expect_calls(p(" <|python_tag|>[get_time(), get_weather(city=\"K\\u00f6ln \\\"old\\\"\\n\")]\n"),
+               {{"get_time", "{}"}, {"get_weather", R"({"city":"Köln \"old\"\n"})"}});
+  expect_calls(p("[get_weather(opts={'deep': [1, 2.5, -3e2, True, None]}, pair=(1, 'a'), flag=False,)]"),
+               {{"get_weather", R"({"opts":{"deep":[1,2.5,-300.0,true,null]},"pair":[1,"a"],"flag":false})"}});
+  for (const char* text : {"Sunny.", "[]", "[get_weather(city=\"Paris\")", "[rm_rf()]", "[get_weather(city=Paris)]",
+                           "[get_weather(\"Paris\")]", "[get_weather(a=1, a=2)]", "[get_weather(a=1)] and more",
+                           "[get_weather(a={1: 2})]", "[get_weather(a='unterminated)]", "get_weather(a=1)"}) {
+    SCOPED_TRACE(text);
+    EXPECT_FALSE(p(text).is_calls);
+    EXPECT_EQ(p(text).content, text);
+  }
+  const std::string deep = "[get_weather(a=" + std::string(5000, '[') + ")]";
+  EXPECT_FALSE(p(deep).is_calls) << "nesting is bounded";
 }
 
 // Streaming hands the parser the whole choice when it ends: any split of the text into chunks
