@@ -47,6 +47,14 @@ TEST(grammar_json_schema, additional_properties_schema_allows_other_keys_but_not
   EXPECT_TRUE(matches(*c, R"({})"));
   EXPECT_FALSE(matches(*c, R"({"id":1,"id":"y"})"));  // a listed name again
   EXPECT_FALSE(matches(*c, R"({"x":1})"));             // other values are strings
+
+  // Non-ASCII names and names that need escapes: an extra key still never repeats one.
+  auto u = schema(R"({"type":"object","properties":{"名前":{"type":"integer"},"é\"q":{"type":"integer"}},
+                      "additionalProperties":{"type":"string"}})");
+  EXPECT_TRUE(matches(*u, R"({"名前":1,"名":"y","名前x":"z","é":"w","é\"":"v","ü":"t"})"));
+  EXPECT_FALSE(matches(*u, R"({"名前":1,"名前":"y"})"));
+  EXPECT_FALSE(matches(*u, R"({"é\"q":"y"})"));
+  EXPECT_FALSE(matches(*u, R"({"é\"q":1,"é\"q":"y"})"));
 }
 
 TEST(grammar_json_schema, a_bare_object_type_means_any_object) {
