@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "net/structured_output_request.h"
+#include "net/pythonic_calls.h"
 #include "net/tool_request.h"
 #include <optional>
 
@@ -508,6 +509,14 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
       } else if (tools.choice != tool_choice_mode::automatic || !tools.content_schema.is_null()) {
         // Tool schemas are rarely written for strict mode: keywords the engine cannot enforce are ignored.
         so.spec = {constraint_spec::kind::json_schema, native_constraint_schema(tools, r.tool_syntax), false};
+        if (r.tool_syntax == tool_format::pythonic) {
+          if (!tools.content_schema.is_null()) {
+            return bad_request("response_format cannot be combined with tools under this model's pythonic tool format",
+                               "response_format", "unsupported");
+          }
+          so.spec = {constraint_spec::kind::grammar, pythonic_call_grammar(tools)};
+          if (so.spec.text.empty()) so.spec = {};
+        }
         so.param = "tools";
       }  // else auto with a native template: the model writes its own format freely, parsed at the end
       r.tool_calls = true;

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "net/tool_request.h"
+
 namespace troupe {
 namespace {
 
@@ -158,7 +160,85 @@ tool_output as_text(std::string_view text) {
   return out;
 }
 
+// A GBNF literal for `s`.
+std::string gbnf_lit(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+// The Python spelling of a JSON scalar (enum and const values).
+std::string python_literal(const ojson& v) {
+  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
+  if (v.is_null()) return "None";
+  return v.dump(-1, ' ', false, ojson::error_handler_t::replace);  // strings: "..." is Python too
+}
+
+// The GBNF of one argument's value, from its schema.
+std::string value_rule(const ojson& s) {
+  if (!s.is_object()) return "pyval";
+  std::vector<ojson> options;
+  if (s.contains("const")) options.push_back(s["const"]);
+  if (s.contains("enum") && s["enum"].is_array()) options.assign(s["enum"].begin(), s["enum"].end());
+  if (!options.empty()) {
+    std::string alt;
+    for (const ojson& o : options) {
+      if (o.is_object() || o.is_array()) return "pyval";
+      alt += (alt.empty() ? "" : " | ") + gbnf_lit(python_literal(o));
+    }
+    return "(" + alt + ")";
+  }
+  const std::string type = s.contains("type") && s["type"].is_string() ? s["type"].get<std::string>() : "";
+  if (type == "string") return "pystr";
+  if (type == "integer") return "pyint";
+  if (type == "number") return "pynum";
+  if (type == "boolean") return "(\"True\" | \"False\")";
+  if (type == "null") return "\"None\"";
+  return "pyval";
+}
+
+bool keyword_name(const std::string& n) {
+  if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0]))) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
 }  // namespace
+
+std::string pythonic_call_grammar(const tool_request& t) {
+  std::string calls, rules;
+  int32_t i = 0;
+  for (const tool_def& d : t.tools) {
+    if (t.choice == tool_choice_mode::named && d.name != t.named) continue;
+    std::string args;
+    const ojson& p = d.parameters;
+    if (p.is_object() && p.contains("properties") && p["properties"].is_object() && p.contains("required") &&
+        p["required"].is_array()) {
+      for (const auto& [name, schema] : p["properties"].items()) {
+        if (std::find(p["required"].begin(), p["required"].end(), ojson(name)) == p["required"].end()) continue;
+        if (!keyword_name(name)) return {};
+        args += (args.empty() ? "" : " \", \" ") + gbnf_lit(name + "=") + " " + value_rule(schema);
+      }
+    }
+    const std::string rule = "call" + std::to_string(i++);
+    rules += rule + " ::= " + gbnf_lit(d.name + "(") + " " + args + " \")\"\n";
+    calls += (calls.empty() ? "" : " | ") + rule;
+  }
+  const bool many = t.parallel && t.choice != tool_choice_mode::named;
+  return "root ::= \"[\" call" + std::string(many ? " (\", \" call){0,15}" : "") + " \"]\"\n" +
+         "call ::= " + calls + "\n" + rules +
+         "pystr ::= \"\\\"\" ([^\"\\\\\\n] | \"\\\\\" [\"\\\\nt])* \"\\\"\"\n"
+         "pyint ::= \"-\"? (\"0\" | [1-9] [0-9]{0,15})\n"
+         "pynum ::= pyint (\".\" [0-9]{1,15})?\n"
+         "pyval ::= pystr | pynum | \"True\" | \"False\" | \"None\" | \"[\" (pyval (\", \" pyval)*)? \"]\" | "
+         "\"{\" (pystr \": \" pyval (\", \" pystr \": \" pyval)*)? \"}\"\n";
+}
 
 tool_output parse_pythonic_calls(std::string_view text, const std::vector<std::string>& known) {
   reader r(text);

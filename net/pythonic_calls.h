@@ -14,4 +14,12 @@ namespace troupe {
 
 tool_output parse_pythonic_calls(std::string_view text, const std::vector<std::string>& known);
 
+// Under tool_choice required or named: GBNF text (runtime/grammar_gbnf.h) forcing a list of calls
+// to the allowed tools (one when named or not parallel) with each tool's required arguments in the
+// schema's order, values typed from the schema (strings, integers, numbers, booleans, enums;
+// other values any Python literal). Optional arguments are left out. Empty when a required
+// argument's name is no Python keyword name (then the output is not constrained).
+struct tool_request;
+std::string pythonic_call_grammar(const tool_request& t);
+
 }  // namespace troupe

@@ -185,3 +185,44 @@ def test_a_named_tool_is_exactly_one_native_call(client):
         assert c.finish_reason == "tool_calls", c
         assert [t.function.name for t in c.message.tool_calls] == ["get_time"]
         assert r.usage.completion_tokens < 200
+
+
+# A ChatML template that asks for Llama 3.2's pythonic calls, in the words its templates use.
+PYTHONIC_TEMPLATE = """{%- if tools %}<|im_start|>system
+To call functions, respond with a python list of the calls in the format [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)].
+{% for t in tools %}{{ t | tojson }}
+{% endfor %}<|im_end|>
+{% endif %}{%- for message in messages %}<|im_start|>{{ message['role'] }}
+{{ message['content'] }}<|im_end|>
+{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""
+
+
+@pytest.fixture(scope="module")
+def pythonic_client(server_factory, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("pythonic") / "smollm2-pythonic-template.gguf")
+    with_chat_template(DEFAULT_MODEL, path, PYTHONIC_TEMPLATE)
+    srv = server_factory("--model", path)
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", timeout=120, max_retries=0)
+
+
+def test_pythonic_calls_are_forced_parsed_and_streamed(pythonic_client):
+    for choice, only in (("required", None), ({"type": "function", "function": {"name": "get_time"}}, "get_time")):
+        kw = dict(model="m", messages=ASK, tools=[WEATHER, TIME], tool_choice=choice, max_tokens=150, temperature=0)
+        c = pythonic_client.chat.completions.create(**kw).choices[0]
+        assert c.finish_reason == "tool_calls", c
+        for call in c.message.tool_calls:
+            assert call.function.name == (only or call.function.name)
+            jsonschema.validate(json.loads(call.function.arguments), SCHEMAS[call.function.name])
+        if only:
+            assert len(c.message.tool_calls) == 1
+        with pythonic_client.chat.completions.stream(**kw) as s:
+            for _ in s:
+                pass
+            streamed = s.get_final_completion().choices[0].message.tool_calls
+        assert [(t.function.name, t.function.arguments) for t in streamed] == \
+            [(t.function.name, t.function.arguments) for t in c.message.tool_calls]
+    # The model's own words, cut off: the pythonic list, not JSON.
+    r = pythonic_client.chat.completions.create(model="m", messages=ASK, tools=[WEATHER], tool_choice="required",
+                                                max_tokens=4, temperature=0)
+    assert r.choices[0].finish_reason == "length" and r.choices[0].message.content.startswith("[get_weather")

@@ -10,8 +10,10 @@
 #include "net/native_tool_format.h"
 #include "net/openai_api.h"
 #include "net/openai_response.h"
+#include "net/pythonic_calls.h"
 #include "net/tool_request.h"
 #include "runtime/chat_template.h"
+#include "runtime/grammar_test_support.h"
 #include "support/constraint_doubles.h"
 
 namespace troupe {
@@ -120,6 +122,41 @@ TEST(native_tools, llama_3_2_pythonic_calls) {
   }
   const std::string deep = "[get_weather(a=" + std::string(5000, '[') + ")]";
   EXPECT_FALSE(p(deep).is_calls) << "nesting is bounded";
+}
+
+TEST(native_tools, pythonic_grammar_forces_calls_with_their_required_arguments) {
+  using grammar_test::compile_or_die;
+  using grammar_test::matches;
+  using grammar_test::tiny_vocab;
+  const json weather = {{"type", "function"},
+                        {"function", {{"name", "get_weather"},
+                                      {"parameters", {{"type", "object"},
+                                                      {"properties", {{"city", {{"type", "string"}}},
+                                                                      {"days", {{"type", "integer"}}},
+                                                                      {"unit", {{"enum", {"c", "f"}}}},
+                                                                      {"opts", {{"type", "object"}}}}},
+                                                      {"required", {"city", "unit", "opts"}}}}}}};
+  const json time = {{"type", "function"}, {"function", {{"name", "get_time"}}}};
+  tool_request t;
+  ASSERT_FALSE(read_tools({{"tools", {weather, time}}, {"tool_choice", "required"}}, t));
+  auto g = compile_or_die(constraint_spec::kind::grammar, pythonic_call_grammar(t), tiny_vocab());
+  // The schema's order (here sorted: the body was parsed into a sorted object).
+  const std::string call = "get_weather(city=\"Paris \\\"x\\\"\", opts={\"a\": [1, -2.5, True, None]}, unit=\"c\")";
+  for (const std::string& ok : std::vector<std::string>{"[" + call + "]", "[get_time()]", "[get_time(), " + call + "]"}) {
+    EXPECT_TRUE(matches(*g, ok)) << ok;
+    EXPECT_TRUE(parse_pythonic_calls(ok, known).is_calls) << "what the grammar allows parses: " << ok;
+  }
+  for (const char* bad : {"[]", "[get_weather(city=\"Paris\")]", "[get_weather(unit=\"c\", city=\"P\", opts={})]",
+                          "[get_weather(city=\"P\", opts={}, unit=\"k\")]", "[rm()]", "get_time()", "[get_time()] "}) {
+    EXPECT_FALSE(matches(*g, bad)) << bad;
+  }
+  tool_request named;
+  ASSERT_FALSE(read_tools({{"tools", {weather, time}}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_time"}}}}}},
+                          named));
+  auto one = compile_or_die(constraint_spec::kind::grammar, pythonic_call_grammar(named), tiny_vocab());
+  EXPECT_TRUE(matches(*one, "[get_time()]"));
+  EXPECT_FALSE(matches(*one, "[get_time(), get_time()]")) << "a named tool is one call";
+  EXPECT_FALSE(matches(*one, "[" + call + "]"));
 }
 
 // Streaming hands the parser the whole choice when it ends: any split of the text into chunks
