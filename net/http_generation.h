@@ -24,7 +24,7 @@ struct http_generation {
     for (int32_t i = 0; i < num_choices(r); ++i) text_offset.push_back(initial_text_offset(meta, i));
     if (meta.separate_reasoning && stream)
       reasoning.assign(static_cast<size_t>(num_choices(r)), reasoning_parser(meta.reasoning_starts_open));
-    if (r.tool_calls && r.stream) tool_text.resize(static_cast<size_t>(num_choices(r)));
+    if (r.tool_calls && r.stream) tools.assign(static_cast<size_t>(num_choices(r)), tool_stream(meta.tool_syntax, meta.tool_names));
   }
 
   // A list of K prompts runs as K engine requests of n choices each (choice i = prompt i / n).
@@ -51,7 +51,7 @@ struct http_generation {
   std::vector<bool> first_sent;      // [n] chat role sent
   std::vector<int64_t> text_offset;  // [n] bytes of text streamed so far
   std::vector<reasoning_parser> reasoning;  // [n] when streaming with separate_reasoning, else empty
-  std::vector<std::string> tool_text;  // [n] a streamed tool envelope, held until its choice ends
+  std::vector<tool_stream> tools;  // [n] under tools: each choice's calls, streamed as they are written
   std::unique_ptr<response_run> response;  // a Responses API request: its events are shaped by it
 };
 

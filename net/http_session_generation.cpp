@@ -89,12 +89,9 @@ void http_session::on_event(uint64_t seq, const generation_event& ev) {
     const auto i = static_cast<size_t>(ev.index);
     const bool first = !g.first_sent[i];
     g.first_sent[i] = true;
-    if (!g.tool_text.empty()) {  // a tool envelope: parsed and sent as tool_calls when its choice ends
-      g.tool_text[i] += ev.text;
-      if (ev.finish != finish_reason::none) {
-        for (auto& c : tool_choice_chunks(g.meta, ev.index, g.tool_text[i], ev.finish, g.include_usage)) {
-          send_sse(c, g.chunked);
-        }
+    if (!g.tools.empty()) {  // under tools: content and calls as the choice's tool_stream reads them
+      for (auto& c : tool_stream_chunks(g.meta, ev.index, g.tools[i], ev.text, ev.finish, g.include_usage)) {
+        send_sse(c, g.chunked);
       }
     } else if (!g.reasoning.empty()) {  // the choice's parser: held-back tag prefixes are released at its end
       reasoning_split split = g.reasoning[i].feed(ev.text);

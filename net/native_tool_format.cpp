@@ -6,6 +6,8 @@
 #include <cctype>
 
 #include "net/json_guard.h"
+#include "net/json_raw.h"
+#include "net/pythonic_calls.h"
 #include "net/tool_request.h"
 
 namespace troupe {
@@ -19,6 +21,13 @@ std::string_view trim(std::string_view s) {
   const auto ws = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
   while (!s.empty() && ws(s.front())) s.remove_prefix(1);
   while (!s.empty() && ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Prose before native calls keeps its leading whitespace: a stream sends prose before it knows
+// whether calls follow (net/tool_stream.h).
+std::string_view rtrim(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
 
@@ -36,8 +45,9 @@ tool_output as_text(std::string_view text) {
 }
 
 // One call object: {"name", <args_key>: object or JSON text of one}. Llama 3 writes "parameters",
-// the others "arguments"; either is read.
-bool read_call(const json& c, const std::vector<std::string>& known, parsed_tool_call& out) {
+// the others "arguments"; either is read. `raw`: the object's text, whose arguments object is
+// returned as written (whitespace dropped), as the stream sends it (net/tool_stream.h).
+bool read_call(const json& c, std::string_view raw, const std::vector<std::string>& known, parsed_tool_call& out) {
   if (!c.is_object()) return false;
   auto name = c.find("name");
   if (name == c.end() || !name->is_string()) return false;
@@ -51,7 +61,9 @@ bool read_call(const json& c, const std::vector<std::string>& known, parsed_tool
     if (a.is_discarded() || !a.is_object()) return false;
   }
   out.name = n;
-  out.arguments = a.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::optional<std::string_view> written;
+  if (args != c.end() && args->is_object()) written = json_raw_member(raw, args.key());
+  out.arguments = written ? json_compact(*written) : a.dump(-1, ' ', false, json::error_handler_t::replace);
   return true;
 }
 
@@ -62,13 +74,13 @@ tool_output parse_hermes(std::string_view text, const std::vector<std::string>& 
   size_t at = text.find(open);
   if (at == std::string_view::npos) return as_text(text);
   tool_output out;
-  out.content = std::string(trim(text.substr(0, at)));
+  out.content = std::string(rtrim(text.substr(0, at)));
   while (at != std::string_view::npos) {
     const size_t body = at + open.size();
     size_t end = text.find(close, body);
     const std::string_view inner = text.substr(body, end == std::string_view::npos ? text.npos : end - body);
     parsed_tool_call pc;
-    if (!read_call(parse_bounded(trim(inner)), known, pc)) return as_text(text);
+    if (!read_call(parse_bounded(trim(inner)), trim(inner), known, pc)) return as_text(text);
     out.calls.push_back(std::move(pc));
     if (end == std::string_view::npos) break;
     const std::string_view rest = text.substr(end + close.size());
@@ -95,10 +107,12 @@ tool_output parse_llama3(std::string_view text, const std::vector<std::string>& 
   // strict parser over candidate ends.
   while (!body.empty()) {
     size_t cut = body.size();
+    std::string_view raw;
     json j = json(json::value_t::discarded);
     for (size_t semi = body.find(';'); ; semi = body.find(';', semi + 1)) {
       const size_t end = semi == std::string_view::npos ? body.size() : semi;
-      j = parse_bounded(trim(body.substr(0, end)));
+      raw = trim(body.substr(0, end));
+      j = parse_bounded(raw);
       if (!j.is_discarded()) {
         cut = end;
         break;
@@ -106,7 +120,7 @@ tool_output parse_llama3(std::string_view text, const std::vector<std::string>& 
       if (semi == std::string_view::npos) break;
     }
     parsed_tool_call pc;
-    if (j.is_discarded() || !read_call(j, known, pc)) return as_text(text);
+    if (j.is_discarded() || !read_call(j, raw, known, pc)) return as_text(text);
     out.calls.push_back(std::move(pc));
     body = cut >= body.size() ? std::string_view{} : trim(body.substr(cut + 1));
   }
@@ -119,13 +133,15 @@ tool_output parse_mistral(std::string_view text, const std::vector<std::string>&
   static constexpr std::string_view tag = "[TOOL_CALLS]";
   const size_t at = text.find(tag);
   if (at == std::string_view::npos) return as_text(text);
-  const json j = parse_bounded(trim(text.substr(at + tag.size())));
+  const std::string_view list = trim(text.substr(at + tag.size()));
+  const json j = parse_bounded(list);
   if (j.is_discarded() || !j.is_array() || j.empty()) return as_text(text);
+  const std::vector<std::string_view> raw = json_raw_elements(list);
   tool_output out;
-  out.content = std::string(trim(text.substr(0, at)));
-  for (const json& c : j) {
+  out.content = std::string(rtrim(text.substr(0, at)));
+  for (size_t i = 0; i < j.size(); ++i) {
     parsed_tool_call pc;
-    if (!read_call(c, known, pc)) return as_text(text);
+    if (!read_call(j[i], i < raw.size() ? raw[i] : std::string_view{}, known, pc)) return as_text(text);
     out.calls.push_back(std::move(pc));
   }
   out.is_calls = true;
@@ -136,6 +152,8 @@ tool_output parse_mistral(std::string_view text, const std::vector<std::string>&
 
 tool_format detect_tool_format(std::string_view src) {
   if (!contains(src, "tools")) return tool_format::generic;
+  // Llama 3.2's pythonic templates ask for "[func_name1(params_name1=params_value1, ...)]".
+  if (contains(src, "func_name1(")) return tool_format::pythonic;
   if (contains(src, "<tool_call>")) return tool_format::hermes;
   if (contains(src, "[TOOL_CALLS]")) return tool_format::mistral;
   if (contains(src, "<|python_tag|>") || contains(src, "\"parameters\"")) return tool_format::llama3;
@@ -223,6 +241,8 @@ std::string native_constraint_schema(const tool_request& t, tool_format f) {
     tag = {{"separator", "; "}, {"schema", std::move(item)}};
   }
   tag["max"] = many && f != tool_format::mistral ? 16 : 1;
+  // tools + response_format under auto: the calls or an answer in the format.
+  if (t.choice == tool_choice_mode::automatic && !t.content_schema.is_null()) tag["or"] = t.content_schema;
   return ojson{{"x-troupe-tagged", std::move(tag)}}.dump(-1, ' ', false, ojson::error_handler_t::replace);
 }
 
@@ -234,6 +254,8 @@ tool_output parse_native_tool_output(tool_format f, std::string_view text, const
       return parse_llama3(text, known);
     case tool_format::mistral:
       return parse_mistral(text, known);
+    case tool_format::pythonic:
+      return parse_pythonic_calls(text, known);
     case tool_format::generic:
       break;
   }

@@ -6,6 +6,7 @@
 
 #include "net/structured_output_request.h"
 #include "net/openai_params.h"
+#include "net/pythonic_calls.h"
 #include "net/tool_request.h"
 #include <optional>
 
@@ -266,6 +267,7 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
     if (!raw_body.empty() && so.spec.type == constraint_spec::kind::json_schema) {
       keep_client_order(parse_ordered(raw_body), so);
     }
+    if ((e = take_response_format(so, tools))) return *e;  // tools + response_format: a call or formatted content
     if (kind == api_kind::completion) {
       const json* p = field(body, "prompt");
       if (!p) return bad_request("prompt is required", "prompt");
@@ -288,17 +290,21 @@ api_result<openai_request> parse_openai_request(api_kind kind, const json& body,
     if ((e = read_max_tokens(body, kind, ctx, r))) return *e;
     if (tools.active()) {
       // The generic tool format: the answer is constrained to the envelope of the allowed calls.
-      if (!so.spec.empty()) {
-        return bad_request(so.param + " cannot be combined with tools (unless tool_choice is \"none\")", so.param,
-                           "unsupported");
-      }
       r.tool_syntax = native_tool_syntax(ctx, tools);
       if (r.tool_syntax == tool_format::generic) {
-        so.spec = {constraint_spec::kind::json_schema, tool_envelope_schema(tools).dump()};
+        so.spec = {constraint_spec::kind::json_schema, tool_envelope_schema(tools).dump(), tools.content_strict};
         so.param = "tools";
-      } else if (tools.choice != tool_choice_mode::automatic) {
+      } else if (tools.choice != tool_choice_mode::automatic || !tools.content_schema.is_null()) {
         // Tool schemas are rarely written for strict mode: keywords the engine cannot enforce are ignored.
         so.spec = {constraint_spec::kind::json_schema, native_constraint_schema(tools, r.tool_syntax), false};
+        if (r.tool_syntax == tool_format::pythonic) {
+          if (!tools.content_schema.is_null()) {
+            return bad_request("response_format cannot be combined with tools under this model's pythonic tool format",
+                               "response_format", "unsupported");
+          }
+          so.spec = {constraint_spec::kind::grammar, pythonic_call_grammar(tools)};
+          if (so.spec.text.empty()) so.spec = {};
+        }
         so.param = "tools";
       }  // else auto with a native template: the model writes its own format freely, parsed at the end
       r.tool_calls = true;

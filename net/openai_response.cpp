@@ -312,31 +312,44 @@ std::pair<json, json> tool_message(const response_meta& meta, const std::string&
   return {std::move(message), reason ? json(reason) : json(nullptr)};
 }
 
-std::vector<std::string> tool_choice_chunks(const response_meta& meta, int32_t index, const std::string& text,
-                                            finish_reason fin, bool include_usage) {
-  tool_output out = parse_native_tool_output(meta.tool_syntax, text, meta.tool_names);
-  if (out.is_calls && fin != finish_reason::stop) out = tool_output{false, text, {}};  // not a finished answer
+std::vector<std::string> tool_stream_chunks(const response_meta& meta, int32_t index, tool_stream& ts,
+                                            const std::string& text, finish_reason fin, bool include_usage) {
+  std::vector<tool_delta> parts{ts.feed(text)};
+  bool calls = false;
+  if (fin != finish_reason::none) parts.push_back(ts.finish(fin, calls));
   std::vector<json> deltas;
-  if (out.is_calls) {
-    const json calls = tool_calls_json(out.calls);
-    // Prose a native-format model wrote before its calls: the content, as the message has it.
-    if (!out.content.empty()) deltas.push_back({{"role", "assistant"}, {"content", out.content}});
-    for (size_t i = 0; i < calls.size(); ++i) {
-      json head = {{"index", i}, {"id", calls[i]["id"]}, {"type", "function"},
-                   {"function", {{"name", calls[i]["function"]["name"]}, {"arguments", ""}}}};
-      json d = {{"tool_calls", json::array({std::move(head)})}};
-      if (i == 0 && out.content.empty()) d = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", d["tool_calls"]}};
-      deltas.push_back(std::move(d));
-      deltas.push_back({{"tool_calls", json::array({{{"index", i}, {"function", {{"arguments", calls[i]["function"]["arguments"]}}}}})}});
+  const auto opening = [&](json d) {  // the choice's first delta carries the role
+    if (!ts.role_sent) {
+      json first = {{"role", "assistant"}};
+      if (!d.contains("content")) first["content"] = nullptr;
+      first.update(d);
+      d = std::move(first);
+      ts.role_sent = true;
     }
-  } else {
-    deltas.push_back({{"role", "assistant"}, {"content", out.content}});
+    deltas.push_back(std::move(d));
+  };
+  for (tool_delta& part : parts) {
+    if (!part.content.empty()) opening({{"content", std::move(part.content)}});
+    for (tool_delta::call_part& c : part.calls) {
+      json call = {{"index", c.index}};
+      if (c.head) {
+        call["id"] = new_call_id();
+        call["type"] = "function";
+        call["function"] = {{"name", c.name}, {"arguments", ""}};
+      } else {
+        call["function"] = {{"arguments", std::move(c.arguments)}};
+      }
+      opening({{"tool_calls", json::array({std::move(call)})}});
+    }
   }
-  deltas.push_back(json::object());
+  if (fin != finish_reason::none) {
+    if (!ts.role_sent) opening({{"content", ""}});
+    deltas.push_back(json::object());
+  }
   std::vector<std::string> chunks;
   for (size_t i = 0; i < deltas.size(); ++i) {
-    const bool last = i + 1 == deltas.size();
-    const char* reason = last ? tool_finish(out, fin) : nullptr;
+    const bool last = fin != finish_reason::none && i + 1 == deltas.size();
+    const char* reason = !last ? nullptr : calls ? "tool_calls" : openai_finish_reason(fin);
     json choice = {{"index", index}, {"delta", std::move(deltas[i])}, {"logprobs", nullptr},
                    {"finish_reason", reason ? json(reason) : json(nullptr)}};
     json chunk = chunk_head(meta);

@@ -12,6 +12,7 @@
 
 #include "actors/engine.h"
 #include "net/native_tool_format.h"
+#include "net/tool_stream.h"
 #include "runtime/reasoning_parser.h"
 #include "net/openai_api.h"
 #include "net/text_codec.h"
@@ -106,11 +107,12 @@ std::string usage_chunk(const response_meta& meta, const usage_info& usage);
 std::pair<nlohmann::ordered_json, nlohmann::ordered_json> tool_message(const response_meta& meta,
                                                                        const std::string& text, finish_reason fin);
 
-// A request with tools streams each choice when it ends (its envelope must be whole to parse): the
-// chunks of choice `index` in OpenAI's shape, delta.tool_calls (id and name, then the arguments)
-// or delta.content, then the finish_reason ("tool_calls" when calls were made).
-std::vector<std::string> tool_choice_chunks(const response_meta& meta, int32_t index, const std::string& text,
-                                            finish_reason fin, bool include_usage);
+// A streamed choice under tools: the chunks for its next `text` in OpenAI's shape, through the
+// choice's tool_stream (content as written, a call's id and name, then its arguments in fragments);
+// when `fin` ends the choice, what the final parse adds and the finish_reason ("tool_calls" when
+// calls were made).
+std::vector<std::string> tool_stream_chunks(const response_meta& meta, int32_t index, tool_stream& ts,
+                                            const std::string& text, finish_reason fin, bool include_usage);
 
 // The whole non-streaming body.
 nlohmann::ordered_json final_response(const response_meta& meta, const generation_tracker& tracker,

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/json_guard.h"
+#include "net/json_raw.h"
 
 namespace troupe {
 namespace {
@@ -28,15 +29,18 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// arguments: an object, or (as OpenAI sends them) a string holding one; absent means {}.
-bool read_arguments(const json& call, std::string& out) {
+// arguments: an object, or (as OpenAI sends them) a string holding one; absent means {}. An
+// object comes back as the model wrote it (`raw`: the call's text), whitespace dropped, which is
+// what the stream sends (net/tool_stream.h).
+bool read_arguments(const json& call, std::string_view raw, std::string& out) {
   auto it = call.find("arguments");
   if (it == call.end() || it->is_null()) {
     out = "{}";
     return true;
   }
   if (it->is_object()) {
-    out = it->dump(-1, ' ', false, json::error_handler_t::replace);
+    const std::optional<std::string_view> written = json_raw_member(raw, "arguments");
+    out = written ? json_compact(*written) : it->dump(-1, ' ', false, json::error_handler_t::replace);
     return true;
   }
   if (it->is_string()) {
@@ -59,13 +63,19 @@ tool_output parse_tool_output(std::string_view text, const std::vector<std::stri
   const json j = json::parse(body.begin(), body.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return as_text(text);
   if (auto c = j.find("content"); c != j.end() && j.size() == 1) {
-    return c->is_string() ? as_text(c->get<std::string>()) : as_text(text);
+    if (c->is_string()) return as_text(c->get<std::string>());
+    // Under tools + response_format the content is the formatted JSON value, as written.
+    const std::optional<std::string_view> written = json_raw_member(body, "content");
+    return (c->is_object() || c->is_array()) && written ? as_text(json_compact(*written)) : as_text(text);
   }
   auto calls = j.find("tool_calls");
   if (calls == j.end() || j.size() != 1 || !calls->is_array() || calls->empty()) return as_text(text);
+  const std::optional<std::string_view> list = json_raw_member(body, "tool_calls");
+  const std::vector<std::string_view> raw = list ? json_raw_elements(*list) : std::vector<std::string_view>{};
   tool_output out;
   out.is_calls = true;
-  for (const json& call : *calls) {
+  for (size_t i = 0; i < calls->size(); ++i) {
+    const json& call = (*calls)[i];
     if (!call.is_object()) return as_text(text);
     auto name = call.find("name");
     if (name == call.end() || !name->is_string()) return as_text(text);
@@ -73,7 +83,7 @@ tool_output parse_tool_output(std::string_view text, const std::vector<std::stri
     if (std::find(known.begin(), known.end(), n) == known.end()) return as_text(text);
     parsed_tool_call pc;
     pc.name = n;
-    if (!read_arguments(call, pc.arguments)) return as_text(text);
+    if (!read_arguments(call, i < raw.size() ? raw[i] : std::string_view{}, pc.arguments)) return as_text(text);
     out.calls.push_back(std::move(pc));
   }
   return out;

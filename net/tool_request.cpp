@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "net/json_guard.h"
+#include "net/structured_output_request.h"
 
 namespace troupe {
 namespace {
@@ -149,11 +150,39 @@ ojson tool_envelope_schema(const tool_request& t) {
                    {"required", {"tool_calls"}},
                    {"additionalProperties", false}};
   if (t.choice != tool_choice_mode::automatic) return envelope;
+  ojson format = t.content_schema.is_null() ? ojson{{"type", "string"}} : t.content_schema;
+  ojson root = ojson::object();
+  for (const char* defs : {"$defs", "definitions"}) {  // "#/$defs/..." refs resolve at the envelope's root
+    if (format.is_object() && format.contains(defs)) {
+      root[defs] = format[defs];
+      format.erase(defs);
+    }
+  }
   ojson content = {{"type", "object"},
-                   {"properties", {{"content", {{"type", "string"}}}}},
+                   {"properties", {{"content", std::move(format)}}},
                    {"required", {"content"}},
                    {"additionalProperties", false}};
-  return ojson{{"anyOf", {std::move(envelope), std::move(content)}}};
+  root["anyOf"] = {std::move(envelope), std::move(content)};
+  return root;
+}
+
+std::optional<api_error> take_response_format(structured_output_request& so, tool_request& t) {
+  using kind = constraint_spec::kind;
+  if (so.spec.empty() || !t.active()) return std::nullopt;
+  if (so.spec.type != kind::json_object && so.spec.type != kind::json_schema) {
+    return api_error{400, so.param + " cannot be combined with tools (a JSON response_format can; or tool_choice \"none\")",
+                     "invalid_request_error", so.param, "unsupported"};
+  }
+  t.content_schema = ojson{{"type", "object"}};
+  if (so.spec.type == kind::json_schema) {
+    t.content_schema = ojson::parse(so.spec.text, nullptr, false);
+    if (t.content_schema.is_discarded() || !t.content_schema.is_object()) {
+      return bad_request(so.param + " must be a JSON Schema object", so.param);
+    }
+  }
+  t.content_strict = so.spec.type != kind::json_schema || so.spec.strict;
+  so = {};
+  return std::nullopt;
 }
 
 std::string tool_system_prompt(const tool_request& t) {
@@ -168,7 +197,12 @@ std::string tool_system_prompt(const tool_request& t) {
   s += t.parallel ? " (one entry per call).\n" : " (exactly one call).\n";
   switch (t.choice) {
     case tool_choice_mode::automatic:
-      s += "To answer without calling a function: {\"content\": \"<your answer>\"}.\n";
+      if (t.content_schema.is_null()) {
+        s += "To answer without calling a function: {\"content\": \"<your answer>\"}.\n";
+      } else {
+        s += "To answer without calling a function: {\"content\": <your answer as JSON following this schema: " +
+             t.content_schema.dump(-1, ' ', false, ojson::error_handler_t::replace) + ">}.\n";
+      }
       break;
     case tool_choice_mode::required:
       s += "You must call at least one function.\n";

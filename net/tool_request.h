@@ -27,6 +27,10 @@ struct tool_request {
   tool_choice_mode choice = tool_choice_mode::none;
   std::string named;     // choice == named: the function
   bool parallel = true;  // parallel_tool_calls: more than one call per answer
+  // tools + a JSON response_format: under auto the answer is calls or content in this format
+  // (a JSON Schema; null: content is free text). `content_strict`: the format's strict flag.
+  nlohmann::ordered_json content_schema;
+  bool content_strict = true;
 
   // The model may (auto) or must (required, named) answer with calls.
   bool active() const { return choice != tool_choice_mode::none && !tools.empty(); }
@@ -37,12 +41,18 @@ struct tool_request {
 // without; a named function that is not among the tools is a 400 naming tool_choice.
 std::optional<api_error> read_tools(const nlohmann::json& body, tool_request& out);
 
+// tools + response_format, as OpenAI allows: a JSON format (json_object, json_schema) becomes the
+// answer's content format (t.content_schema) and `so` is emptied; regex, choice and grammar with
+// tools are a 400 naming their field.
+struct structured_output_request;
+std::optional<api_error> take_response_format(structured_output_request& so, tool_request& t);
+
 // Puts back the client's property order into the tools' parameter schemas (the grammar follows it,
 // and the body was parsed into sorted objects), from `ordered` = the same body parsed in order.
 void keep_client_order(const nlohmann::ordered_json& ordered, tool_request& t);
 
 // The JSON Schema of the answer: {"tool_calls": [one of the allowed calls, 1..(parallel ? any : 1)]},
-// or under auto also {"content": string}. Each call is {"name": const, "arguments": its schema}.
+// or under auto also {"content": string or the content_schema} (its $defs lifted to the root). Each call is {"name": const, "arguments": its schema}.
 // Ordered: the grammar keeps property order, so the model writes the name before the arguments.
 nlohmann::ordered_json tool_envelope_schema(const tool_request& t);
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -45,6 +46,24 @@ int json_nesting(std::string_view s) {
   return max_depth;
 }
 
+// UTF-8 to code points; false on a malformed sequence.
+bool decode_utf8(const std::string& s, std::u32string& out) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    uint32_t cp = len == 1 ? b : b & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    out.push_back(static_cast<char32_t>(cp));
+    i += len;
+  }
+  return true;
+}
+
 struct schema_tag {
   std::string prefix, suffix, separator;
   uint32_t max = 1;  // instances; gexpr::k_unbounded for any number
@@ -52,18 +71,26 @@ struct schema_tag {
 
 class schema_compiler {
  public:
-  schema_compiler(const ojson& root, bool strict) : root_(root), strict_(strict) {}
+  schema_compiler(const ojson& root, bool strict) : root_(&root), strict_(strict) {}
 
-  // tag: the instances framed as a model's native tool calls (see json_schema_grammar).
-  result<grammar> run(const std::optional<schema_tag>& tag = std::nullopt) {
+  // tag: the instances framed as a model's native tool calls (see json_schema_grammar); `alt`: a
+  // schema matched instead of them (its $refs resolve in itself).
+  result<grammar> run(const std::optional<schema_tag>& tag = std::nullopt, const ojson* alt = nullptr) {
     const int32_t top = b_.add_rule("root");
-    gexpr e = compile(root_, "$", 0, 0);
+    gexpr e = compile(*root_, "$", 0, 0);
     if (err_) return *err_;
     if (tag) {
       const gexpr one = as_rule(g_seq({g_lit(tag->prefix), as_rule(e, "tagged-value"), g_lit(tag->suffix)}), "tagged");
       const gexpr more = g_seq({g_lit(tag->separator), one});
       if (tag->max == gexpr::k_unbounded) e = g_seq({one, g_star(more)});
       else e = tag->max <= 1 ? one : g_seq({one, g_repeat(more, 0, tag->max - 1)});
+    }
+    if (alt) {
+      root_ = alt;
+      ref_rules_.clear();  // refs of the other root: compiled anew
+      const gexpr other = compile(*alt, "$", 0, 0);
+      if (err_) return *err_;
+      e = g_alt({e, other});
     }
     b_.define(top, e);
     auto g = b_.build(top, "$");
@@ -113,7 +140,7 @@ class schema_compiler {
   gexpr compile_array(const ojson& s, const std::string& path, int nesting, int recursion);
   gexpr key_except(const std::vector<std::string>& names);
 
-  const ojson& root_;
+  const ojson* root_;
   bool strict_;
   grammar_builder b_;
   json_parts parts_{b_};
@@ -211,7 +238,7 @@ gexpr schema_compiler::compile_ref(const ojson& s, const std::string& path, int 
   const ojson* target = nullptr;
   try {
     const ojson::json_pointer ptr(pointer);
-    if (root_.contains(ptr)) target = &root_.at(ptr);
+    if (root_->contains(ptr)) target = &root_->at(ptr);
   } catch (const std::exception&) {
     return fail(p, "\"$ref\" is not a valid JSON pointer: \"" + ref.substr(0, 64) + "\"");
   }
@@ -327,17 +354,20 @@ gexpr schema_compiler::compile_number(const ojson& s, const std::string& path, b
 // A JSON string key that is none of `names` (each printable ASCII without '"' or '\'): a trie of
 // the names where each node may end (if no name ends there), take a character no name continues
 // with and then anything, or follow a name.
+// Keys are matched per code point: the grammar spells each code point one way (string_char), so a
+// trie over the names' code points keeps every spelling of a declared name out, ASCII or not.
 gexpr schema_compiler::key_except(const std::vector<std::string>& names) {
+  std::vector<std::u32string> points;
   for (const auto& n : names) {
-    for (char c : n) {
-      if (c < 0x20 || c > 0x7E || c == '"' || c == '\\') return parts_.any_string();
-    }
+    std::u32string cps;
+    if (!decode_utf8(n, cps)) return parts_.any_string();  // nlohmann validated it: unreachable
+    points.push_back(std::move(cps));
   }
   const gexpr rest = as_rule(g_star(json_parts::any_string_char()), "rest");
-  auto build = [&](auto&& self, const std::string& prefix) -> gexpr {
-    std::set<char> next;
+  auto build = [&](auto&& self, const std::u32string& prefix) -> gexpr {
+    std::set<char32_t> next;
     bool ends = false;
-    for (const auto& n : names) {
+    for (const auto& n : points) {
       if (n.size() >= prefix.size() && n.compare(0, prefix.size(), prefix) == 0) {
         if (n.size() == prefix.size()) ends = true;
         else next.insert(n[prefix.size()]);
@@ -346,12 +376,16 @@ gexpr schema_compiler::key_except(const std::vector<std::string>& names) {
     std::vector<gexpr> alts;
     if (!ends) alts.push_back(g_empty());
     codepoint_set used;
-    for (char c : next) used.add(static_cast<uint32_t>(c));
+    for (char32_t c : next) used.add(static_cast<uint32_t>(c));
     alts.push_back(g_seq({json_parts::string_char(used.complement()), rest}));
-    for (char c : next) alts.push_back(g_seq({g_byte(static_cast<uint8_t>(c)), self(self, prefix + c)}));
+    for (char32_t c : next) {
+      codepoint_set one;
+      one.add(static_cast<uint32_t>(c));
+      alts.push_back(g_seq({json_parts::string_char(one), self(self, prefix + c)}));
+    }
     return g_alt(std::move(alts));
   };
-  return g_seq({g_byte('"'), as_rule(build(build, ""), "key"), g_byte('"')});
+  return g_seq({g_byte('"'), as_rule(build(build, std::u32string()), "key"), g_byte('"')});
 }
 
 gexpr schema_compiler::compile_object(const ojson& s, const std::string& path, int nesting, int recursion) {
@@ -473,7 +507,8 @@ result<grammar> json_schema_grammar(std::string_view schema_text, bool strict) {
     if (t.contains("max") && t["max"].is_number_unsigned()) {
       tag.max = static_cast<uint32_t>(std::min<uint64_t>(t["max"].get<uint64_t>(), gexpr::k_unbounded));
     }
-    return schema_compiler(t["schema"], strict).run(tag);
+    const bool has_alt = t.contains("or") && t["or"].is_object();
+    return schema_compiler(t["schema"], strict).run(tag, has_alt ? &t["or"] : nullptr);
   }
   return schema_compiler(schema, strict).run();
 }

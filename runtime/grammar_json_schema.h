@@ -34,7 +34,8 @@ inline constexpr uint32_t k_json_schema_max_count = 4096;  // maxLength, maxItem
 // A schema text {"x-troupe-tagged": {"schema", "prefix", "suffix", "separator", "max"}} matches
 // prefix + an instance of schema + suffix, up to max times (default 1) joined by separator: how the
 // tool-call grammar forces a model's native call wrapper (<tool_call>...</tool_call>) around
-// arguments valid against the tools' schemas.
+// arguments valid against the tools' schemas. With "or": <schema>, an instance of that schema
+// instead (tools together with a response_format).
 inline constexpr const char* k_tagged_schema_key = "x-troupe-tagged";
 result<grammar> json_schema_grammar(std::string_view schema_text, bool strict = true);
 grammar json_object_grammar();  // any JSON object

@@ -9,6 +9,7 @@ import jsonschema
 import openai
 import pytest
 import requests
+from pydantic import BaseModel, Field
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +77,37 @@ def test_streamed_calls_equal_the_non_streamed_ones(client, model):
         final = stream.get_final_completion()
     streamed = final.choices[0].message
     assert final.choices[0].finish_reason == "tool_calls"
-    assert [(t.function.name, json.loads(t.function.arguments)) for t in streamed.tool_calls] == \
-           [(t.function.name, json.loads(t.function.arguments)) for t in whole.tool_calls]
+    # Byte for byte: the arguments are sent as the model writes them, and the whole answer has them so.
+    assert [(t.function.name, t.function.arguments) for t in streamed.tool_calls] == \
+           [(t.function.name, t.function.arguments) for t in whole.tool_calls]
+
+
+def test_streamed_arguments_arrive_in_fragments_as_they_are_written(client, model):
+    chunks = list(client.chat.completions.create(model=model, messages=ASK, tools=TOOLS, tool_choice="required",
+                                                 max_tokens=120, temperature=0, stream=True))
+    parts = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert parts[0].id.startswith("call_") and parts[0].type == "function"
+    assert parts[0].function.name in SCHEMAS and parts[0].function.arguments == ""
+    fragments = [p.function.arguments for p in parts[1:] if p.index == 0 and not p.id]
+    assert len(fragments) > 1, "the arguments came in one piece"
+    jsonschema.validate(json.loads("".join(fragments)), SCHEMAS[parts[0].function.name])
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_auto_streams_a_text_answer_as_content_while_it_is_written(client, model):
+    kw = dict(model=model, messages=[{"role": "user", "content": "Say hello."}], tools=TOOLS, max_tokens=60,
+              temperature=0)
+    whole = client.chat.completions.create(**kw).choices[0]
+    chunks = list(client.chat.completions.create(**kw, stream=True))
+    content = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    if whole.message.tool_calls:  # the model chose a call: the stream says the same
+        assert calls and chunks[-1].choices[0].finish_reason == "tool_calls"
+    else:
+        assert not calls
+        assert "".join(content) == whole.message.content
+        assert len(content) > 1, "the content was held back to the end"
+        assert chunks[-1].choices[0].finish_reason == whole.finish_reason
 
 
 def test_tool_choice_none_answers_in_text(client, model):
@@ -147,3 +177,59 @@ def test_websocket_done_frame_carries_the_parsed_calls(base_url):
     assert calls
     for call in calls:
         jsonschema.validate(json.loads(call["function"]["arguments"]), SCHEMAS[call["function"]["name"]])
+
+
+class Forecast(BaseModel):
+    city: str = Field(max_length=30)
+    sunny: bool
+
+
+STRICT_TOOLS = [{"type": "function", "function": dict(t["function"], strict=True)} for t in TOOLS]
+
+
+def check_call_or_forecast(message, parsed):
+    """Either branch of tools + response_format, each valid: calls whose arguments validate, or
+    content that is the format (the SDK parsed it)."""
+    if message.tool_calls:
+        check_calls(message)
+        return "calls"
+    assert parsed is not None and isinstance(parsed, Forecast), message
+    jsonschema.validate(json.loads(message.content), Forecast.model_json_schema())
+    return "content"
+
+
+def test_tools_with_a_response_format_answer_a_call_or_the_format(client, model):
+    # As OpenAI: the model either calls a tool or answers with content in the format. Sampled
+    # answers cover both branches; each must be valid.
+    seen = set()
+    for seed in range(12):
+        msgs = ASK if seed % 2 else [{"role": "user", "content": "Is it sunny in Rome? Answer in JSON."}]
+        r = client.chat.completions.parse(model=model, messages=msgs, tools=STRICT_TOOLS, response_format=Forecast, parallel_tool_calls=False,
+                                          max_tokens=120, temperature=1.0, seed=seed)
+        c = r.choices[0]
+        assert c.finish_reason == ("tool_calls" if c.message.tool_calls else "stop")
+        seen.add(check_call_or_forecast(c.message, c.message.parsed))
+        if seen == {"calls", "content"}:
+            break
+    assert seen == {"calls", "content"}, seen
+
+
+def test_tools_with_a_text_format_on_responses(client, model):
+    tools = [{"type": "function", "name": t["function"]["name"], "description": t["function"]["description"],
+              "parameters": t["function"]["parameters"], "strict": True} for t in TOOLS]
+    seen = set()
+    for seed in range(12):
+        prompt = "What is the weather in Paris?" if seed % 2 else "Is it sunny in Rome? Answer in JSON."
+        r = client.responses.parse(model=model, input=prompt, tools=tools, text_format=Forecast, parallel_tool_calls=False,
+                                   max_output_tokens=120, temperature=1.0)
+        calls = [o for o in r.output if o.type == "function_call"]
+        if calls:
+            for call in calls:
+                jsonschema.validate(json.loads(call.arguments), SCHEMAS[call.name])
+            seen.add("calls")
+        else:
+            assert isinstance(r.output_parsed, Forecast), r.output_text
+            seen.add("content")
+        if seen == {"calls", "content"}:
+            break
+    assert seen == {"calls", "content"}, seen

@@ -10,6 +10,7 @@ import struct
 import jsonschema
 import openai
 import pytest
+from pydantic import BaseModel, Field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_MODEL = os.path.expanduser("~/.cache/troupe/models/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -122,8 +123,12 @@ def test_streamed_native_calls_equal_the_non_streamed(client):
         for _ in s:
             pass
         streamed = s.get_final_completion().choices[0].message.tool_calls
-    assert [(c.function.name, json.loads(c.function.arguments)) for c in streamed] == \
-        [(c.function.name, json.loads(c.function.arguments)) for c in plain]
+    assert [(c.function.name, c.function.arguments) for c in streamed] == \
+        [(c.function.name, c.function.arguments) for c in plain]
+    chunks = list(client.chat.completions.create(**kw, stream=True))
+    parts = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert parts[0].function.name == "get_weather" and parts[0].function.arguments == ""
+    assert len([p for p in parts[1:] if p.function.arguments]) > 1, "the arguments came in one piece"
 
 
 def test_auto_and_a_tool_history_are_served(client):
@@ -142,3 +147,82 @@ def test_auto_and_a_tool_history_are_served(client):
                 json.loads(call.function.arguments)
         else:
             assert isinstance(c.message.content, str)
+
+
+class Forecast(BaseModel):
+    city: str = Field(max_length=30)
+    sunny: bool
+
+
+def test_tools_with_a_response_format_answer_a_native_call_or_the_format(client):
+    # The grammar is the union: a <tool_call> block, or the format's JSON as the content.
+    seen = set()
+    for seed in range(12):
+        msgs = ASK if seed % 2 else [{"role": "user", "content": "Is it sunny in Rome? Answer in JSON."}]
+        r = client.chat.completions.parse(model="m", messages=msgs, response_format=Forecast, parallel_tool_calls=False,
+                                          tools=[{"type": "function", "function": dict(WEATHER["function"], strict=True)}],
+                                          max_tokens=120, temperature=1.0, seed=seed)
+        c = r.choices[0]
+        if c.message.tool_calls:
+            assert c.finish_reason == "tool_calls"
+            jsonschema.validate(json.loads(c.message.tool_calls[0].function.arguments), SCHEMAS["get_weather"])
+            seen.add("calls")
+        else:
+            assert c.finish_reason == "stop" and isinstance(c.message.parsed, Forecast), c.message.content
+            seen.add("content")
+        if seen == {"calls", "content"}:
+            break
+    assert seen == {"calls", "content"}, seen
+
+
+def test_a_named_tool_is_exactly_one_native_call(client):
+    # parallel_tool_calls stays true: naming a function still means one call, then the answer ends.
+    for seed in range(3):
+        r = client.chat.completions.create(model="m", messages=ASK, tools=[WEATHER, TIME], max_tokens=200,
+                                           tool_choice={"type": "function", "function": {"name": "get_time"}},
+                                           temperature=1.0, seed=seed)
+        c = r.choices[0]
+        assert c.finish_reason == "tool_calls", c
+        assert [t.function.name for t in c.message.tool_calls] == ["get_time"]
+        assert r.usage.completion_tokens < 200
+
+
+# A ChatML template that asks for Llama 3.2's pythonic calls, in the words its templates use.
+PYTHONIC_TEMPLATE = """{%- if tools %}<|im_start|>system
+To call functions, respond with a python list of the calls in the format [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)].
+{% for t in tools %}{{ t | tojson }}
+{% endfor %}<|im_end|>
+{% endif %}{%- for message in messages %}<|im_start|>{{ message['role'] }}
+{{ message['content'] }}<|im_end|>
+{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""
+
+
+@pytest.fixture(scope="module")
+def pythonic_client(server_factory, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("pythonic") / "smollm2-pythonic-template.gguf")
+    with_chat_template(DEFAULT_MODEL, path, PYTHONIC_TEMPLATE)
+    srv = server_factory("--model", path)
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", timeout=120, max_retries=0)
+
+
+def test_pythonic_calls_are_forced_parsed_and_streamed(pythonic_client):
+    for choice, only in (("required", None), ({"type": "function", "function": {"name": "get_time"}}, "get_time")):
+        kw = dict(model="m", messages=ASK, tools=[WEATHER, TIME], tool_choice=choice, max_tokens=150, temperature=0)
+        c = pythonic_client.chat.completions.create(**kw).choices[0]
+        assert c.finish_reason == "tool_calls", c
+        for call in c.message.tool_calls:
+            assert call.function.name == (only or call.function.name)
+            jsonschema.validate(json.loads(call.function.arguments), SCHEMAS[call.function.name])
+        if only:
+            assert len(c.message.tool_calls) == 1
+        with pythonic_client.chat.completions.stream(**kw) as s:
+            for _ in s:
+                pass
+            streamed = s.get_final_completion().choices[0].message.tool_calls
+        assert [(t.function.name, t.function.arguments) for t in streamed] == \
+            [(t.function.name, t.function.arguments) for t in c.message.tool_calls]
+    # The model's own words, cut off: the pythonic list, not JSON.
+    r = pythonic_client.chat.completions.create(model="m", messages=ASK, tools=[WEATHER], tool_choice="required",
+                                                max_tokens=4, temperature=0)
+    assert r.choices[0].finish_reason == "length" and r.choices[0].message.content.startswith("[get_weather")

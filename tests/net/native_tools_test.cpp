@@ -10,8 +10,10 @@
 #include "net/native_tool_format.h"
 #include "net/openai_api.h"
 #include "net/openai_response.h"
+#include "net/pythonic_calls.h"
 #include "net/tool_request.h"
 #include "runtime/chat_template.h"
+#include "runtime/grammar_test_support.h"
 #include "support/constraint_doubles.h"
 
 namespace troupe {
@@ -37,6 +39,10 @@ TEST(native_tools, format_detected_from_the_template) {
   EXPECT_EQ(detect_tool_format(read_text(k_dir + "llama3_2.jinja")), tool_format::llama3);
   EXPECT_EQ(detect_tool_format(read_text(k_dir + "mistral_v0_3.jinja")), tool_format::mistral);
   EXPECT_EQ(detect_tool_format("{{ '<tool_call>' }}"), tool_format::generic) << "no tools variable: generic";
+  // Llama 3.2's pythonic templates describe their output format in these words.
+  EXPECT_EQ(detect_tool_format("{%- if tools is not none %}Respond in the format [func_name1(params_name1=params_value1, "
+                               "params_name2=params_value2...), func_name2(params)]{% endif %}<|python_tag|>"),
+            tool_format::pythonic);
 }
 
 void expect_calls(const tool_output& out, const std::vector<std::pair<std::string, std::string>>& want) {
@@ -98,6 +104,59 @@ TEST(native_tools, mistral_calls) {
     EXPECT_FALSE(p(text).is_calls);
     EXPECT_EQ(p(text).content, text);
   }
+}
+
+TEST(native_tools, llama_3_2_pythonic_calls) {
+  const auto p = [&](const std::string& text) { return parse_native_tool_output(tool_format::pythonic, text, known); };
+  expect_calls(p("[get_weather(city=\"Paris\", days=3, unit='c')]"), {{"get_weather", R"({"city":"Paris","days":3,"unit":"c"})"}});
+  expect_calls(p(" <|python_tag|>[get_time(), get_weather(city=\"K\\u00f6ln \\\"old\\\"\\n\")]\n"),
+               {{"get_time", "{}"}, {"get_weather", R"({"city":"Köln \"old\"\n"})"}});
+  expect_calls(p("[get_weather(opts={'deep': [1, 2.5, -3e2, True, None]}, pair=(1, 'a'), flag=False,)]"),
+               {{"get_weather", R"({"opts":{"deep":[1,2.5,-300.0,true,null]},"pair":[1,"a"],"flag":false})"}});
+  for (const char* text : {"Sunny.", "[]", "[get_weather(city=\"Paris\")", "[rm_rf()]", "[get_weather(city=Paris)]",
+                           "[get_weather(\"Paris\")]", "[get_weather(a=1, a=2)]", "[get_weather(a=1)] and more",
+                           "[get_weather(a={1: 2})]", "[get_weather(a='unterminated)]", "get_weather(a=1)"}) {
+    SCOPED_TRACE(text);
+    EXPECT_FALSE(p(text).is_calls);
+    EXPECT_EQ(p(text).content, text);
+  }
+  const std::string deep = "[get_weather(a=" + std::string(5000, '[') + ")]";
+  EXPECT_FALSE(p(deep).is_calls) << "nesting is bounded";
+}
+
+TEST(native_tools, pythonic_grammar_forces_calls_with_their_required_arguments) {
+  using grammar_test::compile_or_die;
+  using grammar_test::matches;
+  using grammar_test::tiny_vocab;
+  const json weather = {{"type", "function"},
+                        {"function", {{"name", "get_weather"},
+                                      {"parameters", {{"type", "object"},
+                                                      {"properties", {{"city", {{"type", "string"}}},
+                                                                      {"days", {{"type", "integer"}}},
+                                                                      {"unit", {{"enum", {"c", "f"}}}},
+                                                                      {"opts", {{"type", "object"}}}}},
+                                                      {"required", {"city", "unit", "opts"}}}}}}};
+  const json time = {{"type", "function"}, {"function", {{"name", "get_time"}}}};
+  tool_request t;
+  ASSERT_FALSE(read_tools({{"tools", {weather, time}}, {"tool_choice", "required"}}, t));
+  auto g = compile_or_die(constraint_spec::kind::grammar, pythonic_call_grammar(t), tiny_vocab());
+  // The schema's order (here sorted: the body was parsed into a sorted object).
+  const std::string call = "get_weather(city=\"Paris \\\"x\\\"\", opts={\"a\": [1, -2.5, True, None]}, unit=\"c\")";
+  for (const std::string& ok : std::vector<std::string>{"[" + call + "]", "[get_time()]", "[get_time(), " + call + "]"}) {
+    EXPECT_TRUE(matches(*g, ok)) << ok;
+    EXPECT_TRUE(parse_pythonic_calls(ok, known).is_calls) << "what the grammar allows parses: " << ok;
+  }
+  for (const char* bad : {"[]", "[get_weather(city=\"Paris\")]", "[get_weather(unit=\"c\", city=\"P\", opts={})]",
+                          "[get_weather(city=\"P\", opts={}, unit=\"k\")]", "[rm()]", "get_time()", "[get_time()] "}) {
+    EXPECT_FALSE(matches(*g, bad)) << bad;
+  }
+  tool_request named;
+  ASSERT_FALSE(read_tools({{"tools", {weather, time}}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_time"}}}}}},
+                          named));
+  auto one = compile_or_die(constraint_spec::kind::grammar, pythonic_call_grammar(named), tiny_vocab());
+  EXPECT_TRUE(matches(*one, "[get_time()]"));
+  EXPECT_FALSE(matches(*one, "[get_time(), get_time()]")) << "a named tool is one call";
+  EXPECT_FALSE(matches(*one, "[" + call + "]"));
 }
 
 // Streaming hands the parser the whole choice when it ends: any split of the text into chunks
@@ -236,8 +295,9 @@ TEST(native_tools, required_constrains_to_the_native_format_and_auto_parses_it) 
   auto [lead_message, lead_reason] = tool_message(meta, "Checking.\n<tool_call>{\"name\": \"get_weather\"}</tool_call>",
                                                   finish_reason::stop);
   EXPECT_EQ(lead_message["content"], "Checking.");
-  // Streamed (each choice when it ends): the same content, then the call.
-  const auto chunks = tool_choice_chunks(meta, 0, "Checking.\n<tool_call>{\"name\": \"get_weather\"}</tool_call>",
+  // Streamed: the same content, then the call.
+  tool_stream ts(meta.tool_syntax, meta.tool_names);
+  const auto chunks = tool_stream_chunks(meta, 0, ts, "Checking.\n<tool_call>{\"name\": \"get_weather\"}</tool_call>",
                                          finish_reason::stop, false);
   ASSERT_GE(chunks.size(), 3u);
   EXPECT_EQ(json::parse(chunks[0])["choices"][0]["delta"]["content"], "Checking.");

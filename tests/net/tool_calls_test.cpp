@@ -205,11 +205,40 @@ TEST_F(tool_api_test, schemas_keep_the_clients_property_order) {
   EXPECT_EQ(std::get<openai_request>(r2).gen.constraint.text, R"({"type":"object","properties":{"zeta":{},"alpha":{}}})");
 }
 
-TEST_F(tool_api_test, tools_and_response_format_together_are_refused) {
-  auto r = parse_openai_request(api_kind::chat,
-                                {{"messages", messages}, {"tools", {weather}}, {"response_format", {{"type", "json_object"}}}}, ctx);
-  ASSERT_TRUE(is_error(r));
-  EXPECT_EQ(std::get<api_error>(r).status, 400);
+TEST_F(tool_api_test, tools_with_a_json_response_format_answer_calls_or_formatted_content) {
+  const json format = {{"type", "json_schema"},
+                       {"json_schema", {{"name", "answer"},
+                                        {"schema", {{"type", "object"},
+                                                    {"properties", {{"city", {{"$ref", "#/$defs/c"}}}}},
+                                                    {"required", {"city"}},
+                                                    {"$defs", {{"c", {{"type", "string"}}}}}}}}}};
+  auto r = parse({{"messages", messages}, {"tools", {weather}}, {"response_format", format}});
+  const json schema = json::parse(r.gen.constraint.text);
+  ASSERT_EQ(schema["anyOf"].size(), 2u);
+  EXPECT_EQ(schema["anyOf"][1]["properties"]["content"]["properties"]["city"]["$ref"], "#/$defs/c");
+  EXPECT_EQ(schema["$defs"]["c"]["type"], "string") << "the format's $defs resolve at the envelope's root";
+  EXPECT_TRUE(r.tool_calls);
+  EXPECT_NE(prompt_text(r).find("following this schema"), std::string::npos) << "the model is told the format";
+
+  // json_object: content is any object. Under required the format has nothing to add.
+  auto o = parse({{"messages", messages}, {"tools", {weather}}, {"response_format", {{"type", "json_object"}}}});
+  EXPECT_EQ(json::parse(o.gen.constraint.text)["anyOf"][1]["properties"]["content"],
+            (json{{"type", "object"}}));
+  auto req = parse({{"messages", messages}, {"tools", {weather}}, {"tool_choice", "required"}, {"response_format", format}});
+  EXPECT_FALSE(json::parse(req.gen.constraint.text).contains("anyOf"));
+
+  // A formatted answer is the message content, as the model wrote it (whitespace dropped).
+  const response_meta meta = make_response_meta(r, "chatcmpl-1");
+  auto [message, reason] = tool_message(meta, R"({"content": {"city": "Paris"}})", finish_reason::stop);
+  EXPECT_EQ(message["content"], R"({"city":"Paris"})");
+  EXPECT_EQ(reason, "stop");
+
+  // Only JSON formats combine with tools.
+  auto rx = parse_openai_request(api_kind::chat,
+                                 {{"messages", messages}, {"tools", {weather}}, {"structured_outputs", {{"regex", "a+"}}}}, ctx);
+  ASSERT_TRUE(is_error(rx));
+  EXPECT_EQ(std::get<api_error>(rx).status, 400);
+  EXPECT_EQ(std::get<api_error>(rx).param, "structured_outputs.regex");
   auto c = parse_openai_request(api_kind::completion, {{"prompt", "x"}, {"tools", {weather}}}, ctx);
   ASSERT_TRUE(is_error(c));
   EXPECT_EQ(std::get<api_error>(c).param, "tools");
@@ -261,8 +290,9 @@ TEST(tool_response, stream_chunks_follow_openais_delta_shape) {
   meta.id = "chatcmpl-x";
   meta.tool_calls = true;
   meta.tool_names = {"get_weather", "get_time"};
-  auto chunks = tool_choice_chunks(
-      meta, 0, R"({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {}}]})",
+  tool_stream whole(meta.tool_syntax, meta.tool_names);
+  auto chunks = tool_stream_chunks(
+      meta, 0, whole, R"({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {}}]})",
       finish_reason::stop, false);
   ASSERT_EQ(chunks.size(), 5u);  // per call: id + name, then arguments; then the finish
   json c0 = json::parse(chunks[0]);
@@ -282,7 +312,8 @@ TEST(tool_response, stream_chunks_follow_openais_delta_shape) {
   EXPECT_EQ(last["choices"][0]["finish_reason"], "tool_calls");
   EXPECT_TRUE(last["choices"][0]["delta"].empty());
 
-  auto text = tool_choice_chunks(meta, 1, R"({"content": "hi"})", finish_reason::stop, true);
+  tool_stream plain(meta.tool_syntax, meta.tool_names);
+  auto text = tool_stream_chunks(meta, 1, plain, R"({"content": "hi"})", finish_reason::stop, true);
   ASSERT_EQ(text.size(), 2u);
   EXPECT_EQ(json::parse(text[0])["choices"][0]["delta"]["content"], "hi");
   EXPECT_EQ(json::parse(text[1])["choices"][0]["finish_reason"], "stop");

@@ -47,6 +47,14 @@ TEST(grammar_json_schema, additional_properties_schema_allows_other_keys_but_not
   EXPECT_TRUE(matches(*c, R"({})"));
   EXPECT_FALSE(matches(*c, R"({"id":1,"id":"y"})"));  // a listed name again
   EXPECT_FALSE(matches(*c, R"({"x":1})"));             // other values are strings
+
+  // Non-ASCII names and names that need escapes: an extra key still never repeats one.
+  auto u = schema(R"({"type":"object","properties":{"名前":{"type":"integer"},"é\"q":{"type":"integer"}},
+                      "additionalProperties":{"type":"string"}})");
+  EXPECT_TRUE(matches(*u, R"({"名前":1,"名":"y","名前x":"z","é":"w","é\"":"v","ü":"t"})"));
+  EXPECT_FALSE(matches(*u, R"({"名前":1,"名前":"y"})"));
+  EXPECT_FALSE(matches(*u, R"({"é\"q":"y"})"));
+  EXPECT_FALSE(matches(*u, R"({"é\"q":1,"é\"q":"y"})"));
 }
 
 TEST(grammar_json_schema, a_bare_object_type_means_any_object) {
@@ -212,6 +220,17 @@ TEST(grammar_json_schema, tagged_schema_frames_instances_in_the_native_wrapper) 
   EXPECT_TRUE(matches(*mistral, "[TOOL_CALLS] [{\"name\": \"f\", \"arguments\": {\"x\": 2}}]"));
   EXPECT_FALSE(matches(*mistral, "[TOOL_CALLS] []"));
   EXPECT_FALSE(matches(*mistral, "[{\"name\": \"f\", \"arguments\": {\"x\": 2}}]"));
+
+  // "or": the calls, or an answer in another schema (tools + response_format); its refs are its own.
+  auto either = compile_or_die(constraint_spec::kind::json_schema,
+                               R"({"x-troupe-tagged":{"prefix":"<tool_call>\n","suffix":"\n</tool_call>","schema":)" + call +
+                                   R"(,"or":{"type":"object","properties":{"v":{"$ref":"#/$defs/v"}},"required":["v"],
+                                   "additionalProperties":false,"$defs":{"v":{"enum":["a","b"]}}}}})",
+                               tiny_vocab());
+  EXPECT_TRUE(matches(*either, one));
+  EXPECT_TRUE(matches(*either, "{\"v\": \"b\"}"));
+  EXPECT_FALSE(matches(*either, "{\"v\": \"c\"}"));
+  EXPECT_FALSE(matches(*either, "{\"v\": \"a\"}" + one));
 
   auto bad = compile_constraint_for_vocab(constraint_spec{constraint_spec::kind::json_schema,
                                                           R"({"x-troupe-tagged":{"prefix":"a"}})"},
