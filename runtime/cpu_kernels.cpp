@@ -36,6 +36,22 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
   }
 }
 
+namespace {
+
+__attribute__((target("avx2,f16c"))) void f32_to_f16_avx2(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) y[i] = f32_to_f16_bits(x[i]);
+}
+
+}  // namespace
+
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+  if (cpu_matmul_uses_avx2()) return f32_to_f16_avx2(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16_bits(x[i]);
+}
+
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
