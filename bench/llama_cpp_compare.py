@@ -3,7 +3,9 @@
 # bench_cpu_forward on the same GGUF with the same thread count, in one run; prints each pair and
 # the ratio troupe / llama.cpp. llama.cpp is built once from the llama-cpp-python source package
 # (pip download --no-binary, its vendored llama.cpp, -DGGML_NATIVE=ON) and cached outside the
-# checkout in $LLAMA_CPP_DIR (default ~/.cache/troupe/llama.cpp).
+# checkout in $LLAMA_CPP_DIR (default ~/.cache/troupe/llama.cpp). The same rows follow for an F16
+# conversion of the model (bench/gguf_to_f16.py with the ref venv's gguf package, written once next
+# to the model as NAME.F16.gguf; --no-f16 skips it).
 #
 #   python3 bench/llama_cpp_compare.py [--model M.gguf] [--threads 2] [--troupe build/bench/bench_cpu_forward]
 import argparse
@@ -19,6 +21,7 @@ HOME = os.path.expanduser("~")
 DEFAULT_MODEL = os.path.join(HOME, ".cache/troupe/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 LLAMA_DIR = os.environ.get("LLAMA_CPP_DIR", os.path.join(HOME, ".cache/troupe/llama.cpp"))
 PIP = os.environ.get("TROUPE_PIP", os.path.join(HOME, ".cache/troupe/venv/bin/pip"))
+REF_PYTHON = os.environ.get("TROUPE_REF_PYTHON", os.path.join(HOME, ".cache/troupe/ref-venv/bin/python"))
 
 
 def log(msg):
@@ -92,21 +95,24 @@ def troupe_bench(binary, model, threads, prompt, batches, runs):
     return res
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", default=DEFAULT_MODEL)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--troupe", default="build/bench/bench_cpu_forward")
-    ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
-    bin_dir = build_llama_cpp()
-    t = args.threads
+def f16_conversion(model):
+    """The model converted to F16 (cached beside it), made on first use."""
+    out = re.sub(r"(\.[A-Za-z0-9_]+)?\.gguf$", "", model) + ".F16.gguf"
+    if not os.path.exists(out):
+        log("converting " + model + " to F16 -> " + out)
+        subprocess.run([REF_PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gguf_to_f16.py"), model,
+                        out], check=True)
+    return out
+
+
+def compare(bin_dir, troupe, model, t, runs):
+    """The table's rows for one GGUF: (name, llama.cpp tok/s, troupe tok/s)."""
     # Interleaved so that load from other processes hits both sides alike.
-    lb = llama_bench(bin_dir, args.model, t, args.runs)
-    tb = troupe_bench(args.troupe, args.model, t, 128, [1, 8, 32], args.runs)
-    lbb = llama_batched(bin_dir, args.model, t, 128, [1, 8, 32])
-    tb512 = troupe_bench(args.troupe, args.model, t, 512, [1], args.runs)
-    rows = [
+    lb = llama_bench(bin_dir, model, t, runs)
+    tb = troupe_bench(troupe, model, t, 128, [1, 8, 32], runs)
+    lbb = llama_batched(bin_dir, model, t, 128, [1, 8, 32])
+    tb512 = troupe_bench(troupe, model, t, 512, [1], runs)
+    return [
         ("decode, batch 1 (llama-bench tg64)", lb.get("tg64"), tb.get(1, (None, None))[1]),
         ("decode, batch 1 (batched-bench, 128 ctx)", lbb.get(1), tb.get(1, (None, None))[1]),
         ("decode, batch 8 (batched-bench)", lbb.get(8), tb.get(8, (None, None))[1]),
@@ -114,12 +120,28 @@ def main():
         ("prefill 128 tokens (llama-bench pp128)", lb.get("pp128"), tb.get(1, (None, None))[0]),
         ("prefill 512 tokens (llama-bench pp512)", lb.get("pp512"), tb512.get(1, (None, None))[0]),
     ]
-    print(f"model {os.path.basename(args.model)}, {t} threads, tok/s")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--troupe", default="build/bench/bench_cpu_forward")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-f16", action="store_true", help="skip the F16 conversion's rows")
+    args = ap.parse_args()
+    bin_dir = build_llama_cpp()
+    t = args.threads
+    models = [args.model] + ([] if args.no_f16 else [f16_conversion(args.model)])
+    tables = [(m, compare(bin_dir, args.troupe, m, t, args.runs)) for m in models]
+    print(f"{t} threads, tok/s")
     print("| | llama.cpp | troupe | ratio |")
     print("|---|---|---|---|")
-    for name, l, r in rows:
-        ratio = f"{r / l:.2f}x" if l and r else "-"
-        print(f"| {name} | {l:.1f} | {r:.1f} | {ratio} |" if l and r else f"| {name} | {l} | {r} | - |")
+    for model, rows in tables:
+        tag = "F16" if model.endswith(".F16.gguf") else os.path.basename(model)
+        for name, l, r in rows:
+            ratio = f"{r / l:.2f}x" if l and r else "-"
+            print(f"| {tag}: {name} | {l:.1f} | {r:.1f} | {ratio} |" if l and r else f"| {tag}: {name} | {l} | {r} | - |")
 
 
 if __name__ == "__main__":

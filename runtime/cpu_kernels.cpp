@@ -36,6 +36,22 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) {
   }
 }
 
+namespace {
+
+__attribute__((target("avx2,f16c"))) void f32_to_f16_avx2(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) y[i] = f32_to_f16_bits(x[i]);
+}
+
+}  // namespace
+
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+  if (cpu_matmul_uses_avx2()) return f32_to_f16_avx2(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16_bits(x[i]);
+}
+
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
@@ -128,20 +144,76 @@ void softcap(float* x, int64_t n, float cap) {
   for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
 }
 
+namespace {
+
+// Attention over a float16 cache, one run of positions that are contiguous in one block at a time
+// (keys and values are [block_seq_len, head_dim] per block). The arithmetic is dot_f16's and
+// axpy_f16's exactly: each score is 8 lanes accumulated by FMA over head_dim then the same lane
+// tree as cpu_matmul.cpp, and each output element gets "+= a · v" (product rounded, then the sum)
+// in position order. What changes is that the output stays in registers across a run and there is
+// no call per position.
+__attribute__((target("avx2,fma,f16c"))) inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// scores[j] = dot(q, k[j]) · scale for j in [0, n); k: [n, hd], hd a multiple of 8.
+__attribute__((target("avx2,fma,f16c"))) void scores_f16_avx2(const float* q, const uint16_t* k, int64_t n,
+                                                              int64_t hd, float scale, float* scores) {
+  for (int64_t j = 0; j < n; ++j) {
+    const uint16_t* kj = k + j * hd;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < hd; i += 8)
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
+                            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kj + i))), acc);
+    scores[j] = hsum8(acc) * scale;
+  }
+}
+
+// out[i] += a[j] · v[j, i] for j in [0, n) in order; v: [n, hd], hd a multiple of 8. No FMA in the
+// target, so product and sum round separately, as axpy_f16 does.
+__attribute__((target("avx2,f16c"))) void weighted_sum_f16_avx2(const float* a, const uint16_t* v, int64_t n,
+                                                                int64_t hd, float* out) {
+  for (int64_t i = 0; i < hd; i += 8) {
+    __m256 o = _mm256_loadu_ps(out + i);
+    for (int64_t j = 0; j < n; ++j) {
+      const __m256 vj = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j * hd + i)));
+      o = _mm256_add_ps(o, _mm256_mul_ps(_mm256_set1_ps(a[j]), vj));
+    }
+    _mm256_storeu_ps(out + i, o);
+  }
+}
+
+}  // namespace
+
 void paged_attention_row(const float* q, const paged_kv_view& kv, int64_t lo, int64_t hi, float scale,
                          float* scores, float* out) {
-  const int64_t hd = kv.head_dim;
+  const int64_t hd = kv.head_dim, bsl = kv.block_seq_len;
   auto slot = [&](int64_t pos) {
-    return static_cast<int64_t>(kv.block_table[pos / kv.block_seq_len]) * kv.block_stride +
-           (pos % kv.block_seq_len) * hd;
+    return static_cast<int64_t>(kv.block_table[pos / bsl]) * kv.block_stride + (pos % bsl) * hd;
   };
+  const bool runs = kv.pool_f16 && hd % 8 == 0 && cpu_matmul_uses_avx2();
+  // Runs of positions [j, j + len) that share a block.
+  auto for_each_run = [&](auto&& fn) {
+    for (int64_t j = lo; j <= hi;) {
+      const int64_t len = std::min(hi + 1 - j, bsl - j % bsl);
+      fn(j, len, slot(j));
+      j += len;
+    }
+  };
+  if (runs)
+    for_each_run([&](int64_t j, int64_t len, int64_t at) {
+      scores_f16_avx2(q, kv.pool_f16 + at + kv.k_offset, len, hd, scale, scores + (j - lo));
+    });
+  else
+    for (int64_t j = lo; j <= hi; ++j) {
+      const int64_t k = slot(j) + kv.k_offset;
+      scores[j - lo] = (kv.pool_f16 ? dot_f16(q, kv.pool_f16 + k, hd) : dot_f32(q, kv.pool + k, hd)) * scale;
+    }
   float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = lo; j <= hi; ++j) {
-    const int64_t k = slot(j) + kv.k_offset;
-    const float s = (kv.pool_f16 ? dot_f16(q, kv.pool_f16 + k, hd) : dot_f32(q, kv.pool + k, hd)) * scale;
-    scores[j - lo] = s;
-    mx = std::max(mx, s);
-  }
+  for (int64_t j = lo; j <= hi; ++j) mx = std::max(mx, scores[j - lo]);
   float sum = 0.0f;
   for (int64_t j = lo; j <= hi; ++j) {
     const float e = std::exp(scores[j - lo] - mx);
@@ -149,11 +221,16 @@ void paged_attention_row(const float* q, const paged_kv_view& kv, int64_t lo, in
     sum += e;
   }
   std::fill(out, out + hd, 0.0f);
-  for (int64_t j = lo; j <= hi; ++j) {
-    const int64_t v = slot(j) + kv.v_offset;
-    if (kv.pool_f16) axpy_f16(scores[j - lo], kv.pool_f16 + v, out, hd);
-    else axpy_f32(scores[j - lo], kv.pool + v, out, hd);
-  }
+  if (runs)
+    for_each_run([&](int64_t j, int64_t len, int64_t at) {
+      weighted_sum_f16_avx2(scores + (j - lo), kv.pool_f16 + at + kv.v_offset, len, hd, out);
+    });
+  else
+    for (int64_t j = lo; j <= hi; ++j) {
+      const int64_t v = slot(j) + kv.v_offset;
+      if (kv.pool_f16) axpy_f16(scores[j - lo], kv.pool_f16 + v, out, hd);
+      else axpy_f32(scores[j - lo], kv.pool + v, out, hd);
+    }
   const float inv = 1.0f / sum;
   for (int64_t i = 0; i < hd; ++i) out[i] *= inv;
 }

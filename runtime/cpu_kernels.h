@@ -19,6 +19,9 @@ void axpy_f32(float a, const float* x, float* y, int64_t n);
 // for the sum (never fused), on every instruction set.
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n);
 
+// y[i] = float16 bits of x[i] (round to nearest even, as f32_to_f16_bits), n floats.
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
+
 // y[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) · weight, for r in [0, rows). x, y: [rows, dim].
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y);
 

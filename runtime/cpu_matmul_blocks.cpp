@@ -22,7 +22,8 @@ namespace {
 // the dequantizer's own arithmetic, and every format's scale x quant product is exact in float32
 // (at most 24 significant bits), so whether the compiler fuses "q*d + m" cannot change a bit.
 // Small m (decode): a tile of up to 4 rows x 3 (or 1 x 6) columns decodes one block of each column
-// into an L1 buffer and runs it past the rows. Larger m (prefill): a task dequantizes its column
+// into registers (an L1 buffer for the K-quants) and runs it past the rows, prefetching the next
+// tile's rows as it goes. Larger m (prefill): a task dequantizes its column
 // block once into a float32 panel and runs the float32 kernels over up to 64 rows.
 
 constexpr int tile_rows = 4;
@@ -32,77 +33,99 @@ constexpr int64_t small_m = 4;
 
 using decode_fn = void (*)(const uint8_t* block, float* out);
 
-__attribute__((target("avx2,fma,f16c"))) inline float half_to_f32(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
+// The 32 elements of 16 bytes of packed nibbles (GGML order: element j is byte j's low nibble, j + 16
+// its high nibble), as int32: out[p] holds elements 8p .. 8p + 7. Each 8-byte half is widened
+// straight from memory (vpmovzxbd), so the nibbles need one AND or one shift per vector.
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline void nibbles_i32(const uint8_t* q, __m256i* out) {
+  const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
+  const __m256i hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 8)));
+  const __m256i mask = _mm256_set1_epi32(0x0F);
+  out[0] = _mm256_and_si256(lo, mask);
+  out[1] = _mm256_and_si256(hi, mask);
+  out[2] = _mm256_srli_epi32(lo, 4);
+  out[3] = _mm256_srli_epi32(hi, 4);
 }
 
-// 16 bytes of packed nibbles -> 32 floats in GGML order (low nibbles first), each as
-// cvt(nibble + add) (an int offset), then * d + m.
-__attribute__((target("avx2,fma,f16c"), always_inline)) inline void nibbles_to_f32(
-    __m128i q, __m256i high5_lo, __m256i high5_hi, bool has_high, int offset, float d, float m, bool has_min,
-    __m256* out) {
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  const __m128i lo = _mm_and_si128(q, mask), hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask);
-  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
-  const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
-  const __m256i off = _mm256_set1_epi32(offset);
+// Q5's fifth bits: bit j of qh (little-endian) is element j's bit 4.
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline void add_high_bits(const uint8_t* qh_bytes,
+                                                                                   __m256i* v) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  const __m256i all = _mm256_set1_epi32(static_cast<int>(qh));
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
   for (int p = 0; p < 4; ++p) {
-    __m256i v = _mm256_cvtepu8_epi32(parts[p]);
-    if (has_high) {
-      const __m256i hb = p < 2 ? high5_lo : high5_hi;  // bits for elements 0..15 or 16..31
-      const __m256i shift = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-      const __m256i bits = _mm256_srlv_epi32(hb, _mm256_add_epi32(shift, _mm256_set1_epi32((p & 1) * 8)));
-      v = _mm256_or_si256(v, _mm256_slli_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(1)), 4));
-    }
-    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v, off)), vd);
-    if (has_min) f = _mm256_add_ps(f, vm);
-    out[p] = f;
+    const __m256i bits = _mm256_srlv_epi32(all, _mm256_add_epi32(lane, _mm256_set1_epi32(8 * p)));
+    v[p] = _mm256_or_si256(v[p], _mm256_slli_epi32(_mm256_and_si256(bits, one), 4));
   }
 }
 
-// Register decoders of the 32-element formats: one block -> 4 vectors of 8 floats.
+// Broadcasts of a block's fp16 scale (d) and of its (d, m) pair.
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline __m256 half_scale(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(h)));
+}
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline void half_scale_min(const uint8_t* p, __m256& d,
+                                                                                    __m256& m) {
+  uint32_t dm;
+  std::memcpy(&dm, p, 4);
+  const __m256 both = _mm256_cvtph_ps(_mm_set1_epi32(static_cast<int>(dm)));  // d, m, d, m, ...
+  d = _mm256_permute_ps(both, 0x00);
+  m = _mm256_permute_ps(both, 0x55);
+}
+
+// Register decoders of the 32-element formats: one block -> 4 vectors of 8 floats, each weight
+// (q + offset) * d (+ m). The products are exact in float32, so an FMA for "* d + m" gives the
+// dequantizer's bits.
 struct q4_0_regs {
   static constexpr int64_t bytes = 18;
   __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
-    nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2)), _mm256_setzero_si256(),
-                   _mm256_setzero_si256(), false, -8, half_to_f32(b), 0, false, out);
+    __m256i v[4];
+    nibbles_i32(b + 2, v);
+    const __m256 d = half_scale(b);
+    const __m256i off = _mm256_set1_epi32(-8);
+    for (int p = 0; p < 4; ++p) out[p] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v[p], off)), d);
   }
 };
 struct q4_1_regs {
   static constexpr int64_t bytes = 20;
   __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
-    nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 4)), _mm256_setzero_si256(),
-                   _mm256_setzero_si256(), false, 0, half_to_f32(b), half_to_f32(b + 2), true, out);
+    __m256i v[4];
+    nibbles_i32(b + 4, v);
+    __m256 d, m;
+    half_scale_min(b, d, m);
+    for (int p = 0; p < 4; ++p) out[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v[p]), d, m);
   }
 };
 struct q5_0_regs {
   static constexpr int64_t bytes = 22;
   __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
-    uint32_t qh;
-    std::memcpy(&qh, b + 2, 4);
-    nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 6)), _mm256_set1_epi32(static_cast<int>(qh)),
-                   _mm256_set1_epi32(static_cast<int>(qh >> 16)), true, -16, half_to_f32(b), 0, false, out);
+    __m256i v[4];
+    nibbles_i32(b + 6, v);
+    add_high_bits(b + 2, v);
+    const __m256 d = half_scale(b);
+    const __m256i off = _mm256_set1_epi32(-16);
+    for (int p = 0; p < 4; ++p) out[p] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v[p], off)), d);
   }
 };
 struct q5_1_regs {
   static constexpr int64_t bytes = 24;
   __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
-    uint32_t qh;
-    std::memcpy(&qh, b + 4, 4);
-    nibbles_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 8)), _mm256_set1_epi32(static_cast<int>(qh)),
-                   _mm256_set1_epi32(static_cast<int>(qh >> 16)), true, 0, half_to_f32(b), half_to_f32(b + 2), true,
-                   out);
+    __m256i v[4];
+    nibbles_i32(b + 8, v);
+    add_high_bits(b + 4, v);
+    __m256 d, m;
+    half_scale_min(b, d, m);
+    for (int p = 0; p < 4; ++p) out[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v[p]), d, m);
   }
 };
 struct q8_0_regs {
   static constexpr int64_t bytes = 34;
   __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void decode(const uint8_t* b, __m256* out) {
-    const __m256 vd = _mm256_set1_ps(half_to_f32(b));
+    const __m256 d = half_scale(b);
     for (int p = 0; p < 4; ++p) {
       const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * p));
-      out[p] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), vd);
+      out[p] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
     }
   }
 };
@@ -164,7 +187,10 @@ __attribute__((target("avx2,fma,f16c"))) void qmicro_avx2(const format& f, const
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   const int64_t nb = k / f.block;
+  const uint8_t* next = w + C * row_bytes;  // prefetched as in qmicro_regs
   for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t off = 0; off < C * f.block_bytes; off += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(next + b * C * f.block_bytes + off), _MM_HINT_T0);
     for (int c = 0; c < C; ++c) f.avx2(w + c * row_bytes + b * f.block_bytes, wb[c]);
     const float* xb = x + b * f.block;
     for (int64_t kk = 0; kk < f.block; kk += 8) {
@@ -190,13 +216,29 @@ __attribute__((target("avx2,fma,f16c"))) void qmicro_regs(const format&, const f
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
   const int64_t nb = k / 32;
+  // The C rows are contiguous, but each is only a few cache lines long: too short for the hardware
+  // prefetchers to pick up. Fetch the next tile's bytes at the pace this tile consumes its own.
+  const uint8_t* next = w + C * row_bytes;
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * 32;
-    for (int c = 0; c < C; ++c) {
-      __m256 wv[4];
-      D::decode(w + c * row_bytes + b * D::bytes, wv);
-      for (int r = 0; r < R; ++r)
-        for (int p = 0; p < 4; ++p) acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(xb + r * k + 8 * p), wv[p], acc[r][c]);
+    for (int64_t off = 0; off < C * D::bytes; off += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(next + b * C * D::bytes + off), _MM_HINT_T0);
+    if constexpr (R == 1) {  // decode: x's block stays in registers across the C columns
+      __m256 xv[4];
+      for (int p = 0; p < 4; ++p) xv[p] = _mm256_loadu_ps(xb + 8 * p);
+      for (int c = 0; c < C; ++c) {
+        __m256 wv[4];
+        D::decode(w + c * row_bytes + b * D::bytes, wv);
+        for (int p = 0; p < 4; ++p) acc[0][c] = _mm256_fmadd_ps(xv[p], wv[p], acc[0][c]);
+      }
+    } else {
+      for (int c = 0; c < C; ++c) {
+        __m256 wv[4];
+        D::decode(w + c * row_bytes + b * D::bytes, wv);
+        for (int r = 0; r < R; ++r)
+          for (int p = 0; p < 4; ++p)
+            acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(xb + r * k + 8 * p), wv[p], acc[r][c]);
+      }
     }
   }
   for (int r = 0; r < R; ++r)

@@ -179,7 +179,8 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
       const float* v = q + q_size + kv_size + g * hd;
       if (kv_dtype_ == weight_dtype::f16) {
         uint16_t* p = reinterpret_cast<uint16_t*>(kv_.data()) + slot;
-        for (int64_t i = 0; i < hd; ++i) p[i] = f32_to_f16_bits(k[i]), p[v_off + i] = f32_to_f16_bits(v[i]);
+        f32_to_f16_row(k, p, hd);
+        f32_to_f16_row(v, p + v_off, hd);
       } else {
         std::copy_n(k, hd, kv_.data() + slot);
         std::copy_n(v, hd, kv_.data() + slot + v_off);

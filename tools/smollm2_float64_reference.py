@@ -2,8 +2,10 @@
 """A float64 reference forward pass of the default model (SmolLM2-135M-Instruct, Q4_1 GGUF): every
 tensor dequantized with the `gguf` package (pip install gguf numpy tokenizers), the Llama decoder in
 numpy float64, and the log-softmax of the logits at every prompt position taken at the next prompt
-token. Writes tests/data/smollm2_float64_prompt_logprobs.json, which tests/e2e/test_reference_logprobs.py
-compares with the prompt logprobs troupe returns for `echo` (they must agree within 1e-4 nats).
+token, plus each position's argmax and top-2 margin. Writes tests/data/smollm2_float64_prompt_logprobs.json,
+which tests/e2e/test_reference_logprobs.py compares with the prompt logprobs troupe returns for `echo`
+(they must agree within 1e-4 nats with a float32 KV cache) and tests/runtime/cpu_reference_accuracy_test.cpp
+with the CPU model's default (float16 KV) against the issue's goals.
 
 Usage: tools/smollm2_float64_reference.py [--model GGUF] [--tokenizer DIR] [--out JSON]
 (the ref venv has every package: /root/.cache/troupe/ref-venv/bin/python)
@@ -107,6 +109,13 @@ def prompt_logprobs(logits, ids):
     return out
 
 
+def greedy(logits):
+    """Per position p: the argmax of logits[p] (the greedy next token) and its margin over the
+    runner-up in nats (log-softmax differences equal logit differences)."""
+    top2 = np.sort(logits, axis=-1)[:, -2:]
+    return [int(i) for i in logits.argmax(-1)], [float(m) for m in top2[:, 1] - top2[:, 0]]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -119,12 +128,15 @@ def main():
     result = {"model": os.path.basename(a.model),
               "note": "float64 numpy forward pass over the GGUF weights dequantized by gguf; "
                       "logprobs[p] = log_softmax(logits[p - 1])[ids[p]], logprobs[0] = null "
-                      "(tools/smollm2_float64_reference.py)",
+                      "(tools/smollm2_float64_reference.py); argmax[p], margin[p]: the greedy "
+                      "token after position p and its top-2 logit gap",
               "prompts": []}
     for text in PROMPTS:
         ids = tok.encode(text, add_special_tokens=False).ids
-        lp = prompt_logprobs(model.logits(ids), ids)
-        result["prompts"].append({"text": text, "ids": ids, "logprobs": lp})
+        logits = model.logits(ids)
+        lp = prompt_logprobs(logits, ids)
+        argmax, margin = greedy(logits)
+        result["prompts"].append({"text": text, "ids": ids, "logprobs": lp, "argmax": argmax, "margin": margin})
         print(f"{len(ids):3d} tokens, sum {sum(lp[1:]):.6f}: {text[:40]!r}")
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
