@@ -24,26 +24,7 @@
 #include "actors/executor_actor.h"
 #include "actors/message_count.h"
 #include "actors/scheduler_actor.h"
-
-// Every heap allocation of the process counts (relaxed: the window below is measured from one thread
-// at a step boundary, exact enough for a per-step average over hundreds of steps).
-static std::atomic<uint64_t> g_allocations{0};
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc{};
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#include "bench/counting_allocator.h"
 
 namespace {
 
@@ -58,7 +39,7 @@ struct snapshot {
 };
 
 snapshot take_snapshot() {
-  return {clock_type::now(), messages_handled(), g_allocations.load(std::memory_order_relaxed)};
+  return {clock_type::now(), messages_handled(), bench::heap_allocations()};
 }
 
 // Logits that always pick token 1; vocab 64 keeps sampling negligible. Snapshots the counters at the

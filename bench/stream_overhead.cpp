@@ -24,26 +24,7 @@
 
 #include "actors/engine.h"
 #include "net/listener.h"
-
-// Every heap allocation of the process counts, on every thread (the engine's, the listener's and
-// the bench's own client threads alike: the client's share is the same in both columns).
-static std::atomic<uint64_t> g_allocations{0};
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc{};
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#include "bench/counting_allocator.h"
 
 namespace {
 
@@ -69,7 +50,7 @@ std::vector<int32_t> prompt_ids(int i) {
 // allocations made meanwhile.
 template <class F>
 double run_batch(const bench_args& a, F fn, int64_t& tokens_seen, uint64_t& allocations) {
-  const uint64_t allocs0 = g_allocations.load();
+  const uint64_t allocs0 = bench::heap_allocations();
   std::atomic<int> next{0};
   std::atomic<int64_t> total{0};
   const auto t0 = clock_type::now();
@@ -80,7 +61,7 @@ double run_batch(const bench_args& a, F fn, int64_t& tokens_seen, uint64_t& allo
     });
   for (auto& t : ts) t.join();
   tokens_seen = total;
-  allocations = g_allocations.load() - allocs0;
+  allocations = bench::heap_allocations() - allocs0;
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
