@@ -1,5 +1,6 @@
-// The executor actor's behaviour: forward() and sampling on its own thread; errors become
-// caf::errors in the "troupe" category, exceptions from the backend too (the actor then stays alive).
+// The executor actor's behaviour: the step's delta into its persistent batch, then forward() and
+// sampling on its own thread; errors become caf::errors in the "troupe" category, exceptions from
+// the backend too (the actor then stays alive).
 #include "actors/executor_actor.h"
 
 #include <exception>
@@ -9,18 +10,23 @@
 
 #include "actors/message_count.h"
 #include "config/log.h"
+#include "runtime/persistent_batch.h"
 
 namespace troupe {
 namespace {
 
 executor_actor::behavior_type executor(executor_actor::pointer, std::shared_ptr<model_backend> backend, bool sample) {
   auto rows = std::make_shared<step_logits>();  // the backend's logits rows, reused every step
+  // This executor's persistent batch: a restarted executor starts empty, and the scheduler resends
+  // everything to it (step_batch::reset).
+  auto held = std::make_shared<persistent_batch>();
   return {
-      [backend, rows, sample](step_atom, const step_batch& batch) -> caf::result<step_logits> {
+      [backend, rows, held, sample](step_atom, step_batch& batch) -> caf::result<step_logits> {
         count_message();
         step_logits out;
         try {
-          status st = sample ? backend->forward_sampled(batch, *rows, out) : backend->forward(batch, out);
+          status st = held->apply(batch);
+          if (st) st = sample ? backend->forward_sampled(batch, *rows, out) : backend->forward(batch, out);
           if (!st) {
             logger("executor")->error("step failed: {}", st.err().to_string());
             return to_caf_error(st.err());

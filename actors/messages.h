@@ -80,8 +80,8 @@ struct conversation_pin_request {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, seq_step& x) {
-  return f(caf::meta::type_name("seq_step"), x.seq_id, x.tokens, x.start_pos, x.block_table, x.want_logits,
-           x.want_all_logits, x.prompt_logprobs, x.next_token);
+  return f(caf::meta::type_name("seq_step"), x.seq_id, x.tokens, x.start_pos, x.block_table, x.new_seq,
+           x.want_logits, x.want_all_logits, x.prompt_logprobs, x.next_token);
 }
 
 template <class Inspector>
@@ -94,10 +94,10 @@ typename Inspector::result_type inspect(Inspector& f, sampled_seq& x) {
   return f(caf::meta::type_name("sampled_seq"), x.seq, x.token, x.blocked, x.terminated);
 }
 
-// seq_step::sampling is an in-process pointer: it is not serialized (see step_batch.h).
+// seq_step::sampling and step_batch::tables are in-process pointers: not serialized (step_batch.h).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_batch& x) {
-  return f(caf::meta::type_name("step_batch"), x.seqs, x.step_id);
+  return f(caf::meta::type_name("step_batch"), x.seqs, x.step_id, x.delta, x.reset, x.removed);
 }
 
 template <class Inspector>

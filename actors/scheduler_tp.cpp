@@ -41,6 +41,7 @@ void spawn_group(sched_pointer self) {
   }
   *st.exec_handles = st.execs;
   st.group_broken = false;
+  if (st.core) st.core->resend_step_state();  // fresh executors hold no persistent batch
 }
 
 namespace {
@@ -97,7 +98,8 @@ void run_step(sched_pointer self, step_batch batch) {
     if (--g->pending == 0 && end_call(self, call)) finish_step(self, *g);
   };
   for (size_t r = 0; r < st.execs.size(); ++r) {
-    // The last rank gets the batch itself, the others copies.
+    // The last rank gets the batch itself, the others copies of the same delta (the tables they
+    // address live in each rank's persistent batch).
     step_batch msg = r + 1 == st.execs.size() ? std::move(batch) : batch;
     self->request(st.execs[r], caf::infinite, step_atom_v, std::move(msg))
         .then(

@@ -89,7 +89,9 @@ result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_wei
 }
 
 status cpu_model::check_batch(const step_batch& batch) const {
-  for (const auto& s : batch.seqs) {
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    const seq_step& s = batch.seqs[i];
+    const std::span<const int32_t> table = block_table_of(batch, i);
     auto bad = [&](const std::string& what) {
       return make_error(errc::invalid_argument, "step for seq " + std::to_string(s.seq_id) + ": " + what);
     };
@@ -102,12 +104,12 @@ status cpu_model::check_batch(const step_batch& batch) const {
       return bad("next_token or prompt_logprobs out of range");
     const int64_t end = static_cast<int64_t>(s.start_pos) + static_cast<int64_t>(s.tokens.size());
     const int64_t needed = (end + block_seq_len_ - 1) / block_seq_len_;
-    if (static_cast<int64_t>(s.block_table.size()) < needed)
-      return bad("block table has " + std::to_string(s.block_table.size()) + " blocks, positions up to " +
+    if (static_cast<int64_t>(table.size()) < needed)
+      return bad("block table has " + std::to_string(table.size()) + " blocks, positions up to " +
                  std::to_string(end) + " need " + std::to_string(needed));
     for (int64_t b = 0; b < needed; ++b)
-      if (s.block_table[b] < 0 || s.block_table[b] >= num_blocks_)
-        return bad("block id " + std::to_string(s.block_table[b]) + " outside [0, " + std::to_string(num_blocks_) + ")");
+      if (table[b] < 0 || table[b] >= num_blocks_)
+        return bad("block id " + std::to_string(table[b]) + " outside [0, " + std::to_string(num_blocks_) + ")");
   }
   return ok_status();
 }
@@ -170,9 +172,9 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
     }
     rope_apply(q, nh, hd, cos_tab.data() + t * half, sin_tab.data() + t * half);
     rope_apply(q + q_size, nkv, hd, cos_tab.data() + t * half, sin_tab.data() + t * half);
-    const seq_step& s = batch.seqs[tok_seq_[t]];
     const int64_t pos = tok_pos_[t];
-    const int64_t block = static_cast<int64_t>(s.block_table[pos / block_seq_len_]) * block_stride_;
+    const int32_t* table = block_table_of(batch, static_cast<size_t>(tok_seq_[t])).data();
+    const int64_t block = static_cast<int64_t>(table[pos / block_seq_len_]) * block_stride_;
     for (int64_t g = 0; g < nkv; ++g) {
       const int64_t slot = block + layer_off + g * head_stride + (pos % block_seq_len_) * hd;
       const float* k = q + q_size + g * hd;
@@ -200,7 +202,7 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
     paged_kv_view kv;
     if (kv_dtype_ == weight_dtype::f16) kv.pool_f16 = reinterpret_cast<const uint16_t*>(kv_.data());
     else kv.pool = kv_.data();
-    kv.block_table = batch.seqs[tok_seq_[t]].block_table.data();
+    kv.block_table = block_table_of(batch, static_cast<size_t>(tok_seq_[t])).data();
     kv.block_stride = block_stride_;
     kv.k_offset = layer_off + g * head_stride;
     kv.v_offset = kv.k_offset + v_off;

@@ -37,6 +37,7 @@ struct scheduler_core::sequence {
   bool started_once = false;
   bool waits_for_parent = false; // choice > 0: starts from its parent's prompt blocks
   std::vector<int32_t> blocks;
+  sent_table sent;               // what the executors hold of `blocks`
   phase ph = phase::waiting;
   uint64_t order = 0;            // admission order: the newest is preempted first
   std::shared_ptr<sampler> smp;  // shared with the executor while a step samples it
@@ -264,7 +265,7 @@ step_batch scheduler_core::apply_blocks(const block_reply& reply) {
     ss.seq_id = static_cast<int64_t>(s->id);
     ss.start_pos = s->num_computed;
     ss.tokens.assign(s->tokens.begin() + s->num_computed, s->tokens.begin() + s->num_computed + step_chunk_[i]);
-    ss.block_table = s->blocks;
+    delta_.fill(s->sent, s->blocks, ss);
     // Scoring-only requests (max_tokens 0) sample nothing: no row, no sampler.
     ss.want_logits = s->num_computed + step_chunk_[i] == static_cast<int32_t>(s->tokens.size()) &&
                      s->req->req.params.max_tokens > 0;
@@ -277,6 +278,7 @@ step_batch scheduler_core::apply_blocks(const block_reply& reply) {
     assert(static_cast<int64_t>(s->blocks.size()) * bs >= s->num_computed + step_chunk_[i]);
     batch.seqs.push_back(std::move(ss));
   }
+  if (!batch.seqs.empty()) delta_.seal(batch);  // an empty batch is not sent: removals wait for the next
   return batch;
 }
 
@@ -386,6 +388,7 @@ void scheduler_core::on_step_output(const step_logits& logits) {
 }
 
 void scheduler_core::on_step_failed(const error& err) {
+  delta_.resend_all();  // the executors may have applied the step's delta, or part of it
   for (size_t i = 0; i < in_step_.size(); ++i)
     if (sequence* s = in_step_[i]) fail_request(*s->req, err);  // nulls the request's other entries
   in_step_.clear();
@@ -446,12 +449,14 @@ void scheduler_core::release_sequence(sequence& s) {
     auto it = std::find(to_start_.begin(), to_start_.end(), &s);
     if (it != to_start_.end()) to_start_.erase(it);
   }
+  delta_.forget(s.sent, static_cast<int64_t>(s.id));
   s.blocks.clear();
 }
 
 void scheduler_core::preempt(sequence& s) {
   running_.erase(std::find(running_.begin(), running_.end(), &s));
   releases_.push_back(s.id);
+  delta_.forget(s.sent, static_cast<int64_t>(s.id));
   s.blocks.clear();
   s.num_computed = 0;
   s.num_committed = 0;

@@ -16,6 +16,7 @@
 #include "config/error.h"
 #include "runtime/block_messages.h"
 #include "runtime/step_batch.h"
+#include "runtime/step_delta.h"
 #include "runtime/stop_checker.h"
 
 namespace troupe {
@@ -79,8 +80,11 @@ class scheduler_core {
   //     blocks are committed. Samplers are not touched between apply_blocks and this call.
   // Invariant: a sequence's tokens[0, num_computed) are in its blocks; each step computes
   // tokens[num_computed, num_computed + chunk) and samples when that reaches the end of tokens.
+  // apply_blocks' batch is a delta against the executors' persistent batch (runtime/step_delta.h).
   std::optional<block_request> plan_step(int64_t available_blocks);
   step_batch apply_blocks(const block_reply& reply);
+  // The executors were restarted: the next step resets their persistent batch and resends it all.
+  void resend_step_state() { delta_.resend_all(); }
   void on_step_output(const step_logits& logits);
   void on_step_failed(const error& err);
   // Fails every request that has a sequence waiting for blocks (the block manager keeps failing);
@@ -138,6 +142,7 @@ class scheduler_core {
   std::vector<block_commit> commits_;
   std::vector<uint64_t> finished_requests_;
   constraint_compiler compile_;
+  step_delta_tracker delta_;            // what the executors hold of each running sequence
   int64_t num_preemptions_ = 0;
   int64_t prompt_tokens_total_ = 0;
   int64_t generation_tokens_total_ = 0;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "troupe/generation.h"
@@ -18,7 +19,11 @@ struct seq_step {
   int64_t seq_id = 0;
   std::vector<int32_t> tokens;       // [n] new tokens: a prefill chunk, or 1 decode token
   int32_t start_pos = 0;             // position of tokens[0]; positions [0, start_pos) are in KV
-  std::vector<int32_t> block_table;  // block ids covering positions [0, start_pos + n)
+  // A whole batch (step_batch::delta false): block ids covering positions [0, start_pos + n).
+  // A delta (serving): the ids appended since the executor last saw this sequence — all of them when
+  // new_seq — and the executor's persistent batch holds the whole table (step_batch::tables).
+  std::vector<int32_t> block_table;
+  bool new_seq = false;              // delta: (re)start the sequence's row (new, or resumed after preemption)
   bool want_logits = true;           // logits of the last new token (false: mid-prompt chunk)
   bool want_all_logits = false;      // logits of every new token (tests)
   // Prompt scoring: >= 0 asks for, at every new position, the log-softmax of its logits taken at
@@ -50,15 +55,46 @@ struct sampled_seq {
   bool terminated = false;  // the constraint is complete after `token`: nothing may follow it
 };
 
+// The step's block tables as the executor's persistent batch holds them (runtime/persistent_batch.h):
+// seqs[i]'s table is row row_of[i] of `data` [num_rows, stride], len[row_of[i]] ids long. Rows in
+// `dirty` changed since the previous step's view from column dirty_from[k] on (a device backend
+// patches only those into its own copy). In-process only, never serialized.
+struct block_table_view {
+  const int32_t* data = nullptr;        // [num_rows, stride] row-major, reused across steps
+  int64_t stride = 0;
+  int64_t num_rows = 0;
+  const int32_t* len = nullptr;         // [num_rows]
+  const int32_t* row_of = nullptr;      // [seqs.size()]
+  const int32_t* dirty = nullptr;       // [num_dirty] rows
+  const int32_t* dirty_from = nullptr;  // [num_dirty] first changed column of each
+  int64_t num_dirty = 0;
+};
+
 struct step_batch {
   std::vector<seq_step> seqs;
   int64_t step_id = 0;  // increasing per scheduler; tensor-parallel ranks scope their collectives by it
+  // Serving steps are deltas against the executor's persistent batch: `reset` clears it first (a
+  // fresh or failed executor gets everything again), `removed` lists sequences that finished or were
+  // preempted since the previous step, and each seq_step carries only its appended block ids.
+  bool delta = false;
+  bool reset = false;
+  std::vector<int64_t> removed;
+  block_table_view tables;  // set by the executor's persistent batch (delta) before forward()
   int64_t num_tokens() const {
     int64_t n = 0;
     for (const auto& s : seqs) n += static_cast<int64_t>(s.tokens.size());
     return n;
   }
 };
+
+// seqs[i]'s whole block table: from the persistent batch's view when there is one, else its own.
+inline std::span<const int32_t> block_table_of(const step_batch& b, size_t i) {
+  if (b.tables.data) {
+    const int64_t r = b.tables.row_of[i];
+    return {b.tables.data + r * b.tables.stride, static_cast<size_t>(b.tables.len[r])};
+  }
+  return b.seqs[i].block_table;
+}
 
 // A step's answer. Serving steps carry `sampled` and no rows; rows are for sequences without a
 // sampler (tests, a step from another process).

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "runtime/block_manager_core.h"
+#include "runtime/persistent_batch.h"
 #include "runtime/scheduler_core.h"
 #include "support/constraint_doubles.h"
 #include "support/fixture_model.h"
@@ -37,6 +38,7 @@ struct harness {
   int steps = 0;
   bool executor_samples = false;  // forward_sampled (the executor's path) instead of rows
   step_logits rows;               // forward_sampled's reused row buffer
+  persistent_batch held;          // the executor's: steps are deltas against it
 
   harness(int32_t num_blocks, int32_t bs, scheduler_limits lim)
       : pool(block_pool_options{num_blocks, bs, lim.prefix_caching, {}}),
@@ -85,6 +87,7 @@ struct harness {
       collect();
       if (batch.seqs.empty()) continue;
       step_logits logits;
+      ASSERT_TRUE(held.apply(batch).ok());
       ASSERT_TRUE((executor_samples ? model->forward_sampled(batch, rows, logits) : model->forward(batch, logits)).ok());
       if (executor_samples) ASSERT_EQ(logits.num_rows(), 0) << "a serving step returns no rows";
       core.on_step_output(logits);
@@ -255,6 +258,7 @@ TEST(scheduler_core, batch_size_bounds_each_step) {
     auto batch = h.core.apply_blocks(apply_block_request(h.pool, *plan));
     EXPECT_LE(batch.seqs.size(), 2u);
     step_logits l;
+    ASSERT_TRUE(h.held.apply(batch).ok());
     ASSERT_TRUE(h.model->forward(batch, l).ok());
     h.core.on_step_output(l);
     h.collect();

@@ -5,41 +5,14 @@
 // decode sampling allocates nothing.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <random>
 #include <vector>
 
 #include "runtime/sampler.h"
 #include "runtime/step_sampling.h"
+#include "support/alloc_counter.h"
 #include "support/constraint_doubles.h"
 #include "support/fixture_model.h"
-
-// Heap allocations made by the thread that turned counting on (this binary's operator new: plain
-// malloc, counted only while a test asks, so the other tests are unaffected).
-namespace {
-std::atomic<int64_t> g_allocations{0};
-thread_local bool g_counting = false;
-}  // namespace
-
-void* operator new(std::size_t n) {
-  if (g_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc{};
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-// The nothrow forms too: every form must come from the same malloc that the deletes below free
-// (a sanitizer's own nothrow new freed here is an alloc-dealloc mismatch).
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  if (g_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace troupe {
 namespace {
@@ -240,14 +213,13 @@ TEST(step_sampling, steady_decode_sampling_allocates_nothing) {
     sampler s(p, std::vector<int32_t>{1, 2, 3});
     std::vector<float> row = original;
     sampled_seq out = sample_row(s, row, 0);  // warm-up: scratch grows to the vocabulary
-    g_allocations = 0;
-    g_counting = true;
+    testing::count_allocations(true);
     for (int i = 0; i < 20; ++i) {
       row = original;  // same size: no allocation
       out = sample_row(s, row, 0);
     }
-    g_counting = false;
-    EXPECT_EQ(g_allocations.load(), 0) << "temperature " << p.temperature << ", top_k " << p.top_k;
+    testing::count_allocations(false);
+    EXPECT_EQ(testing::counted_allocations(), 0) << "temperature " << p.temperature << ", top_k " << p.top_k;
     EXPECT_GE(out.token.token, 0);
   }
 }
