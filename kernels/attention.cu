@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(paged_attenti
   const int key_begin = blockIdx.z * split_len;
   const int key_end = min(s.start_pos + tile_end, key_begin + split_len);
   const T* pool = static_cast<const T*>(p.cache.pool);
-  const int32_t* table = p.block_tables + static_cast<int64_t>(w.seq) * p.max_blocks_per_seq;
+  const int32_t* table = p.block_tables + static_cast<int64_t>(p.tables_by_row ? s.table_row : w.seq) * p.max_blocks_per_seq;
 
   auto row_tok = [&](int r) { return w.q_offset + r / p.heads_per_cta; };
   auto row_head = [&](int r) { return kv_head * group + chunk * p.heads_per_cta + r % p.heads_per_cta; };

@@ -19,7 +19,7 @@ struct attention_seq {
   int32_t q_len = 0;      // number of new tokens (1 for decode)
   int32_t start_pos = 0;  // tokens of this sequence already cached before the step; new token i
                           // sits at position start_pos + i and sees keys [0, start_pos + i]
-  int32_t reserved = 0;
+  int32_t table_row = 0;  // its row of block_tables when paged_attention_args::tables_by_row
 };
 
 // One CTA's tile of queries: tokens [q_offset, q_offset + tile_tokens) of sequence `seq`.
@@ -55,8 +55,9 @@ struct paged_attention_args {
   int64_t q_stride = 0;       // elements between tokens of q (the fused qkv row width)
   paged_kv_layout cache;
   int32_t layer = 0;
-  const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq] block ids
+  const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq] block ids (or [rows, ...])
   int32_t max_blocks_per_seq = 0;
+  bool tables_by_row = false;  // sequence s reads row seqs[s].table_row (a persistent table), not row s
   const attention_seq* seqs = nullptr;    // device [num_seqs]
   const attention_work* work = nullptr;   // device [num_work], from the schedule
   int32_t num_work = 0;

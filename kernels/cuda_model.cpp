@@ -125,6 +125,8 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
   max_blocks_per_seq_ = blocks_per_seq(cfg, opts);
   logit_rows_ = opts.max_batch_size;
   meta_ints_ = meta_ints(cfg, opts);
+  tables_off_ = (meta_ints_ - opts.max_batch_size * max_blocks_per_seq_) / 4 * 4;  // the last section
+  table_rows_.reserve(static_cast<size_t>(opts.max_batch_size));
 
   // Sizes first, then one check against the free memory, then the three allocations.
   const bool has_bias =
@@ -238,18 +240,19 @@ status cuda_model::validate(const step_batch& batch) const {
     return make_error(errc::invalid_argument, "step has " + std::to_string(batch.num_tokens()) +
                                                   " tokens, the reserve holds " + std::to_string(max_tokens_));
   const int64_t bs = kv_layout_.block_seq_len;
-  for (const auto& s : batch.seqs) {
+  for (size_t i = 0; i < batch.seqs.size(); ++i) {
+    const seq_step& s = batch.seqs[i];
+    const std::span<const int32_t> table = block_table_of(batch, i);
     const int64_t end = static_cast<int64_t>(s.start_pos) + static_cast<int64_t>(s.tokens.size());
     const int64_t need = (end + bs - 1) / bs;
     if (s.tokens.empty() || s.start_pos < 0 || need > max_blocks_per_seq_ ||
-        static_cast<int64_t>(s.block_table.size()) < need ||
-        static_cast<int64_t>(s.block_table.size()) > max_blocks_per_seq_)
+        static_cast<int64_t>(table.size()) < need || static_cast<int64_t>(table.size()) > max_blocks_per_seq_)
       return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": " +
                                                     std::to_string(s.tokens.size()) + " tokens at " +
                                                     std::to_string(s.start_pos) + " with " +
-                                                    std::to_string(s.block_table.size()) + " blocks (max " +
+                                                    std::to_string(table.size()) + " blocks (max " +
                                                     std::to_string(max_blocks_per_seq_) + ")");
-    for (int32_t b : s.block_table)
+    for (int32_t b : table)
       if (b < 0 || b >= kv_layout_.num_blocks)
         return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": block id " +
                                                       std::to_string(b) + " out of range");
@@ -264,10 +267,12 @@ status cuda_model::validate(const step_batch& batch) const {
 }
 
 // Design note: the step's metadata is packed into one pinned buffer (sections 16-byte aligned),
-// uploaded with one copy; the block tables are packed with the step's widest table as row stride.
+// uploaded with one copy; the block tables are not in it: they persist on the device
+// (cuda_model_tables.cpp) and each sequence names its row (attention_seq::table_row).
 status cuda_model::forward(const step_batch& batch, step_logits& out) {
   TROUPE_CUDA_TRY(cudaSetDevice(opts_.device), "cudaSetDevice");  // the executor's thread, not the loader's
   TROUPE_TRY(validate(batch));
+  TROUPE_TRY(stage_block_tables(batch));
   out.row_seq.clear();
   out.data.clear();
   out.prompt.clear();
@@ -283,15 +288,13 @@ status cuda_model::forward(const step_batch& batch, step_logits& out) {
     off += (n + 3) / 4 * 4;
     return o;
   };
-  int64_t max_bt = 1;
-  for (const auto& s : batch.seqs) max_bt = std::max<int64_t>(max_bt, s.block_table.size());
   seqs_host_.resize(nseq);
   std::vector<int32_t> rows;
   int32_t row = 0;
   for (int32_t i = 0; i < nseq; ++i) {
     const auto& s = batch.seqs[i];
     const int32_t n = static_cast<int32_t>(s.tokens.size());
-    seqs_host_[i] = {row, n, s.start_pos, 0};
+    seqs_host_[i] = {row, n, s.start_pos, table_rows_[static_cast<size_t>(i)]};
     for (int32_t t = 0; t < n; ++t)
       if (s.want_all_logits || (s.want_logits && t == n - 1)) {
         rows.push_back(row + t);
@@ -303,20 +306,20 @@ status cuda_model::forward(const step_batch& batch, step_logits& out) {
   make_attention_schedule(seqs_host_.data(), nseq, so, schedule_);
 
   const int64_t tok_off = take(T), pos_off = take(T), slot_off = take(T), rows_off = take(rows.size());
-  const int64_t seq_off = take(4 * nseq), work_off = take(2 * schedule_.work.size()), bt_off = take(nseq * max_bt);
-  if (off > meta_ints_) return make_error(errc::internal, "step metadata exceeds its reserve");
+  const int64_t seq_off = take(4 * nseq), work_off = take(2 * schedule_.work.size());
+  if (off > tables_off_) return make_error(errc::internal, "step metadata exceeds its reserve");
   int32_t* h = host_meta_;
   const int64_t bs = kv_layout_.block_seq_len;
   int64_t t = 0;
   for (int32_t i = 0; i < nseq; ++i) {
     const auto& s = batch.seqs[i];
+    const int32_t* table = block_table_of(batch, static_cast<size_t>(i)).data();
     for (size_t j = 0; j < s.tokens.size(); ++j, ++t) {
       const int64_t p = s.start_pos + static_cast<int64_t>(j);
       h[tok_off + t] = s.tokens[j];
       h[pos_off + t] = static_cast<int32_t>(p);
-      h[slot_off + t] = static_cast<int32_t>(s.block_table[p / bs] * bs + p % bs);
+      h[slot_off + t] = static_cast<int32_t>(table[p / bs] * bs + p % bs);
     }
-    std::copy(s.block_table.begin(), s.block_table.end(), h + bt_off + i * max_bt);
   }
   std::copy(rows.begin(), rows.end(), h + rows_off);
   std::memcpy(h + seq_off, seqs_host_.data(), nseq * sizeof(attention_seq));
@@ -328,8 +331,9 @@ status cuda_model::forward(const step_batch& batch, step_logits& out) {
   attn.q = buf_.qkv;
   attn.q_stride = (cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim;
   attn.cache = kv_layout_;
-  attn.block_tables = buf_.meta + bt_off;
-  attn.max_blocks_per_seq = static_cast<int32_t>(max_bt);
+  attn.block_tables = buf_.meta + tables_off_;  // the persistent table (stage_block_tables)
+  attn.max_blocks_per_seq = static_cast<int32_t>(max_blocks_per_seq_);
+  attn.tables_by_row = true;
   attn.seqs = reinterpret_cast<const attention_seq*>(buf_.meta + seq_off);
   attn.work = reinterpret_cast<const attention_work*>(buf_.meta + work_off);
   attn.num_tokens = T;

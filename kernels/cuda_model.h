@@ -135,10 +135,13 @@ class cuda_model final : public model_backend {
   status softcap_logits(int64_t rows);           // final_logit_softcapping of buf_.logits [rows, vocab], if set
   status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
   status run_prompt_scoring(const step_batch& batch, step_logits& out);  // cuda_model_scoring.cpp
+  // Writes the step's block tables into the persistent device table (cuda_model_tables.cpp) and
+  // table_rows_[i], the row seqs[i] reads.
+  status stage_block_tables(const step_batch& batch);
 
   // CUDA graphs for decode steps. All graphs read one fixed metadata layout at the start of
-  // buf_.meta (offsets in int32, sized for the largest graph batch; block tables with row stride
-  // max_blocks_per_seq_). A graph fixes num_splits; the keys per split are a device scalar set each
+  // buf_.meta (offsets in int32, sized for the largest graph batch); the block tables are the
+  // persistent device table at tables_off_. A graph fixes num_splits; the keys per split are a device scalar set each
   // step. Padding rows have q_len 0 (no attention) and slot -1 (no KV write).
   struct decode_graph {
     int32_t batch = 0;
@@ -146,7 +149,7 @@ class cuda_model final : public model_backend {
     cudaGraphExec_t exec = nullptr;
   };
   struct graph_layout {
-    int64_t tok = 0, pos = 0, slot = 0, seq = 0, work = 0, split_len = 0, bt = 0, end = 0;
+    int64_t tok = 0, pos = 0, slot = 0, seq = 0, work = 0, split_len = 0, end = 0;
   };
   status capture_decode_graphs();
   status run_decode_body(int32_t batch, int32_t num_splits);  // what a graph records
@@ -164,6 +167,11 @@ class cuda_model final : public model_backend {
   cudaStream_t stream_ = nullptr;
   device_arena weights_, reserve_, kv_;
   int32_t* host_meta_ = nullptr;  // pinned [meta_ints_]
+  // The persistent device block table: [max_batch_size, max_blocks_per_seq_] at buf_.meta +
+  // tables_off_, mirrored (pinned staging) at host_meta_ + tables_off_; per-step metadata stays below it.
+  int64_t tables_off_ = 0;
+  bool tables_synced_ = false;      // its rows equal the executor's persistent batch as of its last view
+  std::vector<int32_t> table_rows_; // [seqs] the row each sequence of the step reads
   float* host_logits_ = nullptr;  // pinned [max_batch_size, vocab] (rank 0): rows sampled on the host
   float* logits_dst_ = nullptr;   // set during forward_sampled: logits rows go here, not to out.data
   cublas_gemm gemm_;

@@ -38,9 +38,9 @@ status cuda_model::capture_decode_graphs() {
     return o;
   };
   glay_.tok = take(bmax), glay_.pos = take(bmax), glay_.slot = take(bmax), glay_.seq = take(4 * bmax);
-  glay_.work = take(2 * bmax), glay_.split_len = take(1), glay_.bt = take(bmax * max_blocks_per_seq_);
-  glay_.end = off;
-  if (glay_.end > meta_ints_) return make_error(errc::internal, "decode graph metadata exceeds its reserve");
+  glay_.work = take(2 * bmax), glay_.split_len = take(1);
+  glay_.end = off;  // the block tables: the persistent device table at tables_off_, past the end
+  if (glay_.end > tables_off_) return make_error(errc::internal, "decode graph metadata exceeds its reserve");
 
   const attention_schedule_options so = schedule_options();
   size_t free_before = 0, free_after = 0, total = 0;
@@ -67,7 +67,7 @@ status cuda_model::capture_decode_graphs() {
       std::memcpy(h + glay_.work + 2 * i, &w, sizeof w);
     }
     h[glay_.split_len] = 64;
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(buf_.meta, h, glay_.bt * 4, cudaMemcpyHostToDevice, stream_), "upload graph metadata");
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(buf_.meta, h, glay_.end * 4, cudaMemcpyHostToDevice, stream_), "upload graph metadata");
     TROUPE_TRY(run_decode_body(B, g.num_splits));
     TROUPE_CUDA_TRY(cudaStreamSynchronize(stream_), "graph warm-up");
     TROUPE_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
@@ -107,8 +107,9 @@ status cuda_model::run_decode_body(int32_t B, int32_t num_splits) {
   attn.q = buf_.qkv;
   attn.q_stride = (cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim;
   attn.cache = kv_layout_;
-  attn.block_tables = meta + glay_.bt;
+  attn.block_tables = meta + tables_off_;  // persistent; each step's seqs name their rows
   attn.max_blocks_per_seq = static_cast<int32_t>(max_blocks_per_seq_);
+  attn.tables_by_row = true;
   attn.seqs = reinterpret_cast<const attention_seq*>(meta + glay_.seq);
   attn.work = reinterpret_cast<const attention_work*>(meta + glay_.work);
   attn.num_tokens = B;
@@ -152,11 +153,11 @@ status cuda_model::run_decode_graph(const decode_graph& g, const step_batch& bat
     if (i < n) {
       const seq_step& s = batch.seqs[i];
       const int64_t p = s.start_pos;
+      const int32_t* table = block_table_of(batch, static_cast<size_t>(i)).data();
       h[glay_.tok + i] = s.tokens[0];
       h[glay_.pos + i] = s.start_pos;
-      h[glay_.slot + i] = static_cast<int32_t>(s.block_table[p / bs] * bs + p % bs);
-      std::copy(s.block_table.begin(), s.block_table.end(), h + glay_.bt + i * max_blocks_per_seq_);
-      as = {i, 1, s.start_pos, 0};
+      h[glay_.slot + i] = static_cast<int32_t>(table[p / bs] * bs + p % bs);
+      as = {i, 1, s.start_pos, table_rows_[static_cast<size_t>(i)]};
       max_kv = std::max<int64_t>(max_kv, p + 1);
       if (s.want_logits) {
         rows.push_back(i);
@@ -171,9 +172,7 @@ status cuda_model::run_decode_graph(const decode_graph& g, const step_batch& bat
   }
   const int64_t per_split = (max_kv + g.num_splits - 1) / g.num_splits;
   h[glay_.split_len] = static_cast<int32_t>(std::max<int64_t>(64, (per_split + 63) / 64 * 64));
-  TROUPE_CUDA_TRY(cudaMemcpyAsync(buf_.meta, h, (glay_.bt + int64_t{n} * max_blocks_per_seq_) * 4,
-                                  cudaMemcpyHostToDevice, stream_),
-                  "upload step metadata");
+  TROUPE_CUDA_TRY(cudaMemcpyAsync(buf_.meta, h, glay_.end * 4, cudaMemcpyHostToDevice, stream_), "upload step metadata");
   TROUPE_CUDA_TRY(cudaGraphLaunch(g.exec, stream_), "cudaGraphLaunch");
   float* dst = logits_dst_;  // forward_sampled's pinned rows, else the reply's
   if (!dst) {

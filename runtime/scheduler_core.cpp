@@ -256,8 +256,7 @@ step_batch scheduler_core::apply_blocks(const block_reply& reply) {
     planned.push_back(s);
     chunks.push_back(chunk);
   }
-  in_step_ = planned;
-  step_chunk_ = chunks;
+  in_step_.swap(planned), step_chunk_.swap(chunks);
   step_batch batch;
   for (size_t i = 0; i < in_step_.size(); ++i) {
     sequence* s = in_step_[i];
@@ -454,10 +453,7 @@ void scheduler_core::release_sequence(sequence& s) {
 }
 
 void scheduler_core::preempt(sequence& s) {
-  running_.erase(std::find(running_.begin(), running_.end(), &s));
-  releases_.push_back(s.id);
-  delta_.forget(s.sent, static_cast<int64_t>(s.id));
-  s.blocks.clear();
+  release_sequence(s);  // running: its blocks go back, the executors forget it
   s.num_computed = 0;
   s.num_committed = 0;
   s.ph = sequence::phase::waiting;
