@@ -231,44 +231,9 @@ status cuda_model::carve_reserve() {
   return ok_status();
 }
 
-status cuda_model::validate(const step_batch& batch) const {
-  if (static_cast<int64_t>(batch.seqs.size()) > opts_.max_batch_size)
-    return make_error(errc::invalid_argument, "step has " + std::to_string(batch.seqs.size()) +
-                                                  " sequences, max_batch_size is " +
-                                                  std::to_string(opts_.max_batch_size));
-  if (batch.num_tokens() > max_tokens_)
-    return make_error(errc::invalid_argument, "step has " + std::to_string(batch.num_tokens()) +
-                                                  " tokens, the reserve holds " + std::to_string(max_tokens_));
-  const int64_t bs = kv_layout_.block_seq_len;
-  for (size_t i = 0; i < batch.seqs.size(); ++i) {
-    const seq_step& s = batch.seqs[i];
-    const std::span<const int32_t> table = block_table_of(batch, i);
-    const int64_t end = static_cast<int64_t>(s.start_pos) + static_cast<int64_t>(s.tokens.size());
-    const int64_t need = (end + bs - 1) / bs;
-    if (s.tokens.empty() || s.start_pos < 0 || need > max_blocks_per_seq_ ||
-        static_cast<int64_t>(table.size()) < need || static_cast<int64_t>(table.size()) > max_blocks_per_seq_)
-      return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": " +
-                                                    std::to_string(s.tokens.size()) + " tokens at " +
-                                                    std::to_string(s.start_pos) + " with " +
-                                                    std::to_string(table.size()) + " blocks (max " +
-                                                    std::to_string(max_blocks_per_seq_) + ")");
-    for (int32_t b : table)
-      if (b < 0 || b >= kv_layout_.num_blocks)
-        return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": block id " +
-                                                      std::to_string(b) + " out of range");
-    if (s.next_token >= cfg_.vocab_size || s.prompt_logprobs > 32)
-      return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": next_token or prompt_logprobs out of range");
-    for (int32_t t : s.tokens)
-      if (t < 0 || t >= cfg_.vocab_size)
-        return make_error(errc::invalid_argument, "seq " + std::to_string(s.seq_id) + ": token id " +
-                                                      std::to_string(t) + " out of range");
-  }
-  return ok_status();
-}
-
 // Design note: the step's metadata is packed into one pinned buffer (sections 16-byte aligned),
 // uploaded with one copy; the block tables are not in it: they persist on the device
-// (cuda_model_tables.cpp) and each sequence names its row (attention_seq::table_row).
+// (cuda_model_step_input.cpp) and each sequence names its row (attention_seq::table_row).
 status cuda_model::forward(const step_batch& batch, step_logits& out) {
   TROUPE_CUDA_TRY(cudaSetDevice(opts_.device), "cudaSetDevice");  // the executor's thread, not the loader's
   TROUPE_TRY(validate(batch));

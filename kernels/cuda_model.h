@@ -135,7 +135,7 @@ class cuda_model final : public model_backend {
   status softcap_logits(int64_t rows);           // final_logit_softcapping of buf_.logits [rows, vocab], if set
   status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
   status run_prompt_scoring(const step_batch& batch, step_logits& out);  // cuda_model_scoring.cpp
-  // Writes the step's block tables into the persistent device table (cuda_model_tables.cpp) and
+  // Writes the step's block tables into the persistent device table (cuda_model_step_input.cpp) and
   // table_rows_[i], the row seqs[i] reads.
   status stage_block_tables(const step_batch& batch);
 

@@ -1,4 +1,4 @@
-// The persistent device block table (kernels/cuda_model_tables.cpp): steps that come as deltas
+// The persistent device block table (kernels/cuda_model_step_input.cpp): steps that come as deltas
 // through the executor's persistent batch (rows patched in place, rows moved by removals) give
 // bit-identical logits to the same steps given as whole batches on a second model, through eager
 // prefill steps and graphed decode steps alike.
