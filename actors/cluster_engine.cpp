@@ -14,6 +14,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/actor_system_setup.h"
 #include "actors/cluster_tls.h"
 #include "actors/cluster_transport.h"
 #include "actors/model_loader.h"
@@ -38,6 +39,7 @@ class cluster_engine final : public engine {
     cfg_.add_message_types<caf::id_block::troupe>();
     cfg_.add_message_types<caf::id_block::troupe_cluster>();
     prepare_cluster_transport(cfg_, opts_);
+    configure_actor_scheduler(cfg_, opts_.engine);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     view_ = std::make_shared<cluster_view>();
     for (const host_port& a : addrs_) {

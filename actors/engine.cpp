@@ -9,6 +9,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "actors/actor_system_setup.h"
 #include "actors/block_manager_actor.h"
 #include "actors/event_hub.h"
 #include "actors/conversation_cache.h"
@@ -29,6 +30,7 @@ class engine_impl final : public engine, public conversation_cache {
     cfg_.add_message_types<caf::id_block::troupe_api>();
     cfg_.add_message_types<caf::id_block::troupe>();
     prepare_worker_system(cfg_, opts_);  // cluster mode: middleman + cluster messages (role worker only)
+    configure_actor_scheduler(cfg_, opts_.engine);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     block_pool_options bp;
     bp.num_blocks = static_cast<int32_t>(m_.plan.num_blocks);

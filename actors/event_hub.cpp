@@ -32,6 +32,7 @@ struct hub_state {
   scheduler_actor scheduler;
   std::unordered_map<uint64_t, hub_entry> by_handle;   // admitted (or queued and answered) requests
   std::unordered_map<std::string, hub_callbacks> submitted;  // sent to the scheduler, not answered yet
+  generation_event scratch;  // each event of a batch in turn (its buffers reused: no allocation per token)
   static inline const char* name = "event_hub";
 };
 
@@ -54,23 +55,26 @@ void fail_everything(hub_pointer self, const error& e) {
   for (auto& [id, cb] : waiting) cb.on_error(e);
 }
 
-void on_events(hub_pointer self, std::vector<sink_event>& evs) {
+void on_events(hub_pointer self, const event_batch& evs) {
   auto& st = self->state;
-  for (sink_event& e : evs) {
+  generation_event& ev = st.scratch;
+  for (size_t k = 0; k < evs.size(); ++k) {
+    const auto& e = evs.entries[k];
     auto it = st.by_handle.find(e.request);
     if (it == st.by_handle.end()) continue;
     hub_entry& entry = it->second;
     if (e.failed) {
       auto cb = std::move(entry.cb);
       st.by_handle.erase(it);
-      cb.on_error(e.failure);
+      cb.on_error(evs.failure(k));
       continue;
     }
     // The batch carries handles; callbacks see the id. Swapped in and out: no copy, no allocation.
-    std::swap(e.event.request_id, entry.id);
-    entry.cb.on_event(e.event);
-    std::swap(e.event.request_id, entry.id);
-    if (e.event.finish != finish_reason::none && ++entry.num_finished >= entry.num_choices) st.by_handle.erase(it);
+    evs.read(k, ev);
+    std::swap(ev.request_id, entry.id);
+    entry.cb.on_event(ev);
+    std::swap(ev.request_id, entry.id);
+    if (e.finish != finish_reason::none && ++entry.num_finished >= entry.num_choices) st.by_handle.erase(it);
   }
 }
 
@@ -124,7 +128,7 @@ event_hub_actor::behavior_type hub(hub_pointer self, scheduler_actor sched, std:
   });
   return {
       [self](submit_atom, generation_request& req) { on_submit(self, req); },
-      [self](events_atom, std::vector<sink_event>& evs) {
+      [self](events_atom, const event_batch& evs) {
         count_message();
         on_events(self, evs);
       },

@@ -19,6 +19,7 @@
 #include "runtime/block_messages.h"
 #include "runtime/block_pool.h"
 #include "runtime/conversation_pins.h"
+#include "runtime/event_batch.h"
 #include "runtime/generation.h"
 #include "runtime/step_batch.h"
 #include "troupe/messages.h"  // public atoms, inspectors and the troupe_api type-ID block
@@ -57,14 +58,6 @@ constexpr events_atom events_atom_v{};
 constexpr reserve_atom reserve_atom_v{};
 constexpr assign_atom assign_atom_v{};
 
-// One request's event (or failure) in a step's batch to a sink. `request` is the handle the
-// scheduler answered the submit with: a sink that serves many requests tells them apart by it.
-struct sink_event {
-  uint64_t request = 0;
-  generation_event event;  // when !failed
-  bool failed = false;
-  error failure;           // when failed: the request ends with it
-};
 
 constexpr pin_atom pin_atom_v{};
 constexpr unpin_atom unpin_atom_v{};
@@ -165,9 +158,42 @@ typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
            x.busy, x.num_alloc_failures, x.num_alloc_failed_requests);
 }
 
+// A step's events to a sink (runtime/event_batch.h). Each entry's `request` is the handle the
+// scheduler answered the submit with: a sink that serves many requests tells them apart by it.
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, sink_event& x) {
-  return f(caf::meta::type_name("sink_event"), x.request, x.event, x.failed, x.failure);
+typename Inspector::result_type inspect(Inspector& f, event_batch::entry& x) {
+  uint8_t fin = static_cast<uint8_t>(x.finish);
+  return f(caf::meta::type_name("event_entry"), x.request, x.index, fin, x.failed, x.tokens_begin, x.tokens_end,
+           x.text_begin, x.text_end, x.detail, x.queue_time_s, x.usage,
+           caf::meta::load_callback([&]() -> caf::error {
+             if (fin > static_cast<uint8_t>(finish_reason::error)) return caf::make_error(caf::sec::invalid_argument);
+             x.finish = static_cast<finish_reason>(fin);
+             return caf::none;
+           }));
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_batch::detail& x) {
+  return f(caf::meta::type_name("event_detail"), x.logprobs, x.prompt_logprobs, x.failure);
+}
+
+// A peer's batch is refused unless every range lies inside its buffers (event_batch::read trusts them).
+inline bool event_batch_is_consistent(const event_batch& b) {
+  for (const auto& e : b.entries)
+    if (e.tokens_begin > e.tokens_end || e.tokens_end > b.tokens.size() || e.text_begin > e.text_end ||
+        e.text_end > b.text.size() || e.detail >= static_cast<int64_t>(b.details.size()) || e.detail < -1 ||
+        (e.failed && e.detail < 0))
+      return false;
+  return true;
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_batch& x) {
+  return f(caf::meta::type_name("event_batch"), x.entries, x.tokens, x.text, x.details,
+           caf::meta::load_callback([&]() -> caf::error {
+             if (!event_batch_is_consistent(x)) return caf::make_error(caf::sec::invalid_argument);
+             return caf::none;
+           }));
 }
 
 template <class Inspector>
@@ -190,7 +216,7 @@ typename Inspector::result_type inspect(Inspector& f, conversation_pin_stats& x)
 // submit (per-sender FIFO), so a client that leaves at once is never cancelled before its request
 // exists. `event`/`fail` without a handle: one request's sink, or every request of the sink.
 using sink_actor = caf::typed_actor<caf::reacts_to<event_atom, generation_event>,
-                                    caf::reacts_to<events_atom, std::vector<sink_event>>,
+                                    caf::reacts_to<events_atom, event_batch>,
                                     caf::reacts_to<fail_atom, error>,
                                     caf::reacts_to<cancel_atom>,
                                     caf::reacts_to<cancel_atom, std::string>>;
@@ -244,10 +270,9 @@ CAF_ADD_TYPE_ID(troupe, (troupe::block_pool_usage))
 CAF_ADD_TYPE_ID(troupe, (troupe::engine_stats))
 CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit>))
 CAF_ADD_TYPE_ID(troupe, (troupe::sink_actor))
-CAF_ADD_TYPE_ID(troupe, (troupe::sink_event))
+CAF_ADD_TYPE_ID(troupe, (troupe::event_batch))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_grant))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_assignments))
-CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::sink_event>))
 CAF_ADD_TYPE_ID(troupe, (troupe::conversation_pin_request))
 CAF_ADD_TYPE_ID(troupe, (troupe::conversation_pin_stats))
 CAF_END_TYPE_ID_BLOCK(troupe)

@@ -295,6 +295,7 @@ struct cluster_sink_state {
   int32_t num_finished = 0;
   bool cancelled = false;            // cancel arrived before the worker was chosen
   bool done = false;
+  generation_event scratch;          // each event of a batch in turn
   static inline const char* name = "cluster_sink";
 };
 
@@ -372,11 +373,14 @@ sink_actor::behavior_type cluster_sink(cluster_sink_pointer self, router_actor r
             [self](caf::error& e) { finish(self, from_caf_error(e), false); });
   return {
       [self](event_atom, const generation_event& ev) { on_cluster_event(self, ev); },
-      [self](events_atom, const std::vector<sink_event>& evs) {
-        for (const sink_event& e : evs) {  // all this request's (one sink per request)
-          if (e.failed) return finish(self, e.failure, false);
-          if (self->state.done) return;
-          on_cluster_event(self, e.event);
+      [self](events_atom, const event_batch& evs) {
+        auto& st = self->state;
+        for (size_t k = 0; k < evs.size(); ++k) {  // all this request's (one sink per request)
+          if (evs.entries[k].failed) return finish(self, evs.failure(k), false);
+          if (st.done) return;
+          evs.read(k, st.scratch);  // batches carry handles: the id is this sink's
+          if (st.scratch.request_id != st.request_id) st.scratch.request_id = st.request_id;
+          on_cluster_event(self, st.scratch);
         }
       },
       [self](fail_atom, const error& e) { finish(self, e, false); },

@@ -53,11 +53,16 @@ struct scheduler_state {
   scheduler_registry requests;  // queued ids, admitted requests by handle, id and sink
   block_reservoir reservoir{0, 0};  // pre-leased blocks for decode steps (see step_from_reservoir)
   bool available_stale = false;     // releases sent since `available` was last answered
-  // One step's events, one batch per sink (reused: cleared, not freed, every step).
-  std::vector<std::pair<sink_actor, std::vector<sink_event>>> batches;
+  // One step's events: the core's, swapped out (its buffers reused every step), then one batch per
+  // sink, each allocated at its exact size (it leaves with the message).
+  event_batch events;
+  std::vector<std::pair<sink_actor, event_batch>> batches;
   std::unordered_map<caf::actor_addr, size_t> batch_of;  // sink -> index in batches
-  std::vector<size_t> batch_slot;  // [outputs] each output's index in batches (reused)
-  std::vector<size_t> batch_size;  // [batches] events per batch (reused)
+  std::vector<size_t> batch_slot;  // [events] each event's index in batches (reused)
+  struct batch_count {
+    size_t entries = 0, tokens = 0, text = 0, details = 0;
+  };
+  std::vector<batch_count> batch_size;  // [batches] what each batch holds (reused)
   int64_t available = 0;
   bool step_in_flight = false;
   bool tick_armed = false;

@@ -41,21 +41,25 @@ void flush_blocks(sched_pointer self) {
 namespace {
 
 // Design note: events leave once per step per sink, not once per sequence: a sink that serves many
-// requests (the engine's event hub) gets a single message per step whatever the batch size.
+// requests (the engine's event hub) gets a single message per step whatever the batch size. The
+// batch is flat (event_batch.h): a few buffers per message, none per sequence.
 void send_events(sched_pointer self) {
   auto& st = self->state;
-  auto outs = st.core->take_outputs();
-  if (outs.empty()) return;
-  // Pass 1: each output's batch, and each batch's size, so every batch's vector is allocated once
-  // at its exact size (it leaves with the message: growing it by doubling cost log2(B) allocations).
+  st.events.clear();
+  st.core->swap_events(st.events);
+  const event_batch& evs = st.events;
+  if (evs.empty()) return;
+  // Pass 1: each event's batch, and what each batch holds, so every batch's buffers are allocated
+  // once at their exact size (growing them by doubling cost log2(B) allocations each).
   constexpr size_t none = static_cast<size_t>(-1);
-  st.batch_slot.assign(outs.size(), none);
+  st.batch_slot.assign(evs.size(), none);
   st.batch_size.clear();
   size_t used = 0;
   caf::actor_addr last_sink;
   size_t last = 0;
-  for (size_t k = 0; k < outs.size(); ++k) {
-    const auto* r = st.requests.find(outs[k].request);
+  for (size_t k = 0; k < evs.size(); ++k) {
+    const auto& e = evs.entries[k];
+    const auto* r = st.requests.find(e.request);
     if (!r) continue;
     const auto addr = caf::actor_cast<caf::actor_addr>(r->sink);
     if (used == 0 || addr != last_sink) {
@@ -63,29 +67,26 @@ void send_events(sched_pointer self) {
       if (fresh) {
         if (used == st.batches.size()) st.batches.emplace_back();
         st.batches[used].first = r->sink;
-        st.batches[used].second.clear();
-        st.batch_size.push_back(0);
+        st.batches[used].second = event_batch{};
+        st.batch_size.emplace_back();
         ++used;
       }
       last_sink = addr;
       last = it->second;
     }
     st.batch_slot[k] = last;
-    ++st.batch_size[last];
+    auto& n = st.batch_size[last];
+    ++n.entries;
+    n.tokens += e.tokens_end - e.tokens_begin;
+    n.text += e.text_end - e.text_begin;
+    if (e.detail >= 0) ++n.details;
   }
-  for (size_t i = 0; i < used; ++i) st.batches[i].second.reserve(st.batch_size[i]);
-  for (size_t k = 0; k < outs.size(); ++k) {
-    if (st.batch_slot[k] == none) continue;
-    auto& out = outs[k];
-    sink_event& e = st.batches[st.batch_slot[k]].second.emplace_back();
-    e.request = out.request;
-    if (out.failure) {
-      e.failed = true;
-      e.failure = std::move(*out.failure);
-    } else {
-      e.event = std::move(out.event);
-    }
+  for (size_t i = 0; i < used; ++i) {
+    const auto& n = st.batch_size[i];
+    st.batches[i].second.reserve(n.entries, n.tokens, n.text, n.details);
   }
+  for (size_t k = 0; k < evs.size(); ++k)
+    if (st.batch_slot[k] != none) st.batches[st.batch_slot[k]].second.append(evs, k);
   for (size_t i = 0; i < used; ++i) {
     self->send(st.batches[i].first, events_atom_v, std::move(st.batches[i].second));
     st.batches[i].first = nullptr;  // a finished sink must not be kept alive by this cache

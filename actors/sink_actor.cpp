@@ -17,6 +17,7 @@ struct sink_state {
   error_callback on_error;
   std::string request_id;
   scheduler_actor scheduler;
+  generation_event scratch;  // each event of a batch in turn
   static inline const char* name = "sink";
 };
 
@@ -66,11 +67,14 @@ sink_actor::behavior_type sink(sink_pointer self, scheduler_actor sched, generat
         count_message();
         handle_event(self, ev);
       },
-      [self](events_atom, const std::vector<sink_event>& evs) {
+      [self](events_atom, const event_batch& evs) {
         count_message();
-        for (const sink_event& e : evs) {  // all this request's (one sink per request)
-          if (e.failed) return finish_with_error(self, e.failure);
-          handle_event(self, e.event);
+        auto& st = self->state;
+        for (size_t k = 0; k < evs.size(); ++k) {  // all this request's (one sink per request)
+          if (evs.entries[k].failed) return finish_with_error(self, evs.failure(k));
+          evs.read(k, st.scratch);
+          if (st.scratch.request_id != st.request_id) st.scratch.request_id = st.request_id;
+          handle_event(self, st.scratch);
         }
       },
       [self](fail_atom, const error& e) {

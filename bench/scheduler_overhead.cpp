@@ -1,8 +1,11 @@
 // What the scheduler and block manager cost per step, without model compute: an executor whose
 // forward pass only fills logits rows, B concurrent requests decoding in lock step. Per batch size:
 // µs per step, µs per sequence-step, CAF messages handled per step and heap allocations per step
-// (a counting global operator new), the last two over a window of steady decode steps.
-//   bench_scheduler_overhead [--json] [--reps N] [--tokens N] [batch sizes...]   (default: 1 64 256 1024)
+// (a counting global operator new), the last two over a window of steady decode steps. The actor
+// system is configured as serving configures it (actor_system_setup.h); --moderate-polls N sets CAF's
+// moderate polling as --actor-moderate-polls does (500: CAF's own default).
+//   bench_scheduler_overhead [--json] [--reps N] [--tokens N] [--moderate-polls N] [batch sizes...]
+//   (default batch sizes: 1 64 256 1024)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,6 +22,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/send.hpp>
 
+#include "actors/actor_system_setup.h"
 #include "actors/block_manager_actor.h"
 #include "actors/event_hub.h"
 #include "actors/executor_actor.h"
@@ -79,10 +83,11 @@ struct row {
   double us_per_step = 0, us_per_sequence_step = 0, messages_per_step = 0, allocations_per_step = 0;
 };
 
-row run(int batch, int tokens) {
+row run(int batch, int tokens, const engine_options& eo) {
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::troupe_api>();
   cfg.add_message_types<caf::id_block::troupe>();
+  configure_actor_scheduler(cfg, eo);
   caf::actor_system sys{cfg};
   // Steady decode: every request admitted and prefilled, none finished yet.
   const int64_t window_begin = std::min(16, tokens / 4), window_end = tokens - 8;
@@ -152,13 +157,16 @@ int main(int argc, char** argv) {
   std::vector<int> batches;
   bool json = false;
   int tokens = 256, reps = 3;
+  troupe::engine_options eo;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) json = true;
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::max(32, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--moderate-polls") && i + 1 < argc) eo.actor_moderate_polls = std::max(0, std::atoi(argv[++i]));
     else if (std::atoi(argv[i]) > 0) batches.push_back(std::atoi(argv[i]));
     else {
-      std::fprintf(stderr, "usage: bench_scheduler_overhead [--json] [--reps N] [--tokens N] [batch sizes...]\n");
+      std::fprintf(stderr, "usage: bench_scheduler_overhead [--json] [--reps N] [--tokens N] [--moderate-polls N] "
+                           "[batch sizes...]\n");
       return 2;
     }
   }
@@ -167,7 +175,7 @@ int main(int argc, char** argv) {
   for (int b : batches) {
     std::vector<double> us, msgs, allocs;
     for (int r = 0; r < reps; ++r) {
-      const row x = run(b, tokens);
+      const row x = run(b, tokens, eo);
       us.push_back(x.us_per_step);
       msgs.push_back(x.messages_per_step);
       allocs.push_back(x.allocations_per_step);

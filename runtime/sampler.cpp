@@ -254,7 +254,15 @@ sampler::sampler(const sampling_params& params, std::span<const int32_t> prompt_
     masked_until_min_ = params.stop_token_ids;
     if (!params.ignore_eos) masked_until_min_.insert(masked_until_min_.end(), eos_ids.begin(), eos_ids.end());
   }
-  if (params.repetition_penalty != 1.0f) seen_.insert(prompt_ids.begin(), prompt_ids.end());
+  // Room for every token the sequence can see, up to a cap (distinct tokens saturate well below a
+  // long max_tokens; beyond the cap the tables double, a few times at most).
+  constexpr size_t cap = 4096;
+  const size_t out = std::min<size_t>(cap, static_cast<size_t>(std::max(0, params.max_tokens)));
+  if (params.repetition_penalty != 1.0f) {
+    seen_.reserve(std::min(cap, prompt_ids.size() + out));
+    for (int32_t t : prompt_ids) seen_.add(t);
+  }
+  if (params.frequency_penalty != 0.0f || params.presence_penalty != 0.0f) out_counts_.reserve(out);
 }
 
 bool sampler::modifies_row() const {
@@ -277,7 +285,8 @@ void sampler::apply_bias_and_penalties(std::span<float> l) const {
   }
   const float r = params_.repetition_penalty;
   if (r != 1.0f) {
-    for (int32_t t : seen_) {
+    for (const token_counts::entry& e : seen_.entries()) {
+      const int32_t t = e.token;
       if (!in_vocab(t)) continue;
       float& v = l[static_cast<size_t>(t)];
       v = v > 0.0f ? v / r : v * r;
@@ -285,7 +294,7 @@ void sampler::apply_bias_and_penalties(std::span<float> l) const {
   }
   const float f = params_.frequency_penalty, p = params_.presence_penalty;
   if (f != 0.0f || p != 0.0f) {
-    for (const auto& [t, count] : out_counts_) {
+    for (const auto& [t, count] : out_counts_.entries()) {
       if (in_vocab(t)) l[static_cast<size_t>(t)] -= f * static_cast<float>(count) + p;
     }
   }
@@ -356,8 +365,8 @@ sampled_token sampler::sample(std::span<float> logits) {
   }
   if (constraint_ && !constraint_->accept(out.token)) constraint_blocked_ = true;  // a matcher bug: stop
   ++num_generated_;
-  if (params_.repetition_penalty != 1.0f) seen_.insert(out.token);
-  if (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) ++out_counts_[out.token];
+  if (params_.repetition_penalty != 1.0f) seen_.add(out.token);
+  if (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) out_counts_.add(out.token);
   return out;
 }
 

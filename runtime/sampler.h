@@ -15,6 +15,7 @@
 #include "config/error.h"
 #include "config/sampling_params.h"
 #include "runtime/token_constraint.h"
+#include "runtime/token_counts.h"
 
 namespace troupe {
 
@@ -89,8 +90,10 @@ class sampler {
   uint64_t seed_ = 0;
   std::mt19937_64 rng_;
   std::vector<int32_t> masked_until_min_;           // EOS + stop_token_ids
-  std::unordered_set<int32_t> seen_;                // prompt + generated (repetition penalty)
-  std::unordered_map<int32_t, int32_t> out_counts_;  // generated token -> count
+  // Sized at construction for the prompt and max_tokens (capped): a token seen for the first time
+  // allocates nothing in steady decode.
+  token_counts seen_;        // prompt + generated (repetition penalty)
+  token_counts out_counts_;  // generated token -> count (frequency and presence penalties)
   int32_t num_generated_ = 0;
   std::vector<int32_t> cand_;  // [vocab] scratch: candidate ids
   std::vector<float> weight_;  // [vocab] scratch: unnormalized probabilities

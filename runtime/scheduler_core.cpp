@@ -109,6 +109,8 @@ uint64_t scheduler_core::add_request(generation_request req, double queue_time_s
     s->req = &rr;
     s->index = i;
     s->tokens = rr.req.prompt_ids;
+    // Room for its whole output (capped): appending a token never reallocates in steady decode.
+    s->tokens.reserve(static_cast<size_t>(std::min<int64_t>(longest, prompt_len + 4096)));
     s->num_prompt = static_cast<int32_t>(prompt_len);
     s->order = next_order_++;
     s->waits_for_parent = i > 0;
@@ -332,7 +334,7 @@ void scheduler_core::on_step_output(const step_logits& logits) {
           text = std::move(so.text);
           if (!so.stopped) text += s->stop->flush();
         }
-        emit(*s, {}, std::move(text), {}, finish_reason::stop);
+        emit(*s, {}, text, {}, finish_reason::stop);
         commit_full_blocks(*s);
         finish_sequence(*s, finish_reason::stop);
         continue;
@@ -372,7 +374,7 @@ void scheduler_core::on_step_output(const step_logits& logits) {
       if (s->index == 0 && s->num_generated == 1)
         for (auto& c : s->req->seqs)
           if (c->waits_for_parent) c->waits_for_parent = false;
-      emit(*s, {token}, std::move(text), std::move(lp), fin);
+      emit(*s, {&token, 1}, text, std::move(lp), fin);
       if (fin != finish_reason::none) {
         // Its blocks computed this step still go to the prefix cache (commits precede releases).
         commit_full_blocks(*s);
@@ -407,22 +409,16 @@ int32_t scheduler_core::fail_waiting(const error& err) {
   return static_cast<int32_t>(handles.size());
 }
 
-void scheduler_core::emit(sequence& s, std::vector<int32_t> ids, std::string text, std::vector<token_logprobs> lp,
-                          finish_reason fin) {
-  core_output out;
-  out.request = s.req->handle;
-  generation_event& ev = out.event;
-  ev.request_id = s.req->req.request_id;
-  ev.index = s.index;
-  ev.token_ids = std::move(ids);
-  ev.text = std::move(text);
-  ev.logprobs = std::move(lp);
-  ev.finish = fin;
-  if (s.first_event) ev.queue_time_s = s.req->queue_time_s;
-  if (s.first_event && s.req->req.params.prompt_logprobs >= 0) ev.prompt_logprobs = s.req->prompt_lp;
+// Events carry the request's handle, not its id: the sink that gets them knows the id (no copy of
+// the id per token).
+void scheduler_core::emit(sequence& s, std::span<const int32_t> ids, std::string_view text,
+                          std::vector<token_logprobs>&& lp, finish_reason fin) {
+  const bool first = s.first_event;
   s.first_event = false;
-  if (fin != finish_reason::none) ev.usage = s.req->usage;
-  outputs_.push_back(std::move(out));
+  const bool prompt_lp = first && s.req->req.params.prompt_logprobs >= 0;
+  events_.add_event(s.req->handle, s.index, ids, text, fin, first ? s.req->queue_time_s : 0.0,
+                    fin != finish_reason::none ? s.req->usage : usage_info{}, std::move(lp),
+                    prompt_lp ? &s.req->prompt_lp : nullptr);
 }
 
 void scheduler_core::commit_full_blocks(sequence& s) {
@@ -488,11 +484,7 @@ void scheduler_core::drop(uint64_t handle) {
 }
 
 void scheduler_core::fail_request(request_state& r, const error& err) {
-  core_output out;
-  out.request = r.handle;
-  out.event.request_id = r.req.request_id;
-  out.failure = err;
-  outputs_.push_back(std::move(out));
+  events_.add_failure(r.handle, err);
   for (auto& s : r.seqs)
     if (s->ph != sequence::phase::done) {
       release_sequence(*s);
@@ -512,7 +504,16 @@ void scheduler_core::erase_if_done(request_state& r) {
   requests_.erase(r.handle);
 }
 
-std::vector<core_output> scheduler_core::take_outputs() { return std::exchange(outputs_, {}); }
+std::vector<core_output> scheduler_core::take_outputs() {
+  std::vector<core_output> outs(events_.size());
+  for (size_t k = 0; k < events_.size(); ++k) {
+    outs[k].request = events_.entries[k].request;
+    if (events_.entries[k].failed) outs[k].failure = events_.failure(k);
+    else events_.read(k, outs[k].event);
+  }
+  events_.clear();
+  return outs;
+}
 std::vector<uint64_t> scheduler_core::take_releases() { return std::exchange(releases_, {}); }
 std::vector<block_commit> scheduler_core::take_commits() { return std::exchange(commits_, {}); }
 std::vector<uint64_t> scheduler_core::take_finished_requests() { return std::exchange(finished_requests_, {}); }

@@ -9,12 +9,15 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/generation.h"
 #include "config/error.h"
 #include "runtime/block_messages.h"
+#include "runtime/event_batch.h"
 #include "runtime/step_batch.h"
 #include "runtime/step_delta.h"
 #include "runtime/stop_checker.h"
@@ -92,7 +95,11 @@ class scheduler_core {
   int32_t fail_waiting(const error& err);
 
   // What the actor must forward: events/errors to sinks, holders to release, blocks to commit.
+  // The events as they were emitted, one core_output each (allocates; tests and simple drivers).
   std::vector<core_output> take_outputs();
+  // The events in flat form: swapped with `out` (the caller clears it first; the two buffers keep
+  // their capacity, so steady decode emits without allocating per sequence).
+  void swap_events(event_batch& out) { std::swap(events_, out); }
   std::vector<uint64_t> take_releases();
   std::vector<block_commit> take_commits();
   // Requests whose every choice ended since the last call (the actor frees their admission slot).
@@ -112,7 +119,7 @@ class scheduler_core {
   void finish_sequence(sequence& s, finish_reason why);
   void release_sequence(sequence& s);
   void preempt(sequence& s);
-  void emit(sequence& s, std::vector<int32_t> ids, std::string text, std::vector<token_logprobs> lp,
+  void emit(sequence& s, std::span<const int32_t> ids, std::string_view text, std::vector<token_logprobs>&& lp,
             finish_reason fin);
   void fail_request(request_state& r, const error& err);
   void erase_if_done(request_state& r);
@@ -137,7 +144,7 @@ class scheduler_core {
   std::vector<int64_t> row_of_;         // [in_step_] its last logits row, -1: none
   std::vector<float> row_;              // [vocab] scratch: a row sampled here (no executor sampler)
   sampled_seq local_sample_;            // the token sampled here from row_
-  std::vector<core_output> outputs_;
+  event_batch events_;  // events and failures since the last take, in order
   std::vector<uint64_t> releases_;
   std::vector<block_commit> commits_;
   std::vector<uint64_t> finished_requests_;

@@ -105,13 +105,17 @@ sink_actor::behavior_type recording_sink(sink_actor::pointer, std::shared_ptr<re
         std::lock_guard<std::mutex> l(rec->mu);
         ++rec->num_single_events;
       },
-      [rec](events_atom, const std::vector<sink_event>& evs) {
+      [rec](events_atom, const event_batch& evs) {
         std::lock_guard<std::mutex> l(rec->mu);
         rec->batch_sizes.push_back(evs.size());
-        for (const auto& e : evs) {
+        generation_event ev;
+        for (size_t k = 0; k < evs.size(); ++k) {
+          const auto& e = evs.entries[k];
+          if (e.failed) continue;
+          evs.read(k, ev);
           auto& t = rec->tokens[e.request];
-          t.insert(t.end(), e.event.token_ids.begin(), e.event.token_ids.end());
-          if (e.event.finish != finish_reason::none) rec->finished[e.request] = true;
+          t.insert(t.end(), ev.token_ids.begin(), ev.token_ids.end());
+          if (ev.finish != finish_reason::none) rec->finished[e.request] = true;
         }
       },
       [](fail_atom, const error&) {},

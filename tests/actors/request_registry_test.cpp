@@ -23,7 +23,7 @@ sink_actor::behavior_type counting_sink(sink_actor::pointer, std::shared_ptr<std
   return {
       [](event_atom, const generation_event&) {},
       [](fail_atom, const error&) {},
-      [](events_atom, const std::vector<sink_event>&) {},
+      [](events_atom, const event_batch&) {},
       [cancels](cancel_atom) { cancels->fetch_add(1); },
       [cancels](cancel_atom, const std::string&) { cancels->fetch_add(1); },
   };

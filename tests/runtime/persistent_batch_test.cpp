@@ -14,7 +14,7 @@
 #include "runtime/persistent_batch.h"
 #include "runtime/sampler.h"
 #include "runtime/step_delta.h"
-#include "support/alloc_counter.h"
+#include "support/allocation_counter.h"
 
 namespace troupe {
 namespace {

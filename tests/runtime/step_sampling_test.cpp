@@ -2,20 +2,25 @@
 // tokens and logprobs the scheduler's host sampling gave on the same rows (greedy, seeded
 // temperature/top-p, penalties, logit_bias, logprobs, a constraint); a serving step returns no rows;
 // rows without a sampler (tests, a step from another process) still come back as rows; steady
-// decode sampling allocates nothing.
+// decode sampling allocates nothing, penalties on tokens never seen before included.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <random>
 #include <vector>
 
 #include "runtime/sampler.h"
 #include "runtime/step_sampling.h"
-#include "support/alloc_counter.h"
+#include "support/allocation_counter.h"
 #include "support/constraint_doubles.h"
 #include "support/fixture_model.h"
 
 namespace troupe {
 namespace {
+
+using testing::g_allocations;  // counted by this binary's operator new (counting_new.cpp)
+using testing::g_counting;
 
 constexpr int64_t kVocab = 300;
 
@@ -222,6 +227,40 @@ TEST(step_sampling, steady_decode_sampling_allocates_nothing) {
     EXPECT_EQ(testing::counted_allocations(), 0) << "temperature " << p.temperature << ", top_k " << p.top_k;
     EXPECT_GE(out.token.token, 0);
   }
+}
+
+// Repetition, frequency and presence penalties record every sampled token: a token seen for the
+// first time must not allocate (the tables are sized at admission by the prompt and max_tokens).
+TEST(step_sampling, penalties_allocate_nothing_for_tokens_never_seen_before) {
+  sampling_params p;
+  p.temperature = 0.8f;
+  p.seed = 5;
+  p.repetition_penalty = 1.3f;
+  p.frequency_penalty = 0.5f;
+  p.presence_penalty = 0.4f;
+  p.max_tokens = 256;
+  std::mt19937 rng(9);
+  const int64_t vocab = 49152;
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  std::vector<float> original(static_cast<size_t>(vocab));
+  sampler s(p, std::vector<int32_t>{1, 2, 3, 4, 5});
+  std::vector<float> row(static_cast<size_t>(vocab));
+  for (float& x : row) x = d(rng);
+  sampled_seq out = sample_row(s, row, 0);  // warm-up: scratch grows to the vocabulary
+  std::vector<int32_t> sampled;
+  sampled.reserve(200);
+  for (int i = 0; i < 200; ++i) {
+    for (float& x : original) x = d(rng);  // a fresh row each step: mostly tokens not seen yet
+    g_allocations = 0;
+    g_counting = true;
+    row = original;
+    out = sample_row(s, row, 0);
+    g_counting = false;
+    sampled.push_back(out.token.token);
+    ASSERT_EQ(g_allocations.load(), 0) << "sample " << i << " (token " << out.token.token << ")";
+  }
+  std::sort(sampled.begin(), sampled.end());
+  EXPECT_GT(std::unique(sampled.begin(), sampled.end()) - sampled.begin(), 100);  // many first-seen tokens
 }
 
 }  // namespace

@@ -1,24 +1,13 @@
-// The runtime test binary's allocation functions (see support/alloc_counter.h): plain malloc/free,
-// counted only on a thread that asked. Every form that a sanitizer would otherwise provide is
-// replaced, so each allocation is freed by its own family (no alloc-dealloc mismatch under ASan).
-#include "support/alloc_counter.h"
-
-#include <atomic>
+// This binary's global operator new: plain malloc, counted while a test asks (allocation_counter.h).
+// Every form is replaced, the nothrow ones too: each must come from the same malloc that the
+// deletes below free (a sanitizer's own nothrow new freed here is an alloc-dealloc mismatch).
 #include <cstdlib>
 #include <new>
 
-namespace {
-std::atomic<int64_t> g_allocations{0};
-thread_local bool g_counting = false;
-}  // namespace
+#include "support/allocation_counter.h"
 
-namespace troupe::testing {
-void count_allocations(bool on) {
-  if (on) g_allocations = 0;
-  g_counting = on;
-}
-int64_t counted_allocations() { return g_allocations.load(); }
-}  // namespace troupe::testing
+using troupe::testing::g_allocations;
+using troupe::testing::g_counting;
 
 void* operator new(std::size_t n) {
   if (g_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
