@@ -18,6 +18,7 @@ same build folder reconfigured with the server on and no web UI download.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shlex
@@ -38,6 +39,24 @@ import serve_bench  # noqa: E402
 
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
+_live = []  # servers started and not yet stopped
+
+
+def _kill_live_servers():
+    for srv in list(_live):
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def _on_sigterm(signum, frame):
+    # SIGTERM (timeout(1), a CI runner) would end Python without its finally blocks: kill the servers
+    # first, which also fails the requests in flight at once, then unwind.
+    _kill_live_servers()
+    raise SystemExit(128 + signum)
+
+
+atexit.register(_kill_live_servers)
 
 
 def log(msg):
@@ -79,6 +98,7 @@ class Server:
         argv = [a.replace("{PORT}", str(self.port)) for a in self.argv]
         log("$ " + " ".join(argv))
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        _live.append(self)
         try:
             self._wait_ready()
         except BaseException:
@@ -115,6 +135,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
+        if self in _live:
+            _live.remove(self)
         self.log.close()
 
 
@@ -165,6 +187,7 @@ def main(argv=None):
     ap.add_argument("--llama-args", default="", help="extra llama-server flags, one string")
     ap.add_argument("--json", metavar="FILE", help="write every run's numbers here")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     args.troupe_args, args.llama_args = shlex.split(args.troupe_args), shlex.split(args.llama_args)
     cs = [int(c) for c in args.concurrency.split(",")]
     if args.llama_server is None:
