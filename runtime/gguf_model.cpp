@@ -16,6 +16,15 @@ namespace troupe {
 namespace {
 
 
+// The names of the tensor types read_f32 can convert, for the message that refuses another.
+std::string readable_type_names() {
+  std::string out;
+  for (uint32_t t = 0; t < 64; ++t)
+    if (const ggml_type_traits* tt = ggml_type_info(t); tt && tt->can_dequantize)
+      out += (out.empty() ? "" : ", ") + std::string(tt->name);
+  return out;
+}
+
 // llama.cpp's converter permutes q/k rows only for the llama family (GGML's interleaved rope).
 bool arch_permutes_qk(const std::string& a) { return a == "llama" || a == "mistral"; }
 
@@ -369,6 +378,10 @@ class gguf_weights final : public weight_source {
     if (it == index_.end()) return make_error(errc::not_found, file_->origin() + ": no tensor '" + name + "'");
     const entry& e = entries_[it->second];
     const gguf_tensor& t = *e.tensor;
+    if (const ggml_type_traits* tt = ggml_type_info(t.type); !tt || !tt->can_dequantize)
+      return make_error(errc::unsupported, file_->origin() + ": tensor '" + t.name + "' has type " +
+                                               ggml_type_name(t.type) + ", which troupe cannot load (supported: " +
+                                               readable_type_names() + ")");
     out.resize(static_cast<size_t>(t.num_elements));
     auto st = dequantize_to_f32(t.type, t.data, t.num_elements, out.data());
     if (!st) return make_error(st.err().code, file_->origin() + ": tensor '" + t.name + "': " + st.err().message);

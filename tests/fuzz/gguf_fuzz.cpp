@@ -1,12 +1,16 @@
 // Fuzzes the GGUF reader: gguf_file::parse on the bytes in memory, every typed metadata look-up,
-// and, for files that parse, what the loader reads from them (model config, tokenizer data and the
-// tokenizer built from it) through the same bytes in a memfd.
+// and, for files that parse, what the loader reads from them through the same bytes in a memfd:
+// model config, tokenizer data and the tokenizer built from it, every tensor as float32 and as raw
+// GGML blocks (widened row by row as the CPU matmul's weight_matrix does), and the model's weights
+// (load_model_weights) when the config reads: truncated or mistyped tensors must be errors.
 #include <cstdint>
 #include <string>
 
 #include "fuzz_support.h"
 #include "runtime/gguf_file.h"
 #include "runtime/gguf_model.h"
+#include "runtime/model_weights.h"
+#include "runtime/weight_matrix.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace troupe;
@@ -27,7 +31,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)sum;
 
   fuzz::memfd_file f(data, size);
-  (void)read_gguf_model_config(f.path());
+  auto cfg = read_gguf_model_config(f.path());
+  if (auto ws = open_gguf_weights(f.path()); ws.ok()) {
+    // Float32 copies stay small: a tensor's data lies inside the input, and no block format
+    // expands a byte to more than ~5 elements.
+    for (const tensor_info& t : (*ws)->tensors()) {
+      std::vector<float> values;
+      (void)(*ws)->read_f32(t.name, values);
+      uint32_t type = 0;
+      std::vector<uint8_t> raw;
+      if (!(*ws)->read_raw(t.name, type, raw).ok() || t.shape.size() != 2) continue;
+      const auto d = weight_dtype_from_ggml(type);
+      if (!d || !is_quantized(*d)) continue;
+      auto m = weight_matrix::from_blocks(std::move(raw), t.shape[0], t.shape[1], *d);
+      if (!m.ok()) continue;
+      std::vector<float> row(static_cast<size_t>(m->cols));
+      for (int64_t r = 0; r < m->rows; ++r) m->row_f32(r, row.data());
+    }
+    if (cfg.ok()) (void)load_model_weights(*cfg, **ws);
+  }
   auto tok_data = read_gguf_tokenizer_data(f.path());
   if (tok_data.ok()) {
     auto tok = tokenizer::from_data(std::move(tok_data).value());

@@ -217,6 +217,45 @@ tensors = [("token_embd.weight", [hidden, vocab], 0, f32(hidden * vocab)),
            ("blk.0.attn_q.weight", [hidden, hidden], 1, struct.pack("<%de" % (hidden * hidden),
                                                                      *[0.125] * (hidden * hidden)))]
 write("gguf", "tiny_llama", gguf_file(kvs, tensors))
+
+
+# A complete one-layer llama with quantized matrices (hidden 32, ffn 256): the loader reads all of it
+# (load_model_weights); variants cut its quantized data short or store ffn_down in a type troupe
+# cannot read (IQ2_XXS), both of which must be refused by name.
+def blocks(typ, n_blocks, seed):
+    """n_blocks GGML blocks of `typ` (3 Q4_1, 12 Q4_K, 16 IQ2_XXS): finite fp16 scales, patterned quants."""
+    head = {3: struct.pack("<ee", 0.01, -0.05), 12: struct.pack("<ee", 0.002, 0.001) + bytes(range(20, 32)),
+            16: struct.pack("<e", 0.01)}[typ]
+    body = {3: 16, 12: 128, 16: 64}[typ]
+    return b"".join(head + bytes((seed * 31 + b * 7 + i * 13) % 256 for i in range(body)) for b in range(n_blocks))
+
+
+qh, qffn = 32, 256
+q_kvs = [kv for kv in kvs if not kv[0].startswith("llama.")] + [
+    kv_u32("llama.context_length", 64), kv_u32("llama.embedding_length", qh),
+    kv_u32("llama.feed_forward_length", qffn), kv_u32("llama.block_count", 1),
+    kv_u32("llama.attention.head_count", 2), kv_u32("llama.attention.head_count_kv", 1),
+    kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5), kv_f32("llama.rope.freq_base", 10000.0)]
+
+
+def q_model(down_type=3):
+    q41 = lambda name, cols, rows, seed: (name, [cols, rows], 3, blocks(3, rows * cols // 32, seed))
+    down_blocks = blocks(down_type, qh * qffn // {3: 32, 16: 256}[down_type], 9)
+    return [q41("token_embd.weight", qh, vocab, 1), ("blk.0.attn_norm.weight", [qh], 0, f32(qh)),
+            q41("blk.0.attn_q.weight", qh, qh, 2), q41("blk.0.attn_k.weight", qh, 16, 3),
+            q41("blk.0.attn_v.weight", qh, 16, 4), q41("blk.0.attn_output.weight", qh, qh, 5),
+            ("blk.0.ffn_norm.weight", [qh], 0, f32(qh)), q41("blk.0.ffn_gate.weight", qh, qffn, 6),
+            q41("blk.0.ffn_up.weight", qh, qffn, 7), ("output_norm.weight", [qh], 0, f32(qh)),
+            ("blk.0.ffn_down.weight", [qffn, qh], down_type, down_blocks)]
+
+
+full = gguf_file(q_kvs, q_model())
+write("gguf", "tiny_llama_q4_1", full)
+write("gguf", "tiny_llama_q4_1_truncated", full[:-20 * 3 - 5])  # the last blocks of ffn_down (last) cut
+write("gguf", "tiny_llama_iq2_xxs", gguf_file(q_kvs, q_model(down_type=16)))
+q4k = gguf_file(kvs[:1], [("blk.0.ffn_up.weight", [256, 2], 12, blocks(12, 2, 11))])
+write("gguf", "q4_k_tensor", q4k)
+write("gguf", "q4_k_tensor_truncated", q4k[:-100])
 write("gguf", "metadata_only", gguf_file(kvs[:3], []))
 write("gguf", "empty_v3", struct.pack("<IIQQ", 0x46554747, 3, 0, 0))
 

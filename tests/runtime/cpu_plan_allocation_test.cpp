@@ -1,10 +1,13 @@
-// The memory plan against what the CPU backend allocates: for each shared fixture, the Gemma 3
-// fixtures, the default model and the Gemma 3 270M test model, the plan's KV dtype, block bytes, KV
+// The memory plan against what the CPU backend allocates: for every shared fixture, the Gemma 3
+// fixtures, the default model, its F16 conversion and the Gemma 3 270M test model, the plan's KV dtype, block bytes, KV
 // bytes and weight bytes equal the cpu_model built from that plan (--kv-cache-dtype auto: float16
 // on the CPU; explicit float32 too). GGUF block formats and bf16 are counted as held, not as float32.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "config/paths.h"
 #include "runtime/cpu_model.h"
@@ -14,11 +17,12 @@
 namespace troupe {
 namespace {
 
-void check_plan_equals_allocation(const std::string& path) {
+void check_plan_equals_allocation(const std::string& path,
+                                  std::initializer_list<const char*> kv_dtypes = {"auto", "float32", "float16"}) {
   SCOPED_TRACE(path);
   auto cfg = read_model_config(path);
   ASSERT_TRUE(cfg.ok()) << cfg.err().message;
-  for (const char* kv : {"auto", "float32", "float16"}) {
+  for (const char* kv : kv_dtypes) {
     SCOPED_TRACE(kv);
     engine_options o;
     o.device = "cpu";
@@ -45,9 +49,15 @@ void check_plan_equals_allocation(const std::string& path) {
   }
 }
 
+// Every fixture folder there is (a new one is covered without editing this test).
 TEST(cpu_plan_allocation, fixtures_kv_plan_equals_allocation) {
-  for (const char* name : {"tiny-llama", "tiny-llama-bf16", "tiny-qwen2", "tiny-qwen2-bf16"})
-    check_plan_equals_allocation(std::string(TROUPE_FIXTURES_DIR) + "/" + name);
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(TROUPE_FIXTURES_DIR))
+    if (std::filesystem::exists(e.path() / "config.json")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  for (const char* known : {"tiny-llama", "tiny-llama-bf16", "tiny-qwen2", "tiny-qwen2-bf16"})
+    EXPECT_NE(std::find(names.begin(), names.end(), known), names.end()) << known << " missing in " << TROUPE_FIXTURES_DIR;
+  for (const auto& name : names) check_plan_equals_allocation(std::string(TROUPE_FIXTURES_DIR) + "/" + name);
 }
 
 TEST(cpu_plan_allocation, gemma3_fixtures_plan_equals_allocation) {
@@ -82,6 +92,15 @@ TEST(cpu_plan_allocation, default_model_kv_plan_equals_allocation) {
   const std::string path = default_model_path();
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not installed at " << path;
   check_plan_equals_allocation(path);
+}
+
+// The default model's F16 conversion (bench/gguf_to_f16.py writes it beside the model): F16 matrices
+// held as 16-bit (the KV side is the Q4_1 file's: one KV dtype keeps the 270 MB loads to one).
+TEST(cpu_plan_allocation, default_model_f16_conversion_plan_equals_allocation) {
+  const auto q = std::filesystem::path(default_model_path());
+  const auto path = (q.parent_path() / (q.stem().string().substr(0, q.stem().string().rfind('.')) + ".F16.gguf")).string();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no F16 conversion at " << path << " (bench/gguf_to_f16.py)";
+  check_plan_equals_allocation(path, {"float16"});
 }
 
 }  // namespace
