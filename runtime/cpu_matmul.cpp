@@ -1,4 +1,5 @@
-// CPU matmul kernels for float32 and 16-bit weights (block formats: cpu_matmul_blocks.cpp). Hand-blocked rather than BLAS: a sequence's logits must not depend on what
+// CPU matmul kernels for float32 and 16-bit weights (block formats: cpu_matmul_blocks.cpp; the AVX2
+// float16 path: cpu_matmul_f16.cpp). Hand-blocked rather than BLAS: a sequence's logits must not depend on what
 // else shares the step, so the per-element summation order must not depend on M; hand blocking
 // guarantees that by construction (and measured faster than OpenBLAS at decode sizes, see
 // bench/cpu_forward.cpp), and lets bf16/f16 weights be widened in registers.
@@ -185,7 +186,10 @@ void matmul_nt(const float* x, int64_t m, const weight_matrix& w, const float* b
   switch (w.dtype) {
     case weight_dtype::f32: matmul_impl<w_f32>(x, m, w.cols, w.f32.data(), w.rows, bias, y, pool); break;
     case weight_dtype::bf16: matmul_impl<w_bf16>(x, m, w.cols, w.half.data(), w.rows, bias, y, pool); break;
-    case weight_dtype::f16: matmul_impl<w_f16>(x, m, w.cols, w.half.data(), w.rows, bias, y, pool); break;
+    case weight_dtype::f16:
+      if (cpu_matmul_uses_avx2()) matmul_f16_avx2(x, m, w, bias, y, pool);
+      else matmul_impl<w_f16>(x, m, w.cols, w.half.data(), w.rows, bias, y, pool);
+      break;
     default: matmul_blocks(x, m, w, bias, y, pool); break;
   }
 }
