@@ -3,10 +3,12 @@
 #include "runtime/cpu_model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <new>
 
 #include "config/log.h"
+#include "runtime/cpu_attention.h"
 #include "runtime/cpu_kernels.h"
 #include "runtime/prompt_logprobs.h"
 
@@ -80,6 +82,16 @@ result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_wei
     return make_error(errc::out_of_memory, "cannot allocate the CPU KV pool: " + std::to_string(m->num_blocks_) +
                                                " blocks of " + std::to_string(m->block_bytes()) + " bytes");
   m->kv_ = std::move(*kv);
+  // Attention scratch per thread, sized once for the longest context a sequence can have here (the
+  // pool's tokens, capped by the model's positions); a longer one falls back to a grown buffer.
+  int64_t max_context = m->num_blocks_ * m->block_seq_len_;
+  if (m->cfg_.max_position_embeddings > 0) max_context = std::min(max_context, m->cfg_.max_position_embeddings);
+  paged_kv_view shape;
+  shape.block_seq_len = m->block_seq_len_;
+  shape.head_dim = m->cfg_.head_dim;
+  m->attn_scratch_per_thread_ = attention_tile_scratch_floats(
+      kAttentionTileRows * (m->cfg_.num_heads / m->cfg_.num_kv_heads), max_context + kAttentionTileRows - 1, shape);
+  m->attn_scratch_.resize(static_cast<size_t>(m->attn_scratch_per_thread_ * m->pool_->num_threads()));
   logger("runtime")->info("cpu_model '{}': {} layers, weights {:.1f} MiB ({}), KV pool {} blocks x {} tokens ({:.1f} MiB {}), {} threads",
                           m->cfg_.name, m->cfg_.num_layers, m->w_.num_bytes() / 1048576.0,
                           weight_dtype_name(m->w_.layers[0].w_qkv.dtype), m->num_blocks_,
@@ -193,23 +205,59 @@ void cpu_model::attention_layer(const step_batch& batch, int64_t layer) {
   const double scalar = cfg_.query_pre_attn_scalar > 0 ? cfg_.query_pre_attn_scalar : static_cast<double>(hd);
   const float scale = static_cast<float>(1.0 / std::sqrt(scalar));
   const int64_t group = nh / nkv;
-  pool_->parallel_for(n * nh, [&](int64_t task) {
-    thread_local std::vector<float> scores;
-    const int64_t t = task / nh, h = task % nh, g = h / group;
-    const int64_t pos = tok_pos_[t];
-    const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-    if (static_cast<int64_t>(scores.size()) < pos - lo + 1) scores.resize(pos - lo + 1);
-    paged_kv_view kv;
-    if (kv_dtype_ == weight_dtype::f16) kv.pool_f16 = reinterpret_cast<const uint16_t*>(kv_.data());
-    else kv.pool = kv_.data();
-    kv.block_table = block_table_of(batch, static_cast<size_t>(tok_seq_[t])).data();
-    kv.block_stride = block_stride_;
-    kv.k_offset = layer_off + g * head_stride;
-    kv.v_offset = kv.k_offset + v_off;
-    kv.block_seq_len = block_seq_len_;
-    kv.head_dim = hd;
-    paged_attention_row(qkv_.data() + t * row + h * hd, kv, lo, pos, scale, scores.data(),
-                        attn_.data() + t * q_size + h * hd);
+  paged_kv_view base;
+  if (kv_dtype_ == weight_dtype::f16) base.pool_f16 = reinterpret_cast<const uint16_t*>(kv_.data());
+  else base.pool = kv_.data();
+  base.block_stride = block_stride_;
+  base.block_seq_len = block_seq_len_;
+  base.head_dim = hd;
+
+  // Work items: tiles of up to kAttentionTileRows consecutive tokens of one sequence × one KV head's
+  // query heads. A step too small to keep every thread busy with whole groups splits the groups
+  // into single heads (the arithmetic per row does not depend on the tiling).
+  const int64_t nthreads = pool_->num_threads();
+  int64_t num_tiles = 0;
+  for (const auto& s : batch.seqs)
+    num_tiles += (static_cast<int64_t>(s.tokens.size()) + kAttentionTileRows - 1) / kAttentionTileRows;
+  const int64_t heads_per_item = num_tiles * nkv >= 4 * nthreads ? group : 1;
+  attn_items_.clear();
+  for (int64_t t0 = 0; t0 < n;) {
+    const int64_t seq_end = t0 + static_cast<int64_t>(batch.seqs[tok_seq_[t0]].tokens.size());
+    for (int64_t t = t0; t < seq_end; t += kAttentionTileRows)
+      for (int64_t h = 0; h < nh; h += heads_per_item)
+        attn_items_.push_back({static_cast<int32_t>(t), static_cast<int32_t>(std::min(kAttentionTileRows, seq_end - t)),
+                               static_cast<int32_t>(h), static_cast<int32_t>(heads_per_item)});
+    t0 = seq_end;
+  }
+  std::atomic<int64_t> next{0};
+  const int64_t num_items = static_cast<int64_t>(attn_items_.size());
+  pool_->parallel_for(std::min(nthreads, num_items), [&](int64_t worker) {
+    float* scratch = attn_scratch_.data() + worker * attn_scratch_per_thread_;
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < num_items;) {
+      const attn_item& it = attn_items_[static_cast<size_t>(i)];
+      paged_kv_view kv = base;
+      kv.block_table = block_table_of(batch, static_cast<size_t>(tok_seq_[it.first_token])).data();
+      kv.k_offset = layer_off + (it.first_head / group) * head_stride;
+      kv.v_offset = kv.k_offset + v_off;
+      attention_tile tile;
+      tile.q = qkv_.data() + it.first_token * row + it.first_head * hd;
+      tile.out = attn_.data() + it.first_token * q_size + it.first_head * hd;
+      tile.q_row_stride = row;
+      tile.out_row_stride = q_size;
+      tile.num_rows = it.num_rows;
+      tile.num_heads = it.num_heads;
+      tile.first_pos = tok_pos_[it.first_token];
+      tile.window = window;
+      tile.scale = scale;
+      const int64_t need = attention_tile_scratch_floats(tile.num_rows * tile.num_heads, attention_tile_span(tile), kv);
+      if (need <= attn_scratch_per_thread_) {
+        paged_attention_tile(tile, kv, scratch);
+      } else {  // a context beyond the one the scratch was sized for at load
+        thread_local std::vector<float> big;
+        if (static_cast<int64_t>(big.size()) < need) big.resize(static_cast<size_t>(need));
+        paged_attention_tile(tile, kv, big.data());
+      }
+    }
   });
 }
 

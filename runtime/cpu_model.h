@@ -44,7 +44,9 @@ class cpu_model : public model_backend {
   // Design note: one step runs the decoder over all new tokens of all sequences as one [T, hidden]
   // activation matrix. Per layer: RMSNorm, fused q/k/v matmul (+bias), rotary by each token's
   // position, K/V appended into each sequence's blocks, then attention per (token, head) over the
-  // cached positions [0, pos] read through the block table, o_proj, residual, RMSNorm, fused
+  // cached positions [0, pos] read through the block table (in tiles of up to kAttentionTileRows
+  // tokens × one KV head's query heads, each tile reading the cache once: cpu_attention.h, with the
+  // per-row arithmetic of paged_attention_row), o_proj, residual, RMSNorm, fused
   // gate/up, SiLU-and-mul, down, residual. Logits are computed only for the rows asked for.
   // Batch invariance: each row's matmuls reduce in a fixed order independent of T (cpu_matmul.h),
   // and attention for a token at position p always reduces over cached positions 0..p in order,
@@ -98,6 +100,13 @@ class cpu_model : public model_backend {
   std::vector<float> attn_;       // [T, q_size]
   std::vector<float> gate_up_;    // [T, 2 * intermediate]
   std::vector<float> act_;        // [T, intermediate]
+  struct attn_item {              // one attention tile: rows [first_token, +num_rows) × heads [first_head, +num_heads)
+    int32_t first_token, num_rows, first_head, num_heads;
+  };
+  std::vector<attn_item> attn_items_;  // [tiles × head groups] of the current layer
+  // Attention scratch, allocated at create: [num_threads, attn_scratch_per_thread_] floats.
+  std::vector<float> attn_scratch_;
+  int64_t attn_scratch_per_thread_ = 0;
 };
 
 }  // namespace troupe
