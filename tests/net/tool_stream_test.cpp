@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/native_tool_format.h"
+#include "net/openai_response.h"
 #include "net/tool_stream.h"
 
 namespace troupe {
@@ -126,6 +127,26 @@ TEST(tool_stream, a_truncated_call_ends_with_the_engines_reason) {
   EXPECT_FALSE(a.as_calls);
   ASSERT_EQ(a.calls.size(), 1u) << "what was sent stays sent, as OpenAI streams a cut-off call";
   EXPECT_EQ(a.calls[0].second, R"({"city":"Par)");
+}
+
+TEST(tool_stream, a_delta_becomes_one_chat_delta_for_websocket_frames) {
+  tool_stream ts(tool_format::generic, k_known);
+  std::vector<std::string> ids;
+  tool_delta d = ts.feed(R"({"tool_calls": [{"name": "get_time", "arguments": {"tz": "U)");
+  const nlohmann::ordered_json first = tool_delta_json(d, ids);
+  ASSERT_EQ(ids.size(), 1u);
+  EXPECT_EQ(first, (nlohmann::ordered_json{{"tool_calls", {{{"index", 0}, {"id", ids[0]}, {"type", "function"},
+                                                            {"function", {{"name", "get_time"}, {"arguments", R"({"tz":"U)"}}}}}}}))
+      << "the call's head and its first fragment in one part";
+  d = ts.feed(R"(TC"}}, {"name": "get_weather", "arguments": {}}]})");
+  const nlohmann::ordered_json next = tool_delta_json(d, ids);
+  ASSERT_EQ(ids.size(), 2u);
+  ASSERT_EQ(next["tool_calls"].size(), 2u);
+  EXPECT_EQ(next["tool_calls"][0], (nlohmann::ordered_json{{"index", 0}, {"function", {{"arguments", "TC\"}"}}}}));
+  EXPECT_EQ(next["tool_calls"][1]["id"], ids[1]);
+  EXPECT_EQ(next["tool_calls"][1]["function"]["arguments"], "{}");
+  tool_delta none;
+  EXPECT_TRUE(tool_delta_json(none, ids).is_null());
 }
 
 }  // namespace
