@@ -44,7 +44,7 @@ class tool_stream {
   enum class step : uint8_t { ok, more, fail };
   enum class stage : uint8_t {
     lead, prose, envelope_key, content_colon, content_string, content_value, envelope_end, calls_open,
-    call_head, call_key, call_args, call_close, after_call, next_tag, end
+    call_head, call_key, call_args, call_close, after_call, next_tag, py_name, py_args, py_after, end
   };
 
   void run(tool_delta& out);
@@ -54,6 +54,9 @@ class tool_stream {
   step prose(tool_delta& out);
   step call_head(tool_delta& out);
   step after_call();
+  step pythonic_name(tool_delta& out);
+  step pythonic_argument(tool_delta& out);
+  void emit_arguments(std::string frag, tool_delta& out);
   void emit_content(std::string_view s, tool_delta& out);
 
   tool_format format_;
@@ -71,6 +74,7 @@ class tool_stream {
     std::string name, arguments;
   };
   std::vector<sent_call> sent_calls_;
+  std::vector<std::string> py_keys_;  // the pythonic call's keywords so far (a repeat is no call)
 };
 
 }  // namespace troupe

@@ -116,6 +116,7 @@ TEST(responses_tool_events, every_split_streams_the_non_streamed_response) {
       {tool_format::mistral, "Sure. [TOOL_CALLS] [{\"name\": \"get_time\", \"arguments\": {}}]"},
       {tool_format::pythonic, "[get_weather(city=\"Paris\", days=3), get_time()]"},
       {tool_format::pythonic, "No call here."},
+      {tool_format::pythonic, "[get_weather(city='it\\'s \"Köln\"', days=1.50, opts={'a': [True, None]}), get_time()]"},
   };
   for (const auto& [f, text] : cases) {
     const tool_output want = parse_native_tool_output(f, text, k_known);
@@ -153,14 +154,17 @@ size_t count(const std::vector<json>& events, size_t end, const std::string& typ
 TEST(responses_tool_events, a_call_opens_with_its_name_and_its_arguments_stream_before_the_end) {
   const std::string generic = R"({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}]})";
   const std::string hermes = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"c\"}}\n</tool_call>";
-  for (const auto& [f, text] : {std::pair{tool_format::generic, generic}, std::pair{tool_format::hermes, hermes}}) {
+  const std::string pythonic = "[get_weather(city=\"Paris\", unit='c')]";
+  for (const auto& [f, text] : {std::pair{tool_format::generic, generic}, std::pair{tool_format::hermes, hermes},
+                                std::pair{tool_format::pythonic, pythonic}}) {
     const streamed s = run(f, text, 4);
     EXPECT_EQ(count(s.events, s.fed_before_end, "response.output_item.added"), 1u) << text;
     EXPECT_GT(count(s.events, s.fed_before_end, "response.function_call_arguments.delta"), 1u)
         << "the arguments are sent as they are written: " << text;
     EXPECT_EQ(count(s.events, s.events.size(), "response.output_text.delta"), 0u) << text;
     // The item opens as soon as its name is whole: before the first byte of its arguments is fed.
-    const streamed upto = run(f, text.substr(0, text.find("\"arguments\"")), 4, finish_reason::length);
+    const streamed upto = run(f, text.substr(0, f == tool_format::pythonic ? text.find("city") : text.find("\"arguments\"")), 4,
+                              finish_reason::length);
     EXPECT_EQ(count(upto.events, upto.events.size(), "response.output_item.added"), 1u) << text;
   }
 }
