@@ -1,6 +1,8 @@
 // Streaming a chat answer under tools token by token, as OpenAI does: prose or the envelope's
 // content goes out as content while it is written; a call goes out as a head (index, name) once
-// its name is complete, then its arguments in fragments as the model writes them. Text is held
+// its name is complete, then its arguments in fragments as the model writes them (a pythonic
+// call's a keyword at a time, converted to JSON). Chat chunks, /v1/ws token frames and the
+// Responses function_call events are all made from it. Text is held
 // back only while it could still be a call (an envelope's first key, a partial <tool_call> tag).
 // At the end the final parse (the non-streamed answer) decides; what the stream has not sent of it
 // is sent then, so the assembled stream equals the non-streamed message.
