@@ -360,6 +360,32 @@ std::vector<std::string> tool_stream_chunks(const response_meta& meta, int32_t i
   return chunks;
 }
 
+json tool_delta_json(tool_delta& d, std::vector<std::string>& ids) {
+  if (d.empty()) return nullptr;
+  json delta = json::object();
+  if (!d.content.empty()) delta["content"] = std::move(d.content);
+  json calls = json::array();
+  for (tool_delta::call_part& c : d.calls) {
+    if (!c.head && !calls.empty() && calls.back()["index"] == c.index) {
+      json& args = calls.back()["function"]["arguments"];
+      args = args.get<std::string>() + c.arguments;
+      continue;
+    }
+    json call = {{"index", c.index}};
+    if (c.head) {
+      ids.push_back(new_call_id());
+      call["id"] = ids.back();
+      call["type"] = "function";
+      call["function"] = {{"name", c.name}, {"arguments", ""}};
+    } else {
+      call["function"] = {{"arguments", std::move(c.arguments)}};
+    }
+    calls.push_back(std::move(call));
+  }
+  if (!calls.empty()) delta["tool_calls"] = std::move(calls);
+  return delta;
+}
+
 json final_response(const response_meta& meta, const generation_tracker& tracker, const text_codec* codec) {
   json choices = json::array();
   int32_t index = 0;

@@ -114,6 +114,11 @@ std::pair<nlohmann::ordered_json, nlohmann::ordered_json> tool_message(const res
 std::vector<std::string> tool_stream_chunks(const response_meta& meta, int32_t index, tool_stream& ts,
                                             const std::string& text, finish_reason fin, bool include_usage);
 
+// One tool_stream delta as one chat-shaped delta ({"content", "tool_calls"}; parts of one call
+// merged), for WebSocket token frames. A call's opening part carries its id (new, appended to
+// `ids`), type and name. Null when the delta is empty.
+nlohmann::ordered_json tool_delta_json(tool_delta& d, std::vector<std::string>& ids);
+
 // The whole non-streaming body.
 nlohmann::ordered_json final_response(const response_meta& meta, const generation_tracker& tracker,
                                       const text_codec* codec);

@@ -10,6 +10,11 @@
 #include "net/tool_request.h"
 
 namespace troupe {
+
+bool pythonic_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+}
+
 namespace {
 
 using ojson = nlohmann::ordered_json;
@@ -35,12 +40,13 @@ class reader {
   bool starts(std::string_view l) const { return s_.substr(p_, l.size()) == l; }
   void skip(size_t n) { p_ += n; }
 
+  size_t pos() const { return p_; }
+
   // A function or keyword name: letters, digits, '_', '-', '.' (OpenAI's names allow '-').
   bool name(std::string& out) {
     ws();
     const size_t start = p_;
-    const auto ok = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'; };
-    while (p_ < s_.size() && ok(s_[p_])) ++p_;
+    while (p_ < s_.size() && pythonic_name_char(s_[p_])) ++p_;
     out = std::string(s_.substr(start, p_ - start));
     return !out.empty() && !std::isdigit(static_cast<unsigned char>(out[0]));
   }
@@ -238,6 +244,13 @@ std::string pythonic_call_grammar(const tool_request& t) {
          "pynum ::= pyint (\".\" [0-9]{1,15})?\n"
          "pyval ::= pystr | pynum | \"True\" | \"False\" | \"None\" | \"[\" (pyval (\", \" pyval)*)? \"]\" | "
          "\"{\" (pystr \": \" pyval (\", \" pystr \": \" pyval)*)? \"}\"\n";
+}
+
+std::optional<std::pair<std::string, size_t>> pythonic_literal_json(std::string_view s) {
+  reader r(s);
+  ojson v;
+  if (!r.value(v, 1)) return std::nullopt;
+  return std::pair{v.dump(-1, ' ', false, ojson::error_handler_t::replace), r.pos()};
 }
 
 tool_output parse_pythonic_calls(std::string_view text, const std::vector<std::string>& known) {

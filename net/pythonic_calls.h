@@ -4,8 +4,11 @@
 // lists, dicts). Anything else, or a call to an unknown tool, is plain content.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "net/tool_call_parser.h"
@@ -13,6 +16,14 @@
 namespace troupe {
 
 tool_output parse_pythonic_calls(std::string_view text, const std::vector<std::string>& known);
+
+// The Python literal at the start of `s` (after whitespace) as the compact JSON the parse writes
+// into arguments, and the bytes it took; nullopt when `s` holds no whole literal there (a stream
+// waits for more). A number is whole only to the end of `s`: the caller checks what follows.
+std::optional<std::pair<std::string, size_t>> pythonic_literal_json(std::string_view s);
+
+// A keyword or function name's byte (letters, digits, '_', '-', '.'), as the parse reads names.
+bool pythonic_name_char(char c);
 
 // Under tool_choice required or named: GBNF text (runtime/grammar_gbnf.h) forcing a list of calls
 // to the allowed tools (one when named or not parallel) with each tool's required arguments in the

@@ -2,14 +2,12 @@
 // response.created, response.in_progress, response.output_item.added, response.content_part.added,
 // response.output_text.delta*, response.output_text.done, response.content_part.done,
 // response.output_item.done, then response.completed | response.incomplete | response.failed.
-// Under tools, per function_call item: response.output_item.added, response.function_call_arguments.delta,
-// response.function_call_arguments.done, response.output_item.done (all at the end: the envelope
-// must be whole to parse).
+// Under tools a message (text before any call, or the answer) comes first, then per function_call
+// item: response.output_item.added, response.function_call_arguments.delta*, .done,
+// response.output_item.done, all while the model writes them (responses_tool_events.cpp).
 #include "net/responses_events.h"
 
 #include <ctime>
-
-#include "net/tool_call_parser.h"
 
 namespace troupe {
 
@@ -41,9 +39,9 @@ response_builder::response_builder(const responses_params& p, std::string id, st
   params_.input_items = json::array();  // not echoed; keeps the copy small
 }
 
-void response_builder::expect_tool_envelope(std::vector<std::string> tool_names) {
+void response_builder::expect_tool_envelope(std::vector<std::string> tool_names, tool_format format) {
   tools_ = true;
-  tool_names_ = std::move(tool_names);
+  tool_stream_.emplace(format, std::move(tool_names));
 }
 
 json response_builder::event(const char* type, json fields) {
@@ -62,20 +60,27 @@ json response_builder::message_item(const char* item_status) const {
 }
 
 json response_builder::output_items() const {
-  if (!calls_.empty()) return calls_;
-  if (status_ == "in_progress" && !message_open_) return json::array();
-  const char* item_status = status_ == "completed" ? "completed" : status_ == "in_progress" ? "in_progress" : "incomplete";
-  return json::array({message_item(item_status)});
+  json items = json::array();
+  if (message_open_) {
+    const char* item_status = message_closed_ || status_ == "completed" ? "completed"
+                              : status_ == "in_progress"                ? "in_progress"
+                                                                        : "incomplete";
+    items.push_back(message_item(item_status));
+  }
+  for (const json& c : calls_) items.push_back(c);
+  return items;
 }
 
 json response_builder::assistant_message() const {
   if (calls_.empty()) return json{{"role", "assistant"}, {"content", text_}};
+  // Calls the answer did not end with (cut by max_output_tokens): the next turn sees the text.
+  if (!calls_ok_) return json{{"role", "assistant"}, {"content", raw_text_}};
   json calls = json::array();
   for (const json& c : calls_) {
     calls.push_back({{"id", c["call_id"]}, {"type", "function"},
                      {"function", {{"name", c["name"]}, {"arguments", c["arguments"]}}}});
   }
-  return json{{"role", "assistant"}, {"content", ""}, {"tool_calls", std::move(calls)}};
+  return json{{"role", "assistant"}, {"content", text_}, {"tool_calls", std::move(calls)}};
 }
 
 json response_builder::object() const {
@@ -122,24 +127,10 @@ void response_builder::open_message(std::vector<json>& out) {
                        {"part", {{"type", "output_text"}, {"text", ""}, {"annotations", json::array()}, {"logprobs", json::array()}}}}));
 }
 
-void response_builder::emit_calls(std::vector<json>& out) {
-  for (size_t i = 0; i < calls_.size(); ++i) {
-    json added = calls_[i];
-    added["arguments"] = "";
-    added["status"] = "in_progress";
-    const json& item_id = calls_[i]["id"];
-    out.push_back(event("response.output_item.added", {{"output_index", i}, {"item", std::move(added)}}));
-    out.push_back(event("response.function_call_arguments.delta",
-                        {{"item_id", item_id}, {"output_index", i}, {"delta", calls_[i]["arguments"]}}));
-    out.push_back(event("response.function_call_arguments.done",
-                        {{"item_id", item_id}, {"output_index", i}, {"arguments", calls_[i]["arguments"]}}));
-    out.push_back(event("response.output_item.done", {{"output_index", i}, {"item", calls_[i]}}));
-  }
-}
-
 void response_builder::close_message(std::vector<json>& out, finish_reason fin) {
   open_message(out);
   const char* item_status = fin == finish_reason::stop ? "completed" : "incomplete";
+  message_closed_ = fin == finish_reason::stop;
   const json part = {{"type", "output_text"}, {"text", text_}, {"annotations", json::array()}, {"logprobs", json::array()}};
   out.push_back(event("response.output_text.done", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
                                                     {"text", text_}, {"logprobs", json::array()}}));
@@ -152,12 +143,16 @@ std::vector<json> response_builder::on_event(const generation_event& ev) {
   std::vector<json> out;
   if (done() || ev.index != 0) return out;
   output_ids_.insert(output_ids_.end(), ev.token_ids.begin(), ev.token_ids.end());
-  if (!ev.text.empty()) {
-    if (!tools_) {
-      open_message(out);
-      out.push_back(event("response.output_text.delta", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
-                                                         {"delta", ev.text}, {"logprobs", json::array()}}));
+  raw_text_ += ev.text;
+  if (tools_) {
+    if (!ev.text.empty()) {
+      tool_delta d = tool_stream_->feed(ev.text);
+      on_tool_delta(d, out);
     }
+  } else if (!ev.text.empty()) {
+    open_message(out);
+    out.push_back(event("response.output_text.delta", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
+                                                       {"delta", ev.text}, {"logprobs", json::array()}}));
     text_ += ev.text;
   }
   if (ev.finish == finish_reason::none) return out;
@@ -171,24 +166,7 @@ std::vector<json> response_builder::on_event(const generation_event& ev) {
     return fail(e);
   }
   if (tools_) {
-    // Calls count only when the envelope ended normally; otherwise the raw text is the message.
-    const tool_output parsed = parse_tool_output(text_, tool_names_);
-    if (parsed.is_calls && ev.finish == finish_reason::stop) {
-      for (const parsed_tool_call& c : parsed.calls) {
-        calls_.push_back({{"type", "function_call"}, {"id", new_response_object_id("fc_")},
-                          {"call_id", new_response_object_id("call_")}, {"name", c.name},
-                          {"arguments", c.arguments}, {"status", "completed"}});
-      }
-      emit_calls(out);
-    } else {
-      if (!parsed.is_calls) text_ = parsed.content;
-      open_message(out);
-      if (!text_.empty()) {
-        out.push_back(event("response.output_text.delta", {{"item_id", item_id_}, {"output_index", 0}, {"content_index", 0},
-                                                           {"delta", text_}, {"logprobs", json::array()}}));
-      }
-      close_message(out, ev.finish);
-    }
+    finish_tools(ev.finish, out);
   } else {
     close_message(out, ev.finish);
   }

@@ -2,9 +2,11 @@
 // output items, usage with cached_tokens, incomplete_details, error), and the streaming events in
 // OpenAI's order with a sequence_number, built from the engine's generation events. The same events
 // go out as SSE (POST stream: true) and as WebSocket frames. Not thread-safe: one per response.
+// Under tools the answer goes through net/tool_stream as it is generated (responses_tool_events.cpp).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "actors/engine.h"
 #include "net/api_error.h"
 #include "net/responses_api.h"
+#include "net/tool_stream.h"
 
 namespace troupe {
 
@@ -21,9 +24,10 @@ class response_builder {
   response_builder(const responses_params& p, std::string id, std::string model);
 
   const std::string& id() const { return id_; }
-  // The generation answers with the tool envelope (a request with tools, tool_choice not none):
-  // its text is held until the end, then becomes function_call items or one message.
-  void expect_tool_envelope(std::vector<std::string> tool_names);
+  // The generation answers under tools (tool_choice not none) in `format`: its text streams through
+  // a tool_stream into a message (text before any call, or a plain answer) and function_call items,
+  // each opened as soon as its name is written and its arguments sent as they are generated.
+  void expect_tool_envelope(std::vector<std::string> tool_names, tool_format format = tool_format::generic);
   // response.created, response.in_progress: before any other event.
   std::vector<nlohmann::json> start();
   // Events for one engine event (deltas, and the closing events on its final one).
@@ -50,7 +54,11 @@ class response_builder {
   nlohmann::json message_item(const char* item_status) const;
   void open_message(std::vector<nlohmann::json>& out);  // output_item.added + content_part.added
   void close_message(std::vector<nlohmann::json>& out, finish_reason fin);
-  void emit_calls(std::vector<nlohmann::json>& out);    // the function_call items' events
+  // The tool half (responses_tool_events.cpp): one tool_stream delta as events, and the end.
+  void on_tool_delta(tool_delta& d, std::vector<nlohmann::json>& out);
+  void open_call(const std::string& name, std::vector<nlohmann::json>& out);
+  void close_call(std::vector<nlohmann::json>& out, const char* item_status);
+  void finish_tools(finish_reason fin, std::vector<nlohmann::json>& out);
 
   responses_params params_;
   std::string id_;
@@ -59,16 +67,22 @@ class response_builder {
   int64_t created_at_ = 0;
   int64_t seq_ = 0;
   std::string status_ = "in_progress";
-  std::string text_;
+  std::string text_;      // the message's text (under tools: its content, as sent)
+  std::string raw_text_;  // the generation's text as written
   std::vector<int32_t> output_ids_;
   bool message_open_ = false;
+  bool message_closed_ = false;  // under tools: a call followed the message
   usage_info usage_;
   bool has_usage_ = false;
   nlohmann::json incomplete_details_;  // null or {"reason": ...}
   nlohmann::json error_;               // null or {"code", "message"}
   bool tools_ = false;
-  std::vector<std::string> tool_names_;
-  nlohmann::json calls_ = nlohmann::json::array();  // function_call items, once parsed
+  std::optional<tool_stream> tool_stream_;
+  // function_call items in output order, after the message if there is one; all but the last are
+  // closed (their arguments are whole once the next call opens).
+  nlohmann::json calls_ = nlohmann::json::array();
+  bool call_open_ = false;
+  bool calls_ok_ = false;  // the answer ended as calls (finish_reason stop and a whole parse)
 };
 
 // The usage object of the Responses API (input/output tokens, cached_tokens).

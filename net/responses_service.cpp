@@ -13,7 +13,7 @@ using json = nlohmann::json;
 response_run::response_run(responses_params p, openai_request g, json conv, std::string own, std::string model)
     : params(std::move(p)), gen(std::move(g)), conversation(std::move(conv)), owner(std::move(own)),
       builder(params, new_response_object_id("resp_"), std::move(model)) {
-  if (gen.tool_calls) builder.expect_tool_envelope(gen.tool_names);
+  if (gen.tool_calls) builder.expect_tool_envelope(gen.tool_names, gen.tool_syntax);
 }
 
 stored_response response_run::entry() const {

@@ -6,10 +6,12 @@
 #include "net/tool_stream.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include <nlohmann/json.hpp>
 
 #include "net/json_raw.h"
+#include "net/pythonic_calls.h"
 
 namespace troupe {
 namespace {
@@ -107,7 +109,7 @@ tool_stream::step tool_stream::advance(tool_delta& out) {
     case stage::lead:
       if (format_ == tool_format::hermes || format_ == tool_format::mistral) return go(stage::prose);
       skip_ws(s, p);
-      if (format_ == tool_format::llama3 && p < s.size() && s[p] == '<') {
+      if ((format_ == tool_format::llama3 || format_ == tool_format::pythonic) && p < s.size() && s[p] == '<') {
         if (const step r = lit("<|python_tag|>"); r != step::ok) return r;
         tagged_ = true;
         skip_ws(s, p);
@@ -115,10 +117,7 @@ tool_stream::step tool_stream::advance(tool_delta& out) {
       if (p >= s.size()) return step::more;
       if (format_ == tool_format::generic && s[p] == '{') return ++p, go(stage::envelope_key);
       if (format_ == tool_format::llama3 && s[p] == '{') return go(stage::call_head);
-      if (format_ == tool_format::pythonic && s[p] == '[') {
-        held_ = true;  // converted to JSON only when whole: sent at the end
-        return step::more;
-      }
+      if (format_ == tool_format::pythonic && s[p] == '[') return ++p, go(stage::py_name);
       return step::fail;
     case stage::prose:
       return prose(out);
@@ -186,10 +185,7 @@ tool_stream::step tool_stream::advance(tool_delta& out) {
     case stage::call_args: {
       std::string frag;
       const step r = stream_value(frag, stage::call_close);
-      if (!frag.empty()) {
-        sent_calls_.back().arguments += frag;
-        out.calls.push_back({static_cast<int32_t>(sent_calls_.size()) - 1, false, {}, std::move(frag)});
-      }
+      emit_arguments(std::move(frag), out);
       return r;
     }
     case stage::call_close:
@@ -203,6 +199,16 @@ tool_stream::step tool_stream::advance(tool_delta& out) {
       if (p >= s.size()) return pos_ = p, step::more;
       if (const step r = lit("<tool_call>"); r != step::ok) return r;
       return go(stage::call_head);
+    case stage::py_name:
+      return pythonic_name(out);
+    case stage::py_args:
+      return pythonic_argument(out);
+    case stage::py_after:
+      skip_ws(s, p);
+      if (p >= s.size()) return step::more;
+      if (s[p] == ',') return ++p, go(stage::py_name);
+      if (s[p] == ']') return ++p, go(stage::end);
+      return step::fail;
     case stage::end:
       skip_ws(s, p);
       pos_ = p;
@@ -253,6 +259,67 @@ tool_stream::step tool_stream::call_head(tool_delta& out) {
   out.calls.push_back({static_cast<int32_t>(sent_calls_.size()) - 1, true, name.get<std::string>(), {}});
   pos_ = end;
   stage_ = stage::call_key;
+  return step::ok;
+}
+
+void tool_stream::emit_arguments(std::string frag, tool_delta& out) {
+  if (frag.empty()) return;
+  sent_calls_.back().arguments += frag;
+  out.calls.push_back({static_cast<int32_t>(sent_calls_.size()) - 1, false, {}, std::move(frag)});
+}
+
+// Pythonic `name(`: the call's head once the name is whole and known, and its arguments' "{".
+// Design note: a pythonic call is Python, not JSON, so its arguments are sent one keyword at a
+// time, each converted once its value is whole, exactly as the final parse writes them
+// ({"k":v,...}: the keyword as a JSON string, the value as compact JSON).
+tool_stream::step tool_stream::pythonic_name(tool_delta& out) {
+  const std::string_view s = text_;
+  size_t p = pos_;
+  skip_ws(s, p);
+  const size_t start = p;
+  while (p < s.size() && pythonic_name_char(s[p])) ++p;
+  const std::string name(s.substr(start, p - start));
+  skip_ws(s, p);
+  if (p >= s.size()) return step::more;  // the name may go on
+  if (s[p] != '(' || std::find(known_.begin(), known_.end(), name) == known_.end()) return step::fail;
+  tagged_ = true;
+  sent_calls_.push_back({name, {}});
+  out.calls.push_back({static_cast<int32_t>(sent_calls_.size()) - 1, true, name, {}});
+  emit_arguments("{", out);
+  py_keys_.clear();
+  pos_ = p + 1;
+  stage_ = stage::py_args;
+  return step::ok;
+}
+
+// One `key=value` (sent once the value is whole and followed by ',' or ')'), or the call's ')'.
+tool_stream::step tool_stream::pythonic_argument(tool_delta& out) {
+  const std::string_view s = text_;
+  size_t p = pos_;
+  skip_ws(s, p);
+  if (p >= s.size()) return step::more;
+  if (s[p] == ')') {
+    emit_arguments("}", out);
+    pos_ = p + 1;
+    stage_ = stage::py_after;
+    return step::ok;
+  }
+  const size_t start = p;
+  while (p < s.size() && pythonic_name_char(s[p])) ++p;
+  const std::string key(s.substr(start, p - start));
+  skip_ws(s, p);
+  if (p >= s.size()) return step::more;
+  if (key.empty() || std::isdigit(static_cast<unsigned char>(key[0])) || s[p] != '=') return step::fail;
+  const auto value = pythonic_literal_json(s.substr(p + 1));
+  if (!value) return step::more;  // not whole yet; if it never is, the final parse decides
+  size_t q = p + 1 + value->second;
+  skip_ws(s, q);
+  if (q >= s.size()) return step::more;  // a number may go on
+  if (s[q] != ',' && s[q] != ')') return step::fail;
+  if (std::find(py_keys_.begin(), py_keys_.end(), key) != py_keys_.end()) return step::fail;
+  py_keys_.push_back(key);
+  emit_arguments((py_keys_.size() > 1 ? "," : "") + nlohmann::json(key).dump() + ":" + value->first, out);
+  pos_ = s[q] == ',' ? q + 1 : q;
   return step::ok;
 }
 

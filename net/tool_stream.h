@@ -1,6 +1,8 @@
 // Streaming a chat answer under tools token by token, as OpenAI does: prose or the envelope's
 // content goes out as content while it is written; a call goes out as a head (index, name) once
-// its name is complete, then its arguments in fragments as the model writes them. Text is held
+// its name is complete, then its arguments in fragments as the model writes them (a pythonic
+// call's a keyword at a time, converted to JSON). Chat chunks, /v1/ws token frames and the
+// Responses function_call events are all made from it. Text is held
 // back only while it could still be a call (an envelope's first key, a partial <tool_call> tag).
 // At the end the final parse (the non-streamed answer) decides; what the stream has not sent of it
 // is sent then, so the assembled stream equals the non-streamed message.
@@ -44,7 +46,7 @@ class tool_stream {
   enum class step : uint8_t { ok, more, fail };
   enum class stage : uint8_t {
     lead, prose, envelope_key, content_colon, content_string, content_value, envelope_end, calls_open,
-    call_head, call_key, call_args, call_close, after_call, next_tag, end
+    call_head, call_key, call_args, call_close, after_call, next_tag, py_name, py_args, py_after, end
   };
 
   void run(tool_delta& out);
@@ -54,6 +56,9 @@ class tool_stream {
   step prose(tool_delta& out);
   step call_head(tool_delta& out);
   step after_call();
+  step pythonic_name(tool_delta& out);
+  step pythonic_argument(tool_delta& out);
+  void emit_arguments(std::string frag, tool_delta& out);
   void emit_content(std::string_view s, tool_delta& out);
 
   tool_format format_;
@@ -71,6 +76,7 @@ class tool_stream {
     std::string name, arguments;
   };
   std::vector<sent_call> sent_calls_;
+  std::vector<std::string> py_keys_;  // the pythonic call's keywords so far (a repeat is no call)
 };
 
 }  // namespace troupe

@@ -52,12 +52,17 @@ class ws_session final : public session_base,
   struct generation {
     generation(server_metrics& m, const openai_request& r, std::string rid, uint64_t s)
         : request_id(std::move(rid)), seq(s), meta(make_response_meta(r, request_id)),
-          tracker(r.gen.n, static_cast<int32_t>(r.gen.prompt_ids.size()), r.tool_calls), timing(m, r.gen.n) {}
+          tracker(r.gen.n, static_cast<int32_t>(r.gen.prompt_ids.size()), r.tool_calls), timing(m, r.gen.n) {
+      if (r.tool_calls) tools.assign(static_cast<size_t>(r.gen.n), tool_stream(meta.tool_syntax, meta.tool_names));
+      call_ids.resize(tools.size());
+    }
     std::string request_id;
     uint64_t seq;
     response_meta meta;
     generation_tracker tracker;
     request_timing timing;
+    std::vector<tool_stream> tools;                    // per choice, under tools
+    std::vector<std::vector<std::string>> call_ids;  // per choice: the ids its streamed calls got
     bool submitted = false;         // false while the request filters decide
     bool cancel_requested = false;  // a cancel that came before submission
   };
@@ -228,6 +233,19 @@ class ws_session final : public session_base,
       if (!ev.prompt_logprobs.empty()) {  // each choice's first frame (prompt_logprobs asked)
         frame["prompt_logprobs"] = logprobs_json(api_kind::chat, ev.prompt_logprobs, ctx_->routes.codec(), 0)["content"];
       }
+      if (static_cast<size_t>(ev.index) < g->tools.size()) {  // under tools: the chat delta of this text
+        tool_stream& ts = g->tools[static_cast<size_t>(ev.index)];
+        std::vector<std::string>& ids = g->call_ids[static_cast<size_t>(ev.index)];
+        tool_delta d = ts.feed(ev.text);
+        bool calls = false;
+        if (ev.finish != finish_reason::none) {
+          tool_delta rest = ts.finish(ev.finish, calls);
+          d.content += rest.content;
+          for (auto& c : rest.calls) d.calls.push_back(std::move(c));
+        }
+        if (json delta = tool_delta_json(d, ids); !delta.is_null()) frame["delta"] = std::move(delta);
+        if (calls) finish = "tool_calls";
+      }
       if (finish) frame["finish_reason"] = finish;
       send(frame);
     }
@@ -237,8 +255,12 @@ class ws_session final : public session_base,
     for (const auto& c : g->tracker.choices()) {
       const char* r = openai_finish_reason(c.finish);
       json choice = {{"index", choices.size()}, {"finish_reason", r ? json(r) : json(nullptr)}};
-      if (g->meta.tool_calls) {  // the envelope streamed as tokens; its parsed form comes here
+      if (g->meta.tool_calls) {  // the parsed form of what the token frames' deltas streamed
         auto [message, reason] = tool_message(g->meta, c.text, c.finish);
+        const std::vector<std::string>& ids = g->call_ids[choices.size()];
+        if (message.contains("tool_calls")) {  // the ids the deltas gave the calls
+          for (size_t i = 0; i < ids.size() && i < message["tool_calls"].size(); ++i) message["tool_calls"][i]["id"] = ids[i];
+        }
         choice["message"] = std::move(message);
         choice["finish_reason"] = std::move(reason);
       }

@@ -4,7 +4,8 @@ whose cached_tokens cover the previous turn's prompt and whose answers equal the
 conversation, the WebSocket mode (client.responses.connect()) for a 5-turn conversation, and bad
 input: unknown or another key's ids (404), oversized input (400), malformed socket events. Function
 tools: a round trip (function_call item, then its function_call_output chained by
-previous_response_id), streamed and over the socket, and text.format json_schema output."""
+previous_response_id), streamed (the arguments in several deltas, byte-equal to the non-streamed
+call) and over the socket, and text.format json_schema output."""
 import json
 import time
 
@@ -371,48 +372,72 @@ def test_function_tool_round_trip_with_previous_response_id(client, model):
     assert stateless.output_text == answer.output_text
 
 
+def check_streamed_calls(events, final, whole):
+    """The function_call events of one streamed response: each item is added with its name, its
+    arguments arrive in several deltas while it is generated, .done holds their concatenation, and
+    the calls are byte-equal to the final response's and to the non-streamed response's."""
+    calls = [i for i in whole.output if i.type == "function_call"]
+    assert calls
+    types = [e.type for e in events]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    expected = []
+    deltas = {}
+    for e in events:
+        if e.type == "response.function_call_arguments.delta":
+            deltas.setdefault(e.output_index, []).append(e.delta)
+    for index in sorted(deltas):
+        expected += ["response.output_item.added"] + ["response.function_call_arguments.delta"] * len(deltas[index]) + [
+            "response.function_call_arguments.done", "response.output_item.done"]
+    assert types[2:-1] == expected
+    assert all(len(d) > 1 for d in deltas.values()), "the arguments stream as they are generated"
+    for e in events:
+        if e.type == "response.output_item.added":
+            assert e.item.type == "function_call" and e.item.name == "get_weather" and e.item.arguments == ""
+        if e.type == "response.function_call_arguments.done":
+            assert e.arguments == "".join(deltas[e.output_index])
+    streamed = ["".join(deltas[i]) for i in sorted(deltas)]
+    assert streamed == [c.arguments for c in calls]  # byte-equal to the non-streamed calls
+    assert [(i.name, i.arguments) for i in final.output] == [(c.name, c.arguments) for c in calls]
+    for item in final.output:
+        check_call(item)
+
+
 def test_streamed_function_calls_equal_the_non_streamed_ones(client, model):
     whole = ask_tool(client, model, input=ASK_WEATHER, tool_choice="required")
     with client.responses.stream(model=model, input=ASK_WEATHER, tools=[WEATHER], tool_choice="required",
                                  max_output_tokens=120, temperature=0) as s:
         events = list(s)
         final = s.get_final_response()
-    types = [e.type for e in events]
-    calls = [i for i in whole.output if i.type == "function_call"]
-    assert types == ["response.created", "response.in_progress"] + [
-        "response.output_item.added", "response.function_call_arguments.delta",
-        "response.function_call_arguments.done", "response.output_item.done"] * len(calls) + ["response.completed"]
-    assert [e.sequence_number for e in events] == list(range(len(events)))
-    streamed = {}
-    for e in events:
-        if e.type == "response.function_call_arguments.delta":
-            streamed[e.output_index] = streamed.get(e.output_index, "") + e.delta
-        if e.type == "response.function_call_arguments.done":
-            assert e.arguments == streamed[e.output_index]
-    assert [json.loads(streamed[i]) for i in sorted(streamed)] == [json.loads(c.arguments) for c in calls]
-    assert [(i.name, json.loads(i.arguments)) for i in final.output] == \
-           [(c.name, json.loads(c.arguments)) for c in calls]
-    for item in final.output:
-        check_call(item)
+    assert [e.type for e in events][:2] == ["response.created", "response.in_progress"]
+    assert events[-1].type == "response.completed"
+    check_streamed_calls(events, final, whole)
+    # A named function: the same order.
+    named = {"type": "function", "name": "get_weather"}
+    whole = ask_tool(client, model, input=ASK_WEATHER, tool_choice=named)
+    with client.responses.stream(model=model, input=ASK_WEATHER, tools=[WEATHER], tool_choice=named,
+                                 max_output_tokens=120, temperature=0) as s:
+        events = list(s)
+        final = s.get_final_response()
+    check_streamed_calls(events, final, whole)
 
 
 def test_function_tool_round_trip_over_the_socket(client, model):
     with client.responses.connect() as conn:
         def run(**kw):
             conn.response.create(model=model, tools=[WEATHER], max_output_tokens=120, temperature=0, store=False, **kw)
-            types = []
+            events = []
             for event in conn:
-                types.append(event.type)
+                events.append(event)
                 if event.type in ("response.completed", "response.incomplete", "response.failed", "error"):
-                    return types, event
-        types, final = run(input=ASK_WEATHER, tool_choice="required")
+                    return events, event
+        events, final = run(input=ASK_WEATHER, tool_choice="required")
+        types = [e.type for e in events]
         assert final.type == "response.completed", types
-        assert "response.function_call_arguments.done" in types and "response.output_text.delta" not in types
-        for item in final.response.output:
-            check_call(item)
-        types, answer = run(input=[tool_result(final.response.output[0])], previous_response_id=final.response.id,
-                            tool_choice="none")
-        assert answer.type in ("response.completed", "response.incomplete"), types
+        assert "response.output_text.delta" not in types
+        check_streamed_calls(events, final.response, ask_tool(client, model, input=ASK_WEATHER, tool_choice="required"))
+        events, answer = run(input=[tool_result(final.response.output[0])], previous_response_id=final.response.id,
+                             tool_choice="none")
+        assert answer.type in ("response.completed", "response.incomplete"), [e.type for e in events]
         assert answer.response.output[0].type == "message" and answer.response.output[0].content[0].text
 
 

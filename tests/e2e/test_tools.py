@@ -156,27 +156,45 @@ def test_unknown_tool_names_and_bad_tools_are_400s(base_url, client, model):
     assert r.json()["error"]["param"] == "tools"
 
 
-def test_websocket_done_frame_carries_the_parsed_calls(base_url):
+def test_websocket_token_frames_stream_the_calls_the_done_frame_carries(base_url):
     import asyncio
 
     import websockets
 
     async def run():
+        frames = []
         async with websockets.connect(base_url.replace("http", "ws") + "/v1/ws") as ws:
             await ws.send(json.dumps({"type": "generate", "id": "t", "messages": ASK, "tools": TOOLS,
                                       "tool_choice": "required", "max_tokens": 120, "temperature": 0}))
             while True:
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
                 assert frame["type"] in ("token", "done"), frame
+                frames.append(frame)
                 if frame["type"] == "done":
-                    return frame
-    done = asyncio.run(run())
+                    return frames
+    frames = asyncio.run(run())
+    done = frames[-1]
     choice = done["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     calls = choice["message"]["tool_calls"]
     assert calls
     for call in calls:
         jsonschema.validate(json.loads(call["function"]["arguments"]), SCHEMAS[call["function"]["name"]])
+    # The token frames' deltas stream the same calls as chat chunks do: each call opens with its id
+    # and name, then its arguments in fragments, several of them before the last frame.
+    tokens = frames[:-1]
+    assert tokens[-1]["finish_reason"] == "tool_calls"
+    streamed, fragments = {}, 0
+    for i, frame in enumerate(tokens):
+        for part in frame.get("delta", {}).get("tool_calls", []):
+            if "id" in part:
+                streamed[part["index"]] = {"id": part["id"], "type": part["type"],
+                                           "function": {"name": part["function"]["name"], "arguments": ""}}
+            streamed[part["index"]]["function"]["arguments"] += part["function"]["arguments"]
+            if part["function"]["arguments"] and i + 1 < len(tokens):
+                fragments += 1
+    assert fragments > 1, "the arguments stream as they are generated"
+    assert [streamed[i] for i in sorted(streamed)] == calls  # byte-equal, ids included
 
 
 class Forecast(BaseModel):

@@ -217,9 +217,13 @@ def test_pythonic_calls_are_forced_parsed_and_streamed(pythonic_client):
         if only:
             assert len(c.message.tool_calls) == 1
         with pythonic_client.chat.completions.stream(**kw) as s:
-            for _ in s:
-                pass
+            # The calls stream as they are written: a call's arguments in several chunks (a keyword
+            # each, as its value is whole), before the chunk that ends the choice.
+            fragments = sum(1 for e in s if e.type == "chunk" and e.chunk.choices and
+                            not e.chunk.choices[0].finish_reason and any(
+                                t.function and t.function.arguments for t in e.chunk.choices[0].delta.tool_calls or []))
             streamed = s.get_final_completion().choices[0].message.tool_calls
+        assert fragments > 1
         assert [(t.function.name, t.function.arguments) for t in streamed] == \
             [(t.function.name, t.function.arguments) for t in c.message.tool_calls]
     # The model's own words, cut off: the pythonic list, not JSON.

@@ -11,6 +11,7 @@
 #include "net/openai_api.h"
 #include "net/openai_response.h"
 #include "net/pythonic_calls.h"
+#include "net/responses_service.h"
 #include "net/tool_request.h"
 #include "runtime/chat_template.h"
 #include "runtime/grammar_test_support.h"
@@ -306,6 +307,28 @@ TEST(native_tools, required_constrains_to_the_native_format_and_auto_parses_it) 
   auto [text_message, text_reason] = tool_message(meta, "It is sunny.", finish_reason::stop);
   EXPECT_EQ(text_message["content"], "It is sunny.");
   EXPECT_EQ(text_reason, "stop");
+}
+
+TEST(native_tools, responses_read_calls_in_the_templates_format) {
+  template_codec codec("qwen2_5", 0, json{{"eos_token", "<|im_end|>"}});
+  api_context ctx{&codec, 1 << 20, 512, 4, "m"};
+  response_store store(8, 60);
+  const json body = {{"model", "m"}, {"input", "Weather?"},
+                     {"tools", json::array({{{"type", "function"}, {"name", "get_weather"}, {"parameters", {{"type", "object"}}}}})}};
+  auto run = prepare_response(body, false, store, "", ctx);
+  ASSERT_FALSE(is_error(run)) << std::get<api_error>(run).message;
+  response_builder& b = std::get<std::unique_ptr<response_run>>(run)->builder;
+  b.start();
+  generation_event ev;
+  ev.text = "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>";
+  ev.token_ids = {1};
+  ev.finish = finish_reason::stop;
+  b.on_event(ev);
+  const json output = b.object()["output"];
+  ASSERT_EQ(output.size(), 2u) << output.dump();
+  EXPECT_EQ(output[0]["content"][0]["text"], "Checking.");
+  EXPECT_EQ(output[1]["type"], "function_call");
+  EXPECT_EQ(output[1]["arguments"], R"({"city":"Rome"})");
 }
 
 TEST(native_tools, constraint_schema_per_family) {

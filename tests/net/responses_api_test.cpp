@@ -307,7 +307,8 @@ TEST(response_builder, a_tool_envelope_becomes_function_call_items_with_their_ev
   b.expect_tool_envelope({"get_weather"});
   std::vector<json> all = b.start();
   for (auto& e : b.on_event(text_event("{\"tool_calls\": [{\"name\": \"get_weather\", "))) all.push_back(e);
-  EXPECT_EQ(all.size(), 2u);  // the envelope is held until it is whole
+  ASSERT_EQ(all.size(), 3u);  // the call opens once its name is written
+  EXPECT_EQ(all[2]["type"], "response.output_item.added");
   for (auto& e : b.on_event(text_event("\"arguments\": {\"city\": \"Oslo\"}}]}", finish_reason::stop))) all.push_back(e);
   EXPECT_EQ(types(all), (std::vector<std::string>{"response.created", "response.in_progress", "response.output_item.added",
                                                   "response.function_call_arguments.delta",
@@ -349,8 +350,11 @@ TEST(response_builder, a_content_envelope_or_a_truncated_one_is_a_message) {
   const std::string cut = "{\"tool_calls\": [{\"name\": \"f\", \"arguments\": {}}]}";
   ev = t.on_event(text_event(cut, finish_reason::length));
   EXPECT_EQ(ev.back()["type"], "response.incomplete");
-  EXPECT_EQ(ev.back()["response"]["output"][0]["type"], "message");  // calls count only when the answer ended
-  EXPECT_EQ(ev.back()["response"]["output"][0]["content"][0]["text"], cut);
+  // Calls count only when the answer ended: the call that was sent closes incomplete, and the next
+  // turn sees the text as written.
+  EXPECT_EQ(ev.back()["response"]["output"][0]["type"], "function_call");
+  EXPECT_EQ(ev.back()["response"]["output"][0]["status"], "incomplete");
+  EXPECT_EQ(t.assistant_message(), (json{{"role", "assistant"}, {"content", cut}}));
 }
 
 stored_response entry(const std::string& id, const std::string& owner) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/native_tool_format.h"
+#include "net/openai_response.h"
 #include "net/tool_stream.h"
 
 namespace troupe {
@@ -82,6 +83,10 @@ TEST(tool_stream, every_split_assembles_the_non_streamed_answer) {
       {tool_format::mistral, "Sure. [TOOL_CALLS] [{\"name\": \"get_time\", \"arguments\": {}}]"},
       {tool_format::pythonic, "[get_weather(city=\"Paris\", days=3), get_time()]"},
       {tool_format::pythonic, "No call here."},
+      {tool_format::pythonic, "[get_weather(city='it\\'s \"Köln\"\\n', days=1.50, opts={'a': [True, None, -2e3]}, ), get_time() ]"},
+      {tool_format::pythonic, "<|python_tag|>[get_time(tz=\"UTC\")]"},
+      {tool_format::pythonic, "[1, 2, 3] is a list."},
+      {tool_format::pythonic, "[rm_rf(path=\"/\")]"},
   };
   for (const auto& [f, text] : cases) expect_equal_to_parse(f, text);
 }
@@ -89,12 +94,24 @@ TEST(tool_stream, every_split_assembles_the_non_streamed_answer) {
 TEST(tool_stream, a_call_opens_then_its_arguments_arrive_in_fragments) {
   const std::string generic = R"({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}]})";
   const std::string hermes = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"c\"}}\n</tool_call>";
-  for (const auto& [f, text] : {std::pair{tool_format::generic, generic}, std::pair{tool_format::hermes, hermes}}) {
+  const std::string pythonic = "[get_weather(city=\"Paris\", unit='c')]";
+  for (const auto& [f, text] : {std::pair{tool_format::generic, generic}, std::pair{tool_format::hermes, hermes},
+                                std::pair{tool_format::pythonic, pythonic}}) {
     const assembled a = stream(f, text, 4);
     EXPECT_TRUE(a.head_before_end) << text;
     EXPECT_GT(a.argument_parts, 1) << "the arguments are sent as they are written: " << text;
     EXPECT_EQ(a.calls.at(0).second, R"({"city":"Paris","unit":)" + std::string(f == tool_format::generic ? "\"celsius\"}" : "\"c\"}"));
   }
+  // A pythonic call opens once `name(` is written; a keyword goes out once its value is whole.
+  tool_stream py(tool_format::pythonic, k_known);
+  EXPECT_TRUE(py.feed("[get_wea").calls.empty());
+  tool_delta d = py.feed("ther(city=\"Par");
+  ASSERT_EQ(d.calls.size(), 2u);
+  EXPECT_TRUE(d.calls[0].head);
+  EXPECT_EQ(d.calls[1].arguments, "{");
+  EXPECT_TRUE(py.feed("is\", days=1").calls.at(0).arguments == R"("city":"Paris")");
+  EXPECT_TRUE(py.feed("2").calls.empty()) << "a number may go on";
+  EXPECT_EQ(py.feed(")").calls.at(0).arguments, R"(,"days":12)");
 }
 
 TEST(tool_stream, text_is_held_only_while_it_could_be_a_call) {
@@ -126,6 +143,42 @@ TEST(tool_stream, a_truncated_call_ends_with_the_engines_reason) {
   EXPECT_FALSE(a.as_calls);
   ASSERT_EQ(a.calls.size(), 1u) << "what was sent stays sent, as OpenAI streams a cut-off call";
   EXPECT_EQ(a.calls[0].second, R"({"city":"Par)");
+}
+
+TEST(tool_stream, a_call_the_answer_then_spoils_stays_sent_but_the_answer_is_no_calls) {
+  // What was sent stays sent (OpenAI's streams cannot take a call back); the final parse, and so
+  // finish_reason, say the answer is text. The same for every format: text after the calls, or a
+  // pythonic call that repeats a keyword.
+  for (const auto& [f, text] : {std::pair{tool_format::hermes, std::string("<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call> and more")},
+                                std::pair{tool_format::pythonic, std::string("[get_time(tz=1)] and more")},
+                                std::pair{tool_format::pythonic, std::string("[get_time(tz=1, tz=2)]")}}) {
+    EXPECT_FALSE(parse_native_tool_output(f, text, k_known).is_calls) << text;
+    const assembled a = stream(f, text, 3);
+    EXPECT_FALSE(a.as_calls) << text;
+    ASSERT_EQ(a.calls.size(), 1u) << text;
+    EXPECT_EQ(a.calls[0].first, "get_time");
+    EXPECT_EQ(a.content, "") << text;
+  }
+}
+
+TEST(tool_stream, a_delta_becomes_one_chat_delta_for_websocket_frames) {
+  tool_stream ts(tool_format::generic, k_known);
+  std::vector<std::string> ids;
+  tool_delta d = ts.feed(R"({"tool_calls": [{"name": "get_time", "arguments": {"tz": "U)");
+  const nlohmann::ordered_json first = tool_delta_json(d, ids);
+  ASSERT_EQ(ids.size(), 1u);
+  EXPECT_EQ(first, (nlohmann::ordered_json{{"tool_calls", {{{"index", 0}, {"id", ids[0]}, {"type", "function"},
+                                                            {"function", {{"name", "get_time"}, {"arguments", R"({"tz":"U)"}}}}}}}))
+      << "the call's head and its first fragment in one part";
+  d = ts.feed(R"(TC"}}, {"name": "get_weather", "arguments": {}}]})");
+  const nlohmann::ordered_json next = tool_delta_json(d, ids);
+  ASSERT_EQ(ids.size(), 2u);
+  ASSERT_EQ(next["tool_calls"].size(), 2u);
+  EXPECT_EQ(next["tool_calls"][0], (nlohmann::ordered_json{{"index", 0}, {"function", {{"arguments", "TC\"}"}}}}));
+  EXPECT_EQ(next["tool_calls"][1]["id"], ids[1]);
+  EXPECT_EQ(next["tool_calls"][1]["function"]["arguments"], "{}");
+  tool_delta none;
+  EXPECT_TRUE(tool_delta_json(none, ids).is_null());
 }
 
 }  // namespace
