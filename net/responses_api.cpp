@@ -247,6 +247,11 @@ maybe_error read_sampling(const json& body, responses_params& p) {
     p.chat_fields[key] = *v;  // ranges are checked by the chat parser, which names the field
     (std::string(key) == "temperature" ? p.temperature : p.top_p) = *v;
   }
+  // troupe's extension, as vLLM's: a seed makes sampling reproducible (the chat parser reads it).
+  if (const json* s = field(body, "seed")) {
+    if (!s->is_number_integer()) return bad_request("seed must be an integer", "seed");
+    p.chat_fields["seed"] = *s;
+  }
   if (const json* m = field(body, "max_output_tokens")) {
     if (!m->is_number_integer() || (m->is_number_integer() && !m->is_number_unsigned() && m->get<int64_t>() < 1)) {
       return bad_request("max_output_tokens must be a positive integer", "max_output_tokens");

@@ -479,3 +479,16 @@ def test_text_format_output_keys_follow_the_schemas_property_order(client, model
     assert r.status == "completed", r.incomplete_details
     keys = [k for k, _ in json.loads(r.output_text, object_pairs_hook=list)]
     assert keys == ["zeta", "alpha"], r.output_text
+
+
+def test_a_seed_makes_sampled_responses_repeat(client, model):
+    # troupe's extension (as vLLM's): the same seed at temperature 1 answers the same, over HTTP.
+    def ask(seed):
+        return client.responses.create(model=model, input=QUESTIONS[0], max_output_tokens=24, temperature=1.0,
+                                       store=False, extra_body={"seed": seed}).output_text
+    first = ask(3)
+    assert ask(3) == first
+    assert len({first, ask(4), ask(5), ask(6)}) > 1  # the seed is what makes them equal
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model=model, input="x", extra_body={"seed": "three"})
+    assert e.value.body["param"] == "seed"

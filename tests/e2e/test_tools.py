@@ -239,7 +239,7 @@ def test_tools_with_a_text_format_on_responses(client, model):
     for seed in range(12):
         prompt = "What is the weather in Paris?" if seed % 2 else "Is it sunny in Rome? Answer in JSON."
         r = client.responses.parse(model=model, input=prompt, tools=tools, text_format=Forecast, parallel_tool_calls=False,
-                                   max_output_tokens=120, temperature=1.0)
+                                   max_output_tokens=120, temperature=1.0, extra_body={"seed": seed})
         calls = [o for o in r.output if o.type == "function_call"]
         if calls:
             for call in calls:

@@ -187,6 +187,21 @@ TEST_F(responses_api_test, sampling_ranges_are_checked_with_responses_names) {
   EXPECT_EQ(std::get<api_error>(g).param, "temperature");
 }
 
+// `seed` is troupe's extension (as vLLM's): it reaches the sampler, so seeded sampling answers alike.
+TEST_F(responses_api_test, a_seed_reaches_the_sampling_parameters_and_must_be_an_integer) {
+  responses_params p = ok({{"input", "x"}, {"temperature", 1.0}, {"seed", 7}});
+  auto g = build_responses_generation(p, json::array(), ctx);
+  ASSERT_FALSE(is_error(g)) << std::get<api_error>(g).message;
+  ASSERT_TRUE(std::get<openai_request>(g).gen.params.seed.has_value());
+  EXPECT_EQ(*std::get<openai_request>(g).gen.params.seed, 7u);
+  p = ok({{"input", "x"}});
+  g = build_responses_generation(p, json::array(), ctx);
+  ASSERT_FALSE(is_error(g));
+  EXPECT_FALSE(std::get<openai_request>(g).gen.params.seed.has_value());
+  EXPECT_EQ(bad({{"input", "x"}, {"seed", "7"}}).param, "seed");
+  EXPECT_EQ(bad({{"input", "x"}, {"seed", 1.5}}).param, "seed");
+}
+
 TEST_F(responses_api_test, tools_and_text_format_map_onto_the_chat_fields) {
   responses_params p = ok({{"input", "x"},
                            {"tools", json::array({{{"type", "function"}, {"name", "f"},
