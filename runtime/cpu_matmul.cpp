@@ -157,10 +157,7 @@ void matmul_impl(const float* x, int64_t m, int64_t k, const typename W::type* w
   const micro_set<W>& ms = micro_set<W>::get();
   // Tasks are [row block x column block] tiles: a column block of w (≤ ~256 KiB) stays in L2
   // while the row tiles of x stream past it; enough column blocks to balance the threads at m = 1.
-  const int64_t want_tasks = static_cast<int64_t>(pool.num_threads()) * 8;
-  const int64_t l2_cols = std::max<int64_t>(tile_cols, (256 * 1024) / (k * static_cast<int64_t>(sizeof(typename W::type))));
-  int64_t nb = std::min((n + want_tasks - 1) / want_tasks * 4, l2_cols);
-  nb = std::clamp<int64_t>((nb + tile_cols - 1) / tile_cols * tile_cols, 12, 96);
+  const int64_t nb = column_block_width(n, k, pool.num_threads(), sizeof(typename W::type), tile_cols);
   const int64_t mb = 64;
   const int64_t num_nblocks = (n + nb - 1) / nb, num_mblocks = (m + mb - 1) / mb;
   pool.parallel_for(num_nblocks * num_mblocks, [&](int64_t task) {

@@ -326,10 +326,7 @@ void matmul_blocks(const float* x, int64_t m, const weight_matrix& w, const floa
   const uint8_t* wq = w.quant.data();
   // Tasks as in cpu_matmul.cpp: [row block x column block], a column block's float32 panel
   // (≤ ~256 KiB) staying in L2 while the rows stream past it.
-  const int64_t want_tasks = static_cast<int64_t>(pool.num_threads()) * 8;
-  const int64_t l2_cols = std::max<int64_t>(tile_cols, (256 * 1024) / (k * 4));
-  int64_t nb = std::min((n + want_tasks - 1) / want_tasks * 4, l2_cols);
-  nb = std::clamp<int64_t>((nb + wide_cols - 1) / wide_cols * wide_cols, 12, 96);
+  const int64_t nb = column_block_width(n, k, pool.num_threads(), 4, wide_cols);
   const int64_t mb = 64;
   const int64_t num_nblocks = (n + nb - 1) / nb, num_mblocks = (m + mb - 1) / mb;
   pool.parallel_for(num_nblocks * num_mblocks, [&](int64_t task) {

@@ -154,10 +154,7 @@ void matmul_f16_avx2(const float* x, int64_t m, const weight_matrix& w, const fl
   // Tasks are [row block x column block] as in cpu_matmul.cpp; a column block's float32 panel
   // (≤ ~256 KiB) stays in L2 while the activation rows stream past it. The split never changes an
   // element's reduction order, only which thread computes it.
-  const int64_t want_tasks = static_cast<int64_t>(pool.num_threads()) * 8;
-  const int64_t l2_cols = std::max<int64_t>(tile_cols, (256 * 1024) / (k * 4));
-  int64_t nb = std::min((n + want_tasks - 1) / want_tasks * 4, l2_cols);
-  nb = std::clamp<int64_t>((nb + wide_cols - 1) / wide_cols * wide_cols, 12, 96);
+  const int64_t nb = column_block_width(n, k, pool.num_threads(), 4, wide_cols);
   // A panel serves up to 256 activation rows: widening it and streaming its float16 rows from
   // memory are paid once per block of rows (measured ~15% faster than 64 at prefill 256).
   const int64_t mb = 256;
