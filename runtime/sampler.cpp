@@ -364,10 +364,14 @@ sampled_token sampler::sample(std::span<float> logits) {
     if (constraint_) std::erase_if(out.top, [&](const logprob_entry& e) { return std::isinf(l[static_cast<size_t>(e.token)]); });
   }
   if (constraint_ && !constraint_->accept(out.token)) constraint_blocked_ = true;  // a matcher bug: stop
-  ++num_generated_;
-  if (params_.repetition_penalty != 1.0f) seen_.add(out.token);
-  if (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) out_counts_.add(out.token);
+  record(out.token);
   return out;
+}
+
+void sampler::record(int32_t token) {
+  ++num_generated_;
+  if (params_.repetition_penalty != 1.0f) seen_.add(token);
+  if (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) out_counts_.add(token);
 }
 
 // Temperature, min_p, top_k, top_p, then one draw. `l` is the processed row [vocab].

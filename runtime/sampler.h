@@ -79,9 +79,22 @@ class sampler {
   int32_t num_generated() const { return num_generated_; }
   uint64_t seed() const { return seed_; }
 
+  // For a sampler elsewhere (the CUDA kernels, via runtime/sampling_rows.h) that samples this
+  // sequence's row with the same semantics: the knobs, the state steps 1-2 read, the uniform the
+  // draw of sample() would use (advances the RNG), and record(), sample()'s bookkeeping for the
+  // token it chose.
+  const sampling_params& params() const { return params_; }
+  bool modifies_row() const;  // would step 1 or 2 change the row now?
+  std::span<const int32_t> masked_now() const {  // EOS/stop ids masked at this step (min_tokens)
+    return num_generated_ < params_.min_tokens ? std::span<const int32_t>(masked_until_min_) : std::span<const int32_t>();
+  }
+  const token_counts& seen_tokens() const { return seen_; }      // prompt + generated (repetition)
+  const token_counts& generated_counts() const { return out_counts_; }  // frequency / presence
+  double next_uniform() { return uniform01(); }
+  void record(int32_t token);
+
  private:
   void apply_bias_and_penalties(std::span<float> logits) const;
-  bool modifies_row() const;  // would step 1 or 2 change the row now?
   bool apply_constraint(std::span<float> logits);
   int32_t sample_filtered(std::span<const float> logits);
   double uniform01();
