@@ -54,7 +54,7 @@ uint64_t base_reserve_bytes(const model_config& cfg, const cuda_model_options& o
   r += align_up(d.D / 2 * 4) * (cfg.layer_sliding.empty() ? 1 : 2);  // local layers' own rope base
   r += align_up(meta_ints(cfg, o) * 4);
   r += kCublasWorkspace;
-  return r + 2 * kAlign;  // the partial buffers' alignment
+  return r + 2 * kAlign + device_sampling::bytes(o.max_batch_size);  // partials' alignment; sampling rows
 }
 
 }  // namespace
@@ -179,10 +179,6 @@ status cuda_model::init(const model_config& cfg, const weight_source* weights, c
   kv_layout_.pool = kv_.base();
   kv_layout_.num_blocks = blocks;
   TROUPE_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&host_meta_), meta_ints_ * sizeof(int32_t)), "cudaMallocHost (step metadata)");
-  if (opts_.tp_rank == 0)
-    TROUPE_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&host_logits_),
-                                   static_cast<size_t>(opts_.max_batch_size) * cfg_.vocab_size * sizeof(float)),
-                    "cudaMallocHost (logits rows to sample)");
 
   TROUPE_TRY(carve_reserve());
   TROUPE_TRY(gemm_.init(stream_, buf_.cublas_ws, kCublasWorkspace));
@@ -220,6 +216,7 @@ status cuda_model::carve_reserve() {
   if (!cfg_.layer_sliding.empty()) TROUPE_TRY(take(d.D / 2 * 4, reinterpret_cast<void**>(&buf_.inv_freq_local)));
   TROUPE_TRY(take(meta_ints_ * 4, reinterpret_cast<void**>(&buf_.meta)));
   TROUPE_TRY(take(kCublasWorkspace, &buf_.cublas_ws));
+  TROUPE_TRY(init_sampling());  // rank 0's sampling rows, and the pinned logits rows
   // Whatever is left holds split-K partials: (D + 2) floats per (token, head, split).
   const uint64_t left = reserve_.capacity() - reserve_.used();
   const uint64_t cap_max = static_cast<uint64_t>(opts_.max_batch_size) * d.Hq * std::max(opts_.max_splits, 1);
@@ -468,9 +465,7 @@ status cuda_model::run_lm_head(const std::vector<int32_t>& rows, const int32_t* 
     g.y_float32 = true;
     TROUPE_TRY(matmul(g));
     TROUPE_TRY(softcap_logits(m));
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(dst + r0 * d.V, buf_.logits, m * d.V * 4, cudaMemcpyDeviceToHost,
-                                    stream_),
-                    "copy logits");
+    TROUPE_TRY(deliver_logits(dst, r0, m, nullptr));  // or sampled on the device
   }
   return ok_status();
 }

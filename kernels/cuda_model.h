@@ -18,6 +18,7 @@
 #include "config/options.h"
 #include "kernels/attention.h"
 #include "kernels/cublas_gemm.h"
+#include "kernels/cuda_model_sampling.h"
 #include "kernels/device_memory.h"
 #include "kernels/kernel_types.h"
 #include "kernels/kv_cache.h"
@@ -73,8 +74,9 @@ class cuda_model final : public model_backend {
   int64_t num_kv_blocks() const override { return kv_layout_.num_blocks; }
   int64_t block_seq_len() const override { return kv_layout_.block_seq_len; }
   status forward(const step_batch& batch, step_logits& out) override;
-  // Serving (rank 0): the sampled sequences' rows are copied into a pinned host buffer reused every
-  // step and sampled there by the CPU sampler (cuda_model_sampling.cpp); steps that also want rows
+  // Serving (rank 0): the sampled sequences' rows are sampled on the device, and only tokens and
+  // logprobs come back; rows the device does not serve (constraints) are copied into a pinned host
+  // buffer and sampled there by the CPU sampler (cuda_model_sampling.cpp); steps that also want rows
   // back (tests) take the default path.
   status forward_sampled(const step_batch& batch, step_logits& rows, step_logits& out) override;
   backend_memory memory() const override { return {weights_bytes(), reserve_bytes(), kv_bytes()}; }
@@ -134,6 +136,10 @@ class cuda_model final : public model_backend {
   status all_reduce_hidden(int64_t num_tokens);  // sums buf_.h [T, hidden] over the TP ranks
   status softcap_logits(int64_t rows);           // final_logit_softcapping of buf_.logits [rows, vocab], if set
   status run_lm_head(const std::vector<int32_t>& rows, const int32_t* d_rows, step_logits& out);
+  // cuda_model_sampling.cpp: start-up buffers, a step's device rows, and where logits rows go.
+  status init_sampling();
+  status stage_device_rows(const step_batch& batch);
+  status deliver_logits(float* dst, int64_t r0, int64_t m, const int32_t* src_rows);
   status run_prompt_scoring(const step_batch& batch, step_logits& out);  // cuda_model_scoring.cpp
   // Writes the step's block tables into the persistent device table (cuda_model_step_input.cpp) and
   // table_rows_[i], the row seqs[i] reads.
@@ -174,6 +180,7 @@ class cuda_model final : public model_backend {
   std::vector<int32_t> table_rows_; // [seqs] the row each sequence of the step reads
   float* host_logits_ = nullptr;  // pinned [max_batch_size, vocab] (rank 0): rows sampled on the host
   float* logits_dst_ = nullptr;   // set during forward_sampled: logits rows go here, not to out.data
+  std::unique_ptr<device_sampling> dsamp_;  // rank 0: sampling on the device
   cublas_gemm gemm_;
   void* embed_ = nullptr;     // [vocab, hidden]
   void* final_norm_ = nullptr;

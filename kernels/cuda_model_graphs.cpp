@@ -179,14 +179,7 @@ status cuda_model::run_decode_graph(const decode_graph& g, const step_batch& bat
     out.data.resize(rows.size() * static_cast<size_t>(V));
     dst = out.data.data();
   }
-  if (static_cast<int32_t>(rows.size()) == n) {
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(dst, buf_.logits, n * V * 4, cudaMemcpyDeviceToHost, stream_), "copy logits");
-  } else {
-    for (size_t r = 0; r < rows.size(); ++r)
-      TROUPE_CUDA_TRY(cudaMemcpyAsync(dst + r * V, buf_.logits + rows[r] * V, V * 4, cudaMemcpyDeviceToHost,
-                                      stream_),
-                      "copy logits");
-  }
+  TROUPE_TRY(deliver_logits(dst, 0, static_cast<int64_t>(rows.size()), rows.data()));  // or sampled on the device
   return cuda_status(cudaStreamSynchronize(stream_), "forward step (graph)");
 }
 

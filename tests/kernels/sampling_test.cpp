@@ -1,165 +1,152 @@
-// GPU penalties and sampling: penalties vs a CPU reference; greedy; seeded determinism; top-k,
-// top-p and min-p keep draws inside their sets; the draw follows the distribution.
+// GPU sampling (kernels/sampling.cu) against the CPU sampler on the same logits: greedy and seeded
+// draws token for token, logprobs, penalties evolving over steps; seeded runs reproducible and
+// independent of the batch; odd shapes (batch 1, 19, 99; vocab 7 to 262144).
 #include <cmath>
-#include <map>
-#include <set>
+#include <random>
 
 #include "gpu_test_util.h"
 #include "kernels/sampling.h"
+#include "runtime/sampler.h"
+#include "runtime/sampling_rows.h"
 
 namespace troupe {
 namespace {
 
 using namespace test;
 
-std::vector<int32_t> sample(const std::vector<float>& logits, const std::vector<sampling_row>& rows, int64_t vocab) {
+sampling_params random_params(std::mt19937_64& rng, int64_t vocab, bool greedy) {
+  auto pick = [&](std::initializer_list<float> v) { return *(v.begin() + rng() % v.size()); };
+  sampling_params p;
+  p.temperature = greedy ? 0.0f : pick({0.3f, 0.8f, 1.0f, 1.4f});
+  p.top_k = static_cast<int32_t>(pick({-1, 1, 5, 50, 2000}));
+  p.top_p = pick({1.0f, 0.95f, 0.6f});
+  p.min_p = pick({0.0f, 0.05f});
+  p.repetition_penalty = pick({1.0f, 1.2f});
+  p.presence_penalty = pick({0.0f, 0.5f});
+  p.frequency_penalty = pick({0.0f, 0.3f});
+  p.seed = rng();
+  p.logprobs = static_cast<int32_t>(pick({-1, 0, 5}));
+  p.lp_mode = rng() % 2 ? logprobs_mode::raw : logprobs_mode::processed;
+  p.max_tokens = 32;
+  p.min_tokens = static_cast<int32_t>(pick({0, 2}));
+  p.logit_bias = {{static_cast<int32_t>(rng() % vocab), pick({-100.0f, 5.0f})}};
+  return p;
+}
+
+// One device step for `rows` samplers over `logits` [rows, vocab]: returns the answers.
+std::vector<sampled_seq> device_step(std::vector<sampler>& s, const std::vector<float>& logits, int64_t vocab) {
+  const auto n = static_cast<int32_t>(s.size());
+  std::vector<smath::row_edit> edits(static_cast<size_t>(n) * 4096);
+  std::vector<int32_t> edit_of(static_cast<size_t>(vocab), -1);
+  sampling_rows_out out{edits.data(), static_cast<int32_t>(edits.size()), 0, edit_of};
+  std::vector<smath::row_params> params(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) EXPECT_TRUE(build_sampling_row(s[i], vocab, out, params[i]));
+  edits.resize(static_cast<size_t>(std::max(out.used, 1)));
   dev_buf<float> dl(logits);
-  dev_buf<sampling_row> dr(rows);
-  dev_buf<int32_t> dout(rows.size());
-  sample_args a{dl.get(), dr.get(), static_cast<int32_t>(rows.size()), vocab, dout.get()};
-  EXPECT_EQ(launch_sample(a, nullptr), cudaSuccess);
+  dev_buf<smath::row_params> dp(params);
+  dev_buf<smath::row_edit> de(edits);
+  dev_buf<smath::row_result> dr(static_cast<size_t>(n));
+  EXPECT_EQ(launch_sample_rows({dl.get(), nullptr, dp.get(), de.get(), dr.get(), n, vocab}, nullptr), cudaSuccess);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  return dout.download();
+  const std::vector<smath::row_result> res = dr.download();
+  std::vector<sampled_seq> answers;
+  for (int32_t i = 0; i < n; ++i) answers.push_back(finish_sampling_row(s[i], res[i], i));
+  return answers;
 }
 
-TEST(apply_penalties, matches_cpu_reference) {
-  TROUPE_REQUIRE_GPU();
-  std::mt19937 rng(11);
-  const int64_t vocab = 1111;
-  const int rows = 19;
-  std::vector<float> logits(rows * vocab);
-  for (auto& l : logits) l = std::uniform_real_distribution<float>(-5, 5)(rng);
-  std::vector<int32_t> history;
-  std::vector<sampling_row> params(rows);
-  for (int r = 0; r < rows; ++r) {
-    auto& p = params[r];
-    p.repetition_penalty = r % 3 == 0 ? 1.f : 1.3f;
-    p.presence_penalty = r % 2 ? 0.5f : 0.f;
-    p.frequency_penalty = r % 4 == 1 ? 0.25f : 0.f;
-    p.prompt_begin = static_cast<int32_t>(history.size());
-    for (int i = 0; i < 30; ++i) history.push_back(static_cast<int32_t>(rng() % vocab));
-    p.prompt_end = p.output_begin = static_cast<int32_t>(history.size());
-    for (int i = 0; i < 50; ++i) history.push_back(static_cast<int32_t>(rng() % 40));  // repeats
-    history.push_back(-1);  // ignored
-    p.output_end = static_cast<int32_t>(history.size());
-  }
-  dev_buf<float> dl(logits);
-  dev_buf<sampling_row> dr(params);
-  dev_buf<int32_t> dh(history), counts(rows * vocab);
-  ASSERT_EQ(launch_apply_penalties({dl.get(), dr.get(), dh.get(), counts.get(), rows, vocab}, nullptr), cudaSuccess);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const auto got = dl.download();
-  for (int r = 0; r < rows; ++r) {
-    const auto& p = params[r];
-    std::map<int32_t, int> out_count;
-    std::set<int32_t> seen;
-    for (int i = p.prompt_begin; i < p.prompt_end; ++i) seen.insert(history[i]);
-    for (int i = p.output_begin; i < p.output_end; ++i)
-      if (history[i] >= 0) ++out_count[history[i]], seen.insert(history[i]);
-    for (int64_t t = 0; t < vocab; ++t) {
-      float l = logits[r * vocab + t];
-      if (seen.count(static_cast<int32_t>(t)) && p.repetition_penalty != 1.f)
-        l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;
-      const auto it = out_count.find(static_cast<int32_t>(t));
-      if (it != out_count.end()) l -= p.frequency_penalty * it->second + p.presence_penalty;
-      ASSERT_NEAR(got[r * vocab + t], l, 1e-5) << "row " << r << " token " << t;
+std::vector<float> random_logits(std::mt19937_64& rng, size_t n) {
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+void expect_same_as_cpu(bool greedy) {
+  std::mt19937_64 rng(greedy ? 1 : 2);
+  for (int64_t vocab : {int64_t{7}, int64_t{1111}, int64_t{49152}, int64_t{262144}}) {
+    for (int32_t batch : {1, 19, 99}) {
+      if (vocab == 262144 && batch == 99) continue;  // memory for the host references
+      std::vector<sampler> cpu, gpu;
+      std::vector<int32_t> prompt(20);
+      for (int32_t i = 0; i < batch; ++i) {
+        for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % vocab);
+        const sampling_params p = random_params(rng, vocab, greedy);
+        const std::vector<int32_t> eos = {static_cast<int32_t>(rng() % vocab)};
+        cpu.emplace_back(p, prompt, eos);
+        gpu.emplace_back(p, prompt, eos);
+      }
+      for (int step = 0; step < 3; ++step) {
+        const std::vector<float> logits = random_logits(rng, static_cast<size_t>(batch * vocab));
+        const std::vector<sampled_seq> got = device_step(gpu, logits, vocab);
+        for (int32_t i = 0; i < batch; ++i) {
+          std::vector<float> row(logits.begin() + i * vocab, logits.begin() + (i + 1) * vocab);
+          const sampled_token want = cpu[static_cast<size_t>(i)].sample(row);
+          SCOPED_TRACE(testing::Message() << "vocab " << vocab << " batch " << batch << " row " << i << " step " << step);
+          ASSERT_EQ(got[static_cast<size_t>(i)].token.token, want.token);
+          if (std::isinf(want.logprob)) continue;
+          EXPECT_NEAR(got[static_cast<size_t>(i)].token.logprob, want.logprob, 1e-4);
+          ASSERT_EQ(got[static_cast<size_t>(i)].token.top.size(), want.top.size());
+          for (size_t j = 0; j < want.top.size(); ++j) EXPECT_EQ(got[static_cast<size_t>(i)].token.top[j].token, want.top[j].token);
+        }
+      }
     }
   }
 }
 
-TEST(sample, greedy_is_argmax_with_lowest_id_on_ties) {
+TEST(sample_rows, greedy_matches_the_cpu_sampler) {
   TROUPE_REQUIRE_GPU();
-  std::mt19937 rng(12);
-  for (int64_t vocab : {7, 1000, 128256}) {
-    const int rows = 19;
-    std::vector<float> logits(rows * vocab);
-    for (auto& l : logits) l = std::uniform_real_distribution<float>(-10, 10)(rng);
-    std::vector<int32_t> want(rows);
-    for (int r = 0; r < rows; ++r) {
-      const int64_t a = rng() % vocab, b = rng() % vocab;
-      logits[r * vocab + a] = logits[r * vocab + b] = 50.f;
-      want[r] = static_cast<int32_t>(std::min(a, b));
-    }
-    std::vector<sampling_row> params(rows);
-    for (auto& p : params) p.temperature = 0.f;
-    for (int r = 0; r < rows; r += 2) params[r].top_k = 1, params[r].temperature = 0.7f;  // top-k 1 is greedy too
-    EXPECT_EQ(sample(logits, params, vocab), want) << "vocab " << vocab;
-  }
+  expect_same_as_cpu(true);
 }
 
-TEST(sample, same_seed_and_step_give_the_same_token) {
+TEST(sample_rows, seeded_draws_match_the_cpu_sampler_given_its_uniforms) {
   TROUPE_REQUIRE_GPU();
+  expect_same_as_cpu(false);
+}
+
+TEST(sample_rows, seeded_runs_repeat_and_do_not_depend_on_the_batch) {
+  TROUPE_REQUIRE_GPU();
+  std::mt19937_64 rng(3);
   const int64_t vocab = 32000;
-  const int rows = 99;
-  std::vector<float> logits(rows * vocab);
-  std::mt19937 rng(13);
-  for (auto& l : logits) l = std::normal_distribution<float>(0, 2)(rng);
-  std::vector<sampling_row> params(rows);
-  for (int r = 0; r < rows; ++r) params[r].seed = 1234, params[r].step = r, params[r].top_p = 0.9f;
-  const auto a = sample(logits, params, vocab), b = sample(logits, params, vocab);
-  EXPECT_EQ(a, b);
-  std::set<int32_t> distinct(a.begin(), a.end());
-  EXPECT_GT(distinct.size(), 5u) << "different steps should draw different tokens";
+  const int32_t batch = 19;
+  std::vector<sampling_params> params;
+  for (int32_t i = 0; i < batch; ++i) params.push_back(random_params(rng, vocab, false));
+  const std::vector<float> logits = random_logits(rng, static_cast<size_t>(batch * vocab));
+  auto run = [&] {
+    std::vector<sampler> s;
+    for (const auto& p : params) s.emplace_back(p, std::span<const int32_t>());
+    std::vector<int32_t> tokens;
+    for (int step = 0; step < 4; ++step)
+      for (const sampled_seq& a : device_step(s, logits, vocab)) tokens.push_back(a.token.token);
+    return tokens;
+  };
+  const std::vector<int32_t> first = run();
+  EXPECT_EQ(run(), first);
+  // Row 7 alone, with the same history of rows: the same tokens as inside the batch.
+  std::vector<sampler> alone;
+  alone.emplace_back(params[7], std::span<const int32_t>());
+  const std::vector<float> row(logits.begin() + 7 * vocab, logits.begin() + 8 * vocab);
+  for (int step = 0; step < 4; ++step)
+    EXPECT_EQ(device_step(alone, row, vocab)[0].token.token, first[static_cast<size_t>(step * batch + 7)]) << step;
 }
 
-// One logits row repeated over many rows with distinct steps: the draws follow the filtered law.
-std::vector<int32_t> draws(const std::vector<float>& row, sampling_row p, int n) {
-  const int64_t vocab = static_cast<int64_t>(row.size());
-  std::vector<float> logits;
-  for (int i = 0; i < n; ++i) logits.insert(logits.end(), row.begin(), row.end());
-  std::vector<sampling_row> params(n, p);
-  for (int i = 0; i < n; ++i) params[i].step = i;
-  return sample(logits, params, vocab);
-}
-
-TEST(sample, filters_keep_draws_in_their_sets_and_follow_the_distribution) {
+TEST(sample_rows, skipped_rows_and_bad_sizes) {
   TROUPE_REQUIRE_GPU();
-  // probabilities proportional to 1/2^i over 12 ids, placed at scattered ids of a 5003 vocab.
-  const int64_t vocab = 5003;
-  std::vector<float> row(vocab, -1e4f);
-  std::vector<int32_t> ids;
-  for (int i = 0; i < 12; ++i) {
-    ids.push_back(static_cast<int32_t>((i * 977 + 13) % vocab));
-    row[ids.back()] = -static_cast<float>(i) * std::log(2.f);
-  }
-  const int n = 4000;
-  sampling_row p;
-  p.seed = 7;
-  {  // plain temperature 1: frequencies within 5 sigma of 2^-(i+1) (normalized)
-    const auto d = draws(row, p, n);
-    std::map<int32_t, int> c;
-    for (int32_t t : d) ++c[t];
-    double z = 0;
-    for (int i = 0; i < 12; ++i) z += std::pow(0.5, i);
-    for (int i = 0; i < 4; ++i) {
-      const double pi = std::pow(0.5, i) / z, sd = std::sqrt(n * pi * (1 - pi));
-      EXPECT_NEAR(c[ids[i]], n * pi, 5 * sd) << "id rank " << i;
-    }
-  }
-  {  // top-k 3
-    sampling_row q = p;
-    q.top_k = 3;
-    for (int32_t t : draws(row, q, n)) ASSERT_TRUE(t == ids[0] || t == ids[1] || t == ids[2]) << t;
-  }
-  {  // top-p 0.7: 0.5 + 0.25 reaches it, so the nucleus is the top 2
-    sampling_row q = p;
-    q.top_p = 0.7f;
-    for (int32_t t : draws(row, q, n)) ASSERT_TRUE(t == ids[0] || t == ids[1]) << t;
-  }
-  {  // min-p 0.2: keeps p >= 0.2 p_max, i.e. ranks 0, 1, 2
-    sampling_row q = p;
-    q.min_p = 0.2f;
-    std::set<int32_t> got;
-    for (int32_t t : draws(row, q, n)) got.insert(t);
-    EXPECT_EQ(got, (std::set<int32_t>{ids[0], ids[1], ids[2]}));
-  }
-  {  // low temperature sharpens towards the argmax
-    sampling_row q = p;
-    q.temperature = 0.1f;
-    int top = 0;
-    for (int32_t t : draws(row, q, n)) top += t == ids[0];
-    EXPECT_GT(top, n * 99 / 100);
-  }
+  std::vector<smath::row_params> params(2);
+  params[0].skip = 1;
+  params[1].temperature = 0.0f;
+  const std::vector<float> logits = {0.f, 1.f, 2.f, 5.f, 4.f, 3.f};
+  dev_buf<float> dl(logits);
+  dev_buf<smath::row_params> dp(params);
+  dev_buf<smath::row_result> dr(2);
+  std::vector<smath::row_result> init(2);
+  init[0].token = -7;
+  dr.upload(init);
+  ASSERT_EQ(launch_sample_rows({dl.get(), nullptr, dp.get(), nullptr, dr.get(), 2, 3}, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const auto res = dr.download();
+  EXPECT_EQ(res[0].token, -7) << "a skipped row is the host's";
+  EXPECT_EQ(res[1].token, 0);
+  EXPECT_EQ(launch_sample_rows({dl.get(), nullptr, dp.get(), nullptr, dr.get(), 2, 0}, nullptr), cudaErrorInvalidValue);
 }
 
 }  // namespace
