@@ -232,11 +232,11 @@ struct filter {
   float lmax = 0.0f, inv_t = 1.0f, thr = kNegInf;
   cut k_cut;   // top_k
   cut p_cut;   // top_p
-  TROUPE_HD float weight_k(int64_t i) const {
+  TROUPE_HD bool passes_k(int64_t i) const {  // weight_k(i) > 0, without the exp
     const float v = row[i];
-    if (!(v >= thr) || !k_cut.keeps(order_key(v), static_cast<int32_t>(i))) return 0.0f;
-    return exp_nonpos((v - lmax) * inv_t);
+    return v >= thr && k_cut.keeps(order_key(v), static_cast<int32_t>(i));
   }
+  TROUPE_HD float weight_k(int64_t i) const { return passes_k(i) ? exp_nonpos((row[i] - lmax) * inv_t) : 0.0f; }
   TROUPE_HD float weight(int64_t i) const {
     return p_cut.keeps(order_key(row[i]), static_cast<int32_t>(i)) ? weight_k(i) : 0.0f;
   }
@@ -255,10 +255,9 @@ TROUPE_HD bool select_key(B& b, const filter& f, int64_t vocab, bool mass, doubl
     for (int i = b.tid(); i < 256; i += b.size()) sh.hist[i] = 0.0;
     b.sync();
     for (int64_t i = b.tid(); i < vocab; i += b.size()) {
-      const float w = f.weight_k(i);
-      if (w <= 0.0f) continue;
+      if (!f.passes_k(i)) continue;
       const uint32_t key = order_key(f.row[i]);
-      if ((key & mask) == prefix) b.add(&sh.hist[(key >> shift) & 255u], mass ? static_cast<double>(w) : 1.0);
+      if ((key & mask) == prefix) b.add(&sh.hist[(key >> shift) & 255u], mass ? static_cast<double>(f.weight_k(i)) : 1.0);
     }
     b.sync();
     if (b.tid() == 0) {
@@ -295,8 +294,9 @@ TROUPE_HD int32_t tie_cut(B& b, const filter& f, int64_t vocab, bool mass, doubl
   double local = 0.0;
   int32_t last = -1;
   for (int64_t i = lo; i < hi; ++i) {
-    const float w = f.weight_k(i);
-    if (w > 0.0f && order_key(f.row[i]) == key) local += mass ? static_cast<double>(w) : 1.0, last = static_cast<int32_t>(i);
+    if (!f.passes_k(i) || order_key(f.row[i]) != key) continue;
+    local += mass ? static_cast<double>(f.weight_k(i)) : 1.0;
+    last = static_cast<int32_t>(i);
   }
   double total;
   double run = above + b.exclusive_scan(local, &total);
@@ -305,9 +305,8 @@ TROUPE_HD int32_t tie_cut(B& b, const filter& f, int64_t vocab, bool mass, doubl
   if (local > 0.0 && run < target && run + local >= target) {
     int32_t id = last;  // rounding: the chunk's sum reached the target, its running sum did not
     for (int64_t i = lo; i < hi; ++i) {
-      const float w = f.weight_k(i);
-      if (!(w > 0.0f && order_key(f.row[i]) == key)) continue;
-      run += mass ? static_cast<double>(w) : 1.0;
+      if (!f.passes_k(i) || order_key(f.row[i]) != key) continue;
+      run += mass ? static_cast<double>(f.weight_k(i)) : 1.0;
       if (run >= target) {
         id = static_cast<int32_t>(i);
         break;
