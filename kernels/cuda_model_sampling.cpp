@@ -18,7 +18,8 @@ using cuda_model_detail::align_up;
 
 namespace {
 
-// Offsets of the sections of one copy (pinned or device) of the staging buffers.
+// Offsets of the sections of one copy (pinned or device) of the staging buffers. params is first:
+// stage_device_rows uploads [params, the last used edit) in one copy.
 struct sampling_layout {
   uint64_t params = 0, row_seq = 0, edits = 0, results = 0, end = 0;
   explicit sampling_layout(int32_t rows) {
@@ -86,15 +87,12 @@ status cuda_model::stage_device_rows(const step_batch& batch) {
     }
   }
   if (ds.num_device_rows == 0) return ok_status();
+  // One copy: knobs, row seqs and the used edits are consecutive sections (sampling_layout).
+  const auto bytes = static_cast<size_t>(reinterpret_cast<char*>(ds.edits_h + edits.used) -
+                                         reinterpret_cast<char*>(ds.params_h));
   TROUPE_CUDA_TRY(cudaSetDevice(opts_.device), "cudaSetDevice");
-  TROUPE_CUDA_TRY(cudaMemcpyAsync(ds.params_d, ds.params_h, r * sizeof(smath::row_params), cudaMemcpyHostToDevice, stream_),
+  TROUPE_CUDA_TRY(cudaMemcpyAsync(ds.params_d, ds.params_h, bytes, cudaMemcpyHostToDevice, stream_),
                   "upload sampling rows");
-  TROUPE_CUDA_TRY(cudaMemcpyAsync(ds.row_seq_d, ds.row_seq_h, r * sizeof(int32_t), cudaMemcpyHostToDevice, stream_),
-                  "upload sampling rows");
-  if (edits.used > 0)
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(ds.edits_d, ds.edits_h, edits.used * sizeof(smath::row_edit), cudaMemcpyHostToDevice,
-                                    stream_),
-                    "upload sampling edits");
   ds.active = true;
   return ok_status();
 }
@@ -108,8 +106,10 @@ status cuda_model::deliver_logits(float* dst, int64_t r0, int64_t m, const int32
   device_sampling* ds = dsamp_.get();
   if (!ds || !ds->active) {
     bool contiguous = true;
-    for (int64_t r = r0; src_rows && r < r0 + m; ++r) contiguous = contiguous && src_rows[r] == src_rows[r0] + (r - r0);
-    if (contiguous) return cuda_status(cudaMemcpyAsync(dst + r0 * V, src(r0), m * V * 4, cudaMemcpyDeviceToHost, stream_), "copy logits");
+    for (int64_t r = r0; src_rows && r < r0 + m; ++r) contiguous = contiguous && src_rows[r] == src_rows[r0] + r - r0;
+    if (contiguous)
+      return cuda_status(cudaMemcpyAsync(dst + r0 * V, src(r0), m * V * 4, cudaMemcpyDeviceToHost, stream_),
+                         "copy logits");
     for (int64_t r = r0; r < r0 + m; ++r)
       TROUPE_CUDA_TRY(cudaMemcpyAsync(dst + r * V, src(r), V * 4, cudaMemcpyDeviceToHost, stream_), "copy logits");
     return ok_status();

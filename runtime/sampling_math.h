@@ -257,7 +257,8 @@ TROUPE_HD bool select_key(B& b, const filter& f, int64_t vocab, bool mass, doubl
     for (int64_t i = b.tid(); i < vocab; i += b.size()) {
       if (!f.passes_k(i)) continue;
       const uint32_t key = order_key(f.row[i]);
-      if ((key & mask) == prefix) b.add(&sh.hist[(key >> shift) & 255u], mass ? static_cast<double>(f.weight_k(i)) : 1.0);
+      if ((key & mask) != prefix) continue;
+      b.add(&sh.hist[(key >> shift) & 255u], mass ? static_cast<double>(f.weight_k(i)) : 1.0);
     }
     b.sync();
     if (b.tid() == 0) {
