@@ -196,26 +196,37 @@ TROUPE_HD double log_sum_exp(B& b, const float* row, int64_t vocab) {
   return static_cast<double>(mx) + log(b.sum(s));
 }
 
-// The k best (token, logit - lse), best first: k passes, each the best strictly after the last.
+// The k best (token, logit - lse), best first (NaN never). One pass: each thread keeps its own k
+// best, sorted; then k block-wide picks among the threads' heads.
 TROUPE_HD_TEMPLATE
 template <class B>
 TROUPE_HD void top_logprobs(B& b, const float* row, int64_t vocab, int32_t k, double lse, row_result& out) {
   if (b.tid() == 0) out.num_top = 0;
-  best_pair prev{std::numeric_limits<float>::infinity(), -1};
-  for (int32_t j = 0; j < k && j < vocab; ++j) {
-    best_pair p;
-    for (int64_t i = b.tid(); i < vocab; i += b.size()) {
-      const auto id = static_cast<int32_t>(i);
-      if (better(prev.value, prev.id, row[i], id)) p = best_of(p, {row[i], id});
-    }
-    p = b.best(p);
+  k = k < kMaxLogprobs ? k : kMaxLogprobs;
+  if (k <= 0) return;
+  float v[kMaxLogprobs];
+  int32_t id[kMaxLogprobs];
+  int32_t n = 0;
+  for (int64_t i = b.tid(); i < vocab; i += b.size()) {
+    const float x = row[i];
+    const auto t = static_cast<int32_t>(i);
+    if (x != x || (n == k && !better(x, t, v[k - 1], id[k - 1]))) continue;
+    int32_t j = n < k ? n++ : k - 1;
+    for (; j > 0 && better(x, t, v[j - 1], id[j - 1]); --j) v[j] = v[j - 1], id[j] = id[j - 1];
+    v[j] = x, id[j] = t;
+  }
+  int32_t head = 0;
+  for (int32_t j = 0; j < k; ++j) {
+    best_pair mine;
+    if (head < n) mine = {v[head], id[head]};
+    const best_pair p = b.best(mine);
     if (p.id == std::numeric_limits<int32_t>::max()) break;
+    if (head < n && id[head] == p.id) ++head;
     if (b.tid() == 0) {
       out.top_token[j] = p.id;
       out.top_logprob[j] = static_cast<float>(static_cast<double>(p.value) - lse);
       out.num_top = j + 1;
     }
-    prev = p;
   }
 }
 
