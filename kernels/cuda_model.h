@@ -79,6 +79,8 @@ class cuda_model final : public model_backend {
   // buffer and sampled there by the CPU sampler (cuda_model_sampling.cpp); steps that also want rows
   // back (tests) take the default path.
   status forward_sampled(const step_batch& batch, step_logits& rows, step_logits& out) override;
+  // Rank 0 found room in the reserve for the device sampler's rows (else every row samples on the host).
+  bool samples_on_device() const { return dsamp_ != nullptr; }
   backend_memory memory() const override { return {weights_bytes(), reserve_bytes(), kv_bytes()}; }
 
   const paged_kv_layout& kv_layout() const { return kv_layout_; }

@@ -45,11 +45,11 @@ status cuda_model::init_sampling() {
   TROUPE_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&host_logits_),
                                  static_cast<size_t>(rows) * cfg_.vocab_size * sizeof(float)),
                   "cudaMallocHost (logits rows to sample)");
-  auto ds = std::make_unique<device_sampling>();
   const sampling_layout lay(rows);
-  TROUPE_CUDA_TRY(cudaMallocHost(&ds->pinned, lay.end), "cudaMallocHost (sampling rows)");
   auto dev = reserve_.allocate(lay.end, cuda_model_detail::kAlign);
-  if (!dev) return dev.err();
+  if (!dev) return ok_status();  // a reserve planned without room for them: every row samples on the host
+  auto ds = std::make_unique<device_sampling>();
+  TROUPE_CUDA_TRY(cudaMallocHost(&ds->pinned, lay.end), "cudaMallocHost (sampling rows)");
   auto* h = static_cast<char*>(ds->pinned);
   auto* d = static_cast<char*>(*dev);
   ds->max_rows = rows;
@@ -132,19 +132,19 @@ status cuda_model::deliver_logits(float* dst, int64_t r0, int64_t m, const int32
 }
 
 status cuda_model::forward_sampled(const step_batch& batch, step_logits& rows, step_logits& out) {
-  bool pinned = host_logits_ != nullptr && dsamp_ != nullptr;
+  bool pinned = host_logits_ != nullptr;
   int64_t num_rows = 0;
   for (const seq_step& s : batch.seqs) {
     if (s.want_all_logits || (s.want_logits && !samples_here(s))) pinned = false;  // rows go back
     if (s.want_logits) ++num_rows;
   }
   if (!pinned || num_rows > opts_.max_batch_size) return model_backend::forward_sampled(batch, rows, out);
-  TROUPE_TRY(stage_device_rows(batch));
+  if (dsamp_) TROUPE_TRY(stage_device_rows(batch));  // null: no room in the reserve, all on the host
   logits_dst_ = host_logits_;
   const status st = forward(batch, rows);  // rows.row_seq says whose row is where in host_logits_
   logits_dst_ = nullptr;
-  const bool device = dsamp_->active;
-  dsamp_->active = false;
+  const bool device = dsamp_ && dsamp_->active;
+  if (dsamp_) dsamp_->active = false;
   TROUPE_TRY(st);
   out.prompt = std::move(rows.prompt);
   rows.prompt.clear();

@@ -68,6 +68,7 @@ TEST(cuda_model_sampling, every_knob_on_the_device_and_a_constraint_on_the_host_
   auto model = cuda_model::create(small_config(), nullptr, o);
   ASSERT_TRUE(model.ok()) << model.err().to_string();
   cuda_model& m = **model;
+  ASSERT_TRUE(m.samples_on_device());
   const uint64_t allocations = device_allocation_count();
   const int64_t V = 1003, bs = m.block_seq_len();
   std::mt19937 rng(4);
