@@ -1,6 +1,7 @@
 // bench_cpu_kernels: time per forward step spent in the non-matmul kernels (RMSNorm, rotary,
-// SiLU-and-mul, the attention softmax) at a model's shapes, scalar against AVX2 in one run
-// (alternating, median), and split over the thread pool by rows against one thread.
+// SiLU-and-mul, the attention softmax) at a model's shapes, scalar against AVX2 against AVX2 with
+// the AVX-512 SiLU/softmax in one run (alternating, median), and split over the thread pool by rows
+// against one thread.
 // Usage: bench_cpu_kernels [--rows 1,128] [--context N] [--threads N] [--runs R]
 // Shapes: SmolLM2-135M (hidden 576, intermediate 1536, 9 query / 3 KV heads of 64, 30 layers).
 // A decode step (rows = 1) attends over --context positions; a prefill of R rows at positions
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "runtime/cpu_kernels.h"
+#include "runtime/cpu_simd.h"
 #include "runtime/cpu_thread_pool.h"
 
 namespace {
@@ -121,22 +123,27 @@ int main(int argc, char** argv) {
     struct variant {
       const char* name;
       bool scalar;
+      bool avx512;
       bool parallel;
     };
-    const variant variants[] = {{"scalar, 1 thread", true, false},
-                                {"avx2, 1 thread", false, false},
-                                {"avx2, rows over pool", false, true}};
-    std::vector<double> parts[3][5];
+    const variant variants[] = {{"scalar, 1 thread", true, false, false},
+                                {"avx2, 1 thread", false, false, false},
+                                {"avx2+512, 1 thread", false, true, false},
+                                {"avx2+512, rows on pool", false, true, true}};
+    constexpr int kVariants = 4;
+    std::vector<double> parts[kVariants][5];
     for (int r = 0; r < runs; ++r)
-      for (int v = 0; v < 3; ++v) {
+      for (int v = 0; v < kVariants; ++v) {
         set_cpu_matmul_scalar(variants[v].scalar);
+        simd_avx512::set_disabled(!variants[v].avx512);
         double t[4] = {};
         step(b, rows, context, variants[v].parallel ? &pool : nullptr, t);
         for (int p = 0; p < 4; ++p) parts[v][p].push_back(t[p] * 1e6);
         parts[v][4].push_back((t[0] + t[1] + t[2] + t[3]) * 1e6);
       }
     set_cpu_matmul_scalar(false);
-    for (int v = 0; v < 3; ++v)
+    simd_avx512::set_disabled(false);
+    for (int v = 0; v < kVariants; ++v)
       std::printf("%5ld %-22s %9.1f %9.1f %9.1f %9.1f %9.1f\n", static_cast<long>(rows), variants[v].name,
                   median(parts[v][0]), median(parts[v][1]), median(parts[v][2]), median(parts[v][3]), median(parts[v][4]));
   }

@@ -129,6 +129,7 @@ void rope_apply(float* v, int64_t num_heads, int64_t head_dim, const float* cos,
 }
 
 void silu_mul(const float* gate_up, int64_t rows, int64_t inter, float* out) {
+  if (simd_avx512::usable()) return simd_avx512::silu_mul(gate_up, rows, inter, out);
   if (cpu_matmul_uses_avx2()) return simd_avx2::silu_mul(gate_up, rows, inter, out);
   for (int64_t r = 0; r < rows; ++r) {
     const float* g = gate_up + r * 2 * inter;
@@ -159,6 +160,7 @@ void softcap(float* x, int64_t n, float cap) {
 }
 
 float softmax_numerators(float* s, int64_t n) {
+  if (simd_avx512::usable()) return simd_avx512::softmax_numerators(s, n);
   if (cpu_matmul_uses_avx2()) return simd_avx2::softmax_numerators(s, n);
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);

@@ -1,6 +1,7 @@
-// AVX2+FMA building blocks of the vectorised CPU kernels (cpu_simd.cpp, cpu_attention.cpp): exp and
-// tanh of 8 floats, and the fixed horizontal-sum tree the matmul uses. Inline, so each caller's own
-// `target` attribute must include "avx2,fma"; only called once cpu_matmul_uses_avx2() said yes.
+// AVX2+FMA building blocks of the vectorised CPU kernels (cpu_simd*.cpp): exp and tanh of 8 floats
+// (exp also of 16, AVX-512, with the same bits per element), and the fixed horizontal-sum tree the
+// matmul uses. Inline, so each caller's own `target` attribute must include the callee's; only
+// called once cpu_matmul_uses_avx2() (and, for exp16, AVX-512F) said yes.
 #pragma once
 
 #include <immintrin.h>
@@ -34,6 +35,30 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 exp8(__m256 x) 
   const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
   const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
   return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+}
+
+// exp8's arithmetic on 16 lanes (AVX-512F): the same operations in the same order per lane, so each
+// element gets exactly exp8's bits.
+__attribute__((target("avx512f,avx2,fma"), always_inline)) inline __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  const __m512i ni = _mm512_cvtps_epi32(n);
+  const __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
 }
 
 // Cephes' tanhf: an odd polynomial below |x| = 0.625 (no cancellation near 0), 1 − 2 / (e^{2|x|} + 1)

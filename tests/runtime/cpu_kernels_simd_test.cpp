@@ -1,4 +1,4 @@
-// The AVX2+FMA non-matmul kernels (cpu_simd.h) against the scalar ones (cpu_kernels.h with
+// The AVX2+FMA (and AVX-512) non-matmul kernels (cpu_simd.h) against the scalar ones (cpu_kernels.h with
 // set_cpu_matmul_scalar(true)): vector exp/tanh against std::exp/std::tanh over the float range and
 // the special values, RMSNorm and rotary bit-identical, SiLU/GeGLU/softcap/softmax within a few ulp,
 // over sizes with tails that are not a multiple of 8, and each element's result independent of the
@@ -192,6 +192,31 @@ TEST(cpu_kernels_simd, softmax_numerators_match_the_scalar_kernel) {
     for (float e : v) mx = std::max(mx, e);
     ASSERT_EQ(mx, 1.0f) << "the maximum's numerator is exp(0)";
   }
+}
+
+// The AVX-512 kernels give the AVX2 kernels' bits (same per-element arithmetic, same lane sums).
+TEST(cpu_kernels_simd, avx512_silu_and_softmax_equal_the_avx2_kernels_bit_for_bit) {
+  if (!have_avx2() || !__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "no AVX-512F on this CPU";
+  ASSERT_TRUE(simd_avx512::usable());
+  std::mt19937 rng(15);
+  for (int64_t n : kSizes) {
+    for (int64_t extra : {0, 8, 24}) {  // lengths whose tails start past a 16- but not an 8-chunk
+      const int64_t len = n + extra;
+      const std::vector<float> gu = random_vector(rng, 2 * 2 * len, 12.0f);
+      std::vector<float> a(2 * len), b(2 * len);
+      simd_avx512::silu_mul(gu.data(), 2, len, a.data());
+      simd_avx2::silu_mul(gu.data(), 2, len, b.data());
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "silu_mul len=" << len;
+      std::vector<float> s512 = random_vector(rng, len, 20.0f), s256 = s512;
+      const float sum512 = simd_avx512::softmax_numerators(s512.data(), len);
+      const float sum256 = simd_avx2::softmax_numerators(s256.data(), len);
+      ASSERT_EQ(0, std::memcmp(s512.data(), s256.data(), s512.size() * 4)) << "softmax len=" << len;
+      ASSERT_EQ(sum512, sum256) << "softmax sum len=" << len;
+    }
+  }
+  set_cpu_matmul_scalar(true);  // the scalar switch turns the AVX-512 kernels off too
+  EXPECT_FALSE(simd_avx512::usable());
+  set_cpu_matmul_scalar(false);
 }
 
 // An element's result never depends on the array's length or its position in it: the tails go
