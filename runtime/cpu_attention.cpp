@@ -5,18 +5,16 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 namespace troupe {
 namespace {
 
 // Design note: paged_attention_row computes, per row, (1) every score q·k_j · scale as 8 lanes
-// accumulated by FMA over head_dim then one horizontal-sum tree, (2) the max, then exp and the sum
-// in position order, (3) out += e_j · v_j in position order with product and sum rounded apart,
-// (4) out *= 1 / sum. Here steps (1) and (3) run for many rows at once over a float32 copy of the
+// accumulated by FMA over head_dim then one horizontal-sum tree, (2) softmax_numerators over the
+// row's positions [lo, pos] (exp and a sum whose order depends on the range's length only),
+// (3) out += e_j · v_j in position order with product and sum rounded apart, (4) out *= 1 / sum. Here steps (1) and (3) run for many rows at once over a float32 copy of the
 // block run (the float16 → float32 conversion is exact), each row keeping its own accumulators and
-// order, so only loads and conversions are shared; (2) and (4) are the same scalar loops per row.
+// order, so only loads and conversions are shared; (2) and (4) are the same calls/loops per row.
 // Rows whose key range does not cover a whole run (the causal edge, a sliding window's start) take
 // the one-row kernels for that run: same arithmetic, in the same position order.
 
@@ -181,15 +179,7 @@ void paged_attention_tile(const attention_tile& t, const paged_kv_view& kv, floa
   for (int64_t v = 0; v < nrows; ++v) {
     float* s = row_scores(v);
     const int64_t lo = tr.lo(v), hi = tr.pos(v);
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t j = lo; j <= hi; ++j) mx = std::max(mx, s[j]);
-    float sum = 0.0f;
-    for (int64_t j = lo; j <= hi; ++j) {
-      const float e = std::exp(s[j] - mx);
-      s[j] = e;
-      sum += e;
-    }
-    sums[v] = sum;
+    sums[v] = softmax_numerators(s + lo, hi - lo + 1);
     std::fill(tr.out(v), tr.out(v) + hd, 0.0f);
   }
 

@@ -1,5 +1,6 @@
 // CPU float32 kernels besides the matmul (cpu_matmul.cpp): RMSNorm, rotary, SiLU-and-mul and paged
-// attention, each with a fixed per-element reduction order.
+// attention, each with a fixed per-element reduction order. The scalar loops here are the fallback
+// and the reference; the AVX2+FMA versions (cpu_simd.cpp) run when cpu_matmul_uses_avx2().
 #include "runtime/cpu_kernels.h"
 
 #include <immintrin.h>
@@ -7,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "runtime/cpu_simd.h"
 
 namespace troupe {
 
@@ -53,13 +56,20 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
 }
 
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t dim, double eps, float* y) {
+  if (cpu_matmul_uses_avx2()) return simd_avx2::rmsnorm(x, weight, rows, dim, eps, y);
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
-    double ss = 0.0;
-    for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    // Σ x² in double, in 8 lanes (i % 8) over whole chunks, a fixed tree, then the tail: the order
+    // the AVX2 kernel uses, and x² is exact in double, so both paths give the same bits.
+    double acc[8] = {};
+    int64_t i = 0;
+    for (; i + 8 <= dim; i += 8)
+      for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(xr[i + l]) * xr[i + l];
+    double ss = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
     const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
     float* yr = y + r * dim;
-    for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * inv);
+    for (i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * inv);
   }
 }
 
@@ -106,6 +116,7 @@ void rope_cos_sin(const std::vector<float>& inv_freq, int64_t pos, float* cos_ou
 }
 
 void rope_apply(float* v, int64_t num_heads, int64_t head_dim, const float* cos, const float* sin) {
+  if (cpu_matmul_uses_avx2()) return simd_avx2::rope_apply(v, num_heads, head_dim, cos, sin);
   const int64_t half = head_dim / 2;
   for (int64_t h = 0; h < num_heads; ++h) {
     float* x = v + h * head_dim;
@@ -118,6 +129,8 @@ void rope_apply(float* v, int64_t num_heads, int64_t head_dim, const float* cos,
 }
 
 void silu_mul(const float* gate_up, int64_t rows, int64_t inter, float* out) {
+  if (simd_avx512::usable()) return simd_avx512::silu_mul(gate_up, rows, inter, out);
+  if (cpu_matmul_uses_avx2()) return simd_avx2::silu_mul(gate_up, rows, inter, out);
   for (int64_t r = 0; r < rows; ++r) {
     const float* g = gate_up + r * 2 * inter;
     const float* u = g + inter;
@@ -127,6 +140,7 @@ void silu_mul(const float* gate_up, int64_t rows, int64_t inter, float* out) {
 }
 
 void gelu_tanh_mul(const float* gate_up, int64_t rows, int64_t inter, float* out) {
+  if (cpu_matmul_uses_avx2()) return simd_avx2::gelu_tanh_mul(gate_up, rows, inter, out);
   // PyTorch's gelu(approximate="tanh") in float32: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
   const float beta = static_cast<float>(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = 0.044715f;
   for (int64_t r = 0; r < rows; ++r) {
@@ -141,7 +155,22 @@ void gelu_tanh_mul(const float* gate_up, int64_t rows, int64_t inter, float* out
 }
 
 void softcap(float* x, int64_t n, float cap) {
+  if (cpu_matmul_uses_avx2()) return simd_avx2::softcap(x, n, cap);
   for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
+}
+
+float softmax_numerators(float* s, int64_t n) {
+  if (simd_avx512::usable()) return simd_avx512::softmax_numerators(s, n);
+  if (cpu_matmul_uses_avx2()) return simd_avx2::softmax_numerators(s, n);
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    const float e = std::exp(s[j] - mx);
+    s[j] = e;
+    sum += e;
+  }
+  return sum;
 }
 
 namespace {
@@ -212,14 +241,7 @@ void paged_attention_row(const float* q, const paged_kv_view& kv, int64_t lo, in
       const int64_t k = slot(j) + kv.k_offset;
       scores[j - lo] = (kv.pool_f16 ? dot_f16(q, kv.pool_f16 + k, hd) : dot_f32(q, kv.pool + k, hd)) * scale;
     }
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = lo; j <= hi; ++j) mx = std::max(mx, scores[j - lo]);
-  float sum = 0.0f;
-  for (int64_t j = lo; j <= hi; ++j) {
-    const float e = std::exp(scores[j - lo] - mx);
-    scores[j - lo] = e;
-    sum += e;
-  }
+  const float sum = softmax_numerators(scores, hi - lo + 1);
   std::fill(out, out + hd, 0.0f);
   if (runs)
     for_each_run([&](int64_t j, int64_t len, int64_t at) {

@@ -1,7 +1,8 @@
 // Float32 kernels of the CPU forward pass besides the matmul (cpu_matmul.h): RMSNorm, rotary
 // embedding (HF rotate_half), SiLU-and-mul and paged attention for one query row. Every kernel
 // reduces each output element in one fixed order that does not depend on the batch size or the
-// thread count, so results are bit-identical however a step is composed.
+// thread count, so results are bit-identical however a step is composed. Each has a scalar and an
+// AVX2+FMA path (cpu_simd.h), picked per process as the matmul's is (cpu_matmul_uses_avx2()).
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,10 @@ void gelu_tanh_mul(const float* gate_up, int64_t rows, int64_t inter, float* out
 
 // x[i] = cap · tanh(x[i] / cap) (Gemma's final logit soft-capping).
 void softcap(float* x, int64_t n, float cap);
+
+// Softmax numerators of attention scores: s[j] = exp(s[j] − max(s)) for j in [0, n), n ≥ 1, and
+// returns their sum. The summation order depends on n only (never on the caller's chunking).
+float softmax_numerators(float* s, int64_t n);
 
 // One kv head's cache seen through a block table. Block b holds its keys at
 // pool + block_table[b] * block_stride + k_offset, as [block_seq_len, head_dim], values at v_offset.

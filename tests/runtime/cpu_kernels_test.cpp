@@ -33,7 +33,8 @@ TEST(cpu_kernels, f32_to_f16_row_rounds_like_f32_to_f16_bits) {
   }
 }
 
-// The definition: scores by dot_f16 per position, softmax, then axpy_f16 per position in order.
+// The definition: scores by dot_f16 per position, softmax_numerators, then axpy_f16 per position in
+// order.
 std::vector<float> attention_by_position(const float* q, const paged_kv_view& kv, int64_t lo, int64_t hi, float scale) {
   const int64_t hd = kv.head_dim;
   auto slot = [&](int64_t pos) {
@@ -41,10 +42,8 @@ std::vector<float> attention_by_position(const float* q, const paged_kv_view& kv
            (pos % kv.block_seq_len) * hd;
   };
   std::vector<float> s;
-  float mx = -std::numeric_limits<float>::infinity(), sum = 0;
   for (int64_t j = lo; j <= hi; ++j) s.push_back(dot_f16(q, kv.pool_f16 + slot(j) + kv.k_offset, hd) * scale);
-  for (float v : s) mx = std::max(mx, v);
-  for (float& v : s) sum += (v = std::exp(v - mx));
+  const float sum = softmax_numerators(s.data(), static_cast<int64_t>(s.size()));
   std::vector<float> out(static_cast<size_t>(hd), 0.f);
   for (int64_t j = lo; j <= hi; ++j) axpy_f16(s[j - lo], kv.pool_f16 + slot(j) + kv.v_offset, out.data(), hd);
   for (float& v : out) v *= 1.0f / sum;
