@@ -3,6 +3,9 @@
 // THP off or refuses the advice (the function is best effort by contract).
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -23,11 +26,19 @@ bool thp_off() {
 
 TEST(huge_pages, advised_buffer_is_backed_by_huge_pages) {
   if (thp_off()) GTEST_SKIP() << "transparent huge pages are off on this machine";
-  std::vector<uint16_t> w(8u << 20, 1);  // 16 MiB, resident: the collapse has pages to gather
-  const size_t bytes = w.size() * sizeof(uint16_t);
-  if (!advise_huge_pages(w.data(), bytes)) GTEST_SKIP() << "the kernel refused MADV_HUGEPAGE/MADV_COLLAPSE";
-  // At least the 2 MiB pages wholly inside the buffer (6 of its 8 in the worst alignment).
-  EXPECT_GE(huge_page_bytes(w.data(), bytes), uint64_t{6} << 20);
+  // A mapping of its own (a heap block's neighbours may be anything), resident so that the
+  // collapse has pages to gather.
+  const size_t bytes = size_t{16} << 20;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  std::memset(p, 1, bytes);
+  const char* w = static_cast<const char*>(p) + 4096;  // not 2 MiB-aligned, as a vector's data is not
+  const bool advised = advise_huge_pages(w, bytes - 8192);
+  const uint64_t huge = huge_page_bytes(w, bytes - 8192);
+  munmap(p, bytes);
+  if (!advised) GTEST_SKIP() << "the kernel refused MADV_HUGEPAGE/MADV_COLLAPSE";
+  // At least the 2 MiB pages wholly inside the mapping (7 of its 8 in the worst alignment).
+  EXPECT_GE(huge, uint64_t{7} << 20) << "huge pages " << huge;
 }
 
 TEST(huge_pages, cpu_model_puts_its_weights_on_huge_pages) {
