@@ -19,12 +19,24 @@ namespace {
 // shorter than the gap between steps of an idle server.
 constexpr int spin_iterations = 4096;
 
+// Claims the next index at the front (or the back) of a run; -1 when the run is used up.
+int64_t claim(std::atomic<uint64_t>& bounds, bool front) {
+  uint64_t v = bounds.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t f = v >> 32, b = v & 0xffffffffu;
+    if (f >= b) return -1;
+    const uint64_t next = front ? ((f + 1) << 32) | b : (f << 32) | (b - 1);
+    if (bounds.compare_exchange_weak(v, next, std::memory_order_relaxed)) return static_cast<int64_t>(front ? f : b - 1);
+  }
+}
+
 }  // namespace
 
 cpu_thread_pool::cpu_thread_pool(int num_threads, std::function<void()> worker_gate)
     : worker_gate_(std::move(worker_gate)) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::thread::hardware_concurrency());
   if (num_threads <= 0) num_threads = 1;
+  runs_ = std::make_unique<run[]>(static_cast<size_t>(num_threads));
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
@@ -105,6 +117,20 @@ void cpu_thread_pool::parallel_for(int64_t num_tasks, const std::function<void(i
   // Workers that entered before the close leave at once (no task is left to claim).
   while (inside_.load() != 0) std::this_thread::yield();
   fn_ = nullptr;
+}
+
+void cpu_thread_pool::parallel_for_contiguous(int64_t num_tasks, const std::function<void(int64_t)>& fn) {
+  const int64_t threads = num_threads();
+  if (threads == 1 || num_tasks <= 1 || num_tasks >= (int64_t{1} << 32)) return parallel_for(num_tasks, fn);
+  for (int64_t r = 0; r < threads; ++r)  // the runs are published by parallel_for's open_ store
+    runs_[r].bounds.store(static_cast<uint64_t>(r * num_tasks / threads) << 32 |
+                              static_cast<uint64_t>((r + 1) * num_tasks / threads),
+                          std::memory_order_relaxed);
+  parallel_for(threads, [&](int64_t home) {
+    for (int64_t t; (t = claim(runs_[home].bounds, true)) >= 0;) fn(t);
+    for (int64_t o = 1; o < threads; ++o)
+      for (int64_t t; (t = claim(runs_[(home + o) % threads].bounds, false)) >= 0;) fn(t);
+  });
 }
 
 }  // namespace troupe

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -31,6 +32,12 @@ class cpu_thread_pool {
   // parallel_for at a time (the forward pass is single-caller).
   void parallel_for(int64_t num_tasks, const std::function<void(int64_t)>& fn);
 
+  // The same contract, but each thread first runs a contiguous run of the indices of its own, in
+  // increasing order, then takes indices from the back of the others' runs while any are left.
+  // For tasks that stream consecutive memory (the decode matmuls' blocks of weight rows): a thread
+  // then reads one long run instead of every other block (measured ~6% faster at one thread).
+  void parallel_for_contiguous(int64_t num_tasks, const std::function<void(int64_t)>& fn);
+
  private:
   void worker_loop();
   void run_tasks();
@@ -50,6 +57,12 @@ class cpu_thread_pool {
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t num_tasks_ = 0;
   std::atomic<int64_t> next_task_{0};
+
+  // parallel_for_contiguous's runs, one per thread: (next front index << 32) | end index.
+  struct alignas(64) run {
+    std::atomic<uint64_t> bounds{0};
+  };
+  std::unique_ptr<run[]> runs_;
 };
 
 }  // namespace troupe

@@ -2,7 +2,8 @@
 // returns, across many back-to-back calls (workers spinning) and calls separated by enough work on
 // the caller for the workers to park; destruction with parked or spinning workers returns; a call
 // returns while a worker is held back from joining (the caller runs its share), and a worker that
-// joins late runs no task twice and none of a finished call.
+// joins late runs no task twice and none of a finished call; parallel_for_contiguous runs every
+// task once, and a thread alone walks its own run forwards, then the other's from the back.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -76,6 +77,43 @@ TEST(cpu_thread_pool, a_call_returns_without_waiting_for_a_worker_that_has_not_j
     pool.parallel_for(16, [&](int64_t t) { hits[t].fetch_add(1); });
     for (auto& h : hits) ASSERT_EQ(h.load(), 1);
   }
+}
+
+TEST(cpu_thread_pool, contiguous_runs_every_task_once_per_call) {
+  for (int threads : {2, 3}) {
+    cpu_thread_pool pool(threads);
+    std::vector<std::atomic<int>> hits(97);
+    for (int call = 0; call < 3000; ++call) {
+      const int64_t n = 1 + call % 97;
+      pool.parallel_for_contiguous(n, [&](int64_t t) { hits[t].fetch_add(1, std::memory_order_relaxed); });
+      for (int64_t t = 0; t < 97; ++t) {
+        ASSERT_EQ(hits[t].load(), t < n ? 1 : 0) << "threads " << threads << " call " << call << " task " << t;
+        hits[t].store(0);
+      }
+    }
+  }
+}
+
+TEST(cpu_thread_pool, contiguous_alone_walks_its_run_then_steals_the_other_from_the_back) {
+  std::atomic<bool> release{false};
+  std::atomic<int> held{0};
+  cpu_thread_pool pool(2, [&] {
+    held.fetch_add(1);
+    while (!release.load()) std::this_thread::yield();
+  });
+  std::vector<int64_t> order;
+  auto call = std::async(std::launch::async, [&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (held.load() == 0 && std::chrono::steady_clock::now() < deadline) pool.parallel_for(2, [](int64_t) {});
+    pool.parallel_for_contiguous(10, [&](int64_t t) { order.push_back(t); });  // the caller alone
+  });
+  const bool returned = call.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  const bool worker_was_held = held.load() > 0;
+  release = true;
+  call.wait();
+  ASSERT_TRUE(returned);
+  ASSERT_TRUE(worker_was_held);
+  EXPECT_EQ(order, (std::vector<int64_t>{0, 1, 2, 3, 4, 9, 8, 7, 6, 5}));
 }
 
 }  // namespace
