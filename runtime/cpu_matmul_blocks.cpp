@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <type_traits>
 #include <vector>
 
@@ -329,7 +330,7 @@ void matmul_blocks(const float* x, int64_t m, const weight_matrix& w, const floa
   const int64_t nb = column_block_width(n, k, pool.num_threads(), 4, wide_cols);
   const int64_t mb = 64;
   const int64_t num_nblocks = (n + nb - 1) / nb, num_mblocks = (m + mb - 1) / mb;
-  pool.parallel_for(num_nblocks * num_mblocks, [&](int64_t task) {
+  const std::function<void(int64_t)> body = [&](int64_t task) {
     const int64_t n0 = (task % num_nblocks) * nb, n1 = std::min(n, n0 + nb);
     const int64_t m0 = (task / num_nblocks) * mb, m1 = std::min(m, m0 + mb);
     if (m1 - m0 > small_m) {
@@ -356,7 +357,10 @@ void matmul_blocks(const float* x, int64_t m, const weight_matrix& w, const floa
     if (bias)
       for (int64_t i = m0; i < m1; ++i)
         for (int64_t j = n0; j < n1; ++j) y[i * n + j] += bias[j];
-  });
+  };
+  // Decode streams the weights once: each thread takes one contiguous run of column blocks.
+  if (m <= small_m) pool.parallel_for_contiguous(num_nblocks, body);
+  else pool.parallel_for(num_nblocks * num_mblocks, body);
 }
 
 }  // namespace troupe

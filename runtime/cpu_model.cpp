@@ -10,6 +10,7 @@
 #include "config/log.h"
 #include "runtime/cpu_attention.h"
 #include "runtime/cpu_kernels.h"
+#include "runtime/host_memory.h"
 #include "runtime/prompt_logprobs.h"
 
 namespace troupe {
@@ -76,6 +77,7 @@ result<std::unique_ptr<cpu_model>> cpu_model::create(model_config cfg, model_wei
     return make_error(errc::invalid_argument, std::string("cpu_model: KV cache dtype ") +
                                                   weight_dtype_name(opts.kv_dtype) + " is not supported (float32, float16)");
   std::unique_ptr<cpu_model> m(new cpu_model(std::move(cfg), std::move(weights), opts));
+  advise_huge_pages(m->w_);  // 2 MiB pages: decode streams every weight once per step
   const int64_t floats = (m->kv_pool_bytes() + 3) / 4;
   auto kv = host_buffer::allocate(static_cast<size_t>(floats));
   if (!kv)
