@@ -32,6 +32,7 @@ block_reply apply_block_request(block_pool& pool, const block_request& req) {
     const int32_t chunk = std::min(len - cached, s.chunk_budget);
     const int32_t need = pool.blocks_for_tokens(cached + chunk) - static_cast<int32_t>(pool.blocks_of(s.holder).size());
     if (pool.extend(s.holder, std::max(need, 0))) {
+      pool.reserve(s.holder, s.reserve_blocks);
       r.ok = true;
       auto table = pool.blocks_of(s.holder);
       r.blocks.assign(table.begin(), table.end());
@@ -45,9 +46,9 @@ block_reply apply_block_request(block_pool& pool, const block_request& req) {
   return reply;
 }
 
-void apply_block_commits(block_pool& pool, const std::vector<block_commit>& commits) {
-  for (const auto& c : commits)
-    if (!pool.blocks_of(c.holder).empty()) (void)pool.commit_full_blocks(c.holder, c.tokens);
+void apply_block_commits(block_pool& pool, const block_commit_batch& commits) {
+  for (const auto& c : commits.entries)
+    if (!pool.blocks_of(c.holder).empty()) (void)pool.commit_blocks(c.holder, c.first_block, commits.tokens_of(c));
 }
 
 block_grant apply_block_reserve(block_pool& pool, uint64_t holder, int32_t n) {
