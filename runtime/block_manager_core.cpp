@@ -7,14 +7,12 @@ namespace troupe {
 
 block_reply apply_block_request(block_pool& pool, const block_request& req) {
   block_reply reply;
+  reply.extends.reserve(req.extends.size());
   const int32_t bs = pool.block_seq_len();
   for (const auto& e : req.extends) {
     block_extend_reply r;
     r.holder = e.holder;
-    if (auto got = pool.extend(e.holder, e.num_blocks)) {
-      r.ok = true;
-      r.blocks = std::move(*got);
-    }
+    r.ok = pool.extend_into(e.holder, e.num_blocks, r.blocks);
     reply.extends.push_back(std::move(r));
   }
   for (const auto& s : req.starts) {

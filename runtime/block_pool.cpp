@@ -142,6 +142,18 @@ std::optional<std::vector<int32_t>> block_pool::lease(holder_id holder, int32_t 
   return ids;
 }
 
+bool block_pool::extend_into(holder_id holder, int32_t n, id_list& out) {
+  if (n <= 0) return true;
+  if (n > num_available()) return false;
+  auto& blocks = holders_[holder].blocks;
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t id = take_block();
+    blocks.push_back(id);
+    out.push_back(id);
+  }
+  return true;
+}
+
 status block_pool::transfer(holder_id from, holder_id to, std::span<const int32_t> ids) {
   if (ids.empty()) return ok_status();
   auto src = holders_.find(from);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/error.h"
+#include "runtime/id_list.h"
 
 namespace troupe {
 
@@ -85,6 +86,9 @@ class block_pool {
   status transfer(holder_id from, holder_id to, std::span<const int32_t> ids);
   // The same for a holder that already has blocks (a sequence growing during decode).
   std::optional<std::vector<int32_t>> extend(holder_id holder, int32_t n) { return lease(holder, n); }
+  // extend() appending the new ids to `out` instead of a vector of its own (a decode step's one
+  // block stays inline): false, and nothing changes, when fewer than n blocks are available.
+  bool extend_into(holder_id holder, int32_t n, id_list& out);
 
   // Sizes `holder`'s block table (and its prefix-cache chain) for up to `num_blocks` blocks, so
   // that growing it block by block in decode allocates nothing. A capacity hint: holds nothing.
