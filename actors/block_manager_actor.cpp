@@ -124,7 +124,7 @@ block_manager_actor::behavior_type block_manager(bm_pointer self, block_pool_opt
         if (it != self->state.holders_of.end())
           for (auto h : holders) it->second.erase(h);
       },
-      [self](commit_atom, const std::vector<block_commit>& commits) {
+      [self](commit_atom, const block_commit_batch& commits) {
         count_message();
         apply_block_commits(*self->state.pool, commits);
       },

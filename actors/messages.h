@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <caf/atom.hpp>
@@ -71,6 +72,24 @@ struct conversation_pin_request {
 
 // --- inspectors ------------------------------------------------------------------------------
 
+// An id_list crosses processes as a plain list of ids (the same bytes as a std::vector<int32_t>).
+template <class Inspector>
+typename std::enable_if<Inspector::reads_state, typename Inspector::result_type>::type inspect(Inspector& f,
+                                                                                                id_list& x) {
+  std::vector<int32_t> ids = x.to_vector();
+  return f(ids);
+}
+
+template <class Inspector>
+typename std::enable_if<!Inspector::reads_state, typename Inspector::result_type>::type inspect(Inspector& f,
+                                                                                                 id_list& x) {
+  std::vector<int32_t> ids;
+  return f(ids, caf::meta::load_callback([&]() -> caf::error {
+             x.assign(ids.begin(), ids.end());
+             return caf::none;
+           }));
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, seq_step& x) {
   return f(caf::meta::type_name("seq_step"), x.seq_id, x.tokens, x.start_pos, x.block_table, x.new_seq,
@@ -101,7 +120,7 @@ typename Inspector::result_type inspect(Inspector& f, step_logits& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, block_start& x) {
   return f(caf::meta::type_name("block_start"), x.holder, x.tokens, x.chunk_budget, x.match_prefix, x.fork_from,
-           x.fork_blocks);
+           x.fork_blocks, x.reserve_blocks);
 }
 
 template <class Inspector>
@@ -130,8 +149,26 @@ typename Inspector::result_type inspect(Inspector& f, block_reply& x) {
 }
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, block_commit& x) {
-  return f(caf::meta::type_name("block_commit"), x.holder, x.tokens);
+typename Inspector::result_type inspect(Inspector& f, block_commit_batch::entry& x) {
+  return f(caf::meta::type_name("block_commit_entry"), x.holder, x.first_block, x.tokens_begin, x.tokens_end);
+}
+
+// A peer's batch is refused unless every range lies inside its tokens (apply_block_commits trusts them).
+inline bool block_commit_batch_is_consistent(const block_commit_batch& b) {
+  for (const auto& e : b.entries)
+    if (e.tokens_begin < 0 || e.tokens_begin > e.tokens_end || e.tokens_end > static_cast<int64_t>(b.tokens.size()) ||
+        e.first_block < 0)
+      return false;
+  return true;
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, block_commit_batch& x) {
+  return f(caf::meta::type_name("block_commit_batch"), x.entries, x.tokens,
+           caf::meta::load_callback([&]() -> caf::error {
+             if (!block_commit_batch_is_consistent(x)) return caf::make_error(caf::sec::invalid_argument);
+             return caf::none;
+           }));
 }
 
 template <class Inspector>
@@ -231,7 +268,7 @@ using block_manager_actor =
                      caf::replies_to<reserve_atom, uint64_t, int32_t>::with<block_grant>,
                      caf::replies_to<assign_atom, block_assignments>::with<int64_t>,
                      caf::reacts_to<release_atom, std::vector<uint64_t>>,
-                     caf::reacts_to<commit_atom, std::vector<block_commit>>,
+                     caf::reacts_to<commit_atom, block_commit_batch>,
                      caf::replies_to<stats_atom>::with<block_pool_usage>,
                      caf::reacts_to<pin_atom, conversation_pin_request>,
                      caf::reacts_to<unpin_atom, uint64_t>,
@@ -265,10 +302,11 @@ CAF_ADD_TYPE_ID(troupe, (troupe::block_request))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_start_reply))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_extend_reply))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_reply))
-CAF_ADD_TYPE_ID(troupe, (troupe::block_commit))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_commit_batch))
+CAF_ADD_TYPE_ID(troupe, (troupe::block_commit_batch::entry))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_pool_usage))
 CAF_ADD_TYPE_ID(troupe, (troupe::engine_stats))
-CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit>))
+CAF_ADD_TYPE_ID(troupe, (std::vector<troupe::block_commit_batch::entry>))
 CAF_ADD_TYPE_ID(troupe, (troupe::sink_actor))
 CAF_ADD_TYPE_ID(troupe, (troupe::event_batch))
 CAF_ADD_TYPE_ID(troupe, (troupe::block_grant))

@@ -13,11 +13,12 @@
 
 namespace troupe::scheduler_impl {
 
-// Blocks the reservoir keeps on lease: enough for a few steps of new blocks at full batch, never
-// more than an eighth of the pool (they are leased, if free to a user).
+// Blocks the reservoir keeps on lease: a block for every sequence of a full batch (sequences that
+// started together cross a block boundary in the same step, and a short reservoir sends that step
+// to the block manager), never more than an eighth of the pool (they are leased, if free to a user).
 int32_t reservoir_target(const scheduler_config& cfg) {
   if (cfg.reservoir_blocks >= 0) return cfg.reservoir_blocks;
-  const int64_t by_batch = std::clamp<int64_t>(cfg.limits.max_batch_size / 2, 4, 256);
+  const int64_t by_batch = std::clamp<int64_t>(cfg.limits.max_batch_size, 4, 1024);
   return static_cast<int32_t>(std::min<int64_t>(by_batch, cfg.limits.num_blocks / 8));
 }
 

@@ -7,14 +7,12 @@ namespace troupe {
 
 block_reply apply_block_request(block_pool& pool, const block_request& req) {
   block_reply reply;
+  reply.extends.reserve(req.extends.size());
   const int32_t bs = pool.block_seq_len();
   for (const auto& e : req.extends) {
     block_extend_reply r;
     r.holder = e.holder;
-    if (auto got = pool.extend(e.holder, e.num_blocks)) {
-      r.ok = true;
-      r.blocks = std::move(*got);
-    }
+    r.ok = pool.extend_into(e.holder, e.num_blocks, r.blocks);
     reply.extends.push_back(std::move(r));
   }
   for (const auto& s : req.starts) {
@@ -32,6 +30,7 @@ block_reply apply_block_request(block_pool& pool, const block_request& req) {
     const int32_t chunk = std::min(len - cached, s.chunk_budget);
     const int32_t need = pool.blocks_for_tokens(cached + chunk) - static_cast<int32_t>(pool.blocks_of(s.holder).size());
     if (pool.extend(s.holder, std::max(need, 0))) {
+      pool.reserve(s.holder, s.reserve_blocks);
       r.ok = true;
       auto table = pool.blocks_of(s.holder);
       r.blocks.assign(table.begin(), table.end());
@@ -45,9 +44,9 @@ block_reply apply_block_request(block_pool& pool, const block_request& req) {
   return reply;
 }
 
-void apply_block_commits(block_pool& pool, const std::vector<block_commit>& commits) {
-  for (const auto& c : commits)
-    if (!pool.blocks_of(c.holder).empty()) (void)pool.commit_full_blocks(c.holder, c.tokens);
+void apply_block_commits(block_pool& pool, const block_commit_batch& commits) {
+  for (const auto& c : commits.entries)
+    if (!pool.blocks_of(c.holder).empty()) (void)pool.commit_blocks(c.holder, c.first_block, commits.tokens_of(c));
 }
 
 block_grant apply_block_reserve(block_pool& pool, uint64_t holder, int32_t n) {

@@ -18,6 +18,6 @@ block_grant apply_block_reserve(block_pool& pool, uint64_t holder, int32_t n);
 void apply_block_assignments(block_pool& pool, const block_assignments& a);
 
 // Registers the full blocks of each commit in the prefix cache (unknown holders are ignored).
-void apply_block_commits(block_pool& pool, const std::vector<block_commit>& commits);
+void apply_block_commits(block_pool& pool, const block_commit_batch& commits);
 
 }  // namespace troupe

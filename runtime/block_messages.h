@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
+
+#include "runtime/id_list.h"
 
 namespace troupe {
 
@@ -16,6 +19,7 @@ struct block_start {
   bool match_prefix = false;    // look the full blocks up in the prefix cache first
   uint64_t fork_from = 0;       // != 0: share this holder's first `fork_blocks` blocks instead
   int32_t fork_blocks = 0;
+  int32_t reserve_blocks = 0;   // the most blocks it may come to hold: the pool sizes its table once
 };
 
 // A running sequence that needs more blocks for this step's tokens.
@@ -39,7 +43,7 @@ struct block_start_reply {
 struct block_extend_reply {
   uint64_t holder = 0;
   bool ok = false;
-  std::vector<int32_t> blocks;  // the new blocks, appended to the table
+  id_list blocks;  // the new blocks, appended to the table (a decode step's one block: inline)
 };
 
 struct block_reply {
@@ -62,10 +66,33 @@ struct block_assignments {
   std::vector<block_extend_reply> grants;
 };
 
-// Full blocks of a sequence to register in the prefix cache: its computed tokens so far.
-struct block_commit {
-  uint64_t holder = 0;
+// Newly full blocks to register in the prefix cache, for every sequence of a step, flat (no heap
+// allocation per sequence): entry k commits blocks [first_block, first_block + n) of `holder`,
+// n = (tokens_end - tokens_begin) / block_seq_len, whose tokens are tokens[tokens_begin, tokens_end).
+// Only the new blocks' tokens travel; the pool chains them onto the holder's committed blocks, so
+// first_block must not lie past them (block_pool::commit_blocks).
+struct block_commit_batch {
+  struct entry {
+    uint64_t holder = 0;
+    int32_t first_block = 0;
+    int64_t tokens_begin = 0, tokens_end = 0;
+  };
+  std::vector<entry> entries;
   std::vector<int32_t> tokens;
+
+  void add(uint64_t holder, int32_t first_block, std::span<const int32_t> block_tokens) {
+    const auto begin = static_cast<int64_t>(tokens.size());
+    tokens.insert(tokens.end(), block_tokens.begin(), block_tokens.end());
+    entries.push_back({holder, first_block, begin, static_cast<int64_t>(tokens.size())});
+  }
+  std::span<const int32_t> tokens_of(const entry& e) const {
+    return {tokens.data() + e.tokens_begin, static_cast<size_t>(e.tokens_end - e.tokens_begin)};
+  }
+  bool empty() const { return entries.empty(); }
+  void clear() {
+    entries.clear();
+    tokens.clear();
+  }
 };
 
 }  // namespace troupe

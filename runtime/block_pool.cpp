@@ -36,6 +36,12 @@ block_pool::block_pool(block_pool_options opts)
       caching_(opts.enable_prefix_caching),
       hash_(opts.hash ? std::move(opts.hash) : block_hash_fn(default_block_hash)),
       blocks_(static_cast<size_t>(num_blocks_)) {
+  if (caching_) {
+    tokens_.resize(static_cast<size_t>(num_blocks_) * static_cast<size_t>(block_seq_len_));
+    size_t n = 1;
+    while (n < static_cast<size_t>(num_blocks_)) n *= 2;
+    buckets_.assign(n, -1);
+  }
   free_list_.reserve(blocks_.size());
   // A stack popped from the back: hand out low ids first (easier to read in logs and tests).
   for (int32_t id = num_blocks_ - 1; id >= 0; --id) free_list_.push_back(id);
@@ -78,17 +84,26 @@ void block_pool::evict(int32_t id) {
   block_meta& b = blocks_[id];
   assert(b.ref_count == 0);
   if (b.in_lru) lru_remove(id);
-  auto range = table_.equal_range(b.hash);
-  for (auto it = range.first; it != range.second; ++it) {
-    if (it->second == id) {
-      table_.erase(it);
-      break;
-    }
-  }
+  if (b.reg_id != 0) table_erase(id);
   b.reg_id = 0;
   b.parent_reg_id = 0;
   b.hash = 0;
-  b.tokens.clear();
+}
+
+void block_pool::table_insert(int32_t id) {
+  int32_t& head = buckets_[bucket_of(blocks_[id].hash)];
+  blocks_[id].hash_next = head;
+  head = id;
+  ++num_registered_;
+}
+
+void block_pool::table_erase(int32_t id) {
+  int32_t* link = &buckets_[bucket_of(blocks_[id].hash)];
+  while (*link >= 0 && *link != id) link = &blocks_[*link].hash_next;
+  if (*link != id) return;
+  *link = blocks_[id].hash_next;
+  blocks_[id].hash_next = -1;
+  --num_registered_;
 }
 
 int32_t block_pool::take_block() {
@@ -127,6 +142,18 @@ std::optional<std::vector<int32_t>> block_pool::lease(holder_id holder, int32_t 
   return ids;
 }
 
+bool block_pool::extend_into(holder_id holder, int32_t n, id_list& out) {
+  if (n <= 0) return true;
+  if (n > num_available()) return false;
+  auto& blocks = holders_[holder].blocks;
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t id = take_block();
+    blocks.push_back(id);
+    out.push_back(id);
+  }
+  return true;
+}
+
 status block_pool::transfer(holder_id from, holder_id to, std::span<const int32_t> ids) {
   if (ids.empty()) return ok_status();
   auto src = holders_.find(from);
@@ -135,6 +162,14 @@ status block_pool::transfer(holder_id from, holder_id to, std::span<const int32_
   auto& blocks = src->second.blocks;
   // Reservoir blocks are never committed: the source's chain stays empty, so removing any is safe.
   if (!src->second.chain_hash.empty()) return make_error(errc::internal, "block transfer from a committed holder");
+  if (ids.size() <= blocks.size() && std::equal(ids.begin(), ids.end(), blocks.begin())) {
+    // The common case: a reservoir hands out its blocks in lease order, from the front.
+    blocks.erase(blocks.begin(), blocks.begin() + static_cast<std::ptrdiff_t>(ids.size()));
+    if (blocks.empty()) holders_.erase(src);
+    auto& dst = holders_[to].blocks;
+    dst.insert(dst.end(), ids.begin(), ids.end());
+    return ok_status();
+  }
   std::vector<int32_t> wanted(ids.begin(), ids.end());
   std::sort(wanted.begin(), wanted.end());
   std::vector<int32_t> rest;
@@ -150,6 +185,17 @@ status block_pool::transfer(holder_id from, holder_id to, std::span<const int32_
   auto& dst = holders_[to].blocks;
   dst.insert(dst.end(), ids.begin(), ids.end());
   return ok_status();
+}
+
+void block_pool::reserve(holder_id holder, int32_t num_blocks) {
+  auto it = holders_.find(holder);
+  if (it == holders_.end() || num_blocks <= 0) return;  // only a holder that holds blocks keeps a table
+  const auto n = static_cast<size_t>(std::min(num_blocks, num_blocks_));
+  it->second.blocks.reserve(n);
+  if (caching_) {
+    it->second.chain_hash.reserve(n);
+    it->second.chain_reg.reserve(n);
+  }
 }
 
 int32_t block_pool::release(holder_id holder) {
@@ -197,13 +243,13 @@ status block_pool::fork(holder_id src, holder_id dst, int32_t num_blocks) {
 
 int32_t block_pool::find_cached(block_hash hash, uint64_t parent_reg,
                                 std::span<const int32_t> tokens) const {
-  auto range = table_.equal_range(hash);
-  for (auto it = range.first; it != range.second; ++it) {
-    const block_meta& b = blocks_[it->second];
+  if (buckets_.empty()) return -1;
+  for (int32_t id = buckets_[bucket_of(hash)]; id >= 0; id = blocks_[id].hash_next) {
+    const block_meta& b = blocks_[id];
     // Exact confirmation: same parent registration and same tokens, whatever the hash says.
-    if (b.parent_reg_id == parent_reg && std::equal(b.tokens.begin(), b.tokens.end(), tokens.begin(),
-                                                    tokens.end())) {
-      return it->second;
+    if (b.hash == hash && b.parent_reg_id == parent_reg) {
+      const auto mine = tokens_of(id);
+      if (std::equal(mine.begin(), mine.end(), tokens.begin(), tokens.end())) return id;
     }
   }
   return -1;
@@ -273,7 +319,7 @@ status block_pool::commit_full_block(holder_id holder, int32_t block_index,
   if (b.reg_id != 0) {
     // Already registered through another holder sharing it (fork): it must hold the same tokens.
     if (b.parent_reg_id != parent_reg ||
-        !std::equal(b.tokens.begin(), b.tokens.end(), block_tokens.begin(), block_tokens.end())) {
+        !std::equal(tokens_of(id).begin(), tokens_of(id).end(), block_tokens.begin(), block_tokens.end())) {
       return internal("shared block " + std::to_string(id) + " committed with different tokens");
     }
     reg = b.reg_id;
@@ -284,8 +330,8 @@ status block_pool::commit_full_block(holder_id holder, int32_t block_index,
     b.reg_id = reg;
     b.parent_reg_id = parent_reg;
     b.hash = hash;
-    b.tokens.assign(block_tokens.begin(), block_tokens.end());
-    table_.emplace(hash, id);
+    std::copy(block_tokens.begin(), block_tokens.end(), tokens_.begin() + static_cast<std::ptrdiff_t>(id) * block_seq_len_);
+    table_insert(id);
   }
   st.chain_hash.push_back(hash);
   st.chain_reg.push_back(reg);
@@ -301,6 +347,25 @@ status block_pool::commit_full_blocks(holder_id holder, std::span<const int32_t>
   for (size_t i = h->second.chain_hash.size(); i < full; ++i) {
     auto blk = seq_tokens.subspan(i * block_seq_len_, static_cast<size_t>(block_seq_len_));
     TROUPE_TRY(commit_full_block(holder, static_cast<int32_t>(i), blk));
+  }
+  return ok_status();
+}
+
+status block_pool::commit_blocks(holder_id holder, int32_t first_block, std::span<const int32_t> block_tokens) {
+  if (!caching_) return ok_status();
+  auto h = holders_.find(holder);
+  if (h == holders_.end()) return internal("commit for unknown holder " + std::to_string(holder));
+  const auto committed = static_cast<int32_t>(h->second.chain_hash.size());
+  if (first_block < 0 || first_block > committed) {
+    return internal("commit from block " + std::to_string(first_block) + " after " + std::to_string(committed) +
+                    " committed blocks");
+  }
+  const auto n = static_cast<int32_t>(block_tokens.size() / static_cast<size_t>(block_seq_len_));
+  const int32_t end = std::min(first_block + n, static_cast<int32_t>(h->second.blocks.size()));
+  for (int32_t i = committed; i < end; ++i) {
+    auto blk = block_tokens.subspan(static_cast<size_t>(i - first_block) * block_seq_len_,
+                                    static_cast<size_t>(block_seq_len_));
+    TROUPE_TRY(commit_full_block(holder, i, blk));
   }
   return ok_status();
 }
@@ -390,16 +455,17 @@ status block_pool::check_invariants() const {
       if (b.in_lru || !in_free[id]) return fail("free block " + std::to_string(id) + " not in free list");
       ++free;
     }
-    if (b.reg_id != 0 && static_cast<int32_t>(b.tokens.size()) != block_seq_len_) {
-      return fail("registered block " + std::to_string(id) + " without its tokens");
-    }
+    if (b.reg_id != 0 && !caching_) return fail("registered block " + std::to_string(id) + " without a cache");
   }
-  size_t registered = 0;
+  size_t registered = 0, chained = 0;
   for (const auto& b : blocks_) registered += b.reg_id != 0;
-  if (registered != table_.size()) return fail("hash table size != registered blocks");
-  for (const auto& [hash, id] : table_) {
-    if (blocks_[id].reg_id == 0 || blocks_[id].hash != hash) return fail("stale hash table entry");
-  }
+  if (registered != num_registered_) return fail("hash table size != registered blocks");
+  for (size_t k = 0; k < buckets_.size(); ++k)
+    for (int32_t id = buckets_[k]; id >= 0; id = blocks_[id].hash_next) {
+      if (blocks_[id].reg_id == 0 || bucket_of(blocks_[id].hash) != k) return fail("stale hash table entry");
+      if (++chained > registered) return fail("a hash chain loops");
+    }
+  if (chained != registered) return fail("registered blocks missing from the hash table");
   if (used + cached + free != num_blocks_) return fail("used + cached + free != total");
   const block_pool_usage u = usage();
   if (u.num_used != used || u.num_cached != cached || u.num_free != free) return fail("usage counts");

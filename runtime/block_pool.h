@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/error.h"
+#include "runtime/id_list.h"
 
 namespace troupe {
 
@@ -85,6 +86,13 @@ class block_pool {
   status transfer(holder_id from, holder_id to, std::span<const int32_t> ids);
   // The same for a holder that already has blocks (a sequence growing during decode).
   std::optional<std::vector<int32_t>> extend(holder_id holder, int32_t n) { return lease(holder, n); }
+  // extend() appending the new ids to `out` instead of a vector of its own (a decode step's one
+  // block stays inline): false, and nothing changes, when fewer than n blocks are available.
+  bool extend_into(holder_id holder, int32_t n, id_list& out);
+
+  // Sizes `holder`'s block table (and its prefix-cache chain) for up to `num_blocks` blocks, so
+  // that growing it block by block in decode allocates nothing. A capacity hint: holds nothing.
+  void reserve(holder_id holder, int32_t num_blocks);
 
   // Returns every block of `holder` (ref_count--). Blocks that reach 0 become cached if hashed (LRU
   // tail, deepest first) and free otherwise. Unknown holders are a no-op. Returns blocks dropped.
@@ -105,6 +113,11 @@ class block_pool {
   // Commits every block of `holder` fully covered by `seq_tokens` (all computed tokens of the
   // sequence, prompt then output), skipping those already committed.
   status commit_full_blocks(holder_id holder, std::span<const int32_t> seq_tokens);
+  // Commits blocks first_block, first_block + 1, ... of `holder`, full with `block_tokens` (whole
+  // blocks, in order; a partial tail is ignored), skipping those already committed: a scheduler
+  // sends only the blocks that filled since its last commit. first_block past the committed
+  // blocks is an errc::internal error (the chain would have a gap).
+  status commit_blocks(holder_id holder, int32_t first_block, std::span<const int32_t> block_tokens);
 
   // Makes `dst` (which must hold nothing) share the first `num_blocks` blocks of `src` (ref_count++),
   // for n > 1 choices over one prompt. The caller shares only blocks neither will write again (full
@@ -134,7 +147,7 @@ class block_pool {
     uint64_t reg_id = 0;         // != 0: registered in the hash table under `hash`
     uint64_t parent_reg_id = 0;  // registration of the block before it (0: first block)
     block_hash hash = 0;
-    std::vector<int32_t> tokens;  // [block_seq_len] when registered, for exact comparison
+    int32_t hash_next = -1;       // the next registered block in its hash bucket's chain
     int32_t lru_prev = -1, lru_next = -1;
     bool in_lru = false;
   };
@@ -151,6 +164,15 @@ class block_pool {
   void lru_remove(int32_t id);
   // A registered block with these tokens after parent registration `parent_reg`, or -1.
   int32_t find_cached(block_hash hash, uint64_t parent_reg, std::span<const int32_t> tokens) const;
+  // The hash table: registering or dropping a block allocates nothing (chains through block_meta).
+  void table_insert(int32_t id);
+  void table_erase(int32_t id);
+  size_t bucket_of(block_hash hash) const { return static_cast<size_t>(hash) & (buckets_.size() - 1); }
+  // A registered block's tokens, for exact comparison.
+  std::span<const int32_t> tokens_of(int32_t id) const {
+    return {tokens_.data() + static_cast<size_t>(id) * static_cast<size_t>(block_seq_len_),
+            static_cast<size_t>(block_seq_len_)};
+  }
 
   int32_t num_blocks_;
   int32_t block_seq_len_;
@@ -160,7 +182,12 @@ class block_pool {
   std::vector<int32_t> free_list_;             // stack of free block ids
   int32_t lru_head_ = -1, lru_tail_ = -1;      // cached blocks, head = next to evict
   int32_t num_lru_ = 0;
-  std::unordered_multimap<block_hash, int32_t> table_;  // hash -> registered block ids
+  // Design note: the prefix cache's storage is sized once, when the pool is made, so committing a
+  // block in steady decode allocates nothing: every block's tokens have their slot, and the hash
+  // table is intrusive (a power-of-two array of chain heads).
+  std::vector<int32_t> tokens_;    // [num_blocks, block_seq_len] when caching: registered blocks' tokens
+  std::vector<int32_t> buckets_;   // [power of two >= num_blocks] first block of each chain, -1: none
+  size_t num_registered_ = 0;
   std::unordered_map<holder_id, holder_state> holders_;
   uint64_t next_reg_id_ = 1;
   int64_t prefix_queries_ = 0, prefix_hits_ = 0, num_evictions_ = 0;

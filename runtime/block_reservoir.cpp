@@ -12,6 +12,7 @@ std::optional<block_reply> block_reservoir::assign(const block_request& req, blo
   reply.extends.reserve(req.extends.size());
   report.reservoir = holder();
   report.grants.clear();
+  report.grants.reserve(req.extends.size());
   for (const auto& e : req.extends) {
     block_extend_reply r;
     r.holder = e.holder;

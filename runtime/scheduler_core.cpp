@@ -11,49 +11,9 @@
 #include "runtime/step_sampling.h"
 #include "runtime/token_constraint.h"
 #include "runtime/tokenizer.h"
+#include "runtime/scheduler_core_state.h"
 
 namespace troupe {
-
-struct scheduler_core::request_state {
-  uint64_t handle = 0;
-  generation_request req;
-  double queue_time_s = 0;
-  std::vector<std::unique_ptr<sequence>> seqs;
-  int32_t num_done = 0;
-  usage_info usage;
-  std::vector<token_logprobs> prompt_lp;  // prompt tokens 1.. scored so far (params.prompt_logprobs)
-};
-
-struct scheduler_core::sequence {
-  enum class phase { waiting, running, done };
-  uint64_t id = 0;
-  request_state* req = nullptr;
-  int32_t index = 0;
-  std::vector<int32_t> tokens;   // prompt, then generated
-  int32_t num_prompt = 0;
-  int32_t num_computed = 0;      // tokens[0, num_computed) are in blocks
-  int32_t num_committed = 0;     // full blocks registered for prefix caching
-  int32_t num_generated = 0;
-  bool started_once = false;
-  bool waits_for_parent = false; // choice > 0: starts from its parent's prompt blocks
-  std::vector<int32_t> blocks;
-  sent_table sent;               // what the executors hold of `blocks`
-  phase ph = phase::waiting;
-  uint64_t order = 0;            // admission order: the newest is preempted first
-  std::shared_ptr<sampler> smp;  // shared with the executor while a step samples it
-  std::unique_ptr<incremental_decoder> dec;
-  std::unique_ptr<stop_checker> stop;
-  bool first_event = true;
-  logprob_aligner lps;    // generated tokens' logprobs, released with their text
-  int64_t decoded = 0;    // bytes the decoder produced so far
-  int64_t returned = 0;   // bytes of text emitted so far
-};
-
-namespace {
-
-int32_t blocks_for(int64_t tokens, int32_t bs) { return static_cast<int32_t>((tokens + bs - 1) / bs); }
-
-}  // namespace
 
 scheduler_core::scheduler_core(scheduler_limits limits, std::shared_ptr<const tokenizer> tok,
                                std::vector<int32_t> eos_ids)
@@ -111,6 +71,7 @@ uint64_t scheduler_core::add_request(generation_request req, double queue_time_s
     s->tokens = rr.req.prompt_ids;
     // Room for its whole output (capped): appending a token never reallocates in steady decode.
     s->tokens.reserve(static_cast<size_t>(std::min<int64_t>(longest, prompt_len + 4096)));
+    s->blocks.reserve(static_cast<size_t>(blocks_for(static_cast<int64_t>(s->tokens.capacity()), limits_.block_seq_len)));
     s->num_prompt = static_cast<int32_t>(prompt_len);
     s->order = next_order_++;
     s->waits_for_parent = i > 0;
@@ -150,137 +111,6 @@ void scheduler_core::collect_prompt_logprobs(sequence& s, const step_logits& log
 scheduler_core::sequence* scheduler_core::find_seq(uint64_t seq_id) {
   auto it = seqs_.find(seq_id);
   return it == seqs_.end() ? nullptr : it->second;
-}
-
-std::optional<block_request> scheduler_core::plan_step(int64_t available) {
-  assert(in_step_.empty());
-  const int32_t bs = limits_.block_seq_len;
-  block_request br;
-  int32_t batch = 0;
-  int32_t prefill_budget = limits_.max_prefill_tokens;
-  step_chunk_.clear();
-
-  // 1. Running sequences, oldest first; preempt the newest when their next blocks do not fit.
-  for (size_t i = 0; i < running_.size() && batch < limits_.max_batch_size; ++i) {
-    sequence* s = running_[i];
-    const int32_t remaining = static_cast<int32_t>(s->tokens.size()) - s->num_computed;
-    const int32_t chunk = remaining <= 1 ? remaining : std::min(remaining, prefill_budget);
-    if (chunk <= 0) continue;
-    int32_t need = blocks_for(s->num_computed + chunk, bs) - static_cast<int32_t>(s->blocks.size());
-    while (need > available && running_.back() != s) {
-      sequence* victim = running_.back();
-      available += static_cast<int64_t>(victim->blocks.size());
-      preempt(*victim);
-    }
-    if (need > available) {  // s is the newest and still does not fit: it waits (recompute later)
-      available += static_cast<int64_t>(s->blocks.size());
-      preempt(*s);
-      break;
-    }
-    available -= need;
-    if (need > 0) br.extends.push_back({s->id, need});
-    if (chunk > 1) prefill_budget -= chunk;
-    in_step_.push_back(s);
-    step_chunk_.push_back(chunk);
-    ++batch;
-  }
-
-  // 2. Sequences waiting for blocks, FIFO, while the batch, the prefill budget and the blocks allow.
-  for (sequence* s : to_start_) {
-    if (batch >= limits_.max_batch_size || prefill_budget <= 0) break;
-    if (s->waits_for_parent) continue;
-    const int32_t len = static_cast<int32_t>(s->tokens.size());
-    block_start st;
-    st.holder = s->id;
-    st.tokens = s->tokens;
-    st.chunk_budget = std::min(len, prefill_budget);
-    st.match_prefix = limits_.prefix_caching && !scores_prompt(*s);  // cached positions are never scored
-    int32_t need = blocks_for(st.chunk_budget, bs);
-    if (s->index > 0 && !s->started_once) {
-      sequence* parent = s->req->seqs[0].get();
-      if (parent->ph == sequence::phase::running && parent->num_computed >= parent->num_prompt) {
-        st.fork_from = parent->id;
-        st.fork_blocks = (s->num_prompt - 1) / bs;  // full prompt blocks only; the tail is recomputed
-        st.match_prefix = false;
-        st.chunk_budget = std::min(len - st.fork_blocks * bs, prefill_budget);
-        need = blocks_for(st.fork_blocks * bs + st.chunk_budget, bs) - st.fork_blocks;
-      }
-    }
-    if (need > available) break;
-    available -= need;
-    prefill_budget -= st.chunk_budget;
-    br.starts.push_back(std::move(st));
-    ++batch;
-  }
-  if (in_step_.empty() && br.starts.empty()) return std::nullopt;
-  return br;
-}
-
-step_batch scheduler_core::apply_blocks(const block_reply& reply) {
-  const int32_t bs = limits_.block_seq_len;
-  // Running sequences whose extension was refused sit this step out.
-  std::vector<sequence*> planned;
-  std::vector<int32_t> chunks;
-  for (size_t i = 0; i < in_step_.size(); ++i) {
-    sequence* s = in_step_[i];
-    if (!s) continue;  // its request ended while the blocks were asked for
-    bool ok = true;
-    for (const auto& e : reply.extends)
-      if (e.holder == s->id) {
-        ok = e.ok;
-        if (ok) s->blocks.insert(s->blocks.end(), e.blocks.begin(), e.blocks.end());
-      }
-    if (!ok) continue;
-    planned.push_back(s);
-    chunks.push_back(step_chunk_[i]);
-  }
-  for (const auto& st : reply.starts) {
-    sequence* s = find_seq(st.holder);
-    if (st.ok && (!s || s->ph != sequence::phase::waiting)) {
-      releases_.push_back(st.holder);  // granted to a sequence that ended meanwhile
-      continue;
-    }
-    if (!s || !st.ok) continue;
-    s->blocks = st.blocks;
-    s->num_computed = st.num_cached_tokens;
-    s->num_committed = st.num_cached_tokens / bs;
-    if (!s->started_once && s->index == 0) s->req->usage.cached_prompt_tokens = st.num_cached_tokens;
-    s->started_once = true;
-    s->ph = sequence::phase::running;
-    to_start_.erase(std::find(to_start_.begin(), to_start_.end(), s));
-    auto pos = std::upper_bound(running_.begin(), running_.end(), s,
-                                [](const sequence* a, const sequence* b) { return a->order < b->order; });
-    running_.insert(pos, s);
-    const int32_t len = static_cast<int32_t>(s->tokens.size());
-    const int32_t capacity = static_cast<int32_t>(s->blocks.size()) * bs;
-    const int32_t chunk = std::min(len, capacity) - s->num_computed;
-    if (chunk <= 0) continue;
-    planned.push_back(s);
-    chunks.push_back(chunk);
-  }
-  in_step_.swap(planned), step_chunk_.swap(chunks);
-  step_batch batch;
-  for (size_t i = 0; i < in_step_.size(); ++i) {
-    sequence* s = in_step_[i];
-    seq_step ss;
-    ss.seq_id = static_cast<int64_t>(s->id);
-    ss.start_pos = s->num_computed;
-    ss.tokens.assign(s->tokens.begin() + s->num_computed, s->tokens.begin() + s->num_computed + step_chunk_[i]);
-    delta_.fill(s->sent, s->blocks, ss);
-    // Scoring-only requests (max_tokens 0) sample nothing: no row, no sampler.
-    ss.want_logits = s->num_computed + step_chunk_[i] == static_cast<int32_t>(s->tokens.size()) &&
-                     s->req->req.params.max_tokens > 0;
-    if (ss.want_logits) ss.sampling = s->smp;  // the executor samples it (see step_batch.h)
-    if (scores_prompt(*s) && s->num_computed < s->num_prompt) {
-      const int32_t end = s->num_computed + step_chunk_[i];
-      ss.prompt_logprobs = s->req->req.params.prompt_logprobs;
-      ss.next_token = end < s->num_prompt ? s->tokens[static_cast<size_t>(end)] : -1;
-    }
-    assert(static_cast<int64_t>(s->blocks.size()) * bs >= s->num_computed + step_chunk_[i]);
-    batch.seqs.push_back(std::move(ss));
-  }
-  if (!batch.seqs.empty()) delta_.seal(batch);  // an empty batch is not sent: removals wait for the next
-  return batch;
 }
 
 // Each batch entry's answer, found in O(1): the executor's sampled token, else its (last) row.
@@ -421,40 +251,12 @@ void scheduler_core::emit(sequence& s, std::span<const int32_t> ids, std::string
                     prompt_lp ? &s.req->prompt_lp : nullptr);
 }
 
-void scheduler_core::commit_full_blocks(sequence& s) {
-  const int32_t bs = limits_.block_seq_len;
-  if (!limits_.prefix_caching || s.num_computed / bs <= s.num_committed) return;
-  commits_.push_back({s.id, std::vector<int32_t>(s.tokens.begin(), s.tokens.begin() + s.num_computed)});
-  s.num_committed = s.num_computed / bs;
-}
-
 void scheduler_core::finish_sequence(sequence& s, finish_reason why) {
   if (s.ph == sequence::phase::done) return;
   release_sequence(s);
   s.ph = sequence::phase::done;
   ++s.req->num_done;
   erase_if_done(*s.req);
-}
-
-void scheduler_core::release_sequence(sequence& s) {
-  if (s.ph == sequence::phase::running) {
-    running_.erase(std::find(running_.begin(), running_.end(), &s));
-    releases_.push_back(s.id);
-  } else if (s.ph == sequence::phase::waiting) {
-    auto it = std::find(to_start_.begin(), to_start_.end(), &s);
-    if (it != to_start_.end()) to_start_.erase(it);
-  }
-  delta_.forget(s.sent, static_cast<int64_t>(s.id));
-  s.blocks.clear();
-}
-
-void scheduler_core::preempt(sequence& s) {
-  release_sequence(s);  // running: its blocks go back, the executors forget it
-  s.num_computed = 0;
-  s.num_committed = 0;
-  s.ph = sequence::phase::waiting;
-  to_start_.push_front(&s);
-  ++num_preemptions_;
 }
 
 void scheduler_core::cancel(uint64_t handle) {
@@ -514,8 +316,6 @@ std::vector<core_output> scheduler_core::take_outputs() {
   events_.clear();
   return outs;
 }
-std::vector<uint64_t> scheduler_core::take_releases() { return std::exchange(releases_, {}); }
-std::vector<block_commit> scheduler_core::take_commits() { return std::exchange(commits_, {}); }
 std::vector<uint64_t> scheduler_core::take_finished_requests() { return std::exchange(finished_requests_, {}); }
 
 }  // namespace troupe

@@ -101,7 +101,8 @@ class scheduler_core {
   // their capacity, so steady decode emits without allocating per sequence).
   void swap_events(event_batch& out) { std::swap(events_, out); }
   std::vector<uint64_t> take_releases();
-  std::vector<block_commit> take_commits();
+  // This step's commits, exactly sized (the core keeps its buffers: no growth step to step).
+  block_commit_batch take_commits();
   // Requests whose every choice ended since the last call (the actor frees their admission slot).
   std::vector<uint64_t> take_finished_requests();
 
@@ -140,13 +141,16 @@ class scheduler_core {
   std::deque<sequence*> to_start_;      // waiting for blocks (new or preempted), FIFO
   std::vector<sequence*> in_step_;      // sequences of the step in flight
   std::vector<int32_t> step_chunk_;     // [in_step_] tokens computed for each
+  std::vector<int32_t> step_extend_;    // [in_step_] its entry in the plan's extends, -1: none
   std::vector<int32_t> sampled_of_;     // [in_step_] index into the step's sampled, -1: none
   std::vector<int64_t> row_of_;         // [in_step_] its last logits row, -1: none
   std::vector<float> row_;              // [vocab] scratch: a row sampled here (no executor sampler)
   sampled_seq local_sample_;            // the token sampled here from row_
   event_batch events_;  // events and failures since the last take, in order
   std::vector<uint64_t> releases_;
-  std::vector<block_commit> commits_;
+  block_commit_batch commits_;          // newly full blocks since the last take
+  std::vector<sequence*> planned_;      // apply_blocks' scratch, swapped with in_step_
+  std::vector<int32_t> planned_chunk_;  // [planned_]
   std::vector<uint64_t> finished_requests_;
   constraint_compiler compile_;
   step_delta_tracker delta_;            // what the executors hold of each running sequence

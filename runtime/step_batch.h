@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "runtime/id_list.h"
 #include "troupe/generation.h"
 
 namespace troupe {
@@ -17,12 +18,12 @@ class sampler;
 
 struct seq_step {
   int64_t seq_id = 0;
-  std::vector<int32_t> tokens;       // [n] new tokens: a prefill chunk, or 1 decode token
+  id_list tokens;                    // [n] new tokens: a prefill chunk, or 1 decode token (inline)
   int32_t start_pos = 0;             // position of tokens[0]; positions [0, start_pos) are in KV
   // A whole batch (step_batch::delta false): block ids covering positions [0, start_pos + n).
   // A delta (serving): the ids appended since the executor last saw this sequence — all of them when
   // new_seq — and the executor's persistent batch holds the whole table (step_batch::tables).
-  std::vector<int32_t> block_table;
+  id_list block_table;  // a decode step appends at most one id: inline, no heap allocation
   bool new_seq = false;              // delta: (re)start the sequence's row (new, or resumed after preemption)
   bool want_logits = true;           // logits of the last new token (false: mid-prompt chunk)
   bool want_all_logits = false;      // logits of every new token (tests)

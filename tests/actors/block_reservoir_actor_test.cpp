@@ -47,7 +47,7 @@ block_manager_actor::behavior_type counting_bm(block_manager_actor::pointer self
         return self->delegate(real, a, std::move(x));
       },
       [self, real](release_atom a, std::vector<uint64_t>& hs) { self->delegate(real, a, std::move(hs)); },
-      [self, real](commit_atom a, std::vector<block_commit>& cs) { self->delegate(real, a, std::move(cs)); },
+      [self, real](commit_atom a, block_commit_batch& cs) { self->delegate(real, a, std::move(cs)); },
       [self, real](stats_atom a) { return self->delegate(real, a); },
       [self, real](pin_atom a, conversation_pin_request& r) { self->delegate(real, a, std::move(r)); },
       [self, real](unpin_atom a, uint64_t key) { self->delegate(real, a, key); },

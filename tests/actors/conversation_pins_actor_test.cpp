@@ -69,7 +69,9 @@ struct pin_system {
     block_request req;
     req.starts.push_back(block_start{holder, t, static_cast<int32_t>(t.size()), true, 0, 0});
     ASSERT_TRUE(alloc(self, req).starts.at(0).ok);
-    self->send(bm, commit_atom_v, std::vector<block_commit>{{holder, t}});
+    block_commit_batch commits;
+    commits.add(holder, 0, t);
+    self->send(bm, commit_atom_v, std::move(commits));
     self->send(bm, release_atom_v, std::vector<uint64_t>{holder});
   }
 };
