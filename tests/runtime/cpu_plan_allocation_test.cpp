@@ -23,8 +23,7 @@ void check_plan_equals_allocation(const std::string& path,
   SCOPED_TRACE(path);
   auto cfg = read_model_config(path);
   ASSERT_TRUE(cfg.ok()) << cfg.err().message;
-  for (const char* kv : kv_dtypes)
-  for (bool mmap : {true, false}) {
+  for (const char* kv : kv_dtypes) for (bool mmap : {true, false}) {  // every KV dtype, mapped and copied
     SCOPED_TRACE(kv);
     SCOPED_TRACE(mmap ? "--mmap" : "--no-mmap");
     engine_options o;
