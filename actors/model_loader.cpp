@@ -174,7 +174,7 @@ result<loaded_model> load_model(const troupe_options& opts) {
   const int32_t threads = e.num_threads > 0 ? e.num_threads : static_cast<int32_t>(std::thread::hardware_concurrency());
   for (int32_t r = 0; r < tp; ++r) {
     const model_config rank_cfg = tp == 1 ? m.config : shard_config(m.config, {r, tp});
-    auto w = dummy ? make_dummy_weights(rank_cfg, static_cast<uint64_t>(r)) : load_model_weights(rank_cfg, *rank_source(r));
+    auto w = dummy ? make_dummy_weights(rank_cfg, static_cast<uint64_t>(r)) : load_model_weights(rank_cfg, *rank_source(r), weight_load_options{.mmap = e.model.mmap});
     if (!w) return w.err();
     cpu_model_options co;
     co.num_kv_blocks = m.plan.num_blocks;

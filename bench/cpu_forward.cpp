@@ -138,14 +138,16 @@ int main(int argc, char** argv) {
       kv_dtype = *d;
     } else if (a == "--no-blas-check") blas = false;
     else if (a == "--dummy") path.clear();
+    else if (a == "--no-mmap") opts.mmap = false;
     else path = a;
   }
   model_config cfg = smollm2_shape();
   model_weights w;
   auto t0 = clock_type::now();
   if (path.empty() || !load(path, opts, cfg, w)) w = std::move(*make_dummy_weights(cfg, 1, opts.dtype.value_or(weight_dtype::f32)));
-  std::printf("model: %s (%.1f MiB of %s weights, loaded in %.2f s)\n", cfg.name.c_str(), w.num_bytes() / 1048576.0,
-              weight_dtype_name(w.layers[0].w_qkv.dtype), seconds_since(t0));
+  std::printf("model: %s (%.1f MiB of %s weights, %.1f MiB mapped from the file, loaded in %.2f s)\n", cfg.name.c_str(),
+              w.num_bytes() / 1048576.0, weight_dtype_name(w.layers[0].w_qkv.dtype), w.mapped_bytes() / 1048576.0,
+              seconds_since(t0));
 
   const int64_t block_len = 16, decode_steps = 8;
   const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
@@ -205,6 +207,14 @@ int main(int argc, char** argv) {
     std::printf("batch %2ld: prefill %8.1f tok/s (%ld x %ld tokens in %.3f s) | decode %7.1f tok/s (%.1f ms/step)\n",
                 static_cast<long>(b), b * prompt / median(prefill_s), static_cast<long>(b), static_cast<long>(prompt),
                 median(prefill_s), b / median(decode_s), median(decode_s) * 1e3);
+  }
+  // Resident memory after the runs: mapped weights show as RssFile, copies as RssAnon.
+  if (FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::strncmp(line, "VmRSS", 5) == 0 || std::strncmp(line, "RssAnon", 7) == 0 || std::strncmp(line, "RssFile", 7) == 0)
+        std::printf("%s", line);
+    std::fclose(f);
   }
   return 0;
 }

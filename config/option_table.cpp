@@ -124,6 +124,11 @@ std::vector<option_def> build_table() {
              {"auto", "float32", "bfloat16", "float16"}, [](o& x) -> std::string& { return x.engine.model.kv_cache_dtype; });
   add_choice("load-format", "model", "auto (read the weights) or dummy (random weights from config.json, for benchmarks)",
              "auto", {"auto", "dummy"}, [](o& x) -> std::string& { return x.engine.model.load_format; });
+  add("mmap", "model", a_bool,
+      "CPU: keep each weight matrix that the file stores exactly as it is held (same format, row order, fused parts "
+      "adjacent) as a view into the read-only memory-mapped file instead of a copy, like llama.cpp's default "
+      "(--no-mmap copies every matrix; see docs/memory.md)",
+      "true", [](o& x, const std::string& v) -> status { return parse_bool("mmap", v, x.engine.model.mmap); });
   add("chat-template", "model", a_path,
       "Jinja chat template (a file, or the template itself) replacing the model's; without it the model file's "
       "template is used, or for Gemma 3 and Phi-3 files that carry none a built-in one (logged at start-up)",

@@ -181,11 +181,11 @@ void matmul_f32_rows(const float* x, int64_t m, int64_t k, const float* w, int64
 
 void matmul_nt(const float* x, int64_t m, const weight_matrix& w, const float* bias, float* y, cpu_thread_pool& pool) {
   switch (w.dtype) {
-    case weight_dtype::f32: matmul_impl<w_f32>(x, m, w.cols, w.f32.data(), w.rows, bias, y, pool); break;
-    case weight_dtype::bf16: matmul_impl<w_bf16>(x, m, w.cols, w.half.data(), w.rows, bias, y, pool); break;
+    case weight_dtype::f32: matmul_impl<w_f32>(x, m, w.cols, w.f32_data(), w.rows, bias, y, pool); break;
+    case weight_dtype::bf16: matmul_impl<w_bf16>(x, m, w.cols, w.half_data(), w.rows, bias, y, pool); break;
     case weight_dtype::f16:
       if (cpu_matmul_uses_avx2()) matmul_f16_avx2(x, m, w, bias, y, pool);
-      else matmul_impl<w_f16>(x, m, w.cols, w.half.data(), w.rows, bias, y, pool);
+      else matmul_impl<w_f16>(x, m, w.cols, w.half_data(), w.rows, bias, y, pool);
       break;
     default: matmul_blocks(x, m, w, bias, y, pool); break;
   }

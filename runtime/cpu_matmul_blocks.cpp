@@ -324,7 +324,7 @@ void matmul_blocks(const float* x, int64_t m, const weight_matrix& w, const floa
   const decode_fn decode = avx ? f.avx2 : f.scalar;
   const qmicro_set& qs = qmicro_set::get(w.dtype, avx);
   const int64_t row_bytes = w.row_bytes();
-  const uint8_t* wq = w.quant.data();
+  const uint8_t* wq = w.quant_data();
   // Tasks as in cpu_matmul.cpp: [row block x column block], a column block's float32 panel
   // (≤ ~256 KiB) staying in L2 while the rows stream past it.
   const int64_t nb = column_block_width(n, k, pool.num_threads(), 4, wide_cols);

@@ -151,7 +151,7 @@ void matmul_f16_avx2(const float* x, int64_t m, const weight_matrix& w, const fl
                      cpu_thread_pool& pool) {
   const int64_t n = w.rows, k = w.cols;
   if (m <= 0 || n <= 0) return;
-  const uint16_t* wh = w.half.data();
+  const uint16_t* wh = w.half_data();
   // Tasks are [row block x column block] as in cpu_matmul.cpp; a column block's float32 panel
   // (≤ ~256 KiB) stays in L2 while the activation rows stream past it. The split never changes an
   // element's reduction order, only which thread computes it.

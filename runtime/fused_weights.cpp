@@ -57,6 +57,7 @@ class split_source final : public weight_source {
 
   const std::vector<tensor_info>& tensors() const override { return infos_; }
   std::string origin() const override { return inner_.origin(); }
+  bool has_raw_blocks() const override { return inner_.has_raw_blocks(); }
 
   status read_f32(const std::string& name, std::vector<float>& out) const override {
     const part* p = find_part(name);
@@ -67,6 +68,18 @@ class split_source final : public weight_source {
     out.assign(whole.begin() + static_cast<std::ptrdiff_t>(p->row_begin * cols),
                whole.begin() + static_cast<std::ptrdiff_t>((p->row_begin + p->rows) * cols));
     return ok_status();
+  }
+
+  // A part is a row range of its fused tensor's bytes, so adjacent parts stay adjacent in place.
+  std::optional<tensor_bytes> view(const std::string& name) const override {
+    const part* p = find_part(name);
+    if (!p) return inner_.view(name);
+    auto whole = inner_.view(p->fused);
+    if (!whole || p->fused_rows <= 0 || whole->bytes % static_cast<uint64_t>(p->fused_rows) != 0) return std::nullopt;
+    const uint64_t row_bytes = whole->bytes / static_cast<uint64_t>(p->fused_rows);
+    whole->data += static_cast<uint64_t>(p->row_begin) * row_bytes;
+    whole->bytes = static_cast<uint64_t>(p->rows) * row_bytes;
+    return whole;
   }
 
   status read_raw(const std::string& name, uint32_t& type, std::vector<uint8_t>& out) const override {

@@ -392,6 +392,15 @@ class gguf_weights final : public weight_source {
     return ok_status();
   }
 
+  // In place only when no q/k unpermutation applies: the file's rows are then HF's rows. The
+  // mapping stays alive through the gguf_file it belongs to (shared with this source).
+  std::optional<tensor_bytes> view(const std::string& name) const override {
+    auto it = index_.find(name);
+    if (it == index_.end() || entries_[it->second].unpermute_heads > 0) return std::nullopt;
+    const gguf_tensor& t = *entries_[it->second].tensor;
+    return tensor_bytes{t.data, t.num_bytes, infos_[it->second].dtype, file_};
+  }
+
   // Quantized rows are independent (whole blocks per row), so the q/k unpermutation moves rows of
   // bytes exactly as it moves rows of floats.
   status read_raw(const std::string& name, uint32_t& type, std::vector<uint8_t>& out) const override {

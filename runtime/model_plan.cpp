@@ -28,15 +28,24 @@ result<memory_plan> plan_for_model(const model_config& cfg, const engine_options
   auto src = o.device == "cpu" && o.tp == 1 && o.model.load_format != "dummy"
                  ? open_weights(path)
                  : result<std::unique_ptr<weight_source>>(make_error(errc::unsupported, "formula"));
+  // Design note (--mmap): matrices mapped from the file count as weights held, like copies. They
+  // are the same bytes resident while the model runs (file-backed page cache instead of anonymous
+  // memory); the kernel may evict them under pressure, but then every step re-reads them from disk,
+  // so the plan must leave them room all the same. The rule line says which share is which.
   if (src) {
-    auto held = held_weight_bytes(cfg, **src);
+    weight_load_options wo;
+    wo.mmap = o.model.mmap;
+    auto held = plan_held_weights(cfg, **src, wo);
     if (!held) return held.err();
-    shape.held_weight_bytes = *held;
+    shape.held_weight_bytes = held->bytes;
     std::map<std::string, int> formats;
     for (const auto& t : (*src)->tensors()) ++formats[t.dtype];
     for (const auto& [f, n] : formats)
       shape.held_weight_formats += (shape.held_weight_formats.empty() ? "" : ", ") + std::to_string(n) + " " + f;
-    shape.held_weight_formats += " tensors, block formats kept as stored when fused parts share one";
+    shape.held_weight_formats += " tensors, block formats kept as stored when fused parts share one; " +
+                                 format_bytes(held->mapped_bytes) + " mapped from the file, " +
+                                 format_bytes(held->bytes - held->mapped_bytes) + " copied" +
+                                 (o.model.mmap ? "" : " (--no-mmap)");
   }
   auto plan = make_memory_plan(shape, o, resolve_dtype(o.model.dtype, o.device), devices);
   if (!plan) return plan.err();

@@ -3,11 +3,12 @@
 // random weights for benchmarks.
 #include "runtime/model_weights.h"
 
-#include "runtime/fused_weights.h"
-
 #include <cmath>
 #include <cstring>
 #include <sstream>
+
+#include "config/log.h"
+#include "runtime/fused_weights.h"
 
 namespace troupe {
 namespace {
@@ -125,6 +126,42 @@ weight_dtype storage_dtype(const weight_source& src, const std::vector<std::stri
   return weight_dtype::f32;
 }
 
+// The name a file gives the storage type `d` (tensor_info::dtype): F32, BF16, F16, Q4_1 ...
+std::string file_dtype_name(weight_dtype d) {
+  switch (d) {
+    case weight_dtype::f32: return "F32";
+    case weight_dtype::bf16: return "BF16";
+    case weight_dtype::f16: return "F16";
+    default: return weight_dtype_name(d);
+  }
+}
+
+// Design note (--mmap): a (fused) matrix is a view into the file when the file already holds it
+// exactly as it will be held: every part stored as `d` (no conversion), in HF row order (no GGUF
+// q/k unpermutation), the parts back to back in one mapping (Phi-3's split gate/up, a GGUF whose
+// ffn_gate precedes ffn_up), aligned for the kernels. Anything else is copied. The loader and the
+// planner both ask this one function, so the plan's mapped/copied split is what the load does.
+std::optional<weight_matrix> mapped_matrix(const weight_source& src, const std::vector<std::string>& names,
+                                           int64_t rows, int64_t cols, weight_dtype d, const weight_load_options& opts) {
+  if (!opts.mmap) return std::nullopt;
+  const std::string want = file_dtype_name(d);
+  std::optional<tensor_bytes> all;
+  for (const auto& name : names) {
+    auto v = src.view(name);
+    if (!v || v->dtype != want) return std::nullopt;
+    if (!all) {
+      all = std::move(v);
+      continue;
+    }
+    if (all->keep != v->keep || all->data + all->bytes != v->data) return std::nullopt;
+    all->bytes += v->bytes;
+  }
+  if (!all) return std::nullopt;
+  auto m = weight_matrix::from_mapped(all->data, all->bytes, std::move(all->keep), rows, cols, d);
+  if (!m) return std::nullopt;  // misaligned or sized otherwise: copied
+  return std::move(*m);
+}
+
 // The attention projections of layer 0 against the config keys that size them, so that a config
 // inconsistent with its checkpoint (say head_dim x heads != q_proj rows) is refused naming the keys,
 // not only the tensor.
@@ -156,8 +193,14 @@ uint64_t matrix_bytes(int64_t rows, int64_t cols, weight_dtype d) {
 
 }  // namespace
 
-result<uint64_t> held_weight_bytes(const model_config& c, const weight_source& fused_src,
-                                   const weight_load_options& opts) {
+result<uint64_t> held_weight_bytes(const model_config& c, const weight_source& src, const weight_load_options& opts) {
+  auto h = plan_held_weights(c, src, opts);
+  if (!h) return h.err();
+  return h->bytes;
+}
+
+result<held_weights> plan_held_weights(const model_config& c, const weight_source& fused_src,
+                                       const weight_load_options& opts) {
   TROUPE_TRY(check_config(c));
   std::unique_ptr<weight_source> split;  // fused checkpoints (Phi-3) are held split, as loaded
   if (has_fused_projections(fused_src)) {
@@ -167,7 +210,7 @@ result<uint64_t> held_weight_bytes(const model_config& c, const weight_source& f
   }
   const weight_source& src = split ? *split : fused_src;
   const int64_t h = c.hidden_size, q = c.q_size(), kv = c.kv_size(), inter = c.intermediate_size;
-  uint64_t total = 0;
+  uint64_t total = 0, mapped = 0;
   // The storage load_model_weights picks for a (fused) matrix: raw blocks when the source keeps
   // them and every part shares one block format, else storage_dtype.
   auto matrix = [&](std::initializer_list<std::pair<std::string, int64_t>> parts, int64_t cols) -> status {
@@ -179,7 +222,9 @@ result<uint64_t> held_weight_bytes(const model_config& c, const weight_source& f
       names.push_back(name), rows += n;
     }
     std::optional<weight_dtype> d = src.has_raw_blocks() ? block_dtype(src, names, opts) : std::nullopt;
-    total += matrix_bytes(rows, cols, d ? *d : storage_dtype(src, names, opts));
+    const weight_dtype held = d ? *d : storage_dtype(src, names, opts);
+    total += matrix_bytes(rows, cols, held);
+    if (mapped_matrix(src, names, rows, cols, held, opts)) mapped += matrix_bytes(rows, cols, held);
     return ok_status();
   };
   TROUPE_TRY(matrix({{"model.embed_tokens.weight", c.vocab_size}}, h));
@@ -195,7 +240,7 @@ result<uint64_t> held_weight_bytes(const model_config& c, const weight_source& f
     TROUPE_TRY(matrix({{p + "mlp.down_proj.weight", h}}, inter));
     norm_floats += (c.sandwich_norms ? 4 : 2) * h + (c.qk_norm ? 2 * c.head_dim : 0) + (c.attention_bias ? q + 2 * kv : 0);
   }
-  return total + static_cast<uint64_t>(norm_floats) * 4;
+  return held_weights{total + static_cast<uint64_t>(norm_floats) * 4, mapped};
 }
 
 int64_t model_weights::num_bytes() const {
@@ -204,6 +249,13 @@ int64_t model_weights::num_bytes() const {
     n += l.w_qkv.num_bytes() + l.w_o.num_bytes() + l.w_gate_up.num_bytes() + l.w_down.num_bytes() +
          static_cast<int64_t>((l.attn_norm.size() + l.b_qkv.size() + l.mlp_norm.size() + l.q_norm.size() +
                                l.k_norm.size() + l.post_attn_norm.size() + l.post_mlp_norm.size()) * 4);
+  return n;
+}
+
+int64_t model_weights::mapped_bytes() const {
+  int64_t n = embed.mapped_bytes() + lm_head.mapped_bytes();
+  for (const auto& l : layers)
+    n += l.w_qkv.mapped_bytes() + l.w_o.mapped_bytes() + l.w_gate_up.mapped_bytes() + l.w_down.mapped_bytes();
   return n;
 }
 
@@ -228,7 +280,13 @@ result<model_weights> load_model_weights(const model_config& c, const weight_sou
     std::vector<std::string> names;
     int64_t rows = 0;
     for (const auto& [name, n] : parts) names.push_back(name), rows += n;
-    if (auto qd = block_dtype(src, names, opts)) {
+    const std::optional<weight_dtype> block = block_dtype(src, names, opts);
+    if (auto m = mapped_matrix(src, names, rows, cols, block ? *block : storage_dtype(src, names, opts), opts)) {
+      for (const auto& [name, n] : parts) TROUPE_TRY(r.check(name, {n, cols}));
+      out = std::move(*m);
+      return ok_status();
+    }
+    if (auto qd = block) {
       // A source without raw blocks (a tensor-parallel shard) is read as float32 below.
       std::vector<uint8_t> bytes;
       status st;
@@ -292,6 +350,9 @@ result<model_weights> load_model_weights(const model_config& c, const weight_sou
     TROUPE_TRY(matrix({{p + "mlp.gate_proj.weight", inter}, {p + "mlp.up_proj.weight", inter}}, h, l.w_gate_up));
     TROUPE_TRY(matrix({{p + "mlp.down_proj.weight", h}}, inter, l.w_down));
   }
+  logger("runtime")->info("{}: weights {:.1f} MiB held, {:.1f} MiB mapped from the file, {:.1f} MiB copied{}",
+                          src.origin(), w.num_bytes() / 1048576.0, w.mapped_bytes() / 1048576.0,
+                          (w.num_bytes() - w.mapped_bytes()) / 1048576.0, opts.mmap ? "" : " (--no-mmap)");
   return w;
 }
 

@@ -28,6 +28,10 @@ struct weight_load_options {
   // every matrix (lossy when narrower than the checkpoint). Norms and biases are always float32.
   std::optional<weight_dtype> dtype;
   uint64_t seed = 0;  // load_format::dummy only
+  // --mmap: a matrix the file already stores as it is held (same dtype, HF row order, fused parts
+  // back to back, aligned) points into the file's read-only mapping instead of being copied; the
+  // mapping lives as long as any matrix using it. false: every matrix is copied (--no-mmap).
+  bool mmap = true;
 };
 
 // Matrices are [out, in] row-major (Hugging Face nn.Linear layout): y = x · Wᵀ.
@@ -53,7 +57,9 @@ struct model_weights {
   weight_matrix lm_head;              // [vocab, hidden]; empty when tied to embed
 
   const weight_matrix& lm_head_matrix() const { return lm_head.empty() ? embed : lm_head; }
+  // Bytes held (owned and mapped alike: both are the model's resident weights), and the mapped share.
   int64_t num_bytes() const;
+  int64_t mapped_bytes() const;
 };
 
 // Reads every tensor the config needs from `src` (fused qkv_proj / gate_up_proj checkpoints are
@@ -67,6 +73,15 @@ result<model_weights> load_model_weights(const model_config& cfg, const weight_s
 // CPU (a GGUF's block-format matrices are held as they are, mixed fused parts widened to float32).
 result<uint64_t> held_weight_bytes(const model_config& cfg, const weight_source& src,
                                    const weight_load_options& opts = {});
+
+// held_weight_bytes split into what load_model_weights will map from the file and what it will copy
+// (model_weights::mapped_bytes), decided from the headers and the mapping's addresses alone.
+struct held_weights {
+  uint64_t bytes = 0;         // all held bytes (== held_weight_bytes)
+  uint64_t mapped_bytes = 0;  // of which views into the file mapping
+};
+result<held_weights> plan_held_weights(const model_config& cfg, const weight_source& src,
+                                       const weight_load_options& opts = {});
 
 // The entry point for executors: load_format::weights opens `path` (open_weights: GGUF, safetensors
 // file or HF folder) and loads it; load_format::dummy ignores `path` and makes random weights

@@ -119,6 +119,14 @@ class safetensors_source : public weight_source {
     return ok_status();
   }
 
+  // The file's bytes are HF's layout already; the mapping lives as long as its mapped_file.
+  std::optional<tensor_bytes> view(const std::string& name) const override {
+    auto it = index_.find(name);
+    if (it == index_.end()) return std::nullopt;
+    const tensor_loc& loc = locs_[it->second];
+    return tensor_bytes{loc.data, static_cast<uint64_t>(loc.bytes), tensors_[it->second].dtype, files_[loc.file]};
+  }
+
   // Parses one file's header, checks every entry against the file, and adds its tensors.
   status add_file(std::shared_ptr<mapped_file> file) {
     const std::string& path = file->path();

@@ -90,12 +90,36 @@ result<weight_matrix> weight_matrix::from_blocks(std::vector<uint8_t> blocks, in
   return m;
 }
 
+result<weight_matrix> weight_matrix::from_mapped(const uint8_t* data, uint64_t bytes, std::shared_ptr<const void> keep,
+                                                 int64_t rows, int64_t cols, weight_dtype dtype) {
+  weight_matrix m;
+  m.dtype = dtype;
+  m.rows = rows;
+  m.cols = cols;
+  const int64_t rb = m.row_bytes();
+  if (rows <= 0 || rb <= 0 || bytes != static_cast<uint64_t>(rows * rb))
+    return make_error(errc::invalid_argument, std::string("a ") + weight_dtype_name(dtype) + " view of " +
+                                                  std::to_string(bytes) + " bytes does not hold [" + std::to_string(rows) +
+                                                  ", " + std::to_string(cols) + "]");
+  // The kernels read float32 / 16-bit elements (and the blocks' 16-bit scales) through typed
+  // pointers: the view must be aligned to them. GGUF data is 32-byte aligned; safetensors only
+  // 8-byte at best, and then every tensor offset is a multiple of its element size.
+  const uintptr_t align = dtype == weight_dtype::f32 ? 4 : 2;
+  if (reinterpret_cast<uintptr_t>(data) % align != 0)
+    return make_error(errc::invalid_argument, std::string("a ") + weight_dtype_name(dtype) + " view is not " +
+                                                  std::to_string(align) + "-byte aligned");
+  m.mapped = data;
+  m.mapping = std::move(keep);
+  return m;
+}
+
 int64_t weight_matrix::row_bytes() const {
   if (!is_quantized(dtype)) return cols * (dtype == weight_dtype::f32 ? 4 : 2);
   return ggml_row_bytes(weight_dtype_ggml_type(dtype), cols);
 }
 
 bool weight_matrix::storage_ok() const {
+  if (mapped) return f32.empty() && half.empty() && quant.empty();  // sized by from_mapped
   const size_t n = static_cast<size_t>(rows * cols);
   switch (dtype) {
     case weight_dtype::f32: return f32.size() == n;
@@ -111,16 +135,16 @@ bool weight_matrix::storage_ok() const {
 void weight_matrix::row_f32(int64_t r, float* out) const {
   const size_t base = static_cast<size_t>(r * cols);
   switch (dtype) {
-    case weight_dtype::f32: std::memcpy(out, f32.data() + base, static_cast<size_t>(cols) * 4); break;
+    case weight_dtype::f32: std::memcpy(out, f32_data() + base, static_cast<size_t>(cols) * 4); break;
     case weight_dtype::bf16:
-      for (int64_t i = 0; i < cols; ++i) out[i] = bf16_bits_to_f32(half[base + i]);
+      for (int64_t i = 0; i < cols; ++i) out[i] = bf16_bits_to_f32(half_data()[base + i]);
       break;
     case weight_dtype::f16:
-      for (int64_t i = 0; i < cols; ++i) out[i] = f16_bits_to_f32(half[base + i]);
+      for (int64_t i = 0; i < cols; ++i) out[i] = f16_bits_to_f32(half_data()[base + i]);
       break;
     default:
       // Cannot fail: storage_ok() was checked when the model was created.
-      (void)dequantize_to_f32(weight_dtype_ggml_type(dtype), quant.data() + r * row_bytes(), cols, out);
+      (void)dequantize_to_f32(weight_dtype_ggml_type(dtype), quant_data() + r * row_bytes(), cols, out);
       break;
   }
 }

@@ -1,11 +1,14 @@
 // A weight matrix [rows, cols] (nn.Linear's [out, in], row-major) stored in float32, bfloat16,
 // float16 or a GGML block format (Q4_0 ... Q6_K, rows of whole blocks, exactly as in the GGUF file).
 // The CPU matmul reads every form directly and widens it in registers: decode streams every weight
-// once per token, so the bytes held are the step time.
+// once per token, so the bytes held are the step time. The storage is either owned (the vectors)
+// or a view into a read-only file mapping kept alive by `mapping` (--mmap): readers go through
+// f32_data() / half_data() / quant_data(), which answer for both.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +40,10 @@ struct weight_matrix {
   std::vector<float> f32;      // [rows, cols] when dtype == f32
   std::vector<uint16_t> half;  // [rows, cols] bf16 or f16 bits
   std::vector<uint8_t> quant;  // [rows, row_bytes()] GGML blocks for the quantized dtypes
+  // A view: [rows, row_bytes()] bytes of `dtype` inside a file mapping that `mapping` owns; the
+  // vectors are then empty. Set only by from_mapped.
+  const uint8_t* mapped = nullptr;
+  std::shared_ptr<const void> mapping;
 
   // Takes float32 values [rows, cols] and stores them as `dtype` (round to nearest even; exact
   // when the values came from that dtype).
@@ -45,8 +52,23 @@ struct weight_matrix {
   // Takes GGML blocks [rows, row_bytes] as they are (cols a whole number of blocks).
   static result<weight_matrix> from_blocks(std::vector<uint8_t> blocks, int64_t rows, int64_t cols, weight_dtype dtype);
 
+  // Points at `bytes` of `dtype` stored exactly as the kernels read them ([rows, row_bytes()],
+  // aligned to the element type) without copying; `keep` owns the mapping they live in. Errors when
+  // the size or the alignment does not fit (the caller then copies).
+  static result<weight_matrix> from_mapped(const uint8_t* data, uint64_t bytes, std::shared_ptr<const void> keep,
+                                           int64_t rows, int64_t cols, weight_dtype dtype);
+
   bool empty() const { return rows == 0; }
-  int64_t num_bytes() const { return static_cast<int64_t>(f32.size() * 4 + half.size() * 2 + quant.size()); }
+  bool is_mapped() const { return mapped != nullptr; }
+  // The storage, owned or mapped: [rows, cols] float32 / 16-bit bits, or [rows, row_bytes()] blocks.
+  const float* f32_data() const { return mapped ? reinterpret_cast<const float*>(mapped) : f32.data(); }
+  const uint16_t* half_data() const { return mapped ? reinterpret_cast<const uint16_t*>(mapped) : half.data(); }
+  const uint8_t* quant_data() const { return mapped ? mapped : quant.data(); }
+  // Bytes held, owned or mapped (what the memory plan counts), and the mapped share of them.
+  int64_t num_bytes() const {
+    return mapped ? rows * row_bytes() : static_cast<int64_t>(f32.size() * 4 + half.size() * 2 + quant.size());
+  }
+  int64_t mapped_bytes() const { return mapped ? rows * row_bytes() : 0; }
   // Bytes of one stored row.
   int64_t row_bytes() const;
   // The storage holds exactly rows x cols elements of dtype.

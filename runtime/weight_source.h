@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,16 @@
 #include "runtime/model_config.h"
 
 namespace troupe {
+
+// One tensor's bytes exactly as the file stores them, in HF row order, inside a read-only mapping
+// that `keep` holds alive: what a weight_matrix can point at instead of copying (see
+// weight_source::view). `dtype` names the storage type as tensor_info::dtype does.
+struct tensor_bytes {
+  const uint8_t* data = nullptr;  // [bytes]
+  uint64_t bytes = 0;
+  std::string dtype;
+  std::shared_ptr<const void> keep;  // owns the mapping
+};
 
 struct tensor_info {
   std::string name;            // HF-style name
@@ -41,6 +52,13 @@ class weight_source {
     (void)ggml_type;
     (void)out;
     return make_error(errc::unsupported, origin() + ": tensor '" + name + "' has no raw GGML form");
+  }
+  // The tensor's stored bytes in place, when the file holds them in HF order (no GGUF q/k row
+  // permutation to undo); nullopt otherwise (or for sources with no mapping, such as shards).
+  // Touches no tensor data: the planner asks it too.
+  virtual std::optional<tensor_bytes> view(const std::string& name) const {
+    (void)name;
+    return std::nullopt;
   }
   // Whether read_raw answers (GGUF files): the planner counts block-format tensors as held only then.
   virtual bool has_raw_blocks() const { return false; }

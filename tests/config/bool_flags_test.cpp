@@ -61,6 +61,19 @@ TEST(bool_flags, no_prefix_turns_an_option_off) {
   EXPECT_TRUE(r.options.engine.enforce_eager);
 }
 
+// --mmap (weights as views into the mapped file) is on by default, like llama.cpp's; --no-mmap copies.
+TEST(bool_flags, mmap_is_on_by_default_and_no_mmap_turns_it_off) {
+  auto r = parse({"serve"});
+  ASSERT_EQ(r.command, "serve") << r.output;
+  EXPECT_TRUE(r.options.engine.model.mmap);
+  r = parse({"serve", "--no-mmap"});
+  ASSERT_EQ(r.command, "serve") << r.output;
+  EXPECT_FALSE(r.options.engine.model.mmap);
+  r = parse({"serve", "--mmap"});
+  ASSERT_EQ(r.command, "serve") << r.output;
+  EXPECT_TRUE(r.options.engine.model.mmap);
+}
+
 TEST(bool_flags, a_bare_flag_does_not_swallow_the_next_option) {
   auto r = parse({"generate", "--ignore-eos", "--prompt", "hello", "--enforce-eager", "--max-tokens", "3", "--json"});
   ASSERT_EQ(r.command, "generate") << r.output;

@@ -2,7 +2,8 @@
 // and, for files that parse, what the loader reads from them through the same bytes in a memfd:
 // model config, tokenizer data and the tokenizer built from it, every tensor as float32 and as raw
 // GGML blocks (widened row by row as the CPU matmul's weight_matrix does), and the model's weights
-// (load_model_weights) when the config reads: truncated or mistyped tensors must be errors.
+// (load_model_weights, matrices mapped from the file where they can be) when the config reads:
+// truncated or mistyped tensors must be errors.
 #include <cstdint>
 #include <string>
 
@@ -48,7 +49,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::vector<float> row(static_cast<size_t>(m->cols));
       for (int64_t r = 0; r < m->rows; ++r) m->row_f32(r, row.data());
     }
-    if (cfg.ok()) (void)load_model_weights(*cfg, **ws);
+    if (cfg.ok())
+      if (auto w = load_model_weights(*cfg, **ws); w.ok()) {
+        // Matrices mapped from the file (--mmap) must lie inside it: widen each one's first and last row.
+        std::vector<const weight_matrix*> ms = {&w->embed, &w->lm_head};
+        for (const auto& l : w->layers) ms.insert(ms.end(), {&l.w_qkv, &l.w_o, &l.w_gate_up, &l.w_down});
+        for (const weight_matrix* m : ms) {
+          if (m->empty()) continue;
+          std::vector<float> row(static_cast<size_t>(m->cols));
+          m->row_f32(0, row.data());
+          m->row_f32(m->rows - 1, row.data());
+        }
+      }
   }
   auto tok_data = read_gguf_tokenizer_data(f.path());
   if (tok_data.ok()) {

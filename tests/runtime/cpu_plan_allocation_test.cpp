@@ -1,7 +1,8 @@
 // The memory plan against what the CPU backend allocates: for every shared fixture, the Gemma 3
 // fixtures, the default model, its F16 conversion and the Gemma 3 270M test model, the plan's KV dtype, block bytes, KV
 // bytes and weight bytes equal the cpu_model built from that plan (--kv-cache-dtype auto: float16
-// on the CPU; explicit float32 too). GGUF block formats and bf16 are counted as held, not as float32.
+// on the CPU; explicit float32 too), with weights mapped from the file (--mmap) and copied (--no-mmap).
+// GGUF block formats and bf16 are counted as held, not as float32; mapped bytes count as held.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,9 +23,11 @@ void check_plan_equals_allocation(const std::string& path,
   SCOPED_TRACE(path);
   auto cfg = read_model_config(path);
   ASSERT_TRUE(cfg.ok()) << cfg.err().message;
-  for (const char* kv : kv_dtypes) {
+  for (const char* kv : kv_dtypes) for (bool mmap : {true, false}) {  // every KV dtype, mapped and copied
     SCOPED_TRACE(kv);
+    SCOPED_TRACE(mmap ? "--mmap" : "--no-mmap");
     engine_options o;
+    o.model.mmap = mmap;
     o.device = "cpu";
     o.model.kv_cache_dtype = kv;
     o.cache_max_entry_count = 12;  // blocks
@@ -34,8 +37,16 @@ void check_plan_equals_allocation(const std::string& path,
     auto plan = plan_for_model(*cfg, o, simulated_or_host_devices(o));
     ASSERT_TRUE(plan.ok()) << plan.err().message;
     EXPECT_EQ(plan->kv_dtype, std::string(kv) == "auto" ? "float16" : kv);
-    auto w = load_model_weights(*cfg, path, load_format::weights);
+    auto w = load_model_weights(*cfg, path, load_format::weights, weight_load_options{.mmap = mmap});
     ASSERT_TRUE(w.ok()) << w.err().message;
+    // The plan says which share of the weights is mapped from the file and which is copied.
+    auto src = open_weights(path);
+    ASSERT_TRUE(src.ok());
+    auto held = plan_held_weights(*cfg, **src, weight_load_options{.mmap = mmap});
+    ASSERT_TRUE(held.ok());
+    EXPECT_EQ(held->mapped_bytes, static_cast<uint64_t>(w->mapped_bytes()));
+    EXPECT_NE(plan->weights_rule.find(format_bytes(held->mapped_bytes) + " mapped from the file"), std::string::npos)
+        << plan->weights_rule;
     cpu_model_options co;
     co.num_kv_blocks = plan->num_blocks;
     co.block_seq_len = plan->block_seq_len;
