@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
     } else if (a == "--no-blas-check") blas = false;
     else if (a == "--dummy") path.clear();
     else if (a == "--no-mmap") opts.mmap = false;
+    else if (a == "--mmap") opts.mmap = true;
     else path = a;
   }
   model_config cfg = smollm2_shape();

@@ -126,9 +126,10 @@ std::vector<option_def> build_table() {
              "auto", {"auto", "dummy"}, [](o& x) -> std::string& { return x.engine.model.load_format; });
   add("mmap", "model", a_bool,
       "CPU: keep each weight matrix that the file stores exactly as it is held (same format, row order, fused parts "
-      "adjacent) as a view into the read-only memory-mapped file instead of a copy, like llama.cpp's default "
-      "(--no-mmap copies every matrix; see docs/memory.md)",
-      "true", [](o& x, const std::string& v) -> status { return parse_bool("mmap", v, x.engine.model.mmap); });
+      "adjacent) as a view into the read-only memory-mapped file instead of a copy: loads 3-8x faster and shares the "
+      "page cache between processes, but decodes 3-8% slower than the default copies, which sit on 2 MiB huge pages "
+      "(see docs/memory.md)",
+      "false", [](o& x, const std::string& v) -> status { return parse_bool("mmap", v, x.engine.model.mmap); });
   add("chat-template", "model", a_path,
       "Jinja chat template (a file, or the template itself) replacing the model's; without it the model file's "
       "template is used, or for Gemma 3 and Phi-3 files that carry none a built-in one (logged at start-up)",

@@ -19,7 +19,7 @@ struct model_options {
   std::string dtype = "auto"; // auto|float32|bfloat16|float16 (runtime dtype on the device)
   std::string load_format = "auto";  // auto|dummy (random weights from config.json)
   std::string kv_cache_dtype = "auto";  // auto|float32|bfloat16|float16; auto: float16 on cpu, dtype on cuda
-  bool mmap = true;           // CPU: weights stored as held are views into the mapped file (--no-mmap: copied)
+  bool mmap = false;          // CPU: --mmap: weights stored as held are views into the mapped file (default: copied)
   std::string chat_template;  // Jinja file or template text replacing the model's; empty = the model's
 };
 

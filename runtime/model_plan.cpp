@@ -45,7 +45,7 @@ result<memory_plan> plan_for_model(const model_config& cfg, const engine_options
     shape.held_weight_formats += " tensors, block formats kept as stored when fused parts share one; " +
                                  format_bytes(held->mapped_bytes) + " mapped from the file, " +
                                  format_bytes(held->bytes - held->mapped_bytes) + " copied" +
-                                 (o.model.mmap ? "" : " (--no-mmap)");
+                                 (o.model.mmap ? " (--mmap)" : "");
   }
   auto plan = make_memory_plan(shape, o, resolve_dtype(o.model.dtype, o.device), devices);
   if (!plan) return plan.err();

@@ -352,7 +352,7 @@ result<model_weights> load_model_weights(const model_config& c, const weight_sou
   }
   logger("runtime")->info("{}: weights {:.1f} MiB held, {:.1f} MiB mapped from the file, {:.1f} MiB copied{}",
                           src.origin(), w.num_bytes() / 1048576.0, w.mapped_bytes() / 1048576.0,
-                          (w.num_bytes() - w.mapped_bytes()) / 1048576.0, opts.mmap ? "" : " (--no-mmap)");
+                          (w.num_bytes() - w.mapped_bytes()) / 1048576.0, opts.mmap ? " (--mmap)" : "");
   return w;
 }
 

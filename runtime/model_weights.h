@@ -30,8 +30,9 @@ struct weight_load_options {
   uint64_t seed = 0;  // load_format::dummy only
   // --mmap: a matrix the file already stores as it is held (same dtype, HF row order, fused parts
   // back to back, aligned) points into the file's read-only mapping instead of being copied; the
-  // mapping lives as long as any matrix using it. false: every matrix is copied (--no-mmap).
-  bool mmap = true;
+  // mapping lives as long as any matrix using it. false (the default, as `troupe serve`'s): every
+  // matrix is copied, and the CPU model puts the copies on huge pages (docs/memory.md).
+  bool mmap = false;
 };
 
 // Matrices are [out, in] row-major (Hugging Face nn.Linear layout): y = x · Wᵀ.

@@ -61,11 +61,12 @@ TEST(bool_flags, no_prefix_turns_an_option_off) {
   EXPECT_TRUE(r.options.engine.enforce_eager);
 }
 
-// --mmap (weights as views into the mapped file) is on by default, like llama.cpp's; --no-mmap copies.
-TEST(bool_flags, mmap_is_on_by_default_and_no_mmap_turns_it_off) {
+// --mmap (weights as views into the mapped file) is off by default (copies on huge pages decode
+// faster, docs/memory.md); --mmap alone turns it on, --no-mmap off.
+TEST(bool_flags, mmap_is_off_by_default_and_the_flag_turns_it_on) {
   auto r = parse({"serve"});
   ASSERT_EQ(r.command, "serve") << r.output;
-  EXPECT_TRUE(r.options.engine.model.mmap);
+  EXPECT_FALSE(r.options.engine.model.mmap);
   r = parse({"serve", "--no-mmap"});
   ASSERT_EQ(r.command, "serve") << r.output;
   EXPECT_FALSE(r.options.engine.model.mmap);

@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (int64_t r = 0; r < m->rows; ++r) m->row_f32(r, row.data());
     }
     if (cfg.ok())
-      if (auto w = load_model_weights(*cfg, **ws); w.ok()) {
+      if (auto w = load_model_weights(*cfg, **ws, weight_load_options{.mmap = true}); w.ok()) {
         // Matrices mapped from the file (--mmap) must lie inside it: widen each one's first and last row.
         std::vector<const weight_matrix*> ms = {&w->embed, &w->lm_head};
         for (const auto& l : w->layers) ms.insert(ms.end(), {&l.w_qkv, &l.w_o, &l.w_gate_up, &l.w_down});

@@ -61,7 +61,7 @@ TEST(mmap_weights, views_give_bit_identical_logits_to_copies) {
     auto cfg = read_model_config(path);
     ASSERT_TRUE(cfg.ok()) << cfg.err().message;
     weight_load_options mapped, copied;
-    copied.mmap = false;
+    mapped.mmap = true;
     auto wm = load_model_weights(*cfg, path, load_format::weights, mapped);
     auto wc = load_model_weights(*cfg, path, load_format::weights, copied);
     ASSERT_TRUE(wm.ok()) << wm.err().message;
@@ -88,7 +88,7 @@ TEST(mmap_weights, mapping_outlives_the_source_and_the_file_handle) {
   ASSERT_TRUE(cfg.ok()) << cfg.err().message;
   model_weights copy;
   {
-    auto w = load_model_weights(*cfg, path, load_format::weights);
+    auto w = load_model_weights(*cfg, path, load_format::weights, weight_load_options{.mmap = true});
     ASSERT_TRUE(w.ok()) << w.err().message;
     ASSERT_TRUE(w->embed.is_mapped());  // Q8_0 embedding, gathered row by row from the file
     ASSERT_TRUE(w->layers[0].w_down.is_mapped());
@@ -110,7 +110,7 @@ TEST(mmap_weights, default_model_maps_what_the_file_stores_as_held) {
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "default model not installed at " << path;
   auto cfg = read_model_config(path);
   ASSERT_TRUE(cfg.ok()) << cfg.err().message;
-  auto w = load_model_weights(*cfg, path, load_format::weights);
+  auto w = load_model_weights(*cfg, path, load_format::weights, weight_load_options{.mmap = true});
   ASSERT_TRUE(w.ok()) << w.err().message;
   for (const auto& l : w->layers) {
     EXPECT_FALSE(l.w_qkv.is_mapped());
@@ -120,6 +120,7 @@ TEST(mmap_weights, default_model_maps_what_the_file_stores_as_held) {
   }
   // A forced dtype converts: nothing may be mapped then.
   weight_load_options f32;
+  f32.mmap = true;
   f32.dtype = weight_dtype::f32;
   auto wf = load_model_weights(*cfg, path, load_format::weights, f32);
   ASSERT_TRUE(wf.ok());
