@@ -12,6 +12,7 @@
 #include <caf/binary_serializer.hpp>
 
 #include "actors/messages.h"
+#include "support/message_system.h"
 
 namespace troupe {
 namespace {
@@ -75,22 +76,7 @@ TEST(event_batch, events_read_back_as_added_and_a_split_keeps_them_whole) {
   expect_sample(all);
 }
 
-struct system_fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  system_fixture() {
-    cfg.add_message_types<caf::id_block::troupe_api>();
-    cfg.add_message_types<caf::id_block::troupe>();
-    sys = std::make_unique<caf::actor_system>(cfg);
-  }
-  caf::error round_trip(const event_batch& in, caf::message& back) {
-    std::vector<char> buf;
-    caf::binary_serializer sink{*sys, buf};
-    if (auto e = sink(caf::make_message(in))) return e;
-    caf::binary_deserializer source{*sys, buf};
-    return source(back);
-  }
-};
+using system_fixture = testing::message_system;
 
 TEST(event_batch, a_batch_crosses_nodes_unchanged) {
   system_fixture f;

@@ -18,21 +18,14 @@
 #include "runtime/sampler.h"
 #include "runtime/tensor_parallel.h"
 #include "support/fixture_model.h"
+#include "support/message_system.h"
 
 namespace troupe {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct system_fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  system_fixture() {
-    cfg.add_message_types<caf::id_block::troupe_api>();
-    cfg.add_message_types<caf::id_block::troupe>();
-    sys = std::make_unique<caf::actor_system>(cfg);
-  }
-};
+using system_fixture = testing::message_system;
 
 sampling_params seeded() {
   sampling_params p;

@@ -13,30 +13,12 @@
 #include <caf/binary_serializer.hpp>
 
 #include "actors/messages.h"
+#include "support/message_system.h"
 
 namespace troupe {
 namespace {
 
-struct system_fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  system_fixture() {
-    cfg.add_message_types<caf::id_block::troupe_api>();
-    cfg.add_message_types<caf::id_block::troupe>();
-    sys = std::make_unique<caf::actor_system>(cfg);
-  }
-  template <class T>
-  T round_trip(const T& in) {
-    std::vector<char> buf;
-    caf::binary_serializer sink{*sys, buf};
-    EXPECT_FALSE(sink(caf::make_message(in)));
-    caf::binary_deserializer source{*sys, buf};
-    caf::message back;
-    EXPECT_FALSE(source(back));
-    EXPECT_TRUE(back.match_elements<T>());
-    return back.match_elements<T>() ? back.get_as<T>(0) : T{};
-  }
-};
+using system_fixture = testing::message_system;
 
 std::vector<int32_t> ids(int32_t n, int32_t from) {
   std::vector<int32_t> v;
