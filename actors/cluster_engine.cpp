@@ -115,6 +115,7 @@ class cluster_engine final : public engine {
       sum.prompt_tokens_total += r.prompt_tokens_total;
       sum.generation_tokens_total += r.generation_tokens_total;
       sum.num_steps += r.num_steps;
+      sum.num_steps_planned_ahead += r.num_steps_planned_ahead;
       sum.num_step_failures += r.num_step_failures;
       sum.num_alloc_failures += r.num_alloc_failures;
       sum.num_alloc_failed_requests += r.num_alloc_failed_requests;

@@ -50,6 +50,7 @@ class engine_impl final : public engine, public conversation_cache {
     sc.max_queued_requests = opts_.engine.max_queued_requests;
     sc.queue_timeout_s = opts_.engine.queue_timeout_s;
     sc.step_timeout_ms = opts_.engine.step_timeout_ms;
+    sc.async_scheduling = opts_.engine.async_scheduling;
     sc.max_n = opts_.server.max_n;
     sc.vocab_size = m_.config.vocab_size;
     sc.eos_ids = m_.eos_ids;

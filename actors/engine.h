@@ -40,6 +40,7 @@ struct engine_stats {
   int64_t generation_tokens_total = 0;
   int64_t num_steps = 0;
   int64_t num_step_failures = 0;
+  int64_t num_steps_planned_ahead = 0;     // async scheduling: steps planned while the one before ran
   int64_t num_alloc_failures = 0;          // block allocations that failed (refused or timed out)
   int64_t num_alloc_failed_requests = 0;   // waiting requests failed because allocations kept failing
   double last_step_age_s = 0.0;  // seconds since the last completed step (health)

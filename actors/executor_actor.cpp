@@ -27,6 +27,7 @@ executor_actor::behavior_type executor(executor_actor::pointer, std::shared_ptr<
         try {
           status st = held->apply(batch);
           if (st) st = sample ? backend->forward_sampled(batch, *rows, out) : backend->forward(batch, out);
+          if (st && sample) held->record_sampled(batch, out);  // a step planned ahead may feed them
           if (!st) {
             logger("executor")->error("step failed: {}", st.err().to_string());
             return to_caf_error(st.err());

@@ -92,7 +92,7 @@ typename std::enable_if<!Inspector::reads_state, typename Inspector::result_type
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, seq_step& x) {
-  return f(caf::meta::type_name("seq_step"), x.seq_id, x.tokens, x.start_pos, x.block_table, x.new_seq,
+  return f(caf::meta::type_name("seq_step"), x.seq_id, x.tokens, x.start_pos, x.block_table, x.new_seq, x.feed_sampled,
            x.want_logits, x.want_all_logits, x.prompt_logprobs, x.next_token);
 }
 
@@ -192,7 +192,7 @@ typename Inspector::result_type inspect(Inspector& f, engine_stats& x) {
   return f(caf::meta::type_name("engine_stats"), x.num_requests_running, x.num_requests_waiting, x.num_blocks_total,
            x.num_blocks_used, x.num_blocks_cached, x.prefix_cache_queries, x.prefix_cache_hits, x.num_preemptions,
            x.prompt_tokens_total, x.generation_tokens_total, x.num_steps, x.num_step_failures, x.last_step_age_s,
-           x.busy, x.num_alloc_failures, x.num_alloc_failed_requests);
+           x.busy, x.num_alloc_failures, x.num_alloc_failed_requests, x.num_steps_planned_ahead);
 }
 
 // A step's events to a sink (runtime/event_batch.h). Each entry's `request` is the handle the

@@ -46,6 +46,8 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
   st.cfg = std::move(cfg);
   st.bm = std::move(bm);
   st.group = std::move(group);
+  st.calls.reserve(4);  // an alloc and two steps at most: watching them never allocates
+  st.sent.reserve(2);
   // No executor outlives the scheduler. (The functor runs after the state is gone: keep handles.)
   auto handles = std::make_shared<std::vector<executor_actor>>();
   st.exec_handles = handles;
@@ -96,9 +98,10 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
                   s.generation_tokens_total = st.core->generation_tokens_total();
                   s.num_steps = st.num_steps;
                   s.num_step_failures = st.num_step_failures;
+                  s.num_steps_planned_ahead = st.num_steps_ahead;
                   s.num_alloc_failures = st.num_alloc_failures;
                   s.num_alloc_failed_requests = st.num_alloc_failed_requests;
-                  s.busy = st.core->has_work() || st.step_in_flight;
+                  s.busy = st.core->has_work() || st.steps_in_flight > 0;
                   s.last_step_age_s =
                       s.busy ? std::chrono::duration<double>(clock_type::now() - st.last_step).count() : 0.0;
                   rp.deliver(s);

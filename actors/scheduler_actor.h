@@ -29,6 +29,10 @@ struct scheduler_config {
   // KV blocks the scheduler keeps pre-leased for decode steps, so those never wait for the block
   // manager (-1: automatic, from max_batch_size and the pool; 0: none, every step asks it).
   int32_t reservoir_blocks = -1;
+  // Async scheduling (vLLM's --async-scheduling): with one executor, the next step is planned and
+  // queued at the executor while the current one runs (runtime/scheduler_core.h). Needs an executor
+  // that samples and keeps its tokens (spawn_executor with sample = true; it does by default).
+  bool async_scheduling = true;
   int32_t max_n = 64;
   int64_t vocab_size = 0;
   std::vector<int32_t> eos_ids;

@@ -31,14 +31,23 @@ struct queued_request {
   clock_type::time_point since;
 };
 
-// The one alloc or step in flight, with its deadline (0: none).
+// An alloc or a step in flight, with its deadline.
 struct watched_call {
   uint64_t id = 0;
   clock_type::time_point deadline;
   std::function<void()> on_expiry;
+  bool is_step = false;
 };
 
 constexpr std::chrono::milliseconds alloc_timeout{30000};
+
+struct step_gather;  // the answers of all ranks to one step (scheduler_tp.cpp)
+
+// A step sent to the executors, in send order: its answers and its watchdog call.
+struct sent_step {
+  std::shared_ptr<step_gather> gather;
+  uint64_t call = 0;
+};
 
 struct scheduler_state {
   scheduler_config cfg;
@@ -64,15 +73,18 @@ struct scheduler_state {
   };
   std::vector<batch_count> batch_size;  // [batches] what each batch holds (reused)
   int64_t available = 0;
-  bool step_in_flight = false;
+  int32_t steps_in_flight = 0;  // sent to the executors, not yet answered (2: one queued behind the other)
+  std::vector<sent_step> sent;  // [steps_in_flight], oldest first
+  bool allocating = false;      // a planned step waits for the block manager's blocks
   bool tick_armed = false;
   bool watchdog_armed = false;
-  watched_call call;
+  std::vector<watched_call> calls;  // in flight: at most an alloc and two steps
   uint64_t next_call_id = 1;
   bool draining = false;
   uint64_t next_auto_id = 1;
   int64_t num_steps = 0;
   int64_t num_step_failures = 0;
+  int64_t num_steps_ahead = 0;  // steps sent while another was in flight (async scheduling)
   int32_t alloc_failures_in_a_row = 0;   // reset by every allocation that is answered
   int64_t num_alloc_failures = 0;
   int64_t num_alloc_failed_requests = 0;

@@ -139,6 +139,12 @@ void return_reservoir(sched_pointer self) {
   if (const uint64_t h = st.reservoir.take_back()) self->send(st.bm, release_atom_v, std::vector<uint64_t>{h});
 }
 
+// Async scheduling: the next step may be planned while one is in flight (scheduler_core.h) when
+// the one executor samples and keeps its tokens, and it is alive.
+bool may_plan_ahead(const scheduler_state& st) {
+  return st.cfg.async_scheduling && st.execs.size() == 1 && !st.group_broken;
+}
+
 // Design note: a step whose block request has no starts (steady decode) is served from the
 // reservoir at once; the assignments follow to the block manager in one asynchronous message, ahead
 // of any commit or release of those sequences (same sender, same mailbox order).
@@ -164,10 +170,9 @@ bool step_from_reservoir(sched_pointer self, const block_request& plan) {
   refill_reservoir(self);
   if (batch.seqs.empty()) {
     dispatch(self);
-    arm_tick(self, std::chrono::milliseconds(5));
+    if (st.steps_in_flight == 0) arm_tick(self, std::chrono::milliseconds(5));
     return true;
   }
-  st.step_in_flight = true;
   run_step(self, std::move(batch));
   return true;
 }
@@ -176,17 +181,21 @@ bool step_from_reservoir(sched_pointer self, const block_request& plan) {
 
 void maybe_step(sched_pointer self) {
   auto& st = self->state;
-  if (st.step_in_flight || !st.core->has_work()) return;
-  auto plan = st.core->plan_step(st.available + st.reservoir.size());
+  if (st.allocating || !st.core->has_work()) return;
+  // With no step in flight, plan now; with one, plan the next ahead of its answer (or wait for it).
+  const bool ahead = st.steps_in_flight > 0;
+  if (ahead && (st.steps_in_flight > 1 || !may_plan_ahead(st))) return;
+  auto plan = st.core->plan_step(st.available + st.reservoir.size(), ahead);
+  if (ahead && !plan) return;  // planned when the step in flight answers
   flush_blocks(self);  // preemptions release before the alloc (same mailbox order at the block manager)
   if (plan && step_from_reservoir(self, *plan)) return;
   return_reservoir(self);
-  st.step_in_flight = true;
+  st.allocating = true;
   const bool refresh_only = !plan.has_value();
   auto failed = [self](const error& e) {
     auto& st = self->state;
-    st.step_in_flight = false;
-    st.core->on_step_failed(e);
+    st.allocating = false;
+    st.core->on_blocks_failed(e);
     ++st.num_alloc_failures;
     if (++st.alloc_failures_in_a_row >= st.cfg.max_alloc_failures) {
       // The block manager keeps failing: the requests waiting for blocks would retry forever.
@@ -210,6 +219,7 @@ void maybe_step(sched_pointer self) {
             count_message();
             if (!end_call(self, call)) return;
             auto& st = self->state;
+            st.allocating = false;
             st.alloc_failures_in_a_row = 0;
             const int64_t before = st.available;
             st.available = reply.num_available;
@@ -217,8 +227,8 @@ void maybe_step(sched_pointer self) {
             step_batch batch = refresh_only ? step_batch{} : st.core->apply_blocks(reply);
             flush_blocks(self);
             if (batch.seqs.empty()) {
-              st.step_in_flight = false;
               dispatch(self);
+              if (st.steps_in_flight > 0) return;  // the step in flight's answer plans the next
               if (refresh_only && st.available <= before) arm_tick(self, std::chrono::milliseconds(5));
               else maybe_step(self);
               return;

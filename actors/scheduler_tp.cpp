@@ -14,8 +14,6 @@
 
 namespace troupe::scheduler_impl {
 
-namespace {
-
 // The answers of all ranks to one step.
 struct step_gather {
   int32_t pending = 0;
@@ -23,8 +21,6 @@ struct step_gather {
   std::optional<step_logits> logits;  // rank 0's
   std::optional<caf::error> failure;  // the first failure (the others follow from its abort)
 };
-
-}  // namespace
 
 // Starts a fresh executor for every rank (at start-up and after a rank died). The old ones are
 // idle (no step in flight) and told to quit; a late down message from them is ignored.
@@ -52,21 +48,39 @@ bool is_current_rank(sched_pointer self, const caf::actor_addr& a) {
   return false;
 }
 
+// Async scheduling: the step queued behind a failed one may serve only requests that failure
+// ended. Its answer would change nothing, and behind a hung step it would wait out a second timeout
+// and count as a second failure: it is let go (the executor still runs it; nothing reads its answer).
+void abandon_void_step(sched_pointer self) {
+  auto& st = self->state;
+  if (st.sent.empty() || !st.core->oldest_step_is_void()) return;
+  sent_step s = st.sent.front();
+  st.sent.erase(st.sent.begin());
+  s.gather->done = true;
+  end_call(self, s.call);
+  --st.steps_in_flight;
+  st.core->drop_oldest_step();
+}
+
 void finish_step(sched_pointer self, step_gather& g) {
   auto& st = self->state;
   g.done = true;
   st.last_step = clock_type::now();
-  st.step_in_flight = false;
+  --st.steps_in_flight;
+  if (!st.sent.empty() && st.sent.front().gather.get() == &g) st.sent.erase(st.sent.begin());
+  // A step queued behind this one at the executor starts now: its limit counts from here.
+  restart_step_calls(self, std::chrono::milliseconds(st.cfg.step_timeout_ms));
   if (g.failure) {
     ++st.num_step_failures;
     const error err = from_caf_error(*g.failure);
     logger("scheduler")->error("step failed, failing its requests: {}", err.to_string());
     if (*g.failure == caf::sec::request_receiver_down) st.group_broken = true;
-    if (st.group_broken) {
+    st.core->on_step_failed(err);
+    abandon_void_step(self);
+    if (st.group_broken && st.steps_in_flight == 0) {  // else once the step queued behind it answers
       logger("scheduler")->error("an executor died; restarting the executor group ({} rank(s))", st.group.size);
       spawn_group(self);
     }
-    st.core->on_step_failed(err);
   } else {
     ++st.num_steps;
     st.core->on_step_output(*g.logits);
@@ -83,6 +97,7 @@ void run_step(sched_pointer self, step_batch batch) {
   const int64_t step_id = batch.step_id;
   auto g = std::make_shared<step_gather>();
   g->pending = static_cast<int32_t>(st.execs.size());
+  if (st.steps_in_flight++ > 0) ++st.num_steps_ahead;
   const uint64_t call = watch_call(self, std::chrono::milliseconds(st.cfg.step_timeout_ms), [self, g, step_id] {
     // A rank is hung: fail the step now; its late answers are ignored (g->done).
     const int32_t limit = self->state.cfg.step_timeout_ms;
@@ -93,7 +108,8 @@ void run_step(sched_pointer self, step_batch batch) {
                                                     std::to_string(limit) + " ms)"});
     if (self->state.group.abort_step) self->state.group.abort_step(step_id);
     finish_step(self, *g);
-  });
+  }, /*is_step=*/true);
+  st.sent.push_back({g, call});
   auto answered = [self, g, call] {
     if (--g->pending == 0 && end_call(self, call)) finish_step(self, *g);
   };
@@ -119,6 +135,7 @@ void run_step(sched_pointer self, step_batch batch) {
               answered();
             });
   }
+  maybe_step(self);  // async scheduling: plan the next step while this one runs
 }
 
 bool on_rank_down(sched_pointer self, const caf::down_msg& dm) {
@@ -127,7 +144,7 @@ bool on_rank_down(sched_pointer self, const caf::down_msg& dm) {
   logger("scheduler")->error("an executor went down ({})", caf::to_string(dm.reason));
   st.group_broken = true;
   if (st.group.abort_step) st.group.abort_step(st.next_step_id);  // free ranks waiting for it
-  if (!st.step_in_flight) spawn_group(self);  // else when the step's answers are in
+  if (st.steps_in_flight == 0) spawn_group(self);  // else when the steps' answers are in
   return true;
 }
 

@@ -3,9 +3,12 @@
 // µs per step, µs per sequence-step, CAF messages handled per step and heap allocations per step
 // (a counting global operator new), the last two over a window of steady decode steps. The actor
 // system is configured as serving configures it (actor_system_setup.h); --moderate-polls N sets CAF's
-// moderate polling as --actor-moderate-polls does (500: CAF's own default).
-//   bench_scheduler_overhead [--json] [--reps N] [--tokens N] [--moderate-polls N] [batch sizes...]
-//   (default batch sizes: 1 64 256 1024)
+// moderate polling as --actor-moderate-polls does (500: CAF's own default). --forward-us N makes each
+// forward pass take N µs (spinning, as a device would keep the executor busy): with async scheduling
+// (the default; --no-async plans each step after the last answered) the scheduler's work hides
+// behind it, and µs per step approach N.
+//   bench_scheduler_overhead [--json] [--reps N] [--tokens N] [--moderate-polls N] [--forward-us N]
+//                            [--no-async] [batch sizes...]   (default batch sizes: 1 64 256 1024)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -50,7 +53,8 @@ snapshot take_snapshot() {
 // steps that open and close the steady-decode window.
 class cheap_backend : public model_backend {
  public:
-  cheap_backend(int64_t window_begin, int64_t window_end) : begin_(window_begin), end_(window_end) {
+  cheap_backend(int64_t window_begin, int64_t window_end, int forward_us)
+      : begin_(window_begin), end_(window_end), forward_us_(forward_us) {
     cfg_.architecture = "llama";
     cfg_.vocab_size = 64;
   }
@@ -61,6 +65,11 @@ class cheap_backend : public model_backend {
     const int64_t step = steps.fetch_add(1);
     if (step == begin_) first = take_snapshot();
     if (step == end_) last = take_snapshot();
+    if (forward_us_ > 0) {  // the device's time: the executor's thread stays busy
+      const auto until = clock_type::now() + std::chrono::microseconds(forward_us_);
+      while (clock_type::now() < until) {
+      }
+    }
     out.vocab_size = cfg_.vocab_size;
     out.row_seq.clear();
     out.data.assign(b.seqs.size() * cfg_.vocab_size, 0.0f);
@@ -76,6 +85,7 @@ class cheap_backend : public model_backend {
  private:
   model_config cfg_;
   int64_t begin_, end_;
+  int forward_us_ = 0;
 };
 
 struct row {
@@ -83,7 +93,7 @@ struct row {
   double us_per_step = 0, us_per_sequence_step = 0, messages_per_step = 0, allocations_per_step = 0;
 };
 
-row run(int batch, int tokens, const engine_options& eo) {
+row run(int batch, int tokens, const engine_options& eo, int forward_us, bool async) {
   caf::actor_system_config cfg;
   cfg.add_message_types<caf::id_block::troupe_api>();
   cfg.add_message_types<caf::id_block::troupe>();
@@ -91,7 +101,7 @@ row run(int batch, int tokens, const engine_options& eo) {
   caf::actor_system sys{cfg};
   // Steady decode: every request admitted and prefilled, none finished yet.
   const int64_t window_begin = std::min(16, tokens / 4), window_end = tokens - 8;
-  auto backend = std::make_shared<cheap_backend>(window_begin, window_end);
+  auto backend = std::make_shared<cheap_backend>(window_begin, window_end, forward_us);
   auto bm = spawn_block_manager(sys, block_pool_options{1 << 16, 16, true, {}});
   scheduler_config sc;
   sc.limits.max_batch_size = batch;
@@ -101,6 +111,7 @@ row run(int batch, int tokens, const engine_options& eo) {
   sc.max_concurrent_requests = batch;
   sc.max_queued_requests = batch;
   sc.vocab_size = 64;
+  sc.async_scheduling = async;
   auto sched = spawn_scheduler(sys, sc, nullptr, bm, [&] { return spawn_executor(sys, backend); });
   event_hub hub(sys, sched);  // the engine's path: one sink for every request
   std::mutex mu;
@@ -156,17 +167,20 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
   std::vector<int> batches;
   bool json = false;
-  int tokens = 256, reps = 3;
+  int tokens = 256, reps = 3, forward_us = 0;
+  bool async = true;
   troupe::engine_options eo;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) json = true;
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::max(32, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--moderate-polls") && i + 1 < argc) eo.actor_moderate_polls = std::max(0, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--forward-us") && i + 1 < argc) forward_us = std::max(0, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--no-async")) async = false;
     else if (std::atoi(argv[i]) > 0) batches.push_back(std::atoi(argv[i]));
     else {
       std::fprintf(stderr, "usage: bench_scheduler_overhead [--json] [--reps N] [--tokens N] [--moderate-polls N] "
-                           "[batch sizes...]\n");
+                           "[--forward-us N] [--no-async] [batch sizes...]\n");
       return 2;
     }
   }
@@ -175,7 +189,7 @@ int main(int argc, char** argv) {
   for (int b : batches) {
     std::vector<double> us, msgs, allocs;
     for (int r = 0; r < reps; ++r) {
-      const row x = run(b, tokens, eo);
+      const row x = run(b, tokens, eo, forward_us, async);
       us.push_back(x.us_per_step);
       msgs.push_back(x.messages_per_step);
       allocs.push_back(x.allocations_per_step);
@@ -189,7 +203,7 @@ int main(int argc, char** argv) {
     rows.push_back(m);
   }
   if (json) {
-    std::printf("{\"rows\": [");
+    std::printf("{\"async_scheduling\": %s, \"forward_us\": %d, \"rows\": [", async ? "true" : "false", forward_us);
     for (size_t i = 0; i < rows.size(); ++i)
       std::printf("%s{\"batch\": %d, \"us_per_step\": %.3f, \"us_per_sequence_step\": %.4f, \"messages_per_step\": %.2f, "
                   "\"allocations_per_step\": %.2f}",
@@ -198,8 +212,8 @@ int main(int argc, char** argv) {
     std::printf("]}\n");
     return 0;
   }
-  std::printf("scheduler + block manager overhead per step (cheap executor, %d tokens per request, steady decode, "
-              "median of %d)\n", tokens, reps);
+  std::printf("scheduler + block manager overhead per step (cheap executor: %d us per forward, async scheduling %s, "
+              "%d tokens per request, steady decode, median of %d)\n", forward_us, async ? "on" : "off", tokens, reps);
   std::printf("%8s %12s %18s %14s %14s\n", "batch", "us/step", "us/sequence-step", "messages/step", "allocs/step");
   for (const row& r : rows)
     std::printf("%8d %12.1f %18.3f %14.2f %14.2f\n", r.batch, r.us_per_step, r.us_per_sequence_step,

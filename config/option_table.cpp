@@ -147,6 +147,12 @@ std::vector<option_def> build_table() {
       "CUDA: launch every kernel of every step instead of replaying the decode-step CUDA graphs captured at "
       "start-up (slower decode at small batches; for debugging and comparison)",
       "false", [](o& x, const std::string& v) -> status { return parse_bool("enforce-eager", v, x.engine.enforce_eager); });
+  add("async-scheduling", "engine", a_bool,
+      "plan and queue step N+1 at the executor while step N runs, so the scheduler's work (events, block "
+      "assignment, admission) hides behind the forward pass; the executor feeds each sequence the token it just "
+      "sampled. A sequence that step N ends (EOS, stop string) computes one token for nothing, and a request that "
+      "arrives during step N joins step N+2. Applies with one rank (tp 1); false plans each step after the last",
+      "true", [](o& x, const std::string& v) -> status { return parse_bool("async-scheduling", v, x.engine.async_scheduling); });
   add("num-threads", "engine", an_int, "CPU compute threads (0 = all cores)", "0",
       [](o& x, const std::string& v) -> status { return parse_int("num-threads", v, x.engine.num_threads, 0, 1024); });
   add("actor-moderate-polls", "engine", an_int,

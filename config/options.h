@@ -58,6 +58,7 @@ struct engine_options {
   int32_t num_threads = 0;                 // CPU compute threads; 0 = hardware concurrency
   std::optional<uint64_t> device_memory;   // plan for a device of this size (simulation)
   int32_t step_timeout_ms = 600000;        // a forward step longer than this fails the step
+  bool async_scheduling = true;            // plan step N+1 while step N runs (one rank; tp > 1: off)
   // Polls an idle actor worker makes 50 µs apart before it blocks until a message wakes it (CAF's
   // work-stealing moderate phase); 0 blocks at once. See actors/actor_system_setup.h.
   int32_t actor_moderate_polls = 0;

@@ -155,6 +155,9 @@ void write_engine(writer& w, const engine_stats& s) {
   w.counter("troupe:block_alloc_failed_requests_total",
             "Waiting requests failed because block allocations kept failing.",
             static_cast<double>(s.num_alloc_failed_requests));
+  w.counter("troupe:steps_planned_ahead_total",
+            "Forward steps planned and queued while the step before them ran (async scheduling).",
+            static_cast<double>(s.num_steps_planned_ahead));
   w.counter("troupe:prompt_tokens_total", "Number of prefill tokens processed.",
             static_cast<double>(s.prompt_tokens_total));
   w.counter("troupe:generation_tokens_total", "Number of generation tokens processed.",

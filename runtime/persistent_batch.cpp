@@ -17,6 +17,7 @@ persistent_batch::persistent_batch(int64_t rows, int64_t blocks_per_row)
   ids_.reserve(cap);
   pos_.reserve(cap);
   last_.reserve(cap);
+  sampled_.reserve(cap);
   seen_.reserve(cap);
   samplers_.reserve(cap);
   step_rows_.reserve(cap);
@@ -35,6 +36,7 @@ void persistent_batch::clear() {
   ids_.clear();
   pos_.clear();
   last_.clear();
+  sampled_.clear();
   seen_.clear();
   samplers_.clear();
   row_of_.clear();
@@ -86,6 +88,7 @@ void persistent_batch::remove(int64_t seq_id) {
     ids_[rs] = ids_[ls];
     pos_[rs] = pos_[ls];
     last_[rs] = last_[ls];
+    sampled_[rs] = sampled_[ls];
     seen_[rs] = seen_[ls];
     samplers_[rs] = std::move(samplers_[ls]);
     row_of_[ids_[rs]] = r;
@@ -96,6 +99,7 @@ void persistent_batch::remove(int64_t seq_id) {
   ids_.pop_back();
   pos_.pop_back();
   last_.pop_back();
+  sampled_.pop_back();
   seen_.pop_back();
   samplers_.pop_back();
 }
@@ -111,6 +115,7 @@ int32_t persistent_batch::add_row(int64_t seq_id) {
   ids_.push_back(seq_id);
   pos_.push_back(0);
   last_.push_back(-1);
+  sampled_.push_back(-1);
   seen_.push_back(0);
   samplers_.emplace_back();
   len_[static_cast<size_t>(r)] = 0;
@@ -148,13 +153,14 @@ status persistent_batch::apply(step_batch& batch) {
   for (int64_t id : batch.removed) remove(id);
   step_rows_.resize(batch.seqs.size());
   for (size_t i = 0; i < batch.seqs.size(); ++i) {
-    const seq_step& s = batch.seqs[i];
+    seq_step& s = batch.seqs[i];
     int32_t r = row_of(s.seq_id);
     if (s.new_seq) {
       if (r < 0) {
         r = add_row(s.seq_id);
       } else {  // restarted without a removal in between: its old table is void
         len_[static_cast<size_t>(r)] = 0;
+        sampled_[static_cast<size_t>(r)] = -1;
         mark_dirty(r, 0);
       }
     } else if (r < 0) {
@@ -167,6 +173,13 @@ status persistent_batch::apply(step_batch& batch) {
     const auto rs = static_cast<size_t>(r);
     if (seen_[rs] == applies_) return fail("sequence " + std::to_string(s.seq_id) + " appears twice in one step");
     seen_[rs] = applies_;
+    if (s.feed_sampled) {
+      if (s.new_seq || s.tokens.empty() || sampled_[rs] < 0)
+        return fail("step " + std::to_string(batch.step_id) + " feeds sequence " + std::to_string(s.seq_id) +
+                    " a token this executor never sampled for it");
+      s.tokens[0] = sampled_[rs];
+      s.feed_sampled = false;  // the token is in: the backend sees an ordinary step
+    }
     append(r, s.block_table);
     pos_[rs] = s.start_pos + static_cast<int32_t>(s.tokens.size());
     if (!s.tokens.empty()) last_[rs] = s.tokens.back();
@@ -183,6 +196,15 @@ status persistent_batch::apply(step_batch& batch) {
   v.dirty_from = dirty_from_.data();
   v.num_dirty = static_cast<int64_t>(dirty_.size());
   return ok_status();
+}
+
+void persistent_batch::record_sampled(const step_batch& batch, const step_logits& out) {
+  if (!batch.tables.row_of) return;  // not a delta: nothing held
+  for (const sampled_seq& t : out.sampled) {
+    if (t.seq < 0 || static_cast<size_t>(t.seq) >= batch.seqs.size()) continue;
+    const int32_t r = batch.tables.row_of[t.seq];
+    if (r >= 0 && r < num_rows()) sampled_[static_cast<size_t>(r)] = t.token.token;
+  }
 }
 
 }  // namespace troupe

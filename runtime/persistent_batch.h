@@ -30,8 +30,13 @@ class persistent_batch {
   // tables for forward(). A delta that does not fit what this batch holds (an append to an unknown
   // sequence, a start_pos other than the row's position, a sequence twice) is an error and clears
   // the batch: the step fails and the scheduler resends everything with the next step.
-  // A batch that is not a delta (tests, direct callers) passes untouched.
+  // A batch that is not a delta (tests, direct callers) passes untouched. A seq_step with
+  // feed_sampled gets the token record_sampled() kept for its row in tokens[0] (none kept: an error).
   status apply(step_batch& batch);
+  // After forward_sampled: keeps each sampled sequence's token for a later step that feeds it
+  // (async scheduling plans that step before the scheduler has seen the token). `batch` is the
+  // step apply() just prepared.
+  void record_sampled(const step_batch& batch, const step_logits& out);
 
   int64_t num_rows() const { return static_cast<int64_t>(ids_.size()); }
   int32_t row_of(int64_t seq_id) const;  // -1: not held
@@ -41,6 +46,7 @@ class persistent_batch {
   }
   int32_t position(int32_t row) const { return pos_[static_cast<size_t>(row)]; }   // tokens in KV after the last step
   int32_t last_token(int32_t row) const { return last_[static_cast<size_t>(row)]; }
+  int32_t sampled_token(int32_t row) const { return sampled_[static_cast<size_t>(row)]; }  // -1: none yet
   const std::shared_ptr<sampler>& sampling(int32_t row) const { return samplers_[static_cast<size_t>(row)]; }
 
  private:
@@ -60,6 +66,7 @@ class persistent_batch {
   std::vector<int32_t> len_;         // [capacity_] ids in each row
   std::vector<int32_t> pos_;         // [num_rows] position after the last step (next start_pos)
   std::vector<int32_t> last_;        // [num_rows] last token fed
+  std::vector<int32_t> sampled_;     // [num_rows] last token sampled here (record_sampled), -1: none
   std::vector<uint64_t> seen_;       // [num_rows] the apply() that last named the row (duplicates)
   std::vector<std::shared_ptr<sampler>> samplers_;  // [num_rows]
   std::unordered_map<int64_t, int32_t> row_of_;     // sequence id -> row

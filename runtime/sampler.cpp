@@ -340,6 +340,12 @@ bool sampler::apply_constraint(std::span<float> l) {
 sampled_token sampler::sample(std::span<float> logits) {
   sampled_token out;
   if (logits.empty()) return out;
+  // A constraint that is complete (or found nothing allowed) allows nothing more: the sequence has
+  // ended, and a step planned before its end was seen (async scheduling) drops this token.
+  if (constraint_ && (constraint_blocked_ || constraint_->is_terminated())) {
+    constraint_blocked_ = true;
+    return out;
+  }
   // Raw logprobs describe the model's row before bias and penalties: keep a copy only when
   // something would change it.
   const bool raw = params_.logprobs >= 0 && params_.lp_mode == logprobs_mode::raw && (modifies_row() || constraint_);

@@ -115,8 +115,9 @@ scheduler_core::sequence* scheduler_core::find_seq(uint64_t seq_id) {
 
 // Each batch entry's answer, found in O(1): the executor's sampled token, else its (last) row.
 void scheduler_core::index_step_output(const step_logits& logits) {
-  sampled_of_.assign(in_step_.size(), -1);
-  row_of_.assign(in_step_.size(), -1);
+  const size_t n = oldest_flight().seqs.size();
+  sampled_of_.assign(n, -1);
+  row_of_.assign(n, -1);
   for (size_t k = 0; k < logits.sampled.size(); ++k) {
     const auto i = static_cast<size_t>(logits.sampled[k].seq);
     if (i < sampled_of_.size()) sampled_of_[i] = static_cast<int32_t>(k);
@@ -128,12 +129,16 @@ void scheduler_core::index_step_output(const step_logits& logits) {
 }
 
 void scheduler_core::on_step_output(const step_logits& logits) {
+  if (num_flight_ == 0) return;
   index_step_output(logits);
-  for (size_t i = 0; i < in_step_.size(); ++i) {
-    sequence* s = in_step_[i];  // entries turn null when their request ends during this loop
-    if (!s || s->ph != sequence::phase::running) continue;  // cancelled mid-step
+  const step_record& rec = oldest_flight();
+  for (size_t i = 0; i < rec.seqs.size(); ++i) {
+    sequence* s = rec.seqs[i];  // entries turn null when their request ends during this loop
+    // Cancelled mid-step, or (async scheduling) ended by the step before this one: its token here
+    // was computed for nothing.
+    if (!s || s->ph != sequence::phase::running) continue;
     collect_prompt_logprobs(*s, logits, static_cast<int32_t>(i));
-    s->num_computed += step_chunk_[i];
+    s->num_computed += rec.chunk[i];
     if (s->num_computed < static_cast<int32_t>(s->tokens.size())) {
       // A prompt chunk short of the end: nothing to sample yet.
     } else if (s->req->req.params.max_tokens == 0) {
@@ -214,20 +219,27 @@ void scheduler_core::on_step_output(const step_logits& logits) {
     }
     commit_full_blocks(*s);
   }
-  in_step_.clear();
-  step_chunk_.clear();
+  pop_flight();
 }
 
 void scheduler_core::on_step_failed(const error& err) {
+  if (num_flight_ == 0) return;
   delta_.resend_all();  // the executors may have applied the step's delta, or part of it
-  for (size_t i = 0; i < in_step_.size(); ++i)
-    if (sequence* s = in_step_[i]) fail_request(*s->req, err);  // nulls the request's other entries
-  in_step_.clear();
-  step_chunk_.clear();
+  step_record& rec = oldest_flight();
+  for (size_t i = 0; i < rec.seqs.size(); ++i)
+    if (sequence* s = rec.seqs[i]) fail_request(*s->req, err);  // nulls the request's other entries
+  pop_flight();
+}
+
+void scheduler_core::on_blocks_failed(const error& err) {
+  planning_ = false;
+  for (size_t i = 0; i < plan_.seqs.size(); ++i)
+    if (sequence* s = plan_.seqs[i]) fail_request(*s->req, err);
+  plan_.clear();
 }
 
 int32_t scheduler_core::fail_waiting(const error& err) {
-  assert(in_step_.empty());
+  assert(!planning_);
   std::vector<uint64_t> handles;
   for (const sequence* s : to_start_)
     if (std::find(handles.begin(), handles.end(), s->req->handle) == handles.end()) handles.push_back(s->req->handle);
@@ -299,9 +311,13 @@ void scheduler_core::fail_request(request_state& r, const error& err) {
 void scheduler_core::erase_if_done(request_state& r) {
   if (r.num_done < static_cast<int32_t>(r.seqs.size())) return;
   for (auto& s : r.seqs) seqs_.erase(s->id);
-  // Sequences of the step in flight become tombstones: the batch keeps its row order.
-  for (auto& s : in_step_)
-    if (s && s->req == &r) s = nullptr;
+  // Sequences of the plan and the steps in flight become tombstones: each batch keeps its row order.
+  auto tombstone = [&r](step_record& rec) {
+    for (auto& s : rec.seqs)
+      if (s && s->req == &r) s = nullptr;
+  };
+  tombstone(plan_);
+  for (int32_t k = 0; k < num_flight_; ++k) tombstone(flight_[(flight_head_ + k) % 2]);
   finished_requests_.push_back(r.handle);
   requests_.erase(r.handle);
 }

@@ -76,20 +76,40 @@ class scheduler_core {
   //     preempting the newest running sequences when their next blocks do not fit `available`.
   //     Returns the block request for the block manager (nullopt: nothing to do).
   //  2. apply_blocks(reply): takes the granted blocks; refused sequences sit this step out. Returns
-  //     the forward batch (possibly empty).
-  //  3. on_step_output(logits) / on_step_failed(err): takes the tokens the executor sampled (each
-  //     seq_step carries its sequence's sampler; a row without one is sampled here), detokenizes,
-  //     applies stop rules and emits events; finished sequences release their blocks; newly full
-  //     blocks are committed. Samplers are not touched between apply_blocks and this call.
+  //     the forward batch (possibly empty; a non-empty one is now in flight).
+  //  3. on_step_output(logits) / on_step_failed(err): takes the tokens the executor sampled for the
+  //     oldest step in flight (each seq_step carries its sequence's sampler; a row without one is
+  //     sampled here), detokenizes, applies stop rules and emits events; finished sequences release
+  //     their blocks; newly full blocks are committed. Samplers are not touched between
+  //     apply_blocks and this call. on_blocks_failed(err) ends a plan whose blocks never came.
   // Invariant: a sequence's tokens[0, num_computed) are in its blocks; each step computes
   // tokens[num_computed, num_computed + chunk) and samples when that reaches the end of tokens.
   // apply_blocks' batch is a delta against the executors' persistent batch (runtime/step_delta.h).
-  std::optional<block_request> plan_step(int64_t available_blocks);
+  //
+  // Async scheduling (plan_step(available, ahead = true), with one step in flight): the next step
+  // is planned before the one in flight has answered, so the executor finds it queued and the
+  // scheduler's work hides behind the forward pass. A sequence the step in flight samples continues
+  // with that token unseen (seq_step::feed_sampled: the executor that sampled it feeds it); one
+  // whose pending token ends it by length sits the step out; one that the token ends otherwise
+  // (EOS, a stop string, its constraint) computes one token for nothing, which is dropped. Such a
+  // plan never preempts: when the running sequences' next blocks do not fit, it returns nullopt and
+  // the step is planned once the one in flight has answered. Nor is it made while the executors are
+  // to be reset (they would not hold the sampled tokens). Only an executor that samples (one rank,
+  // in-process) may be given such a step.
+  std::optional<block_request> plan_step(int64_t available_blocks, bool ahead = false);
   step_batch apply_blocks(const block_reply& reply);
   // The executors were restarted: the next step resets their persistent batch and resends it all.
   void resend_step_state() { delta_.resend_all(); }
   void on_step_output(const step_logits& logits);
   void on_step_failed(const error& err);
+  void on_blocks_failed(const error& err);
+  int32_t num_steps_in_flight() const { return num_flight_; }
+  // The oldest step in flight serves no running sequence any more (every request in it ended): its
+  // answer would change nothing. drop_oldest_step forgets it (its answer must then be ignored).
+  bool oldest_step_is_void() const;
+  void drop_oldest_step() {
+    if (num_flight_ > 0) pop_flight();
+  }
   // Fails every request that has a sequence waiting for blocks (the block manager keeps failing);
   // returns how many requests failed. Not while a step is in flight.
   int32_t fail_waiting(const error& err);
@@ -139,18 +159,29 @@ class scheduler_core {
   std::map<uint64_t, sequence*> seqs_;  // every live sequence by id (= block holder id)
   std::vector<sequence*> running_;      // holding blocks, in admission order (oldest first)
   std::deque<sequence*> to_start_;      // waiting for blocks (new or preempted), FIFO
-  std::vector<sequence*> in_step_;      // sequences of the step in flight
-  std::vector<int32_t> step_chunk_;     // [in_step_] tokens computed for each
-  std::vector<int32_t> step_extend_;    // [in_step_] its entry in the plan's extends, -1: none
-  std::vector<int32_t> sampled_of_;     // [in_step_] index into the step's sampled, -1: none
-  std::vector<int64_t> row_of_;         // [in_step_] its last logits row, -1: none
+  // A planned or in-flight step's sequences (null: its request ended meanwhile) and what each computes.
+  struct step_record {
+    std::vector<sequence*> seqs;
+    std::vector<int32_t> chunk;     // [seqs] tokens computed for each
+    std::vector<uint8_t> samples;   // [seqs] the step samples its next token
+    std::vector<int32_t> extend;    // [seqs] planning: its entry in the plan's extends, -1: none
+    void clear() { seqs.clear(), chunk.clear(), samples.clear(), extend.clear(); }
+  };
+  step_record plan_;                    // between plan_step and apply_blocks
+  bool planning_ = false;
+  step_record flight_[2];               // the steps in flight, oldest at flight_head_ (a ring: no allocation)
+  int32_t flight_head_ = 0;
+  int32_t num_flight_ = 0;
+  step_record& oldest_flight() { return flight_[flight_head_]; }
+  void pop_flight();
+  bool ends_by_length_after_pending(const sequence& s) const;
+  std::vector<int32_t> sampled_of_;     // [oldest flight] index into the step's sampled, -1: none
+  std::vector<int64_t> row_of_;         // [oldest flight] its last logits row, -1: none
   std::vector<float> row_;              // [vocab] scratch: a row sampled here (no executor sampler)
   sampled_seq local_sample_;            // the token sampled here from row_
   event_batch events_;  // events and failures since the last take, in order
   std::vector<uint64_t> releases_;
   block_commit_batch commits_;          // newly full blocks since the last take
-  std::vector<sequence*> planned_;      // apply_blocks' scratch, swapped with in_step_
-  std::vector<int32_t> planned_chunk_;  // [planned_]
   std::vector<uint64_t> finished_requests_;
   constraint_compiler compile_;
   step_delta_tracker delta_;            // what the executors hold of each running sequence

@@ -9,22 +9,38 @@
 
 namespace troupe {
 
-std::optional<block_request> scheduler_core::plan_step(int64_t available) {
-  assert(in_step_.empty());
+// The token in flight ends the sequence whatever it is (max_tokens or session_len): async scheduling
+// leaves it out of the next step.
+bool scheduler_core::ends_by_length_after_pending(const sequence& s) const {
+  const int64_t len = static_cast<int64_t>(s.tokens.size()) + s.inflight_samples;
+  return s.num_generated + s.inflight_samples >= s.req->req.params.max_tokens ||
+         (limits_.session_len > 0 && len >= limits_.session_len);
+}
+
+std::optional<block_request> scheduler_core::plan_step(int64_t available, bool ahead) {
+  assert(!planning_);
+  if (ahead ? num_flight_ != 1 || delta_.reset_pending() : num_flight_ != 0) return std::nullopt;
   const int32_t bs = limits_.block_seq_len;
   block_request br;
   int32_t batch = 0;
   int32_t prefill_budget = limits_.max_prefill_tokens;
-  step_chunk_.clear();
-  step_extend_.clear();
+  step_record& p = plan_;
+  p.clear();
 
   // 1. Running sequences, oldest first; preempt the newest when their next blocks do not fit.
   for (size_t i = 0; i < running_.size() && batch < limits_.max_batch_size; ++i) {
     sequence* s = running_[i];
-    const int32_t remaining = static_cast<int32_t>(s->tokens.size()) - s->num_computed;
+    // What the steps in flight compute is taken as done; a token they sample is known to come.
+    const int32_t scheduled = s->num_computed + s->inflight_tokens;
+    const int32_t remaining = static_cast<int32_t>(s->tokens.size()) + s->inflight_samples - scheduled;
     const int32_t chunk = remaining <= 1 ? remaining : std::min(remaining, prefill_budget);
     if (chunk <= 0) continue;
-    int32_t need = blocks_for(s->num_computed + chunk, bs) - static_cast<int32_t>(s->blocks.size());
+    if (s->inflight_samples > 0 && ends_by_length_after_pending(*s)) continue;
+    int32_t need = blocks_for(scheduled + chunk, bs) - static_cast<int32_t>(s->blocks.size());
+    if (ahead && need > available) {  // no preemption with a step in flight: plan when it answers
+      p.clear();
+      return std::nullopt;
+    }
     while (need > available && running_.back() != s) {
       sequence* victim = running_.back();
       available += static_cast<int64_t>(victim->blocks.size());
@@ -36,14 +52,14 @@ std::optional<block_request> scheduler_core::plan_step(int64_t available) {
       break;
     }
     available -= need;
-    step_extend_.push_back(need > 0 ? static_cast<int32_t>(br.extends.size()) : -1);
+    p.extend.push_back(need > 0 ? static_cast<int32_t>(br.extends.size()) : -1);
     if (need > 0) {
       if (br.extends.empty()) br.extends.reserve(running_.size() - i);  // one allocation, not log2(B)
       br.extends.push_back({s->id, need});
     }
     if (chunk > 1) prefill_budget -= chunk;
-    in_step_.push_back(s);
-    step_chunk_.push_back(chunk);
+    p.seqs.push_back(s);
+    p.chunk.push_back(chunk);
     ++batch;
   }
 
@@ -75,24 +91,26 @@ std::optional<block_request> scheduler_core::plan_step(int64_t available) {
     br.starts.push_back(std::move(st));
     ++batch;
   }
-  if (in_step_.empty() && br.starts.empty()) return std::nullopt;
+  if (p.seqs.empty() && br.starts.empty()) return std::nullopt;
+  planning_ = true;
   return br;
 }
 
 step_batch scheduler_core::apply_blocks(const block_reply& reply) {
   const int32_t bs = limits_.block_seq_len;
+  planning_ = false;
+  // The new step's record: the ring's next slot (reused: no allocation in steady decode).
+  assert(num_flight_ < 2);
+  step_record& rec = flight_[(flight_head_ + num_flight_) % 2];
+  rec.clear();
   // Running sequences whose extension was refused sit this step out.
-  std::vector<sequence*>& planned = planned_;
-  std::vector<int32_t>& chunks = planned_chunk_;
-  planned.clear();
-  chunks.clear();
-  for (size_t i = 0; i < in_step_.size(); ++i) {
-    sequence* s = in_step_[i];
+  for (size_t i = 0; i < plan_.seqs.size(); ++i) {
+    sequence* s = plan_.seqs[i];
     if (!s) continue;  // its request ended while the blocks were asked for
     bool ok = true;
     // Extends come back in request order: the plan's index finds each in O(1).
     const block_extend_reply* e = nullptr;
-    if (const int32_t k = step_extend_[i]; k >= 0) {
+    if (const int32_t k = plan_.extend[i]; k >= 0) {
       if (static_cast<size_t>(k) < reply.extends.size() && reply.extends[static_cast<size_t>(k)].holder == s->id) {
         e = &reply.extends[static_cast<size_t>(k)];
       } else {
@@ -100,14 +118,17 @@ step_batch scheduler_core::apply_blocks(const block_reply& reply) {
           if (x.holder == s->id) e = &x;
       }
     }
+    // A choice that ended while the blocks were asked for (async scheduling) has released them all.
+    if (s->ph != sequence::phase::running) continue;
     if (e) {
       ok = e->ok;
       if (ok) s->blocks.insert(s->blocks.end(), e->blocks.begin(), e->blocks.end());
     }
     if (!ok) continue;
-    planned.push_back(s);
-    chunks.push_back(step_chunk_[i]);
+    rec.seqs.push_back(s);
+    rec.chunk.push_back(plan_.chunk[i]);
   }
+  plan_.clear();
   for (const auto& st : reply.starts) {
     sequence* s = find_seq(st.holder);
     if (st.ok && (!s || s->ph != sequence::phase::waiting)) {
@@ -129,32 +150,65 @@ step_batch scheduler_core::apply_blocks(const block_reply& reply) {
     const int32_t capacity = static_cast<int32_t>(s->blocks.size()) * bs;
     const int32_t chunk = std::min(len, capacity) - s->num_computed;
     if (chunk <= 0) continue;
-    planned.push_back(s);
-    chunks.push_back(chunk);
+    rec.seqs.push_back(s);
+    rec.chunk.push_back(chunk);
   }
-  in_step_.swap(planned), step_chunk_.swap(chunks);
   step_batch batch;
-  batch.seqs.reserve(in_step_.size());
-  for (size_t i = 0; i < in_step_.size(); ++i) {
-    sequence* s = in_step_[i];
+  batch.seqs.reserve(rec.seqs.size());
+  rec.samples.resize(rec.seqs.size());
+  for (size_t i = 0; i < rec.seqs.size(); ++i) {
+    sequence* s = rec.seqs[i];
+    const int32_t chunk = rec.chunk[i];
+    const int32_t from = s->num_computed + s->inflight_tokens;  // after what the step in flight computes
+    const auto known = static_cast<int32_t>(s->tokens.size());
     seq_step& ss = batch.seqs.emplace_back();
     ss.seq_id = static_cast<int64_t>(s->id);
-    ss.start_pos = s->num_computed;
-    ss.tokens.assign(s->tokens.begin() + s->num_computed, s->tokens.begin() + s->num_computed + step_chunk_[i]);
+    ss.start_pos = from;
+    if (from >= known) {  // the token the step in flight samples: the executor feeds it
+      assert(chunk == 1 && s->inflight_samples > 0);
+      ss.tokens.assign(size_t{1}, 0);
+      ss.feed_sampled = true;
+    } else {
+      ss.tokens.assign(s->tokens.begin() + from, s->tokens.begin() + from + chunk);
+    }
     delta_.fill(s->sent, s->blocks, ss);
     // Scoring-only requests (max_tokens 0) sample nothing: no row, no sampler.
-    ss.want_logits = s->num_computed + step_chunk_[i] == static_cast<int32_t>(s->tokens.size()) &&
-                     s->req->req.params.max_tokens > 0;
+    ss.want_logits = from + chunk == known + s->inflight_samples && s->req->req.params.max_tokens > 0;
     if (ss.want_logits) ss.sampling = s->smp;  // the executor samples it (see step_batch.h)
-    if (scores_prompt(*s) && s->num_computed < s->num_prompt) {
-      const int32_t end = s->num_computed + step_chunk_[i];
+    if (scores_prompt(*s) && from < s->num_prompt) {
+      const int32_t end = from + chunk;
       ss.prompt_logprobs = s->req->req.params.prompt_logprobs;
       ss.next_token = end < s->num_prompt ? s->tokens[static_cast<size_t>(end)] : -1;
     }
-    assert(static_cast<int64_t>(s->blocks.size()) * bs >= s->num_computed + step_chunk_[i]);
+    assert(static_cast<int64_t>(s->blocks.size()) * bs >= from + chunk);
+    s->inflight_tokens += chunk;
+    rec.samples[i] = ss.want_logits ? 1 : 0;
+    if (ss.want_logits) ++s->inflight_samples;
   }
-  if (!batch.seqs.empty()) delta_.seal(batch);  // an empty batch is not sent: removals wait for the next
+  if (!batch.seqs.empty()) {
+    delta_.seal(batch);  // an empty batch is not sent: removals wait for the next
+    ++num_flight_;
+  }
   return batch;
+}
+
+bool scheduler_core::oldest_step_is_void() const {
+  if (num_flight_ == 0) return false;
+  for (const sequence* s : flight_[flight_head_].seqs)
+    if (s && s->ph == sequence::phase::running) return false;
+  return true;
+}
+
+void scheduler_core::pop_flight() {
+  step_record& rec = oldest_flight();
+  for (size_t i = 0; i < rec.seqs.size(); ++i)
+    if (sequence* s = rec.seqs[i]) {
+      s->inflight_tokens -= rec.chunk[i];
+      s->inflight_samples -= rec.samples[i];
+    }
+  rec.clear();
+  flight_head_ = (flight_head_ + 1) % 2;
+  --num_flight_;
 }
 
 // Only the blocks that filled since the last commit travel (O(block_seq_len) per block, not the
@@ -182,6 +236,7 @@ void scheduler_core::release_sequence(sequence& s) {
 }
 
 void scheduler_core::preempt(sequence& s) {
+  assert(s.inflight_tokens == 0);  // only planned with no step in flight
   release_sequence(s);  // running: its blocks go back, the executors forget it
   s.num_computed = 0;
   s.num_committed = 0;

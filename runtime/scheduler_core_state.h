@@ -34,6 +34,8 @@ struct scheduler_core::sequence {
   int32_t num_computed = 0;      // tokens[0, num_computed) are in blocks
   int32_t num_committed = 0;     // full blocks registered for prefix caching
   int32_t num_generated = 0;
+  int32_t inflight_tokens = 0;   // positions the steps in flight compute (after num_computed)
+  int32_t inflight_samples = 0;  // tokens they sample, not yet in `tokens` (async scheduling)
   bool started_once = false;
   bool waits_for_parent = false; // choice > 0: starts from its parent's prompt blocks
   std::vector<int32_t> blocks;

@@ -25,6 +25,10 @@ struct seq_step {
   // new_seq — and the executor's persistent batch holds the whole table (step_batch::tables).
   id_list block_table;  // a decode step appends at most one id: inline, no heap allocation
   bool new_seq = false;              // delta: (re)start the sequence's row (new, or resumed after preemption)
+  // Async scheduling: tokens[0] stands for the token this executor sampled for the sequence in the
+  // previous step, which the scheduler had not seen when it planned this one; the persistent batch
+  // puts it in (a decode step planned while the step before it was still running).
+  bool feed_sampled = false;
   bool want_logits = true;           // logits of the last new token (false: mid-prompt chunk)
   bool want_all_logits = false;      // logits of every new token (tests)
   // Prompt scoring: >= 0 asks for, at every new position, the log-softmax of its logits taken at

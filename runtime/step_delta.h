@@ -39,6 +39,8 @@ class step_delta_tracker {
     removed_.clear();
     reset_ = true;
   }
+  // The next step resets the executors (they hold no sampled token to feed).
+  bool reset_pending() const { return reset_; }
   // Marks `b` a delta and moves the pending reset and removals into it.
   void seal(step_batch& b) {
     b.delta = true;

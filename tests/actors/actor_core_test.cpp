@@ -82,7 +82,7 @@ struct actor_fixture {
 
   // tp > 1: tiny-llama split over `tp` ranks sharing a cpu_comm_group; `backend` wraps rank 0.
   actor_fixture(int32_t max_concurrent, int32_t max_queued, double queue_timeout, int32_t blocks = 64,
-                int32_t tp = 1, int32_t step_timeout_ms = 600000) {
+                int32_t tp = 1, int32_t step_timeout_ms = 600000, bool async_scheduling = true) {
     cfg.add_message_types<caf::id_block::troupe_api>();
     cfg.add_message_types<caf::id_block::troupe>();
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -114,6 +114,7 @@ struct actor_fixture {
     bm = spawn_block_manager(*sys, block_pool_options{blocks, 16, true, {}});
     scheduler_config sc;
     sc.limits.max_batch_size = 64;
+    sc.async_scheduling = async_scheduling;
     sc.limits.max_prefill_tokens = 256;
     sc.limits.block_seq_len = 16;
     sc.limits.num_blocks = blocks;
@@ -229,6 +230,27 @@ TEST(actor_core, outputs_match_transformers_under_concurrent_load) {
   auto s = f.stats();
   EXPECT_GT(s.prefix_cache_hits, 0);  // repeated prompts hit the cache
   f.expect_no_leased_blocks();
+}
+
+// Async scheduling (the default with one executor) queues each step behind the one running; off,
+// each step is planned after the last answered. The outputs are the same.
+TEST(actor_core, async_scheduling_overlaps_steps_and_changes_no_output) {
+  auto prompts = testing::fixture_prompts("tiny-llama");
+  for (bool async : {true, false}) {
+    SCOPED_TRACE(async ? "async" : "sync");
+    actor_fixture f(16, 16, 10.0, 64, 1, 600000, async);
+    std::vector<std::shared_ptr<result_box>> boxes;
+    for (const auto& p : prompts) boxes.push_back(f.submit(p.input_ids, 24));
+    for (size_t i = 0; i < boxes.size(); ++i) {
+      ASSERT_TRUE(boxes[i]->wait(60s));
+      ASSERT_FALSE(boxes[i]->failure) << boxes[i]->failure->message;
+      EXPECT_EQ(boxes[i]->tokens, prompts[i].greedy) << "request " << i;
+    }
+    const auto s = f.stats();
+    if (async) EXPECT_GT(s.num_steps_planned_ahead, s.num_steps / 2) << s.num_steps << " steps";
+    else EXPECT_EQ(s.num_steps_planned_ahead, 0);
+    f.expect_no_leased_blocks();
+  }
 }
 
 TEST(actor_core, admission_is_bounded_and_overflow_is_overloaded_at_once) {
@@ -398,6 +420,7 @@ TEST(actor_core, a_tp2_group_generates_the_reference_and_fails_and_restarts_as_o
     EXPECT_EQ(f.executors.size(), 4u);
   }
   EXPECT_EQ(f.stats().num_step_failures, 1);
+  EXPECT_EQ(f.stats().num_steps_planned_ahead, 0) << "two ranks: no async scheduling (rank 1 samples nothing)";
   f.expect_no_leased_blocks();
 }
 

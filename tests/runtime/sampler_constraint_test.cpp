@@ -34,6 +34,30 @@ TEST(sampler_constraint, greedy_takes_the_best_allowed_token) {
   EXPECT_TRUE(s.constraint_terminated());
 }
 
+// Async scheduling samples a sequence once more in the step planned before its end was seen: a
+// complete (or blocked) constraint then allows nothing, asks its matcher nothing and records nothing.
+TEST(sampler_constraint, after_the_constraint_ends_nothing_is_sampled) {
+  sampler s(greedy(), {});
+  auto m = std::make_unique<choice_matcher>(std::vector<std::vector<int32_t>>{{2, 5}, {3}}, 7, false);
+  const choice_matcher* matcher = m.get();
+  s.set_constraint(std::move(m));
+  std::vector<float> row{9.0f, 8.0f, 1.0f, 2.0f, 6.0f, 0.0f, 0.0f, 0.0f};
+  EXPECT_EQ(s.sample(row).token, 3);
+  std::vector<float> row2{9.0f, 8.0f, 1.0f, 2.0f, 6.0f, 0.0f, 0.0f, -5.0f};
+  EXPECT_EQ(s.sample(row2).token, 7);
+  ASSERT_TRUE(s.constraint_terminated());
+  const int fills = matcher->num_fills;
+  const int32_t generated = s.num_generated();
+  for (int i = 0; i < 2; ++i) {
+    std::vector<float> row3{9.0f, 8.0f, 1.0f, 2.0f, 6.0f, 0.0f, 0.0f, 0.0f};
+    s.sample(row3);
+    EXPECT_TRUE(s.constraint_blocked());
+    EXPECT_EQ(matcher->num_fills, fills) << "the ended matcher is not asked for a mask";
+    EXPECT_EQ(s.num_generated(), generated);
+  }
+  EXPECT_EQ(matcher->output(), (std::vector<int32_t>{3}));
+}
+
 TEST(sampler_constraint, stochastic_draws_stay_inside_the_mask) {
   sampling_params p;
   p.seed = 42;
