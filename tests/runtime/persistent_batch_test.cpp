@@ -181,6 +181,52 @@ TEST(persistent_batch, an_inconsistent_delta_fails_and_clears_it) {
   EXPECT_EQ(block_table_of(whole, 0).size(), 2u);
 }
 
+// Async scheduling: a step planned before the scheduler saw a sequence's token says feed_sampled,
+// and the batch puts in the token record_sampled kept for that row, also after rows moved; a
+// sequence this executor never sampled (new, restarted, or after a reset) fails the step.
+TEST(persistent_batch, feeds_the_token_it_sampled_and_refuses_one_it_never_did) {
+  persistent_batch held;
+  step_batch first;
+  first.delta = true;
+  for (int64_t id : {1, 2, 3}) {
+    first.seqs.push_back(decode_step(id, 0, 7));
+    first.seqs.back().new_seq = true;
+    first.seqs.back().block_table = {static_cast<int32_t>(id)};
+  }
+  ASSERT_TRUE(held.apply(first).ok());
+  step_logits out;
+  for (int32_t i = 0; i < 3; ++i) out.sampled.push_back({i, {100 + i, 0.0f, {}}, false, false});
+  held.record_sampled(first, out);
+
+  step_batch next;  // sequence 1 left: the last row (3) moves into its place, its token with it
+  next.delta = true;
+  next.removed = {1};
+  for (int64_t id : {3, 2}) {
+    next.seqs.push_back(decode_step(id, 1, 0));
+    next.seqs.back().feed_sampled = true;
+  }
+  ASSERT_TRUE(held.apply(next).ok());
+  EXPECT_EQ(next.seqs[0].tokens[0], 102);
+  EXPECT_EQ(next.seqs[1].tokens[0], 101);
+  EXPECT_FALSE(next.seqs[0].feed_sampled) << "the backend sees an ordinary step";
+  EXPECT_EQ(held.last_token(held.row_of(3)), 102);
+
+  step_batch fresh;  // a sequence that was never sampled here
+  fresh.delta = true;
+  fresh.seqs.push_back(decode_step(4, 0, 0));
+  fresh.seqs[0].new_seq = true;
+  fresh.seqs[0].feed_sampled = true;
+  EXPECT_FALSE(held.apply(fresh).ok());
+  EXPECT_EQ(held.num_rows(), 0);
+
+  ASSERT_TRUE(held.apply(first).ok());  // rebuilt: the tokens sampled before the failure are gone
+  step_batch again;
+  again.delta = true;
+  again.seqs.push_back(decode_step(2, 1, 0));
+  again.seqs[0].feed_sampled = true;
+  EXPECT_FALSE(held.apply(again).ok());
+}
+
 // Only what changed leaves the scheduler: an unchanged table sends no ids, a removal is sent once,
 // and after resend_all every held sequence comes again whole, with a reset.
 TEST(persistent_batch, the_tracker_sends_only_what_changed) {
