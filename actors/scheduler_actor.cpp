@@ -101,7 +101,7 @@ scheduler_actor::behavior_type scheduler(sched_pointer self, scheduler_config cf
                   s.num_steps_planned_ahead = st.num_steps_ahead;
                   s.num_alloc_failures = st.num_alloc_failures;
                   s.num_alloc_failed_requests = st.num_alloc_failed_requests;
-                  s.busy = st.core->has_work() || st.steps_in_flight > 0;
+                  s.busy = st.core->has_work() || st.steps_in_flight > 0 || st.allocating;
                   s.last_step_age_s =
                       s.busy ? std::chrono::duration<double>(clock_type::now() - st.last_step).count() : 0.0;
                   rp.deliver(s);

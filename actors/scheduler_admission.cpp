@@ -82,7 +82,7 @@ void on_tick(sched_pointer self) {
     st.queue.pop_front();
   }
   maybe_step(self);
-  if (!st.queue.empty() || (st.core->has_work() && st.steps_in_flight == 0)) arm_tick(self, std::chrono::milliseconds(20));
+  if (!st.queue.empty() || (st.core->has_work() && st.steps_in_flight == 0 && !st.allocating)) arm_tick(self, std::chrono::milliseconds(20));
 }
 
 bool cancel_queued(sched_pointer self, const std::string& id) {

@@ -150,25 +150,7 @@ TEST(scheduler_core_async, a_stop_token_costs_one_dropped_position_and_changes_n
 TEST(scheduler_core_async, sampled_outputs_equal_the_synchronous_loop) {
   const auto prompts = fixture_prompts("tiny-llama");
   auto add = [&](harness& h) {
-    std::vector<uint64_t> ids;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      generation_request r;
-      r.prompt_ids = prompts[i].input_ids;
-      r.params.max_tokens = 20;
-      r.params.ignore_eos = true;
-      r.params.temperature = 0.8f;
-      r.params.top_p = 0.9f;
-      r.params.seed = 100 + i;
-      r.params.logprobs = 2;
-      if (i % 2) {
-        r.params.frequency_penalty = 0.5f;
-        r.params.repetition_penalty = 1.2f;
-        r.params.logit_bias = {{5, 3.0f}, {17, -50.0f}};
-      }
-      if (i == 2) r.params.prompt_logprobs = 2;
-      r.n = i == 0 ? 2 : 1;
-      ids.push_back(h.add(std::move(r)));
-    }
+    std::vector<uint64_t> ids = testing::add_sampled_requests(h, 2);
     ids.push_back(h.add(constrained(prompts[1].input_ids, false, 2)));
     ids.push_back(h.add(constrained(prompts[2].input_ids, true)));
     return ids;

@@ -342,24 +342,7 @@ TEST(scheduler_core, executor_side_sampling_equals_host_sampling) {
     harness h(26, 16, limits(8, 64, false));
     h.executor_samples = executor;
     const auto prompts = fixture_prompts("tiny-llama");
-    std::vector<uint64_t> ids;
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      generation_request r;
-      r.prompt_ids = prompts[i].input_ids;
-      r.params.max_tokens = 20;
-      r.params.ignore_eos = true;
-      r.params.temperature = 0.8f;
-      r.params.top_p = 0.9f;
-      r.params.seed = 100 + i;
-      r.params.logprobs = 2;
-      if (i % 2) {
-        r.params.frequency_penalty = 0.5f;
-        r.params.repetition_penalty = 1.2f;
-        r.params.logit_bias = {{5, 3.0f}, {17, -50.0f}};
-      }
-      r.n = i == 0 ? 2 : 1;
-      ids.push_back(h.add(std::move(r)));
-    }
+    std::vector<uint64_t> ids = testing::add_sampled_requests(h);
     ids.push_back(h.add(constrained(prompts[1].input_ids, false, 2)));
     h.run();
     h.expect_all_blocks_back();

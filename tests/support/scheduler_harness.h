@@ -196,4 +196,31 @@ inline generation_request constrained(const std::vector<int32_t>& prompt, bool t
   return r;
 }
 
+// Seeded temperature/top-p requests over the fixture's prompts, each asking for 2 logprobs; every
+// other one with frequency and repetition penalties and a logit_bias; the first with n = 2;
+// `prompt_logprobs_of` (>= 0) also scores that request's prompt. Returns the handles.
+inline std::vector<uint64_t> add_sampled_requests(harness& h, int32_t prompt_logprobs_of = -1) {
+  const auto prompts = fixture_prompts("tiny-llama");
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    generation_request r;
+    r.prompt_ids = prompts[i].input_ids;
+    r.params.max_tokens = 20;
+    r.params.ignore_eos = true;
+    r.params.temperature = 0.8f;
+    r.params.top_p = 0.9f;
+    r.params.seed = 100 + i;
+    r.params.logprobs = 2;
+    if (i % 2) {
+      r.params.frequency_penalty = 0.5f;
+      r.params.repetition_penalty = 1.2f;
+      r.params.logit_bias = {{5, 3.0f}, {17, -50.0f}};
+    }
+    if (static_cast<int32_t>(i) == prompt_logprobs_of) r.params.prompt_logprobs = 2;
+    r.n = i == 0 ? 2 : 1;
+    ids.push_back(h.add(std::move(r)));
+  }
+  return ids;
+}
+
 }  // namespace troupe::testing
