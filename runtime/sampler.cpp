@@ -56,6 +56,9 @@ inline float pick(bool c, float a, float b) {
 
 // exp(x) for x <= 0 (arguments are l - lmax), relative error < 1e-7 (Cephes' expf polynomial);
 // x below -87 (and -inf, NaN) gives exp(-87) ~ 1.6e-38. Plain float ops: loops over a row vectorize.
+// The same polynomial as smath::exp_nonpos (runtime/sampling_math.h, shared with the CUDA kernels),
+// kept apart on purpose: that portable form (ternary clamp, memcpy bit cast) does not vectorize here,
+// and sampling a 49k row at temperature 0.8 / top_p 0.95 took 642 us instead of 307 with it.
 inline float exp_nonpos(float x) {
   x = pick(x > -87.0f, x, -87.0f);
   const int n = static_cast<int>(x * 1.44269504f - 0.5f);  // round(x / ln 2), truncation toward 0
